@@ -1,0 +1,217 @@
+"""The `mindshift` command: the one place that wires config, paradigms, backends and analysis
+together and talks to the terminal.
+
+Exit codes: 0 success, 1 a failure that is not the user's (a bug, a model that crashed),
+2 bad input (one line on stderr, never a traceback), 130 interrupted (the run resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from harness.config import ExperimentConfig, load_config, parse_config
+from harness.errors import UserError
+from harness.experiment import execute, prepare
+from harness.runner import RunReport
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_RUNS_DIR = Path("runs")
+DEMO_CONFIG = "demo.toml"
+
+_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _say_error(f"{message} (see 'mindshift --help')")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _say_error(message: str) -> None:
+    """One line on stderr, whatever the message holds (rich would wrap it)."""
+    sys.stderr.write("mindshift: error: " + " ".join(message.split()) + "\n")
+
+
+class _RichProgress:
+    """Draws one bar per model from the runner's progress reports."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, object] = {}
+
+    def start_model(self, model: str, total: int, done: int) -> None:
+        self._tasks[model] = self._progress.add_task(model, total=total, completed=done)
+
+    def advance(self, model: str, calls: int) -> None:
+        self._progress.advance(self._tasks[model], calls)  # type: ignore[arg-type]
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("calls"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_err,
+        transient=False,
+    )
+
+
+def _run(config: ExperimentConfig, run_dir: Path) -> RunReport:
+    from paradigms import PARADIGMS
+
+    prepared = prepare(config, PARADIGMS)
+    _err.print(f"run directory: {run_dir}", markup=False)
+    with _progress_bar() as bar:
+        return execute(prepared, run_dir, _RichProgress(bar))
+
+
+def _report_run(report: RunReport, seconds: float) -> None:
+    made = sum(report.calls_made.values())
+    skipped = sum(report.calls_already_stored.values())
+    _err.print(f"{made} calls made, {skipped} already stored, in {seconds:.1f} s")
+
+
+def _analyse(run_dir: Path) -> Path:
+    from analysis import analyse_run
+
+    analyse_run(run_dir)
+    return run_dir / "analysis"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(Path(args.config))
+    run_dir = Path(args.out) if args.out else DEFAULT_RUNS_DIR / config.experiment.name
+    started = time.perf_counter()
+    report = _run(config, run_dir)
+    _report_run(report, time.perf_counter() - started)
+    _out.print(f"calls: {run_dir / 'calls.jsonl'}\ntrials: {run_dir / 'trials.parquet'}", markup=False)
+    return EXIT_OK
+
+
+def cmd_analyse(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    out = _analyse(run_dir)
+    _out.print(f"summary: {out / 'summary.json'}\nreport: {out / 'report.html'}", markup=False)
+    return EXIT_OK
+
+
+def demo_config_text() -> str:
+    return resources.files("harness").joinpath(DEMO_CONFIG).read_text(encoding="utf-8")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tomllib
+
+    config = parse_config(tomllib.loads(demo_config_text()), "built-in demo config")
+    run_dir = Path(args.out) if args.out else DEFAULT_RUNS_DIR / "demo"
+    started = time.perf_counter()
+    report = _run(config, run_dir)
+    _report_run(report, time.perf_counter() - started)
+    out = _analyse(run_dir)
+    _print_demo_summary(out)
+    _out.print(f"\nreport: {(out / 'report.html').resolve()}", markup=False)
+    return EXIT_OK
+
+
+def _print_demo_summary(analysis_dir: Path) -> None:
+    import json
+
+    summary = json.loads((analysis_dir / "summary.json").read_text(encoding="utf-8"))
+    table = Table(title="change of mind (CoM) rate and confidence change, by display")
+    for column in ("model", "trials", "initial accuracy", "CoM shown", "CoM hidden", "conf. change shown/neutral"):
+        table.add_column(column)
+    for model, numbers in summary["models"].items():
+        com = numbers.get("com_rate", {})
+        change = numbers.get("confidence_change", {}).get("shown", {}).get("neutral")
+        table.add_row(
+            model,
+            str(numbers.get("n_trials")),
+            _fmt(numbers.get("accuracy_initial")),
+            _fmt(com.get("shown")),
+            _fmt(com.get("hidden")),
+            _fmt(change),
+        )
+    _out.print(table)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "-"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from harness.models.registry import PROVIDERS
+
+    table = Table(title="backends")
+    for column in ("provider", "logprobs", "top-k limit", "prefill", "prompt logprobs", "batch", "choice-only", "spec"):
+        table.add_column(column)
+    for provider in PROVIDERS.values():
+        caps = provider.capabilities
+        table.add_row(
+            provider.name,
+            _yes(caps.logprobs),
+            "full distribution" if caps.top_k_limit is None else str(caps.top_k_limit),
+            _yes(caps.prefill),
+            _yes(caps.prompt_logprobs),
+            _yes(caps.batch),
+            _yes(caps.choice_only),
+            provider.summary,
+        )
+    _out.print(table)
+    return EXIT_OK
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mindshift", description="Behavioural experiments on language models.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="run (or resume) an experiment from a TOML config")
+    run.add_argument("config", help="experiment config (TOML)")
+    run.add_argument("--out", help="run directory (default: runs/<experiment name>)")
+    run.set_defaults(handler=cmd_run)
+    analyse = commands.add_parser("analyse", help="analyse a run directory")
+    analyse.add_argument("run_dir")
+    analyse.set_defaults(handler=cmd_analyse)
+    demo = commands.add_parser("demo", help="run and analyse the demo on the embedded model")
+    demo.add_argument("--out", help="run directory (default: runs/demo)")
+    demo.set_defaults(handler=cmd_demo)
+    models = commands.add_parser("models", help="list backends and what each can do")
+    models.set_defaults(handler=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except UserError as error:
+        _say_error(str(error))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err.print("interrupted: every finished call is stored; run the same command again to resume")
+        return EXIT_INTERRUPTED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

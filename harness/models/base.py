@@ -1,0 +1,50 @@
+"""What every backend provides: capabilities, and answers to batches of choice requests."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.types import ChoiceRequest, ChoiceResponse
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, shown by `mindshift models` and checked before a run starts."""
+
+    logprobs: bool
+    """Confidence can be read from token probabilities (otherwise: choice-only)."""
+    top_k_limit: int | None
+    """How many alternatives per position the provider returns; None: the full distribution."""
+    prefill: bool
+    """The assistant turn can be started with the answer prefix."""
+    prompt_logprobs: bool
+    """Log-probabilities of given prompt tokens (scores multi-token options)."""
+    batch: bool
+    """Several requests are answered in one forward pass or one batch job."""
+    choice_only: bool = False
+    """Runs without confidences (no logprobs): enters only the change-of-mind analyses."""
+
+
+class ModelBackend(ABC):
+    """A model that answers multiple-choice prompts.
+
+    Backends know nothing of paradigms: they see prompts, sampling settings and seeds. The
+    runner sends them batches no larger than `max_batch_size`; a backend whose work is
+    blocking (a forward pass on the CPU) does it off the event loop.
+    """
+
+    capabilities: Capabilities
+    max_batch_size: int = 1
+
+    @abstractmethod
+    async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
+        """Answer each request, in order."""
+
+    def describe(self) -> dict[str, str]:
+        """Facts about the model worth keeping in the run's manifest (versions, paths)."""
+        return {}
+
+    async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release what the backend holds (servers, clients, memory)."""

@@ -1,0 +1,105 @@
+"""`trials.parquet`: one row per stage-2 trial, joined with the stage-1 call it was built from.
+
+It is derived entirely from calls.jsonl and rewritten at the end of every run (or resume),
+so it can always be rebuilt; calls.jsonl stays the record of truth.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TRIALS_FILE = "trials.parquet"
+
+COLUMNS = [
+    "trial_id", "initial_trial_id", "model", "repeat", "item_id", "correct", "n_options",
+    "condition", "display", "advice", "accuracy", "advised",
+    "initial_choice", "initial_confidence", "initial_correct", "initial_censored",
+    "initial_outside_mass",
+    "final_choice", "final_confidence", "final_prob_initial", "changed_mind", "final_correct",
+    "final_censored", "final_outside_mass",
+]
+
+
+def _prob(record: dict[str, Any], label: str | None) -> float:
+    """Probability of `label` in a call's readout; NaN when unknown (never a made-up 0)."""
+    readout = record.get("readout")
+    if label is None or readout is None or readout.get("probs") is None:
+        return math.nan
+    value = readout["probs"].get(label)
+    return math.nan if value is None else float(value)
+
+
+def _readout_field(record: dict[str, Any], name: str, missing: Any) -> Any:
+    readout = record.get("readout")
+    if readout is None or readout.get(name) is None:
+        return missing
+    return readout[name]
+
+
+def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Join every successful stage-2 call with its stage-1 call."""
+    initial: dict[str, dict[str, Any]] = {}
+    followups: list[dict[str, Any]] = []
+    for record in records:
+        if record.get("error") is not None or record.get("choice") is None:
+            continue
+        if record["stage"] == 1:
+            initial[record["trial_id"]] = record
+        else:
+            followups.append(record)
+    rows = []
+    for record in followups:
+        first = initial.get(record["initial_trial_id"])
+        if first is None:
+            continue
+        item = record["item"]
+        factors = record.get("factors", {})
+        initial_choice = first["choice"]
+        final_choice = record["choice"]
+        rows.append(
+            {
+                "trial_id": record["trial_id"],
+                "initial_trial_id": record["initial_trial_id"],
+                "model": record["model"],
+                "repeat": record["repeat"],
+                "item_id": item["id"],
+                "correct": item["correct"],
+                "n_options": len(item["labels"]),
+                "condition": record["condition"],
+                "display": factors.get("display"),
+                "advice": factors.get("advice"),
+                "accuracy": factors.get("accuracy"),
+                "advised": record["request"]["situation"].get("advised"),
+                "initial_choice": initial_choice,
+                "initial_confidence": _prob(first, initial_choice),
+                "initial_correct": initial_choice == item["correct"],
+                "initial_censored": bool(_readout_field(first, "censored", False)),
+                "initial_outside_mass": float(_readout_field(first, "outside_mass", math.nan)),
+                "final_choice": final_choice,
+                "final_confidence": _prob(record, final_choice),
+                "final_prob_initial": _prob(record, initial_choice),
+                "changed_mind": final_choice != initial_choice,
+                "final_correct": final_choice == item["correct"],
+                "final_censored": bool(_readout_field(record, "censored", False)),
+                "final_outside_mass": float(_readout_field(record, "outside_mass", math.nan)),
+            }
+        )
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.sort_values(["model", "item_id", "repeat", "condition"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def write_trials_table(run_dir: Path, table: pd.DataFrame) -> Path:
+    """Write trials.parquet atomically (a reader never sees half a file)."""
+    path = run_dir / TRIALS_FILE
+    temporary = run_dir / (TRIALS_FILE + ".tmp")
+    table.to_parquet(temporary, index=False)
+    os.replace(temporary, path)
+    return path

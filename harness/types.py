@@ -1,0 +1,130 @@
+"""The vocabulary shared by paradigms, backends and the runner.
+
+Paradigms build `ChoiceRequest`s; backends answer them with `ChoiceResponse`s; the runner
+stores both. Nothing here knows about a particular paradigm or a particular provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+JsonValue = Any
+"""A value that survives `json.dumps` unchanged (used for free-form records)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message of a prompt."""
+
+    role: Role
+    content: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A multiple-choice prompt: chat messages, then an answer prefix the model continues.
+
+    The option label is read from the model's next token after `answer_prefix`, which is
+    written as the beginning of the assistant turn (a "prefill"), so every backend reads the
+    label at the same, known position.
+    """
+
+    messages: tuple[Message, ...]
+    answer_prefix: str
+    labels: tuple[str, ...]
+    """Option labels in display order, e.g. ("A", "B"). The readout is over these labels."""
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "messages": [m.to_json() for m in self.messages],
+            "answer_prefix": self.answer_prefix,
+            "labels": list(self.labels),
+        }
+
+
+@dataclass(frozen=True)
+class ChoiceRequest:
+    """One model call: a prompt, the sampling settings, and the trial it belongs to.
+
+    `situation` carries the structured facts of the trial (stage, condition, the earlier
+    answer) that the text of the prompt expresses in words. Language models ignore it; the
+    simulated agent (`sim:bayes`) reads it instead of the text, which is what lets the
+    analysis check that it recovers the agent's known parameters.
+    """
+
+    trial_id: str
+    stage: int
+    prompt: Prompt
+    temperature: float
+    seed: int
+    """Per-call seed derived from the trial id: sampling is reproducible and resumable."""
+    situation: dict[str, JsonValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptionReadout:
+    """Probabilities of the option labels at the answer position, as far as they were seen.
+
+    `mass[label]` is the raw next-token probability of the label (token variants such as "A"
+    and " A" merged), or None when the label was not among the tokens the provider returned
+    (censored). For a censored label `upper_bound[label]` is the largest probability it can
+    have had (the smallest probability that was returned). `probs` renormalises `mass` over
+    the labels and is None whenever any label is censored: no probability is ever invented.
+    """
+
+    mass: dict[str, float | None]
+    probs: dict[str, float] | None
+    outside_mass: float | None
+    """Probability of next tokens that are no option label; None when it cannot be known."""
+    censored: bool
+    upper_bound: dict[str, float] = field(default_factory=dict)
+    top_logprobs: list[tuple[str, float]] = field(default_factory=list)
+    """The most likely next tokens and their log-probabilities, as returned or computed."""
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "mass": self.mass,
+            "probs": self.probs,
+            "outside_mass": self.outside_mass,
+            "censored": self.censored,
+            "upper_bound": self.upper_bound,
+            "top_logprobs": [[tok, lp] for tok, lp in self.top_logprobs],
+        }
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the provider reported them (cost is computed later from a table)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cached_tokens": self.cached_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class ChoiceResponse:
+    """A backend's answer to one `ChoiceRequest`."""
+
+    choice: str | None
+    """The sampled option label; None only when the call failed (see `error`)."""
+    readout: OptionReadout | None
+    raw: JsonValue
+    """The provider's response as received (or, for in-process models, what was computed)."""
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None
