@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from harness.config import ExperimentConfig, load_config, parse_config
@@ -100,7 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = _run(config, run_dir)
     _report_run(report, time.perf_counter() - started)
-    _out.print(f"calls: {run_dir / 'calls.jsonl'}\ntrials: {run_dir / 'trials.parquet'}", markup=False)
+    _out.print(
+        f"calls: {run_dir / 'calls.jsonl'}\ntrials: {run_dir / 'trials.parquet'}", markup=False
+    )
     return EXIT_OK
 
 
@@ -136,7 +145,14 @@ def _print_demo_summary(analysis_dir: Path) -> None:
 
     summary = json.loads((analysis_dir / "summary.json").read_text(encoding="utf-8"))
     table = Table(title="change of mind (CoM) rate and confidence change, by display")
-    for column in ("model", "trials", "initial accuracy", "CoM shown", "CoM hidden", "conf. change shown/neutral"):
+    for column in (
+        "model",
+        "trials",
+        "initial accuracy",
+        "CoM shown",
+        "CoM hidden",
+        "conf. change shown/neutral",
+    ):
         table.add_column(column)
     for model, numbers in summary["models"].items():
         com = numbers.get("com_rate", {})
@@ -159,22 +175,28 @@ def _fmt(value: object) -> str:
 def cmd_models(args: argparse.Namespace) -> int:
     from harness.models.registry import PROVIDERS
 
-    table = Table(title="backends")
-    for column in ("provider", "logprobs", "top-k limit", "prefill", "prompt logprobs", "batch", "choice-only", "spec"):
+    table = Table(title="backends and what each can do")
+    for column in ("provider", "logprobs", "top-k", "prefill", "prompt lp", "batch", "choice-only"):
         table.add_column(column)
     for provider in PROVIDERS.values():
         caps = provider.capabilities
         table.add_row(
             provider.name,
             _yes(caps.logprobs),
-            "full distribution" if caps.top_k_limit is None else str(caps.top_k_limit),
+            "all" if caps.top_k_limit is None else str(caps.top_k_limit),
             _yes(caps.prefill),
             _yes(caps.prompt_logprobs),
             _yes(caps.batch),
             _yes(caps.choice_only),
-            provider.summary,
         )
     _out.print(table)
+    for provider in PROVIDERS.values():
+        _out.print(f"  {provider.summary}", markup=False)
+    _out.print(
+        "top-k: alternatives returned per token ('all': the full distribution); "
+        "prompt lp: log-probabilities of prompt tokens (multi-token options)",
+        markup=False,
+    )
     return EXIT_OK
 
 
@@ -208,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say_error(str(error))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _err.print("interrupted: every finished call is stored; run the same command again to resume")
+        _err.print(
+            "interrupted: every finished call is stored; run the same command again to resume"
+        )
         return EXIT_INTERRUPTED
     return code
 

@@ -39,7 +39,9 @@ class ExperimentSection(_Strict):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         if not _SAFE_NAME.match(value):
-            raise ValueError("must be letters, digits, '.', '_' or '-' and start with a letter or digit")
+            raise ValueError(
+                "must be letters, digits, '.', '_' or '-' and start with a letter or digit"
+            )
         return value
 
 
@@ -63,7 +65,9 @@ class ModelSection(_Strict):
     @classmethod
     def _safe_id(cls, value: str) -> str:
         if not _SAFE_NAME.match(value):
-            raise ValueError("must be letters, digits, '.', '_' or '-' and start with a letter or digit")
+            raise ValueError(
+                "must be letters, digits, '.', '_' or '-' and start with a letter or digit"
+            )
         return value
 
     @field_validator("spec")

@@ -33,7 +33,9 @@ class PreparedExperiment:
     paradigm: Paradigm
 
 
-def prepare(config: ExperimentConfig, paradigms: Mapping[str, type[Paradigm]]) -> PreparedExperiment:
+def prepare(
+    config: ExperimentConfig, paradigms: Mapping[str, type[Paradigm]]
+) -> PreparedExperiment:
     """Validate the paradigm settings and every model entry; loads no model."""
     name = config.experiment.paradigm
     if name not in paradigms:

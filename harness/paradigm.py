@@ -96,5 +96,7 @@ class Paradigm(ABC):
         """The stage-1 prompt of an item."""
 
     @abstractmethod
-    def followup_prompt(self, item: Item, condition: Condition, initial: InitialAnswer) -> StagePrompt:
+    def followup_prompt(
+        self, item: Item, condition: Condition, initial: InitialAnswer
+    ) -> StagePrompt:
         """The stage-2 prompt of an item under a condition, from its stored stage-1 answer."""

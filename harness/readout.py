@@ -45,13 +45,19 @@ def readout_from_masses(
         # Rounding in the provider's numbers can push the sum a hair above 1.
         outside = max(0.0, 1.0 - seen_total)
         if seen_total > 0.0:
-            probs = {label: float(value) / seen_total for label, value in mass.items() if value is not None}
+            probs = {
+                label: float(value) / seen_total
+                for label, value in mass.items()
+                if value is not None
+            }
     return OptionReadout(
         mass={label: (None if value is None else float(value)) for label, value in mass.items()},
         probs=probs,
         outside_mass=outside,
         censored=censored,
-        upper_bound={label: bounds[label] for label in mass if mass[label] is None and label in bounds},
+        upper_bound={
+            label: bounds[label] for label in mass if mass[label] is None and label in bounds
+        },
         top_logprobs=[(tok, float(lp)) for tok, lp in top_logprobs],
     )
 

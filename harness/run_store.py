@@ -42,7 +42,9 @@ def read_call_records(path: Path) -> Iterator[dict[str, Any]]:
         try:
             yield json.loads(line)
         except json.JSONDecodeError:
-            raise RunDirError(f"{path}: line {number} is not valid JSON; the log is damaged") from None
+            raise RunDirError(
+                f"{path}: line {number} is not valid JSON; the log is damaged"
+            ) from None
 
 
 class RunStore:
@@ -62,7 +64,9 @@ class RunStore:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             lock_fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise RunDirError(f"cannot use run directory {self.run_dir}: {error.strerror}") from None
+            raise RunDirError(
+                f"cannot use run directory {self.run_dir}: {error.strerror}"
+            ) from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -106,7 +106,9 @@ class ExperimentRunner:
             stage=stage,
         )
 
-    def _request(self, model: ModelSection, tid: str, stage: int, staged: StagePrompt) -> ChoiceRequest:
+    def _request(
+        self, model: ModelSection, tid: str, stage: int, staged: StagePrompt
+    ) -> ChoiceRequest:
         return ChoiceRequest(
             trial_id=tid,
             stage=stage,
@@ -128,7 +130,12 @@ class ExperimentRunner:
         )
 
     def _followup_call(
-        self, model: ModelSection, item: Item, condition: Condition, repeat: int, initial_record: dict[str, Any]
+        self,
+        model: ModelSection,
+        item: Item,
+        condition: Condition,
+        repeat: int,
+        initial_record: dict[str, Any],
     ) -> PlannedCall:
         tid = self._id(model.id, item.item_id, condition.name, repeat, 2)
         readout = initial_record.get("readout") or {}
@@ -144,7 +151,12 @@ class ExperimentRunner:
         )
 
     def _followups(
-        self, model: ModelSection, item: Item, repeat: int, initial_record: dict[str, Any], stored: dict[CallKey, Any]
+        self,
+        model: ModelSection,
+        item: Item,
+        repeat: int,
+        initial_record: dict[str, Any],
+        stored: dict[CallKey, Any],
     ) -> list[PlannedCall]:
         if initial_record.get("error") is not None or initial_record.get("choice") is None:
             return []
@@ -155,7 +167,9 @@ class ExperimentRunner:
                 calls.append(self._followup_call(model, item, condition, repeat, initial_record))
         return calls
 
-    async def _run_model(self, model: ModelSection, stored: dict[CallKey, Any], report: RunReport) -> None:
+    async def _run_model(
+        self, model: ModelSection, stored: dict[CallKey, Any], report: RunReport
+    ) -> None:
         backend = self.backends[model.id]
         batch_size = min(model.batch_size or backend.max_batch_size, backend.max_batch_size)
         slots = asyncio.Semaphore(model.concurrency)
@@ -189,7 +203,9 @@ class ExperimentRunner:
                     responses = await backend.answer([call.request for call in chunk])
                     elapsed = time.perf_counter() - started
                 if len(responses) != len(chunk):
-                    raise RuntimeError(f"model '{model.id}' answered {len(responses)} of {len(chunk)} requests")
+                    raise RuntimeError(
+                        f"model '{model.id}' answered {len(responses)} of {len(chunk)} requests"
+                    )
                 for call, response in zip(chunk, responses, strict=True):
                     record = self._record(model, call, response, elapsed, len(chunk))
                     self.store.append(record)
@@ -202,7 +218,12 @@ class ExperimentRunner:
             schedule(ready_followups)
 
     def _record(
-        self, model: ModelSection, call: PlannedCall, response: ChoiceResponse, elapsed: float, batch: int
+        self,
+        model: ModelSection,
+        call: PlannedCall,
+        response: ChoiceResponse,
+        elapsed: float,
+        batch: int,
     ) -> dict[str, Any]:
         request = call.request
         return {

@@ -7,7 +7,6 @@ so it can always be rebuilt; calls.jsonl stays the record of truth.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,30 @@ import pandas as pd
 TRIALS_FILE = "trials.parquet"
 
 COLUMNS = [
-    "trial_id", "initial_trial_id", "model", "repeat", "item_id", "correct", "n_options",
-    "condition", "display", "advice", "accuracy", "advised",
-    "initial_choice", "initial_confidence", "initial_correct", "initial_censored",
+    "trial_id",
+    "initial_trial_id",
+    "model",
+    "repeat",
+    "item_id",
+    "correct",
+    "n_options",
+    "condition",
+    "display",
+    "advice",
+    "accuracy",
+    "advised",
+    "initial_choice",
+    "initial_confidence",
+    "initial_correct",
+    "initial_censored",
     "initial_outside_mass",
-    "final_choice", "final_confidence", "final_prob_initial", "changed_mind", "final_correct",
-    "final_censored", "final_outside_mass",
+    "final_choice",
+    "final_confidence",
+    "final_prob_initial",
+    "changed_mind",
+    "final_correct",
+    "final_censored",
+    "final_outside_mass",
 ]
 
 
@@ -91,9 +108,9 @@ def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             }
         )
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.sort_values(["model", "item_id", "repeat", "condition"], kind="stable").reset_index(
-        drop=True
-    )
+    return table.sort_values(
+        ["model", "item_id", "repeat", "condition"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def write_trials_table(run_dir: Path, table: pd.DataFrame) -> Path:
@@ -101,5 +118,5 @@ def write_trials_table(run_dir: Path, table: pd.DataFrame) -> Path:
     path = run_dir / TRIALS_FILE
     temporary = run_dir / (TRIALS_FILE + ".tmp")
     table.to_parquet(temporary, index=False)
-    os.replace(temporary, path)
+    temporary.replace(path)
     return path

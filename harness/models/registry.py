@@ -37,7 +37,9 @@ class Provider:
 
 def _validate_sim(model: ModelSection) -> None:
     if model.spec != "sim:bayes":
-        raise ConfigError(f"model '{model.id}': unknown simulated agent {model.spec!r} (known: sim:bayes)")
+        raise ConfigError(
+            f"model '{model.id}': unknown simulated agent {model.spec!r} (known: sim:bayes)"
+        )
     _sim_params(model)
 
 
@@ -64,7 +66,9 @@ def _validate_local(model: ModelSection) -> None:
     name = model.spec.partition(":")[2]
     if name not in LOCAL_MODELS:
         known = ", ".join(f"local:{key}" for key in LOCAL_MODELS)
-        raise ConfigError(f"model '{model.id}': unknown local model {model.spec!r} (known: {known})")
+        raise ConfigError(
+            f"model '{model.id}': unknown local model {model.spec!r} (known: {known})"
+        )
     _no_params(model)
 
 
@@ -123,7 +127,9 @@ def provider_of(model: ModelSection) -> Provider:
     provider = model.spec.partition(":")[0]
     if provider not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
-        raise ConfigError(f"model '{model.id}': unknown provider {provider!r} in {model.spec!r} (known: {known})")
+        raise ConfigError(
+            f"model '{model.id}': unknown provider {provider!r} in {model.spec!r} (known: {known})"
+        )
     return PROVIDERS[provider]
 
 

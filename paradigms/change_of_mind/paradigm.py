@@ -20,6 +20,8 @@ from paradigms.domains.latitude import latitude_items
 
 Display = Literal["shown", "hidden", "other"]
 Advice = Literal["same", "opposite", "neutral"]
+_DEFAULT_DISPLAYS: list[Display] = ["shown", "hidden"]
+_DEFAULT_ADVICE: list[Advice] = ["same", "opposite", "neutral"]
 
 
 class ChangeOfMindSettings(BaseModel):
@@ -33,9 +35,9 @@ class ChangeOfMindSettings(BaseModel):
     """How many questions."""
     difficulty: Literal["standard", "hard"] = "standard"
     """Latitude foil at ±50 % (standard) or ±6.25 % (hard) of the true latitude."""
-    displays: list[Display] = Field(default_factory=lambda: ["shown", "hidden"], min_length=1)
+    displays: list[Display] = Field(default_factory=lambda: _DEFAULT_DISPLAYS.copy(), min_length=1)
     """How the stage-1 answer appears at stage 2."""
-    advice: list[Advice] = Field(default_factory=lambda: ["same", "opposite", "neutral"], min_length=1)
+    advice: list[Advice] = Field(default_factory=lambda: _DEFAULT_ADVICE.copy(), min_length=1)
     """Which advice directions to give."""
     accuracies: list[float] = Field(
         default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], min_length=1
@@ -86,7 +88,9 @@ class ChangeOfMind(Paradigm):
             situation={"stage": 1, "item_id": item.item_id, "correct": item.correct},
         )
 
-    def followup_prompt(self, item: Item, condition: Condition, initial: InitialAnswer) -> StagePrompt:
+    def followup_prompt(
+        self, item: Item, condition: Condition, initial: InitialAnswer
+    ) -> StagePrompt:
         display = str(condition.factors["display"])
         advice = str(condition.factors["advice"])
         accuracy = float(condition.factors["accuracy"])

@@ -58,7 +58,9 @@ def _kill_mid_run(config: Path, run_dir: Path, rng: random.Random) -> None:
 def test_sigkill_then_resume_equals_an_uninterrupted_run(
     kill_seed: int, tmp_path: Path, write_config: Callable[[str, str], Path]
 ) -> None:
-    config = write_config(sim_config_text(items=ITEMS, params=SLOW_SIM, batch_size=8, concurrency=2), "c.toml")
+    config = write_config(
+        sim_config_text(items=ITEMS, params=SLOW_SIM, batch_size=8, concurrency=2), "c.toml"
+    )
     interrupted, uninterrupted = tmp_path / "interrupted", tmp_path / "uninterrupted"
 
     _kill_mid_run(config, interrupted, random.Random(kill_seed))
@@ -107,3 +109,28 @@ def test_a_run_directory_in_use_is_refused(
         assert main(["run", str(config), "--out", str(run_dir)]) == 2
     assert "in use by another mindshift process" in capsys.readouterr().err
     assert not (run_dir / "calls.jsonl").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    config = write_config(sim_config_text(items=ITEMS, params=SLOW_SIM, batch_size=8), "c.toml")
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    calls = run_dir / "calls.jsonl"
+    deadline = time.monotonic() + 60
+    while not (calls.exists() and calls.stat().st_size > 0):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert b"run the same command again to resume" in err
+    assert b"Traceback" not in err
+    assert main(["run", str(config), "--out", str(run_dir)]) == 0
+    keys = _keys(run_dir)
+    assert len(keys) == ITEMS * (1 + CONDITIONS) and set(keys.values()) == {1}

@@ -1,0 +1,53 @@
+"""The CLI's plain paths: listing backends, a run's files and manifest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from tests.conftest import sim_config_text
+
+
+def test_models_lists_every_backend_and_its_capabilities(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for provider in ("sim", "local", "hf"):
+        assert provider in out
+    assert "logprobs" in out and "top-k" in out and "prefill" in out and "batch" in out
+
+
+def test_run_writes_manifest_calls_and_trials(
+    tmp_path: Path, write_config: Callable[[str], Path]
+) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["run", str(write_config(sim_config_text(items=3))), "--out", str(run_dir)]) == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["config"]["experiment"]["name"] == "t"
+    assert manifest["seed"] == 0
+    assert set(manifest["git"]) == {"commit", "dirty"}
+    assert manifest["packages"]["numpy"]
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(trials) == 3 * 36
+    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
+    assert {c["stage"] for c in calls} == {1, 2}
+    first = next(c for c in calls if c["stage"] == 1)
+    assert first["request"]["messages"][0]["role"] == "user"
+    assert first["request"]["answer_prefix"] == "My answer is:"
+    assert first["readout"]["probs"] is not None
+    # Every stage-2 call is built from its stored stage-1 answer.
+    by_id = {c["trial_id"]: c for c in calls if c["stage"] == 1}
+    for call in calls:
+        if call["stage"] == 2:
+            initial = by_id[call["initial_trial_id"]]
+            assert call["request"]["situation"]["initial_choice"] == initial["choice"]
+
+    assert main(["run", str(write_config(sim_config_text(items=3))), "--out", str(run_dir)]) == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(manifest["resumes"]) == 1
