@@ -34,23 +34,41 @@ def existing_run(tmp_path: Path, write_config: Callable[[str], Path]) -> Path:
 BAD_CONFIGS = {
     "malformed TOML": ("[experiment\nname = 'x'", "malformed TOML"),
     "unknown top-level key": (GOOD + "\n[extra]\nx = 1\n", "unknown key 'extra'"),
-    "unknown experiment key": (GOOD.replace('seed = 0', 'seed = 0\nsed = 1'), "unknown key 'experiment.sed'"),
-    "unknown model key": (GOOD + 'tempreature = 1.0\n', "unknown key 'models.0.tempreature'"),
-    "unknown paradigm key": (GOOD.replace("items = 3", "items = 3\nitmes = 4"), "unknown key 'itmes'"),
+    "unknown experiment key": (
+        GOOD.replace("seed = 0", "seed = 0\nsed = 1"),
+        "unknown key 'experiment.sed'",
+    ),
+    "unknown model key": (GOOD + "tempreature = 1.0\n", "unknown key 'models.0.tempreature'"),
+    "unknown paradigm key": (
+        GOOD.replace("items = 3", "items = 3\nitmes = 4"),
+        "unknown key 'itmes'",
+    ),
     "unknown paradigm": (GOOD.replace('"change-of-mind"', '"nope"'), "unknown paradigm 'nope'"),
     "unknown provider": (GOOD.replace('"sim:bayes"', '"acme:gpt"'), "unknown provider 'acme'"),
-    "spec without provider": (GOOD.replace('"sim:bayes"', '"gpt4"'), "not of the form provider:name"),
+    "spec without provider": (
+        GOOD.replace('"sim:bayes"', '"gpt4"'),
+        "not of the form provider:name",
+    ),
     "unknown local model": (GOOD.replace('"sim:bayes"', '"local:llama"'), "unknown local model"),
     "unknown sim param": (GOOD.replace("noise = 0.3", "noize = 0.3"), "unknown key 'noize'"),
-    "accuracy above 1": (GOOD.replace("items = 3", "items = 3\naccuracies = [0.7, 1.2]"), "outside [0.5, 1]"),
-    "accuracy below 0.5": (GOOD.replace("items = 3", "items = 3\naccuracies = [0.4]"), "outside [0.5, 1]"),
+    "accuracy above 1": (
+        GOOD.replace("items = 3", "items = 3\naccuracies = [0.7, 1.2]"),
+        "outside [0.5, 1]",
+    ),
+    "accuracy below 0.5": (
+        GOOD.replace("items = 3", "items = 3\naccuracies = [0.4]"),
+        "outside [0.5, 1]",
+    ),
     "wrong type": (GOOD.replace("items = 3", 'items = "many"'), "items"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_config_is_one_line_exit_2_and_leaves_the_run_untouched(
-    case: str, existing_run: Path, write_config: Callable[[str, str], Path], capsys: pytest.CaptureFixture[str]
+    case: str,
+    existing_run: Path,
+    write_config: Callable[[str, str], Path],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     text, expected = BAD_CONFIGS[case]
     before = _fingerprint(existing_run)
@@ -77,7 +95,14 @@ def test_a_different_config_cannot_resume_into_a_run(
 ) -> None:
     before = _fingerprint(existing_run)
     capsys.readouterr()
-    code = main(["run", str(write_config(sim_config_text(items=4), "other.toml")), "--out", str(existing_run)])
+    code = main(
+        [
+            "run",
+            str(write_config(sim_config_text(items=4), "other.toml")),
+            "--out",
+            str(existing_run),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert "holds a run of a different config" in err[-1]
@@ -100,7 +125,10 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[experiment\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(bad)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "harness.cli", "run", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -26,7 +26,12 @@ def test_zero_logprob_for_a_second_variant_is_added() -> None:
 
 
 def test_token_variants_are_merged() -> None:
-    top = [(" A", math.log(0.5)), ("A", math.log(0.2)), (" B", math.log(0.1)), ("\n", math.log(0.05))]
+    top = [
+        (" A", math.log(0.5)),
+        ("A", math.log(0.2)),
+        (" B", math.log(0.1)),
+        ("\n", math.log(0.05)),
+    ]
     readout = readout_from_top_logprobs(top, ["A", "B"])
     assert readout.mass["A"] == pytest.approx(0.7)
     assert readout.mass["B"] == pytest.approx(0.1)

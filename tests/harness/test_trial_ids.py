@@ -1,13 +1,23 @@
 from harness.trial_ids import seed_from_id, trial_id
 
-BASE = dict(experiment="e", seed=0, model="m", paradigm="p", item="i", condition="c", repeat=0, stage=2)
+BASE = dict(
+    experiment="e", seed=0, model="m", paradigm="p", item="i", condition="c", repeat=0, stage=2
+)
 
 
 def test_ids_are_deterministic_and_distinct_per_field() -> None:
     assert trial_id(**BASE) == trial_id(**BASE)  # type: ignore[arg-type]
     seen = {trial_id(**BASE)}  # type: ignore[arg-type]
-    for field, other in [("experiment", "f"), ("seed", 1), ("model", "n"), ("paradigm", "q"),
-                         ("item", "j"), ("condition", "d"), ("repeat", 1), ("stage", 1)]:
+    for field, other in [
+        ("experiment", "f"),
+        ("seed", 1),
+        ("model", "n"),
+        ("paradigm", "q"),
+        ("item", "j"),
+        ("condition", "d"),
+        ("repeat", 1),
+        ("stage", 1),
+    ]:
         seen.add(trial_id(**{**BASE, field: other}))  # type: ignore[arg-type]
     assert len(seen) == 9
 

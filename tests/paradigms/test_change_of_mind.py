@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from harness.paradigm import InitialAnswer
 from paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
 from paradigms.change_of_mind.prompts import ANSWER_PREFIX, HIDDEN_PLACEHOLDER
-from harness.paradigm import InitialAnswer
 
 
 def _paradigm(**settings: object) -> ChangeOfMind:
@@ -41,9 +41,21 @@ def test_displays_show_hide_or_attribute_the_initial_answer() -> None:
     item = paradigm.items()[0]
     initial = InitialAnswer(choice="B", probs={"A": 0.4, "B": 0.6})
     by_name = {c.name: c for c in paradigm.conditions()}
-    shown = paradigm.followup_prompt(item, by_name["shown/neutral/0.50"], initial).prompt.messages[-1].content
-    hidden = paradigm.followup_prompt(item, by_name["hidden/neutral/0.50"], initial).prompt.messages[-1].content
-    other = paradigm.followup_prompt(item, by_name["other/neutral/0.50"], initial).prompt.messages[-1].content
+    shown = (
+        paradigm.followup_prompt(item, by_name["shown/neutral/0.50"], initial)
+        .prompt.messages[-1]
+        .content
+    )
+    hidden = (
+        paradigm.followup_prompt(item, by_name["hidden/neutral/0.50"], initial)
+        .prompt.messages[-1]
+        .content
+    )
+    other = (
+        paradigm.followup_prompt(item, by_name["other/neutral/0.50"], initial)
+        .prompt.messages[-1]
+        .content
+    )
     assert "Your initial answer was: B" in shown
     assert f"Your initial answer was: {HIDDEN_PLACEHOLDER}" in hidden
     assert "A different LLM of similar size to you answered: B" in other
