@@ -95,9 +95,12 @@ def _report_run(report: RunReport, seconds: float) -> None:
 
 
 def _analyse(run_dir: Path) -> Path:
-    from analysis import analyse_run
+    from analysis import AnalysisInputError, analyse_run
 
-    analyse_run(run_dir)
+    try:
+        analyse_run(run_dir)
+    except AnalysisInputError as error:
+        raise UserError(str(error)) from None
     return run_dir / "analysis"
 
 

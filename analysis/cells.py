@@ -1,0 +1,107 @@
+"""Cell means: a value averaged within model x factor cells, with its standard errors.
+
+Every measure (CoM rate, confidence change, OUCS) is a mean of a per-trial value over cells of
+the design, so they share this one implementation and one tidy output shape:
+columns `model, *by, n, mean, sem, se_item`, rows in the canonical level order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.schema import ADVICE_TYPES, DISPLAYS, accuracy_key, canonical_order
+
+CELL_COLUMNS: Final = ("n", "mean", "sem", "se_item")
+
+_CANONICAL: Final[dict[str, tuple[str, ...]]] = {"display": DISPLAYS, "advice": ADVICE_TYPES}
+
+
+def _clustered_se(values: np.ndarray, clusters: np.ndarray) -> float:
+    """Cluster-robust (CR1) standard error of a mean, clustering on the item.
+
+    Each item appears in every condition and repeat, so trials of one item are not
+    independent; the plain SEM understates the uncertainty (PARADIGM.md, Statistics).
+    `clusters` are integer codes (see `cell_stats`), so the sums are one bincount.
+    """
+    n = values.size
+    sums = np.bincount(clusters, weights=values - values.mean())
+    g = int(np.count_nonzero(np.bincount(clusters)))
+    if g < 2:
+        return float("nan")
+    return float(np.sqrt(g / (g - 1) * np.sum(sums**2)) / n)
+
+
+def _stats(values: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
+    n = values.size
+    return {
+        "n": float(n),
+        "mean": float(values.mean()) if n else float("nan"),
+        "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+        "se_item": _clustered_se(values, clusters) if n > 1 else float("nan"),
+    }
+
+
+def cell_stats(
+    table: pd.DataFrame,
+    values: pd.Series,
+    by: Sequence[str],
+    *,
+    cluster: str = "item_id",
+) -> pd.DataFrame:
+    """Mean, count and standard errors of `values` (aligned with `table`) per model x `by` cell.
+
+    Non-finite values are left out of their cell (unknown confidences). Cells without a single
+    finite value are absent from the result rather than present with n = 0.
+    """
+    keys = ["model", *by]
+    columns = [*keys, *CELL_COLUMNS]
+    finite = np.isfinite(values.to_numpy(dtype=np.float64))
+    codes = pd.factorize(table[cluster])[0]
+    data = table.loc[finite, keys].assign(
+        _value=values.to_numpy(np.float64)[finite], _cluster=codes[finite]
+    )
+    if data.empty:
+        return pd.DataFrame(columns=columns)
+    rows: list[dict[str, Any]] = []
+    for cell, group in data.groupby(keys, sort=False):
+        levels = cell if isinstance(cell, tuple) else (cell,)
+        stats = _stats(group["_value"].to_numpy(), group["_cluster"].to_numpy())
+        rows.append({**dict(zip(keys, levels, strict=True)), **stats})
+    out = pd.DataFrame(rows, columns=columns)
+    out["n"] = out["n"].astype(np.int64)
+    return sort_cells(out, keys)
+
+
+def sort_cells(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Rows ordered by model, then displays and advice types canonically, numbers ascending."""
+    ranks: dict[str, pd.Series] = {}
+    for key in keys:
+        if key in _CANONICAL:
+            order = canonical_order(table[key], _CANONICAL[key])
+            ranks[f"_rank_{key}"] = table[key].map({level: i for i, level in enumerate(order)})
+        else:
+            ranks[f"_rank_{key}"] = table[key]
+    ordered = table.assign(**ranks).sort_values(list(ranks), kind="stable")
+    return ordered.drop(columns=list(ranks)).reset_index(drop=True)
+
+
+def nest(table: pd.DataFrame, keys: Sequence[str], value: str = "mean") -> dict[str, Any]:
+    """{level1: {level2: ... value}} from a tidy table, in the table's row order.
+
+    Accuracy levels become keys such as "0.70" (JSON keys are strings).
+    """
+    nested: dict[str, Any] = {}
+    for _, row in table.iterrows():
+        node = nested
+        for key in keys[:-1]:
+            node = node.setdefault(_key(row[key], key), {})
+        node[_key(row[keys[-1]], keys[-1])] = float(row[value])
+    return nested
+
+
+def _key(level: Any, factor: str) -> str:
+    return accuracy_key(float(level)) if factor == "accuracy" else str(level)

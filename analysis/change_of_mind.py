@@ -1,0 +1,25 @@
+"""Change-of-mind rates: how often the final choice differs from the initial one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from analysis.cells import cell_stats
+
+
+def answered(trials: pd.DataFrame) -> pd.DataFrame:
+    """The stage-2 trials that have a final choice (a failed call has none)."""
+    choice = trials["final_choice"]
+    return trials.loc[choice.notna() & choice.astype(str).str.len().gt(0)]
+
+
+def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.DataFrame:
+    """Mean of `changed_mind` per model x `by` cell (columns `model, *by, n, mean, sem, se_item`).
+
+    Every answered trial counts, with or without a confidence: models read without logprobs
+    enter the change-of-mind measures too (PARADIGM.md 3).
+    """
+    rows = answered(trials)
+    return cell_stats(rows, rows["changed_mind"].astype(float), by)

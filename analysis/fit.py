@@ -1,0 +1,130 @@
+"""The update model: the regression that recovers the simulated agent's parameters.
+
+logit(clip(q)) = intercept + prior_weight * logit(clip(c)) + choice_support * [display = shown]
+                 + w_same * logit(clip(a)) * [same] + w_opposite * (-logit(clip(a))) * [opposite]
+                 + Normal(0, noise)
+
+with q the final probability of the initially chosen option and c the initial confidence.
+This is the DESIGN.md agent with a free intercept and prior weight (0 and 1 for the agent).
+Because q is clipped before its logit, q at or beyond a clip bound is censored, and the fit is
+a Tobit regression (`analysis.tobit`); OLS on the clipped values would shrink every weight.
+
+Choices: `other` and `hidden` trials have shown flag 0 (DESIGN.md); only trials with a known
+c and q enter; a term the data cannot identify (no same-advice trials; every trial shown, so
+the flag equals the intercept) is left out of the design and reported as NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.bayes import ADVICE_SIGN, advice_evidence
+from analysis.logodds import CLIP_HIGH, CLIP_LOW, logit
+from analysis.tobit import tobit_fit
+
+TERMS: Final = ("intercept", "prior_weight", "choice_support", "w_same", "w_opposite")
+"""Coefficients in design order; a term enters only if it adds to the design's rank."""
+
+
+@dataclass(frozen=True)
+class UpdateFit:
+    """Estimates of the update model for one set of trials (NaN: not identifiable/no data)."""
+
+    choice_support: float
+    w_same: float
+    w_opposite: float
+    intercept: float
+    prior_weight: float
+    noise: float
+    """The residual standard deviation on the log-odds scale (the agent's `noise`)."""
+    n: int
+    n_censored_low: int
+    n_censored_high: int
+    loglik: float
+    converged: bool
+    se: dict[str, float] = field(default_factory=dict)
+    """Standard errors by term, treating trials as independent (items repeat: optimistic)."""
+
+    def to_dict(self) -> dict[str, object]:
+        """Flat JSON-ready mapping (NaN still as float; `analysis.summary` nulls it)."""
+        return asdict(self)
+
+
+def design_matrix(trials: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The full design (one column per TERM) and the clipped-logit response, finite rows only."""
+    c = trials["initial_confidence"].to_numpy(np.float64)
+    q = trials["final_prob_initial"].to_numpy(np.float64)
+    advice = trials["advice"]
+    evidence = advice_evidence(trials["accuracy"].to_numpy(np.float64), advice)
+    same = advice.eq("same").to_numpy(bool)
+    opposite = advice.eq("opposite").to_numpy(bool)
+    # The opposite term is coded -logit(a) so that its weight, like w_same, is positive for a
+    # model that follows the advice, and equals the agent's w_opposite.
+    columns = pd.DataFrame(
+        {
+            "intercept": np.ones(len(trials)),
+            "prior_weight": logit(c),
+            "choice_support": (trials["display"] == "shown").to_numpy(np.float64),
+            "w_same": np.where(same, evidence, 0.0),
+            "w_opposite": np.where(opposite, evidence, 0.0),
+        }
+    )
+    response = logit(q)
+    # An advice type the model does not know (a future paradigm's) has no term: leave it out
+    # rather than read it as neutral.
+    known = advice.isin(list(ADVICE_SIGN)).to_numpy(bool)
+    keep = known & np.isfinite(c) & np.isfinite(q) & np.isfinite(columns.to_numpy()).all(axis=1)
+    return columns.loc[keep].reset_index(drop=True), response[keep]
+
+
+def _identifiable(design: pd.DataFrame) -> list[str]:
+    kept: list[str] = []
+    for term in TERMS:
+        candidate = design[[*kept, term]].to_numpy()
+        if np.linalg.matrix_rank(candidate) == len(kept) + 1:
+            kept.append(term)
+    return kept
+
+
+def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
+    """Tobit fit of the update model to `trials` (normally one model's trials)."""
+    design, response = design_matrix(trials)
+    terms = _identifiable(design) if len(design) else []
+    nan = float("nan")
+    if not terms or len(design) <= len(terms):
+        no_se = {term: nan for term in TERMS}
+        return UpdateFit(nan, nan, nan, nan, nan, nan, len(design), 0, 0, nan, False, no_se)
+    result = tobit_fit(
+        design[terms].to_numpy(),
+        response,
+        lower=float(logit(CLIP_LOW)),
+        upper=float(logit(CLIP_HIGH)),
+    )
+    coef: Mapping[str, float] = dict(zip(terms, map(float, result.coef), strict=True))
+    se = {term: float(value) for term, value in zip(terms, result.se, strict=True)}
+    return UpdateFit(
+        choice_support=coef.get("choice_support", nan),
+        w_same=coef.get("w_same", nan),
+        w_opposite=coef.get("w_opposite", nan),
+        intercept=coef.get("intercept", nan),
+        prior_weight=coef.get("prior_weight", nan),
+        noise=result.sigma,
+        n=result.n,
+        n_censored_low=result.n_lower,
+        n_censored_high=result.n_upper,
+        loglik=result.loglik,
+        converged=result.converged,
+        se={term: se.get(term, nan) for term in TERMS},
+    )
+
+
+def fit_by_model(trials: pd.DataFrame) -> dict[str, UpdateFit]:
+    """`fit_update_model` for each model, keyed by model id (sorted)."""
+    return {
+        str(model): fit_update_model(group) for model, group in trials.groupby("model", sort=True)
+    }

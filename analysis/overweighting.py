@@ -1,0 +1,126 @@
+"""Overweighting of advice: the observed confidence update relative to the Bayes update.
+
+Per trial, on the initially chosen option: observed update = final_prob_initial - c and
+Bayes update = bayes_post - c. A ratio above 1 means the advice moved the model more than it
+should move an ideal observer.
+
+Choices made here (documented because the paper publishes no code):
+- Only `same` and `opposite` advice, and no trial with a stated accuracy of 0.5: there the
+  Bayes update is 0 and a ratio is undefined (PARADIGM.md 4).
+- Choice-support correction: seeing its own answer (display `shown`) raises a model's
+  confidence whatever the advice. That part, estimated per model as the mean shown-neutral
+  update minus the mean hidden-neutral update, is subtracted from the observed update of
+  every shown+same and shown+opposite trial before any ratio, so the ratio measures the
+  response to the advice alone. Without both neutral cells the correction is unknown: the
+  shown trials then drop out (no shown rows; the pooled rows rest on hidden trials alone),
+  since an uncorrected number would be biased. `hidden` and `other` trials are not corrected.
+- Trial-wise ratios explode where the Bayes update is near 0, so three summaries are
+  reported: the mean and the median of trial-wise ratios, and the ratio of sums (sum of
+  updates over sum of Bayes updates, i.e. the ratio of mean updates). The headline is the
+  ratio of sums pooled over displays shown and hidden (POOLED), after correction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.bayes import with_bayes
+from analysis.cells import sort_cells
+from analysis.confidence_change import observed_update
+
+RATIO_ADVICE: Final = ("same", "opposite")
+"""Advice types with a non-zero Bayes update, for which a ratio is defined."""
+POOLED: Final = "shown+hidden"
+"""The `display` label of the headline rows, pooled over the shown and hidden displays."""
+OVERWEIGHTING_COLUMNS: Final = (
+    "model",
+    "display",
+    "advice",
+    "n",
+    "mean_ratio",
+    "median_ratio",
+    "ratio_of_sums",
+    "mean_update",
+    "mean_bayes_update",
+)
+
+
+def choice_support_correction(trials: pd.DataFrame) -> pd.Series:
+    """Per model: mean shown-neutral update minus mean hidden-neutral update (NaN if unknown)."""
+    update = observed_update(trials)
+    keep = trials["advice"].eq("neutral") & np.isfinite(update)
+    cells = (
+        trials.loc[keep, ["model", "display"]]
+        .assign(update=update[keep])
+        .groupby(["model", "display"])["update"]
+        .mean()
+    )
+    models = sorted(set(trials["model"]))
+    values = [
+        float(cells.get((model, "shown"), np.nan)) - float(cells.get((model, "hidden"), np.nan))
+        for model in models
+    ]
+    return pd.Series(values, index=pd.Index(models, name="model"), name="correction")
+
+
+def update_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """`trials` with `bayes_post`, `observed_update`, `bayes_update` and `corrected_update`.
+
+    `corrected_update` is the observed update less the model's choice-support correction on
+    shown+same and shown+opposite trials, and the observed update everywhere else.
+    """
+    rows = trials if "bayes_post" in trials.columns else with_bayes(trials)
+    observed = observed_update(rows)
+    correction = rows["model"].map(choice_support_correction(rows)).astype(np.float64)
+    corrected_rows = (rows["display"] == "shown") & rows["advice"].isin(RATIO_ADVICE)
+    return rows.assign(
+        observed_update=observed,
+        bayes_update=rows["bayes_post"] - rows["initial_confidence"],
+        corrected_update=observed.where(~corrected_rows, observed - correction),
+    )
+
+
+def _ratio_stats(update: np.ndarray, bayes: np.ndarray) -> dict[str, Any]:
+    nonzero = bayes != 0.0
+    ratios = update[nonzero] / bayes[nonzero]
+    bayes_sum = float(bayes.sum())
+    return {
+        "n": int(update.size),
+        "mean_ratio": float(ratios.mean()) if ratios.size else np.nan,
+        "median_ratio": float(np.median(ratios)) if ratios.size else np.nan,
+        "ratio_of_sums": float(update.sum()) / bayes_sum if bayes_sum != 0.0 else np.nan,
+        "mean_update": float(update.mean()) if update.size else np.nan,
+        "mean_bayes_update": float(bayes.mean()) if bayes.size else np.nan,
+    }
+
+
+def overweighting(trials: pd.DataFrame) -> pd.DataFrame:
+    """Overweighting ratios per model x display x advice, plus POOLED (shown+hidden) rows.
+
+    Columns: OVERWEIGHTING_COLUMNS. `n` counts the trials entering the ratio of sums.
+    A cell with no usable trial is absent.
+    """
+    data = update_table(trials)
+    update = data["corrected_update"].to_numpy(np.float64)
+    bayes = data["bayes_update"].to_numpy(np.float64)
+    usable = (
+        data["advice"].isin(RATIO_ADVICE).to_numpy()
+        & ~np.isclose(data["accuracy"].to_numpy(np.float64), 0.5)
+        & np.isfinite(update)
+        & np.isfinite(bayes)
+    )
+    data = data.loc[usable].assign(_update=update[usable], _bayes=bayes[usable])
+    rows: list[dict[str, Any]] = []
+    for (model, display, advice), cell in data.groupby(["model", "display", "advice"]):
+        stats = _ratio_stats(cell["_update"].to_numpy(), cell["_bayes"].to_numpy())
+        rows.append({"model": model, "display": display, "advice": advice, **stats})
+    pooled = data.loc[data["display"].isin(("shown", "hidden"))]
+    for (model, advice), cell in pooled.groupby(["model", "advice"]):
+        stats = _ratio_stats(cell["_update"].to_numpy(), cell["_bayes"].to_numpy())
+        rows.append({"model": model, "display": POOLED, "advice": advice, **stats})
+    table = pd.DataFrame(rows, columns=list(OVERWEIGHTING_COLUMNS))
+    table["n"] = table["n"].astype(np.int64)
+    return sort_cells(table, ("model", "display", "advice"))

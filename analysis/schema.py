@@ -1,0 +1,105 @@
+"""The trials table's columns, their types and the canonical order of the factor levels.
+
+`validate_trials` is the single gate every table passes through before analysis (the loader
+calls it, and so does `summarise`), so the measures can rely on dtypes instead of re-checking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisInputError
+
+STR_COLUMNS: Final = (
+    "trial_id",
+    "initial_trial_id",
+    "model",
+    "item_id",
+    "correct",
+    "condition",
+    "display",
+    "advice",
+    "initial_choice",
+    "final_choice",
+)
+INT_COLUMNS: Final = ("repeat", "n_options")
+FLOAT_COLUMNS: Final = ("accuracy", "initial_confidence", "final_prob_initial")
+BOOL_COLUMNS: Final = (
+    "initial_correct",
+    "changed_mind",
+    "final_correct",
+    "initial_censored",
+    "final_censored",
+)
+TRIAL_COLUMNS: Final = STR_COLUMNS + INT_COLUMNS + FLOAT_COLUMNS + BOOL_COLUMNS
+"""Every column the harness writes to trials.parquet (one row per stage-2 trial)."""
+
+STAGE1_COLUMNS: Final = ("trial_id", "model", "item_id", "correct", "choice")
+"""Columns of the stage-1 table: one row per stage-1 call that produced a choice."""
+
+DISPLAYS: Final = ("shown", "hidden", "other")
+"""Display conditions in the order tables and figures use."""
+ADVICE_TYPES: Final = ("same", "opposite", "neutral")
+"""Advice types in the order tables and figures use."""
+
+
+def canonical_order(values: Iterable[str], canonical: Sequence[str]) -> list[str]:
+    """Distinct `values`, the known ones in `canonical` order, then any others sorted.
+
+    Unknown levels are kept rather than rejected so that a new display or advice type added by
+    a future paradigm shows up in the output instead of silently vanishing.
+    """
+    present = {str(v) for v in values}
+    known = [level for level in canonical if level in present]
+    return known + sorted(present.difference(canonical))
+
+
+def accuracy_key(accuracy: float) -> str:
+    """The JSON key of an advice accuracy: two decimals, as in the condition names ("0.70")."""
+    return f"{accuracy:.2f}"
+
+
+def _as_str(column: pd.Series) -> pd.Series:
+    if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        return column  # the common case, already text: skip the per-value conversion
+    # Missing stays missing: `astype(str)` would turn None into "None" on pandas 2.
+    values = column.astype(object)
+    mask = values.notna()
+    values[mask] = values[mask].map(str)
+    return values
+
+
+def _coerce(column: pd.Series, name: str) -> pd.Series:
+    if name in STR_COLUMNS:
+        return _as_str(column)
+    if name in INT_COLUMNS:
+        return pd.to_numeric(column).astype(np.int64)
+    if name in FLOAT_COLUMNS:
+        return pd.to_numeric(column).astype(np.float64)
+    # Nullable booleans (a failed call) read as False: such rows have no final choice and are
+    # dropped by every measure that uses these flags.
+    return column.astype("boolean").fillna(False).astype(bool)
+
+
+def validate_trials(trials: pd.DataFrame, *, source: str = "trials table") -> pd.DataFrame:
+    """A copy of `trials` with every contract column present and of the contract type.
+
+    Raises `AnalysisInputError` naming the missing columns, or an unparseable column; extra
+    columns pass through untouched.
+    """
+    missing = [name for name in TRIAL_COLUMNS if name not in trials.columns]
+    if missing:
+        raise AnalysisInputError(f"{source} lacks column(s): {', '.join(missing)}")
+    out = trials.copy()
+    for name in TRIAL_COLUMNS:
+        try:
+            out[name] = _coerce(out[name], name)
+        except (TypeError, ValueError) as error:
+            raise AnalysisInputError(
+                f"{source}: column {name!r} is not of its contract type ({error})"
+            ) from error
+    return out.reset_index(drop=True)

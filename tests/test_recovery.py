@@ -1,0 +1,58 @@
+"""End to end: runs of the simulated agent through the real runner, analysed from the run
+directory, recover the agent's known parameters (issue 2's "Must show")."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analysis import analyse_run
+from harness.cli import main
+from tests.conftest import sim_config_text
+
+TRUE = {"choice_support": 0.8, "w_same": 1.0, "w_opposite": 2.5}
+
+
+def _run_and_analyse(run_dir: Path, config: Path) -> dict[str, Any]:
+    assert main(["run", str(config), "--out", str(run_dir)]) == 0
+    summary: dict[str, Any] = analyse_run(run_dir)
+    assert (run_dir / "analysis" / "summary.json").is_file()
+    assert (run_dir / "analysis" / "report.html").is_file()
+    return summary
+
+
+def test_fit_recovers_the_agent_within_ten_percent(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    params = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3 }"
+    config = write_config(sim_config_text(items=300, params=params), "biased.toml")
+    summary = _run_and_analyse(tmp_path / "biased", config)
+    model = summary["models"]["sim"]
+    assert model["n_trials"] == 300 * 36
+    for name, value in TRUE.items():
+        assert model["fit"][name] == pytest.approx(value, rel=0.10), name
+    assert model["overweighting"]["opposite"] > model["overweighting"]["same"]
+    # Choice-supportive bias: seeing its own answer makes the agent stickier.
+    assert model["com_rate"]["shown"] < model["com_rate"]["hidden"]
+
+
+def test_ideal_agent_has_zero_oucs_in_every_cell(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    params = "{ choice_support = 0.0, w_same = 1.0, w_opposite = 1.0, noise = 0.0 }"
+    config = write_config(
+        sim_config_text(items=300, params=params, extra_paradigm='displays = ["shown", "hidden", "other"]'),
+        "ideal.toml",
+    )
+    summary = _run_and_analyse(tmp_path / "ideal", config)
+    cells = summary["models"]["sim"]["oucs"]
+    assert set(cells) == {"shown", "hidden", "other"}
+    for display, by_advice in cells.items():
+        assert set(by_advice) == {"same", "opposite", "neutral"}
+        for advice, value in by_advice.items():
+            assert value is not None and not math.isnan(value)
+            assert abs(value) < 0.01, (display, advice, value)
