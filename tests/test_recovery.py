@@ -45,7 +45,9 @@ def test_ideal_agent_has_zero_oucs_in_every_cell(
 ) -> None:
     params = "{ choice_support = 0.0, w_same = 1.0, w_opposite = 1.0, noise = 0.0 }"
     config = write_config(
-        sim_config_text(items=300, params=params, extra_paradigm='displays = ["shown", "hidden", "other"]'),
+        sim_config_text(
+            items=300, params=params, extra_paradigm='displays = ["shown", "hidden", "other"]'
+        ),
         "ideal.toml",
     )
     summary = _run_and_analyse(tmp_path / "ideal", config)
