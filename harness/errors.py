@@ -13,3 +13,8 @@ class ConfigError(UserError):
 
 class RunDirError(UserError):
     """The run directory cannot be used (in use, made by another config, unreadable)."""
+
+
+class ModelUnavailableError(UserError, RuntimeError):
+    """A model cannot be found or loaded here (a package or extra is missing); the message
+    says how to fix it."""

