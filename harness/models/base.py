@@ -42,6 +42,14 @@ class ModelBackend(ABC):
     async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
         """Answer each request, in order."""
 
+    async def preflight(self) -> None:  # noqa: B027 - most backends have nothing to check
+        """Check, before any trial is run, that the model can do what the run asks.
+
+        Called once per backend before the runner starts (and before the manifest is
+        written, so `describe` can report what it found). API backends send one cheap
+        request here; servers are started here. Raise `UserError` with the fix in one line.
+        """
+
     def describe(self) -> dict[str, str]:
         """Facts about the model worth keeping in the run's manifest (versions, paths)."""
         return {}

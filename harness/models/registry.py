@@ -1,7 +1,10 @@
 """Model specs (`provider:name`) and the providers that turn them into backends.
 
 Validation is separate from creation: a config is checked completely (every spec, every
-parameter) before a run directory is touched or a model is loaded.
+parameter, every key a provider cannot use) before a run directory is touched or a model is
+loaded. The API providers' modules (and their SDKs) are imported only when a config uses
+them, so listing providers stays fast; their capabilities are stated here, and a test keeps
+them equal to the backends' own.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.config import ModelSection, describe_validation_error
+from harness.config import ModelSection, describe_validation_error, reject_unusable_keys
 from harness.errors import ConfigError
 from harness.models.base import Capabilities, ModelBackend
 from harness.models.sim_bayes import SimBayesBackend, SimBayesParams
@@ -22,6 +25,21 @@ LOCAL_MODELS = {"smollm2": "SmolLM2-135M-Instruct, shipped inside the PyPI packa
 _FULL_DISTRIBUTION = Capabilities(
     logprobs=True, top_k_limit=None, prefill=True, prompt_logprobs=True, batch=True
 )
+OPENAI_CAPABILITIES = Capabilities(
+    logprobs=True,
+    top_k_limit=20,
+    prefill=False,
+    prompt_logprobs=False,
+    batch=False,
+    choice_only=True,
+)
+"""`choice_only` here: the provider offers choice-only mode (for reasoning models)."""
+GEMINI_CAPABILITIES = OPENAI_CAPABILITIES
+"""Logprobs only for the models that return them (found by the preflight request)."""
+VLLM_CAPABILITIES = Capabilities(
+    logprobs=True, top_k_limit=20, prefill=True, prompt_logprobs=True, batch=True
+)
+"""top-k: the server's --max-logprobs (default 20); batch: the server batches concurrent calls."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class Provider:
 
 
 def _validate_sim(model: ModelSection) -> None:
+    reject_unusable_keys(model, {"batch_size"})
     if model.spec != "sim:bayes":
         raise ConfigError(
             f"model '{model.id}': unknown simulated agent {model.spec!r} (known: sim:bayes)"
@@ -63,6 +82,7 @@ def _no_params(model: ModelSection) -> None:
 
 
 def _validate_local(model: ModelSection) -> None:
+    reject_unusable_keys(model, {"batch_size"})
     name = model.spec.partition(":")[2]
     if name not in LOCAL_MODELS:
         known = ", ".join(f"local:{key}" for key in LOCAL_MODELS)
@@ -80,6 +100,7 @@ def _create_local(model: ModelSection) -> ModelBackend:
 
 
 def _validate_hf(model: ModelSection) -> None:
+    reject_unusable_keys(model, {"batch_size"})
     path = Path(model.spec.partition(":")[2]).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(
@@ -93,6 +114,45 @@ def _create_hf(model: ModelSection) -> ModelBackend:
 
     path = Path(model.spec.partition(":")[2]).expanduser()
     return TransformersBackend(path, max_batch_size=model.batch_size or 36)
+
+
+def _validate_openai(model: ModelSection) -> None:
+    from harness.models import openai_chat
+
+    _no_params(model)
+    openai_chat.validate(model)
+
+
+def _create_openai(model: ModelSection) -> ModelBackend:
+    from harness.models import openai_chat
+
+    return openai_chat.create(model)
+
+
+def _validate_gemini(model: ModelSection) -> None:
+    from harness.models import gemini
+
+    _no_params(model)
+    gemini.validate(model)
+
+
+def _create_gemini(model: ModelSection) -> ModelBackend:
+    from harness.models import gemini
+
+    return gemini.create(model)
+
+
+def _validate_vllm(model: ModelSection) -> None:
+    from harness.models import vllm
+
+    _no_params(model)
+    vllm.validate(model)
+
+
+def _create_vllm(model: ModelSection) -> ModelBackend:
+    from harness.models import vllm
+
+    return vllm.create(model)
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -118,6 +178,32 @@ PROVIDERS: dict[str, Provider] = {
             _FULL_DISTRIBUTION,
             _validate_hf,
             _create_hf,
+        ),
+        Provider(
+            "openai",
+            "openai:<model> - OpenAI chat completions or any OpenAI-compatible base_url; "
+            "confidence from the first answer token's top-20 logprobs (no prefill); "
+            "reasoning models (o1, o3, gpt-5, ...) choice-only",
+            OPENAI_CAPABILITIES,
+            _validate_openai,
+            _create_openai,
+        ),
+        Provider(
+            "gemini",
+            "gemini:<model> - Gemini API (google-genai); top-20 logprobs only for models that "
+            "return them (checked by a preflight call), otherwise choice-only",
+            GEMINI_CAPABILITIES,
+            _validate_gemini,
+            _create_gemini,
+        ),
+        Provider(
+            "vllm",
+            "vllm:<served name> - vLLM's OpenAI-compatible server (base_url, a list of "
+            "replicas, or serve to start it): prefilled answer, top-k up to --max-logprobs, "
+            "prompt logprobs for multi-token options",
+            VLLM_CAPABILITIES,
+            _validate_vllm,
+            _create_vllm,
         ),
     )
 }

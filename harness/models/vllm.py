@@ -1,0 +1,595 @@
+"""`vllm:<served name>`: a model served by vLLM's OpenAI-compatible server.
+
+The readout matches the local backend's. The prompt's answer prefix is sent as a final
+assistant message with vLLM's `continue_final_message=True` and `add_generation_prompt=False`,
+so the server renders the chat template with the assistant turn open and the prefix written
+into it: the same text `harness.models.transformers_lm.render_prompt` builds. The option
+labels are then read from the next token's `top_logprobs` (token variants merged, censoring
+and outside mass as everywhere, `harness.readout`), and the answer is sampled from the
+option probabilities with the request's seed, exactly as the local backend does; the token
+the server sampled is kept in the record (and used only when the readout is censored).
+
+Options longer than one character are scored with `prompt_logprobs`: for each option the
+prefix plus " <option>" is sent as the assistant message, and the log-probabilities of the
+option's own prompt tokens (those past the prefix-only prompt's tokens) are summed.
+
+vLLM returns raw log-probabilities (before temperature, top-k/top-p and other processors)
+unless the server runs with `--logprobs-mode processed_logprobs`; the mode mindshift launched
+with, and the server's version (GET /version), are recorded in the manifest. The server
+caps `top_logprobs` at its `--max-logprobs` (20 by default).
+
+`base_url` may list several replicas: each call goes to the one with the fewest calls in
+flight. With `serve`, mindshift starts the server(s) itself (`harness.models.vllm_server`)
+in `preflight()`, waits for /health and stops them in `aclose()`. The client needs only the
+`openai` SDK; vLLM itself is the optional extra `gpu`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+from openai import AsyncOpenAI
+
+from harness.config import ModelSection, VllmServeSection, reject_unusable_keys
+from harness.errors import ConfigError, UserError
+from harness.models.base import Capabilities, ModelBackend
+from harness.models.openai_chat import (
+    FATAL_STATUS,
+    ReplyError,
+    TokenLogprob,
+    attempts_after_failure,
+    body_excerpt,
+    decode_body,
+    first_choice,
+    status_message,
+    token_logprobs,
+    usage_of,
+)
+from harness.models.vllm_server import (
+    VllmServer,
+    check_serve,
+    plan_servers,
+    start_servers,
+    stop_servers,
+)
+from harness.readout import (
+    ReadoutError,
+    label_of_token,
+    readout_from_masses,
+    readout_from_top_logprobs,
+    sample_choice,
+)
+from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, OptionReadout, Prompt, Usage
+
+PROVIDER = "vllm"
+DEFAULT_TOP_LOGPROBS = 20
+"""vLLM's default --max-logprobs, and what is asked for unless `top_logprobs` says otherwise."""
+KEY_ENV = "VLLM_API_KEY"
+"""The key a server started with --api-key expects; unset, no key is sent."""
+NO_KEY = "EMPTY"
+DEFAULT_TIMEOUT_S = 300.0
+"""Generous: a busy server queues requests rather than refusing them."""
+DEFAULT_MAX_RETRIES = 2
+SERVER_DEFAULT_LOGPROBS_MODE = "raw_logprobs"
+
+CAPABILITIES = Capabilities(
+    logprobs=True,
+    top_k_limit=DEFAULT_TOP_LOGPROBS,
+    prefill=True,
+    prompt_logprobs=True,
+    batch=True,
+)
+"""`batch`: the server batches concurrent calls into shared forward passes."""
+USABLE_KEYS = frozenset(
+    {"base_url", "api_key_env", "top_logprobs", "timeout_s", "max_retries", "serve"}
+)
+
+
+@dataclass(frozen=True)
+class VllmSettings:
+    """What the backend needs from a validated `[[models]]` entry."""
+
+    model_id: str
+    served_name: str
+    base_urls: tuple[str, ...]
+    """Empty when `serve` starts the servers (their URLs come from the plan)."""
+    api_key_env: str
+    top_logprobs: int
+    timeout_s: float
+    max_retries: int
+    serve: VllmServeSection | None
+
+
+def settings_of(model: ModelSection) -> VllmSettings:
+    """Check a `vllm:` entry and derive its settings; raises ConfigError."""
+    reject_unusable_keys(model, USABLE_KEYS)
+    where = f"model '{model.id}' ({model.spec})"
+    if (model.base_url is None) == (model.serve is None):
+        raise ConfigError(
+            f"{where}: give either base_url (a running server, or a list of replicas) or "
+            "serve (mindshift starts the server)"
+        )
+    top = model.top_logprobs or DEFAULT_TOP_LOGPROBS
+    if model.serve is not None:
+        try:
+            check_serve(model.serve)
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        if top > model.serve.max_logprobs:
+            raise ConfigError(
+                f"{where}: top_logprobs {top} is above serve.max_logprobs "
+                f"{model.serve.max_logprobs}"
+            )
+        if model.serve.python is None and importlib.util.find_spec("vllm") is None:
+            raise ConfigError(
+                f"{where}: vLLM is not installed here: pip install 'mindshift[gpu]', or set "
+                "serve.python to an interpreter that has it"
+            )
+        if model.serve.python is not None and not Path(model.serve.python).is_file():
+            raise ConfigError(f"{where}: serve.python {model.serve.python} does not exist")
+    urls = [model.base_url] if isinstance(model.base_url, str) else list(model.base_url or [])
+    if len(set(urls)) != len(urls):
+        raise ConfigError(f"{where}: base_url lists a replica twice")
+    return VllmSettings(
+        model_id=model.id,
+        served_name=model.spec.partition(":")[2],
+        base_urls=tuple(url.rstrip("/") for url in urls),
+        api_key_env=model.api_key_env or KEY_ENV,
+        top_logprobs=top,
+        timeout_s=model.timeout_s or DEFAULT_TIMEOUT_S,
+        max_retries=DEFAULT_MAX_RETRIES if model.max_retries is None else model.max_retries,
+        serve=model.serve,
+    )
+
+
+def validate(model: ModelSection) -> None:
+    """Raise ConfigError unless this `vllm:` entry can run (no network)."""
+    settings_of(model)
+
+
+def create(model: ModelSection) -> ModelBackend:
+    return VllmBackend(settings_of(model))
+
+
+def root_of(base_url: str) -> str:
+    """The server root of an API base URL ('http://h:8000/v1' -> 'http://h:8000')."""
+    return base_url.removesuffix("/v1")
+
+
+def prefilled_messages(prompt: Prompt, continuation: str) -> list[dict[str, str]]:
+    """The prompt's messages and an open assistant turn holding `continuation`."""
+    messages = [message.to_json() for message in prompt.messages]
+    if continuation:
+        messages.append({"role": "assistant", "content": continuation})
+    return messages
+
+
+def option_continuation(answer_prefix: str, label: str) -> str:
+    """The assistant text whose last tokens are the option: prefix, a space, the option."""
+    return f"{answer_prefix} {label}" if answer_prefix else label
+
+
+def prompt_token_logprobs(body: JsonValue) -> list[tuple[int, float]]:
+    """(token id, logprob) of each prompt token past the first, from `prompt_logprobs`.
+
+    Asked with prompt_logprobs=0, each position holds exactly the prompt's own token.
+    """
+    entries = body.get("prompt_logprobs") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ReplyError("the response carries no prompt_logprobs")
+    tokens = []
+    for position, entry in enumerate(entries):
+        if entry is None and position == 0:
+            continue  # the first token has no context to be predicted from
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ReplyError(f"prompt_logprobs entry {position} is malformed")
+        ((token_id, info),) = entry.items()
+        logprob = info.get("logprob") if isinstance(info, dict) else None
+        if isinstance(logprob, bool) or not isinstance(logprob, int | float):
+            raise ReplyError(f"prompt_logprobs entry {position} has no logprob")
+        try:
+            tokens.append((int(token_id), float(logprob)))
+        except ValueError:
+            raise ReplyError(f"prompt_logprobs entry {position} has a bad token id") from None
+    return tokens
+
+
+def option_logprob(base: Sequence[tuple[int, float]], scored: Sequence[tuple[int, float]]) -> float:
+    """Log-probability of the tokens `scored` has past the prompt `base` (their common prefix)."""
+    shared = 0
+    for (base_id, _), (scored_id, _) in zip(base, scored, strict=False):
+        if base_id != scored_id:
+            break
+        shared += 1
+    extra = scored[shared:]
+    if not extra:
+        raise ReplyError("the option adds no tokens to the prompt")
+    total = math.fsum(logprob for _, logprob in extra)
+    if math.isnan(total) or total > 1e-6:
+        raise ReplyError(f"invalid option log-probability {total!r}")
+    return total
+
+
+def with_sound_bounds(readout: OptionReadout, tokens: TokenLogprob) -> OptionReadout:
+    """Fix the upper bound of censored labels for vLLM's top_logprobs lists.
+
+    vLLM puts the sampled token first in `top_logprobs` even when it is outside the top-k,
+    in which case the list is the sampled token plus the top k-1. Every other entry is a
+    true top-k token, so the smallest of those bounds an absent label; the sampled token's
+    own (possibly far smaller) probability does not.
+    """
+    if not readout.censored:
+        return readout
+    others = [lp for token, lp in tokens.top if token != tokens.token]
+    bound = math.exp(min(min(others), 0.0)) if others else 1.0
+    return replace(readout, upper_bound={label: bound for label in readout.upper_bound})
+
+
+class VllmBackend(ModelBackend):
+    """vLLM's OpenAI-compatible server, read like the local backend (prefill + next token)."""
+
+    capabilities = CAPABILITIES
+    max_batch_size = 1
+
+    def __init__(
+        self,
+        settings: VllmSettings,
+        *,
+        http_client: httpx2.AsyncClient | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """`http_client` carries every request (tests pass one with a MockTransport)."""
+        self.settings = settings
+        env = os.environ if environ is None else environ
+        # A server without --api-key accepts any key; the SDK insists on one.
+        self._api_key = env.get(settings.api_key_env, "").strip() or NO_KEY
+        self._http = http_client or httpx2.AsyncClient(timeout=settings.timeout_s)
+        self._owns_http = http_client is None
+        self._servers: list[VllmServer] = []
+        if settings.serve is not None:
+            plans = plan_servers(settings.served_name, settings.serve)
+            self._servers = [VllmServer(plan) for plan in plans]
+            self.base_urls: tuple[str, ...] = tuple(plan.base_url for plan in plans)
+        else:
+            self.base_urls = settings.base_urls
+        self._clients = [
+            AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=url,
+                timeout=settings.timeout_s,
+                max_retries=settings.max_retries,
+                http_client=self._http,
+            )
+            for url in self.base_urls
+        ]
+        self._in_flight = [0] * len(self._clients)
+        self._next = 0
+        self._versions: dict[str, str] = {}
+
+    # ------------------------------------------------------------ replicas and requests
+
+    def _pick(self) -> int:
+        """The replica with the fewest calls in flight (round robin among equals)."""
+        count = len(self._clients)
+        order = [(self._next + offset) % count for offset in range(count)]
+        chosen = min(order, key=lambda index: self._in_flight[index])
+        self._next = (chosen + 1) % count
+        return chosen
+
+    def payload(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        seed: int,
+        prefilled: bool,
+        prompt_logprobs: bool = False,
+    ) -> dict[str, Any]:
+        """The request body of one chat completion (the exact JSON sent, without headers)."""
+        body: dict[str, Any] = {
+            "model": self.settings.served_name,
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": temperature,
+            "seed": seed,
+            "logprobs": True,
+            "top_logprobs": self.settings.top_logprobs,
+            # vLLM's own fields: render the template with the assistant turn left open.
+            "continue_final_message": prefilled,
+            "add_generation_prompt": not prefilled,
+        }
+        if prompt_logprobs:
+            body["prompt_logprobs"] = 0
+        return body
+
+    async def _send(self, replica: int, body: dict[str, Any]) -> tuple[JsonValue, int]:
+        """Send one chat completion to one replica: (JSON body, attempts).
+
+        Raises ReplyError for a body that is no JSON (its start in the message), and lets
+        the SDK's errors through.
+        """
+        standard = {key: value for key, value in body.items() if key not in _VLLM_FIELDS}
+        extra = {key: value for key, value in body.items() if key in _VLLM_FIELDS}
+        raw = await self._clients[replica].chat.completions.with_raw_response.create(
+            **standard, extra_body=extra
+        )
+        try:
+            return decode_body(raw.http_response), raw.retries_taken + 1
+        except ReplyError as error:
+            raise ReplyError(f"{error}: {body_excerpt(raw.http_response, 300)!r}") from None
+
+    async def _post(self, body: dict[str, Any]) -> tuple[JsonValue, int, int]:
+        """Send one chat completion to the least busy replica: (JSON, attempts, replica)."""
+        replica = self._pick()
+        self._in_flight[replica] += 1
+        try:
+            response, attempts = await self._send(replica, body)
+        finally:
+            self._in_flight[replica] -= 1
+        return response, attempts, replica
+
+    def _server_died(self) -> str | None:
+        dead = [server for server in self._servers if server.exited()]
+        if not dead:
+            return None
+        return ", ".join(f"port {server.plan.port} (log {server.plan.log_path})" for server in dead)
+
+    # ------------------------------------------------------------ preflight
+
+    async def preflight(self) -> None:
+        """Start the servers (with `serve`), then check each replica: its version, that it
+        serves this model, and that a prefilled request returns logprobs."""
+        if self._servers:
+            assert self.settings.serve is not None
+            await start_servers(self._servers, self._http, self.settings.serve.startup_timeout_s)
+        await asyncio.gather(*(self._check_replica(url) for url in self.base_urls))
+
+    async def _check_replica(self, base_url: str) -> None:
+        where = f"model '{self.settings.model_id}': vLLM at {base_url}"
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        try:
+            version = await self._http.get(f"{root_of(base_url)}/version", timeout=30.0)
+            models = await self._http.get(f"{base_url}/models", headers=headers, timeout=30.0)
+        except httpx2.TransportError as error:
+            raise UserError(f"{where} cannot be reached: {error}") from None
+        if version.status_code == 200:
+            try:
+                self._versions[base_url] = str(version.json().get("version"))
+            except (ValueError, AttributeError):
+                self._versions[base_url] = "unreadable"
+        if models.status_code in (401, 403):
+            raise UserError(
+                f"{where} refused the key (HTTP {models.status_code}): set "
+                f"{self.settings.api_key_env} to the server's --api-key"
+            )
+        try:
+            served = [entry["id"] for entry in models.json()["data"]]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{where} is no OpenAI-compatible server (GET /models)") from None
+        if self.settings.served_name not in served:
+            raise ConfigError(
+                f"{where} does not serve {self.settings.served_name!r} (it serves: "
+                f"{', '.join(map(str, served))}); use one of those names in the spec"
+            )
+        messages = [
+            {"role": "user", "content": "Reply with only the letter A."},
+            {"role": "assistant", "content": "My answer is:"},
+        ]
+        body = self.payload(messages, temperature=1.0, seed=0, prefilled=True)
+        try:
+            response, _ = await self._send(self.base_urls.index(base_url), body)
+            if not token_logprobs(first_choice(response)):
+                raise ReplyError("the response carries no logprobs")
+        except openai.APIStatusError as error:
+            raise ConfigError(
+                f"{where} rejected a prefilled request: {status_message(error)}"
+            ) from None
+        except openai.APIConnectionError as error:
+            raise UserError(f"{where} cannot be reached: {error}") from None
+        except ReplyError as error:
+            raise UserError(f"{where}: unreadable preflight response: {error}") from None
+
+    # ------------------------------------------------------------ answering
+
+    async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
+        return list(await asyncio.gather(*(self._answer_one(request) for request in requests)))
+
+    async def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
+        started = time.perf_counter()
+        raw: dict[str, JsonValue] = {}
+        attempts = 1
+        usage = Usage()
+        try:
+            if all(len(label) == 1 for label in request.prompt.labels):
+                choice, readout, attempts, usage = await self._next_token(request, raw)
+            else:
+                choice, readout, attempts, usage = await self._scored_options(request, raw)
+        except openai.APIStatusError as error:
+            if error.status_code in FATAL_STATUS:
+                raise UserError(
+                    f"model '{self.settings.model_id}': {status_message(error)}"
+                ) from None
+            return self._failed(
+                raw,
+                started,
+                status_message(error),
+                attempts_after_failure(error, self.settings.max_retries),
+            )
+        except openai.APIConnectionError as error:
+            dead = self._server_died()
+            if dead is not None:
+                raise UserError(
+                    f"model '{self.settings.model_id}': the vLLM server exited: {dead}"
+                ) from None
+            return self._failed(
+                raw,
+                started,
+                f"{type(error).__name__}: {error}",
+                attempts_after_failure(error, self.settings.max_retries),
+            )
+        except ReplyError as error:
+            return self._failed(raw, started, str(error), attempts, usage)
+        return ChoiceResponse(
+            choice=choice,
+            readout=readout,
+            raw=raw,
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            attempts=attempts,
+        )
+
+    def _failed(
+        self,
+        raw: dict[str, JsonValue],
+        started: float,
+        error: str,
+        attempts: int,
+        usage: Usage | None = None,
+    ) -> ChoiceResponse:
+        return ChoiceResponse(
+            choice=None,
+            readout=None,
+            raw=raw,
+            usage=usage or Usage(),
+            latency_s=time.perf_counter() - started,
+            attempts=attempts,
+            error=error,
+        )
+
+    async def _next_token(
+        self, request: ChoiceRequest, raw: dict[str, JsonValue]
+    ) -> tuple[str, OptionReadout, int, Usage]:
+        """Single-token labels: the next-token readout after the prefilled prefix."""
+        prompt = request.prompt
+        body = self.payload(
+            prefilled_messages(prompt, prompt.answer_prefix),
+            temperature=request.temperature,
+            seed=request.seed,
+            prefilled=bool(prompt.answer_prefix),
+        )
+        raw["request"] = body
+        response, attempts, replica = await self._post(body)
+        raw["response"] = response
+        raw["replica"] = self.base_urls[replica]
+        usage = usage_of(response)
+        tokens = token_logprobs(first_choice(response))
+        if not tokens:
+            raise ReplyError("the response has no generated token")
+        first = tokens[0]
+        try:
+            readout = readout_from_top_logprobs(first.top, prompt.labels)
+        except ReadoutError as error:
+            raise ReplyError(str(error)) from None
+        readout = with_sound_bounds(readout, first)
+        return self._choose(request, readout, first.token), readout, attempts, usage
+
+    def _choose(self, request: ChoiceRequest, readout: OptionReadout, sampled: str | None) -> str:
+        """The answer: sampled from the option probabilities like the local backend; when
+        they are censored, the server's own sampled token if it is a label."""
+        if readout.probs is not None:
+            return sample_choice(readout.probs, request.temperature, request.seed)
+        label = None if sampled is None else label_of_token(sampled, request.prompt.labels)
+        if label is None:
+            raise ReplyError(
+                f"censored readout and the sampled token {sampled!r} is no option label"
+            )
+        return label
+
+    async def _scored_options(
+        self, request: ChoiceRequest, raw: dict[str, JsonValue]
+    ) -> tuple[str, OptionReadout, int, Usage]:
+        """Multi-character labels: each option's tokens scored with prompt_logprobs."""
+        prompt = request.prompt
+        continuations = [prompt.answer_prefix] + [
+            option_continuation(prompt.answer_prefix, label) for label in prompt.labels
+        ]
+        bodies = [
+            self.payload(
+                prefilled_messages(prompt, text),
+                temperature=request.temperature,
+                seed=request.seed,
+                prefilled=bool(text),
+                prompt_logprobs=True,
+            )
+            for text in continuations
+        ]
+        raw["requests"] = bodies
+        results = await asyncio.gather(*(self._post(body) for body in bodies))
+        responses = [response for response, _, _ in results]
+        raw["responses"] = responses
+        raw["replicas"] = [self.base_urls[replica] for _, _, replica in results]
+        attempts = max(attempts for _, attempts, _ in results)
+        usages = [usage_of(response) for response in responses]
+        usage = Usage(
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            reasoning_tokens=sum(u.reasoning_tokens for u in usages),
+            cached_tokens=sum(u.cached_tokens for u in usages),
+        )
+        base = prompt_token_logprobs(responses[0])
+        mass: dict[str, float | None] = {
+            label: math.exp(option_logprob(base, prompt_token_logprobs(response)))
+            for label, response in zip(prompt.labels, responses[1:], strict=True)
+        }
+        base_tokens = token_logprobs(first_choice(responses[0]))
+        top = base_tokens[0].top if base_tokens else []
+        readout = readout_from_masses(mass, top)
+        if readout.probs is None:
+            raise ReplyError("every option has probability 0")
+        choice = sample_choice(readout.probs, request.temperature, request.seed)
+        return choice, readout, attempts, usage
+
+    # ------------------------------------------------------------ the manifest and closing
+
+    def describe(self) -> dict[str, str]:
+        serve = self.settings.serve
+        facts = {
+            "provider": PROVIDER,
+            "served_model": self.settings.served_name,
+            "base_urls": " ".join(self.base_urls),
+            "top_logprobs": str(self.settings.top_logprobs),
+            "readout": "prefill (continue_final_message) + next-token top_logprobs; "
+            "prompt_logprobs for multi-character options",
+            "logprobs_mode": serve.logprobs_mode
+            if serve is not None
+            else f"not reported by the server (vLLM's default: {SERVER_DEFAULT_LOGPROBS_MODE})",
+            "openai_sdk": openai.__version__,
+        }
+        versions = sorted(set(self._versions.values()))
+        facts["vllm_version"] = ", ".join(versions) if versions else "unknown (not reached)"
+        if serve is not None:
+            facts["served_from"] = serve.model or self.settings.served_name
+            facts["launched"] = "; ".join(
+                f"pid {server.pid} port {server.plan.port} gpus "
+                f"{server.plan.gpus if server.plan.gpus is not None else 'all'} "
+                f"log {server.plan.log_path}"
+                for server in self._servers
+            )
+            facts["tensor_parallel_size"] = str(serve.tensor_parallel_size)
+            facts["pipeline_parallel_size"] = str(serve.pipeline_parallel_size)
+        return facts
+
+    async def aclose(self) -> None:
+        """Stop the servers mindshift started; close the HTTP client if it is ours.
+
+        The SDK clients share that one HTTP client and hold nothing else.
+        """
+        try:
+            await stop_servers(self._servers)
+        finally:
+            if self._owns_http:
+                await self._http.aclose()
+
+
+_VLLM_FIELDS = frozenset({"continue_final_message", "add_generation_prompt", "prompt_logprobs"})
+"""Request fields the openai SDK does not know: sent through `extra_body`."""

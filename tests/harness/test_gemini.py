@@ -1,0 +1,476 @@
+"""`gemini:` through a scripted API (`httpx2.MockTransport` under google-genai): payloads,
+readout edge cases, retries, choice-only mode and the preflight. No network."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from harness.cli import main
+from harness.config import ModelSection
+from harness.errors import ConfigError, UserError
+from harness.models import gemini
+from harness.models.gemini import GeminiBackend, settings_of
+from harness.models.registry import GEMINI_CAPABILITIES, PROVIDERS, validate_model
+from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt
+
+KEY = "AIza-test-not-a-real-key-5678"
+ENV = {"GEMINI_API_KEY": KEY}
+Handler = Callable[[httpx2.Request], httpx2.Response]
+Tokens = list[tuple[str, float | None, list[tuple[str, float | None]]]]
+
+
+def prompt(labels: tuple[str, ...] = ("A", "B")) -> Prompt:
+    return Prompt(
+        messages=(
+            Message("system", "You are careful."),
+            Message("user", "Which city is further north?\nA. Oslo\nB. Rome"),
+        ),
+        answer_prefix="My answer is:",
+        labels=labels,
+    )
+
+
+def request(labels: tuple[str, ...] = ("A", "B")) -> ChoiceRequest:
+    return ChoiceRequest(
+        trial_id="t1", stage=1, prompt=prompt(labels), temperature=1.0, seed=2**40 + 5
+    )
+
+
+def candidate(token: str, logprob: float | None) -> dict[str, Any]:
+    # The API leaves out a logProbability of 0.0 (a default value): None models that.
+    return {"token": token} if logprob is None else {"token": token, "logProbability": logprob}
+
+
+def generated(tokens: Tokens, text: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A generateContent response whose output is `tokens` (token, logprob, top list)."""
+    body: dict[str, Any] = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [{"text": "".join(t for t, _, _ in tokens) if text is None else text}],
+                },
+                "finishReason": "STOP",
+                "logprobsResult": {
+                    "chosenCandidates": [candidate(t, lp) for t, lp, _ in tokens],
+                    "topCandidates": [
+                        {"candidates": [candidate(t, lp) for t, lp in top]} for _, _, top in tokens
+                    ],
+                },
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 30,
+            "candidatesTokenCount": len(tokens),
+            "thoughtsTokenCount": 0,
+            "cachedContentTokenCount": 4,
+            "totalTokenCount": 30 + len(tokens),
+        },
+        "modelVersion": "gemini-2.5-flash-001",
+    }
+    body.update(extra)
+    return body
+
+
+class Recorder:
+    def __init__(self, *answers: httpx2.Response | Handler) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx2.Request] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
+        return answer(request) if callable(answer) else answer
+
+    def json(self, index: int = -1) -> Any:
+        return json.loads(self.requests[index].content)
+
+
+def ok(body: Any) -> httpx2.Response:
+    return httpx2.Response(200, json=body)
+
+
+def section(spec: str = "gemini:gemini-2.5-flash", **keys: Any) -> ModelSection:
+    return ModelSection(id="g", spec=spec, **keys)
+
+
+def make_backend(recorder: Recorder, **keys: Any) -> GeminiBackend:
+    spec = keys.pop("spec", "gemini:gemini-2.5-flash")
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(recorder))
+    return GeminiBackend(settings_of(section(spec, **keys)), http_client=client, environ=ENV)
+
+
+def ask(backend: GeminiBackend, *requests: ChoiceRequest) -> list[ChoiceResponse]:
+    async def go() -> list[ChoiceResponse]:
+        try:
+            return await backend.answer(list(requests))
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def one(recorder: Recorder, req: ChoiceRequest | None = None, **keys: Any) -> ChoiceResponse:
+    return ask(make_backend(recorder, **keys), req or request())[0]
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gemini, "backoff_s", lambda attempt: 0.0)
+
+
+# ---------------------------------------------------------------- the exact request
+
+
+def test_exact_request_payload_and_no_key_in_the_record() -> None:
+    recorder = Recorder(ok(generated([("A", -0.2, [("A", -0.2)])])))
+    response = one(recorder, thinking_budget=0)
+    sent = recorder.requests[0]
+    assert sent.method == "POST"
+    assert sent.url.path.endswith("/models/gemini-2.5-flash:generateContent")
+    assert sent.headers["x-goog-api-key"] == KEY
+    body = recorder.json()
+    # The SDK passes the nested thinking config through in snake case (the API reads
+    # either spelling): compare its value, not its spelling.
+    thinking = body["generationConfig"].pop("thinkingConfig")
+    assert list(thinking.values()) == [0]
+    assert set(thinking) <= {"thinkingBudget", "thinking_budget"}
+    assert body == {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {
+                        "text": "Which city is further north?\nA. Oslo\nB. Rome\n\n"
+                        "Reply with only the label of your answer: A or B."
+                    }
+                ],
+            }
+        ],
+        "systemInstruction": {"parts": [{"text": "You are careful."}], "role": "user"},
+        "generationConfig": {
+            "temperature": 1.0,
+            "candidateCount": 1,
+            "maxOutputTokens": 8,
+            "responseLogprobs": True,
+            "logprobs": 20,
+            "seed": (2**40 + 5) % 2**31,
+        },
+    }
+    assert KEY not in json.dumps(response.raw)
+    assert response.raw["request"]["config"]["seed"] == (2**40 + 5) % 2**31
+    assert response.usage.input_tokens == 30
+    assert response.usage.cached_tokens == 4
+
+
+def test_model_turns_and_default_budget_when_thinking_is_allowed() -> None:
+    recorder = Recorder(ok(generated([("B", -0.1, [("B", -0.1)])])))
+    conversation = Prompt(
+        messages=(
+            Message("user", "Q1"),
+            Message("assistant", "A"),
+            Message("user", "Q2"),
+        ),
+        answer_prefix="My answer is:",
+        labels=("A", "B"),
+    )
+    one(recorder, ChoiceRequest("t", 1, conversation, 1.0, 1))
+    body = recorder.json()
+    assert [content["role"] for content in body["contents"]] == ["user", "model", "user"]
+    assert "systemInstruction" not in body
+    assert body["generationConfig"]["maxOutputTokens"] == 2048
+    assert "thinkingConfig" not in body["generationConfig"]
+
+
+# ---------------------------------------------------------------- readout edge cases
+
+
+def test_token_variants_are_merged_and_outside_mass_kept() -> None:
+    top = [(" A", math.log(0.5)), ("A", math.log(0.2)), ("B", math.log(0.1)), ("\n", -3.0)]
+    response = one(Recorder(ok(generated([(" A", math.log(0.5), top)]))))
+    assert response.choice == "A"
+    readout = response.readout
+    assert readout is not None
+    assert readout.mass["A"] == pytest.approx(0.7)
+    assert readout.probs == pytest.approx({"A": 0.875, "B": 0.125})
+    assert readout.outside_mass == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("zero", [0.0, None], ids=["explicit", "omitted-by-the-api"])
+def test_logprob_of_exactly_zero_is_certainty(zero: float | None) -> None:
+    response = one(Recorder(ok(generated([("B", zero, [("B", zero), ("A", -35.0)])]))))
+    assert response.error is None
+    assert response.choice == "B"
+    assert response.readout is not None
+    assert response.readout.mass["B"] == 1.0
+
+
+def test_option_absent_from_top_k_is_censored_with_its_bound() -> None:
+    top = [("A", math.log(0.6)), ("The", math.log(0.3)), ("**", math.log(0.02))]
+    response = one(Recorder(ok(generated([("A", math.log(0.6), top)]))))
+    readout = response.readout
+    assert readout is not None
+    assert readout.censored
+    assert readout.probs is None
+    assert readout.mass["B"] is None
+    assert readout.upper_bound == {"B": pytest.approx(0.02)}
+    assert response.choice == "A"
+    assert response.error is None
+
+
+def test_mass_outside_the_options() -> None:
+    top = [("Neither", math.log(0.5)), ("A", math.log(0.3)), ("B", math.log(0.2))]
+    response = one(Recorder(ok(generated([("A", math.log(0.3), top)]))))
+    assert response.readout is not None
+    assert response.readout.outside_mass == pytest.approx(0.5)
+
+
+def test_answer_read_at_the_first_label_token() -> None:
+    tokens: Tokens = [("(", -0.1, [("(", -0.1)]), ("B", -0.2, [("B", -0.2), ("A", -1.8)])]
+    response = one(Recorder(ok(generated(tokens))))
+    assert response.choice == "B"
+    assert response.raw["answer_position"] == 1
+
+
+def test_multi_token_options_fail_loudly_without_a_call() -> None:
+    recorder = Recorder(ok(generated([])))
+    response = one(recorder, request(labels=("Oslo", "Rome")))
+    assert recorder.requests == []
+    assert response.error is not None
+    assert "single-character" in response.error
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"candidates": []}, "no candidates"),
+        ({"promptFeedback": {"blockReason": "SAFETY"}}, "prompt blocked"),
+        (generated([], text=""), "empty reply"),
+        ({"candidates": [{"content": {"parts": [{"text": "A"}]}}]}, "carries no logprobs"),
+        (generated([("The", -0.1, [("The", -0.1)])]), "no generated token is an option label"),
+        (generated([("A", -0.1, [("A", 0.7)])]), "invalid log-probability"),
+        (
+            {
+                "candidates": [
+                    {
+                        "content": {"parts": [{"text": "A"}]},
+                        "logprobsResult": {"chosenCandidates": [], "topCandidates": [{}]},
+                    }
+                ]
+            },
+            "malformed",
+        ),
+        (generated([("A", -0.1, [("A", "x")])]), "invalid response"),  # type: ignore[list-item]
+    ],
+)
+def test_empty_and_malformed_responses_become_error_records(body: Any, expected: str) -> None:
+    response = one(Recorder(ok(body)))
+    assert response.choice is None
+    assert response.readout is None
+    assert response.error is not None
+    assert expected in response.error
+
+
+def test_a_body_that_is_no_json_is_an_error_record() -> None:
+    response = one(Recorder(httpx2.Response(200, text="<html>proxy error</html>")))
+    assert response.error is not None
+    assert response.error.startswith("malformed response")
+
+
+# ---------------------------------------------------------------- errors and retries
+
+
+def error_body(code: int, message: str, status: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+def test_rate_limit_is_retried_honouring_retry_after_then_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(gemini.asyncio, "sleep", sleep)
+    limited = httpx2.Response(
+        429, headers={"retry-after": "7"}, json=error_body(429, "quota", "RESOURCE_EXHAUSTED")
+    )
+    recorder = Recorder(limited)
+    response = one(recorder, max_retries=2)
+    assert len(recorder.requests) == 3
+    assert waits == [7.0, 7.0]
+    assert response.attempts == 3
+    assert response.error == "HTTP 429: quota"
+
+
+def test_server_error_then_success_counts_attempts() -> None:
+    recorder = Recorder(
+        httpx2.Response(503, json=error_body(503, "overloaded", "UNAVAILABLE")),
+        ok(generated([("A", -0.1, [("A", -0.1), ("B", -2.4)])])),
+    )
+    response = one(recorder)
+    assert response.error is None
+    assert response.attempts == 2
+
+
+def test_network_errors_are_retried_then_recorded() -> None:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    recorder = Recorder(refuse)
+    response = one(recorder, max_retries=1)
+    assert len(recorder.requests) == 2
+    assert response.attempts == 2
+    assert response.error is not None
+    assert "ConnectError" in response.error
+
+
+def test_bad_request_is_not_retried() -> None:
+    recorder = Recorder(httpx2.Response(400, json=error_body(400, "too long", "INVALID_ARGUMENT")))
+    response = one(recorder)
+    assert len(recorder.requests) == 1
+    assert response.error == "HTTP 400: too long"
+
+
+def test_rejected_key_stops_the_run() -> None:
+    denied = httpx2.Response(403, json=error_body(403, "API key not valid", "PERMISSION_DENIED"))
+    with pytest.raises(UserError, match="API key not valid"):
+        one(Recorder(denied))
+
+
+# ---------------------------------------------------------------- choice-only mode
+
+
+def test_choice_only_payload_and_parsed_choice() -> None:
+    recorder = Recorder(ok({"candidates": [{"content": {"parts": [{"text": "**B**"}]}}]}))
+    response = one(recorder, choice_only=True)
+    assert response.choice == "B"
+    assert response.readout is None
+    config = recorder.json()["generationConfig"]
+    assert "responseLogprobs" not in config
+    assert "logprobs" not in config
+
+
+# ---------------------------------------------------------------- preflight
+
+
+def preflight(recorder: Recorder, **keys: Any) -> GeminiBackend:
+    backend = make_backend(recorder, **keys)
+
+    async def go() -> None:
+        try:
+            await backend.preflight()
+        finally:
+            await backend.aclose()
+
+    asyncio.run(go())
+    return backend
+
+
+def test_preflight_passes_a_model_with_logprobs() -> None:
+    recorder = Recorder(ok(generated([("A", -0.01, [("A", -0.01)])])))
+    backend = preflight(recorder, thinking_budget=0)
+    assert len(recorder.requests) == 1
+    assert recorder.json()["generationConfig"]["responseLogprobs"] is True
+    assert backend.describe()["model_version"] == "gemini-2.5-flash-001"
+
+
+def test_preflight_stops_a_model_that_rejects_logprobs() -> None:
+    rejected = httpx2.Response(
+        400, json=error_body(400, "Logprobs is not enabled for this model", "INVALID_ARGUMENT")
+    )
+    with pytest.raises(ConfigError, match=r"rejects logprobs.*choice_only = true"):
+        preflight(Recorder(rejected))
+
+
+def test_preflight_stops_a_model_that_answers_without_logprobs() -> None:
+    body = {"candidates": [{"content": {"parts": [{"text": "A"}]}, "finishReason": "STOP"}]}
+    with pytest.raises(ConfigError, match="returned no logprobs"):
+        preflight(Recorder(ok(body)))
+
+
+def test_preflight_explains_an_empty_reply_of_a_thinking_model() -> None:
+    body = {"candidates": [{"content": {"parts": []}, "finishReason": "MAX_TOKENS"}]}
+    with pytest.raises(UserError, match="thinking_budget = 0"):
+        preflight(Recorder(ok(body)))
+
+
+def test_choice_only_preflight_asks_for_no_logprobs() -> None:
+    recorder = Recorder(ok({"candidates": [{"content": {"parts": [{"text": "A"}]}}]}))
+    preflight(recorder, choice_only=True)
+    assert "responseLogprobs" not in recorder.json()["generationConfig"]
+
+
+# ---------------------------------------------------------------- config validation
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({"top_logprobs": 25}, "at most 20"),
+        ({"base_url": "http://x/v1"}, "'base_url' cannot be used by gemini"),
+        ({"reasoning_effort": "low"}, "'reasoning_effort' cannot be used"),
+        ({"choice_only": True, "top_logprobs": 5}, "no use with choice_only"),
+    ],
+)
+def test_unusable_settings_are_config_errors(keys: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        settings_of(section(**keys))
+
+
+def test_missing_key_names_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        validate_model(section())
+    monkeypatch.setenv("GOOGLE_API_KEY", "x")
+    validate_model(section())
+
+
+def test_capability_table_matches_the_backend() -> None:
+    assert PROVIDERS["gemini"].capabilities == GEMINI_CAPABILITIES
+    assert gemini.CAPABILITIES.top_k_limit == GEMINI_CAPABILITIES.top_k_limit
+    assert gemini.CAPABILITIES.prefill == GEMINI_CAPABILITIES.prefill
+    assert gemini.CHOICE_ONLY_CAPABILITIES.choice_only == GEMINI_CAPABILITIES.choice_only
+
+
+# ---------------------------------------------------------------- a whole run
+
+
+def test_a_run_through_gemini(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, write_config: Callable[[str], Path]
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    top = [("B", math.log(0.6)), ("A", math.log(0.4))]
+    recorder = Recorder(ok(generated([("B", math.log(0.6), top)])))
+
+    def create(model: ModelSection) -> GeminiBackend:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(recorder))
+        return GeminiBackend(settings_of(model), http_client=client)
+
+    monkeypatch.setattr(gemini, "create", create)
+    config = write_config(
+        '[experiment]\nname = "g"\nparadigm = "change-of-mind"\n\n'
+        '[paradigm]\nitems = 2\ndisplays = ["hidden"]\nadvice = ["same"]\naccuracies = [0.8]\n\n'
+        '[[models]]\nid = "flash"\nspec = "gemini:gemini-2.5-flash"\nthinking_budget = 0\n'
+    )
+    run_dir = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(run_dir)]) == 0
+    records = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    assert all(r["readout"]["probs"] == pytest.approx({"A": 0.4, "B": 0.6}) for r in records)
+    assert len(recorder.requests) == 1 + 4  # the preflight, then the trials
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
