@@ -200,8 +200,14 @@ class ExperimentConfig(_Strict):
         return self
 
     def canonical_json(self) -> str:
-        """The config as canonical JSON: equal configs give equal strings (resume check)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The config as the user wrote it, as canonical JSON: the resume check compares it.
+
+        Keys left at their defaults are omitted, so a later mindshift that adds a key with a
+        default still resumes a run made before it (each call's record holds its exact request
+        settings, so nothing that was sent is forgotten).
+        """
+        dumped = self.model_dump(mode="json", exclude_unset=True)
+        return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -51,3 +51,20 @@ def test_run_writes_manifest_calls_and_trials(
     assert main(["run", str(write_config(sim_config_text(items=3))), "--out", str(run_dir)]) == 0
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert len(manifest["resumes"]) == 1
+
+
+def test_resume_check_compares_what_the_user_wrote() -> None:
+    from harness.config import parse_config
+
+    written = {
+        "experiment": {"name": "x", "paradigm": "change-of-mind"},
+        "models": [{"id": "sim", "spec": "sim:bayes"}],
+    }
+    explicit_defaults = {
+        "experiment": {"name": "x", "paradigm": "change-of-mind"},
+        "models": [{"id": "sim", "spec": "sim:bayes", "temperature": 1.0}],
+    }
+    # Writing a default explicitly is a different text, but keys added later with defaults
+    # must not make an old run look foreign.
+    assert "concurrency" not in parse_config(written).canonical_json()
+    assert parse_config(written).canonical_json() != parse_config(explicit_defaults).canonical_json()
