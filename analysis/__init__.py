@@ -1,39 +1,71 @@
 """mindshift analysis: from a run directory to measures, fits, figures and a report.
 
-`analyse_run(RUN_DIR)` is the entry point the CLI calls. Every other function here is a pure
-function of DataFrames, usable on its own in a notebook: load a run with `load_run`, then
-compute any measure on `run.trials`.
+`analyse_run(RUN_DIR)` is the entry point the CLI calls, `compare_runs([RUN_DIR, ...], OUT)`
+pools several runs. `compute_results(trials, stage1)` computes every measure at once; each
+measure is also a pure function of DataFrames, usable on its own in a notebook: load a run
+with `load_run`, then compute any measure on `run.trials`.
 """
 
 from analysis.accuracy import initial_accuracy, initial_accuracy_table, stage1_from_trials
 from analysis.analyse import analyse_run
 from analysis.bayes import advice_evidence, advice_sign, bayes_posterior, with_bayes
+from analysis.calibration import (
+    PRIOR_MODES,
+    Prior,
+    apply_calibration,
+    auroc,
+    brier_score,
+    calibration_metrics,
+    chosen_temperatures,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_bins,
+    reliability_table,
+    scale_binary,
+    scale_probs,
+    stage1_matrix,
+    temperatures,
+)
 from analysis.cells import cell_stats, nest
 from analysis.change_of_mind import answered, com_rates
+from analysis.clustered import clustered_mean_se, sandwich
+from analysis.com_regression import DISPLAY_TERM, com_logistic, display_coefficient
+from analysis.compare import compare_runs
 from analysis.confidence_change import confidence_change, observed_update
+from analysis.design import design_table
 from analysis.errors import AnalysisInputError
 from analysis.figures import (
     FIGURES,
     figure_png,
     plot_com_by_accuracy,
     plot_confidence_change,
+    plot_estimates,
+    plot_oucs,
+    plot_reliability,
     plot_switching,
     plot_updates,
     render_figures,
 )
-from analysis.fit import TERMS, UpdateFit, design_matrix, fit_by_model, fit_update_model
+from analysis.fit import TERMS, UpdateFit, design_matrix, fit_by_model, fit_table, fit_update_model
+from analysis.fitted_model import FittedModelSection, ModelTable
 from analysis.load import RunData, load_run, load_stage1_calls, load_trials, read_jsonl
+from analysis.logistic import LogisticResult, logistic_fit
 from analysis.logodds import CLIP_HIGH, CLIP_LOW, clip, expit, logit
-from analysis.oucs import oucs
+from analysis.oucs import oucs, oucs_paper_table
 from analysis.overweighting import (
     POOLED,
     choice_support_correction,
+    choice_support_test,
     overweighting,
     update_table,
 )
 from analysis.report import render_report
+from analysis.results import Results, compute_results
 from analysis.schema import ADVICE_TYPES, DISPLAYS, TRIAL_COLUMNS, validate_trials
-from analysis.summary import json_ready, summarise
+from analysis.summary import json_ready, summarise, summary_document
+from analysis.summary_md import summary_markdown
+from analysis.switching import binned_switching, switching_curves
+from analysis.tables import measure_tables
 from analysis.tobit import TobitResult, tobit_fit
 
 __all__ = [
@@ -41,11 +73,18 @@ __all__ = [
     "CLIP_HIGH",
     "CLIP_LOW",
     "DISPLAYS",
+    "DISPLAY_TERM",
     "FIGURES",
     "POOLED",
+    "PRIOR_MODES",
     "TERMS",
     "TRIAL_COLUMNS",
     "AnalysisInputError",
+    "FittedModelSection",
+    "LogisticResult",
+    "ModelTable",
+    "Prior",
+    "Results",
     "RunData",
     "TobitResult",
     "UpdateFit",
@@ -53,16 +92,32 @@ __all__ = [
     "advice_sign",
     "analyse_run",
     "answered",
+    "apply_calibration",
+    "auroc",
     "bayes_posterior",
+    "binned_switching",
+    "brier_score",
+    "calibration_metrics",
     "cell_stats",
     "choice_support_correction",
+    "choice_support_test",
+    "chosen_temperatures",
     "clip",
+    "clustered_mean_se",
+    "com_logistic",
     "com_rates",
+    "compare_runs",
+    "compute_results",
     "confidence_change",
     "design_matrix",
+    "design_table",
+    "display_coefficient",
+    "expected_calibration_error",
     "expit",
     "figure_png",
     "fit_by_model",
+    "fit_table",
+    "fit_temperature",
     "fit_update_model",
     "initial_accuracy",
     "initial_accuracy_table",
@@ -70,20 +125,36 @@ __all__ = [
     "load_run",
     "load_stage1_calls",
     "load_trials",
+    "logistic_fit",
     "logit",
+    "measure_tables",
     "nest",
     "observed_update",
     "oucs",
+    "oucs_paper_table",
     "overweighting",
     "plot_com_by_accuracy",
     "plot_confidence_change",
+    "plot_estimates",
+    "plot_oucs",
+    "plot_reliability",
     "plot_switching",
     "plot_updates",
     "read_jsonl",
+    "reliability_bins",
+    "reliability_table",
     "render_figures",
     "render_report",
+    "sandwich",
+    "scale_binary",
+    "scale_probs",
     "stage1_from_trials",
+    "stage1_matrix",
     "summarise",
+    "summary_document",
+    "summary_markdown",
+    "switching_curves",
+    "temperatures",
     "tobit_fit",
     "update_table",
     "validate_trials",

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from analysis.errors import AnalysisInputError
-from analysis.figures import render_figures
+from analysis.calibration import Prior
 from analysis.load import RunData, load_run
-from analysis.report import render_report
-from analysis.summary import summarise
+from analysis.outputs import write_outputs
+from analysis.results import compute_results
 
 OUTPUT_DIR: Final = "analysis"
-SUMMARY_FILE: Final = "summary.json"
-REPORT_FILE: Final = "report.html"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # Write then rename: a crash mid-write never leaves a half summary.json that an outside
-    # check (or a later run of this function) would read as corrupt.
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
 
 
 def _facts(run: RunData) -> dict[str, str]:
@@ -56,31 +45,22 @@ def _facts(run: RunData) -> dict[str, str]:
     return facts
 
 
-def analyse_run(run_dir: Path | str) -> dict[str, Any]:
-    """Analyse RUN_DIR: write RUN_DIR/analysis/{summary.json, *.png, report.html}.
+def analyse_run(
+    run_dir: Path | str,
+    *,
+    prior: Prior = "auto",
+    fitted_model: Literal["auto", "beta", "tobit"] = "auto",
+) -> dict[str, Any]:
+    """Analyse RUN_DIR: write RUN_DIR/analysis/{summary.json, summary.md, *.png, report.html}.
 
-    Returns the summary (the same content as summary.json, NaN as None). Raises
-    `AnalysisInputError` when the run directory is missing, empty or corrupt, or the
-    analysis cannot be written into it. Everything is computed before the first file is
-    written, so a failure leaves an earlier analysis untouched.
+    `prior` picks the confidence scale (see `analysis.calibration`); `fitted_model` whether
+    the report's fitted-model section may run the beta regression (see
+    `analysis.fitted_model`). Returns the summary (the content of summary.json, NaN as
+    None). Raises `AnalysisInputError` when the run directory is missing, empty or corrupt,
+    or the analysis cannot be written into it.
     """
     run = load_run(run_dir)
-    summary = summarise(run.trials, run.stage1)
-    figures = render_figures(run.trials)
+    results = compute_results(run.trials, run.stage1, prior=prior, fitted_model=fitted_model)
     facts = _facts(run)
     title = f"mindshift analysis — {facts.get('experiment', run.run_dir.name)}"
-    report = render_report(summary, figures, title=title, facts=facts)
-    outputs = {
-        SUMMARY_FILE: (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"),
-        **figures,
-        REPORT_FILE: report.encode("utf-8"),
-    }
-    out = run.run_dir / OUTPUT_DIR
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, data in outputs.items():
-            _write_atomic(out / name, data)
-    # A read-only or full run directory is the user's to fix: one line, not a traceback.
-    except OSError as error:
-        raise AnalysisInputError(f"cannot write the analysis into {out}: {error}") from error
-    return summary
+    return write_outputs(results, run.run_dir / OUTPUT_DIR, title=title, facts=facts)

@@ -2,7 +2,10 @@
 
 Every measure (CoM rate, confidence change, OUCS) is a mean of a per-trial value over cells of
 the design, so they share this one implementation and one tidy output shape:
-columns `model, *by, n, mean, sem, se_item`, rows in the canonical level order.
+columns `model, *by, n, n_items, mean, sem, se_item, ci_low, ci_high`, rows in the canonical
+level order. `se_item` is clustered by item and the 95 % interval uses it with t(G - 1)
+(`analysis.clustered`); `sem` treats trials as independent (the paper's convention), kept for
+comparison only.
 """
 
 from __future__ import annotations
@@ -13,35 +16,30 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from analysis.clustered import clustered_mean_se, interval, n_clusters
 from analysis.schema import ADVICE_TYPES, DISPLAYS, accuracy_key, canonical_order
 
-CELL_COLUMNS: Final = ("n", "mean", "sem", "se_item")
+CELL_COLUMNS: Final = ("n", "n_items", "mean", "sem", "se_item", "ci_low", "ci_high")
 
 _CANONICAL: Final[dict[str, tuple[str, ...]]] = {"display": DISPLAYS, "advice": ADVICE_TYPES}
 
 
-def _clustered_se(values: np.ndarray, clusters: np.ndarray) -> float:
-    """Cluster-robust (CR1) standard error of a mean, clustering on the item.
-
-    Each item appears in every condition and repeat, so trials of one item are not
-    independent; the plain SEM understates the uncertainty (PARADIGM.md, Statistics).
-    `clusters` are integer codes (see `cell_stats`), so the sums are one bincount.
-    """
-    n = values.size
-    sums = np.bincount(clusters, weights=values - values.mean())
-    g = int(np.count_nonzero(np.bincount(clusters)))
-    if g < 2:
-        return float("nan")
-    return float(np.sqrt(g / (g - 1) * np.sum(sums**2)) / n)
-
-
 def _stats(values: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
     n = values.size
+    # Codes are global to the table; re-densify so the cell's bincounts stay small.
+    codes = np.unique(clusters, return_inverse=True)[1].astype(np.int64)
+    g = n_clusters(codes)
+    mean = float(values.mean()) if n else float("nan")
+    se = clustered_mean_se(values, codes)
+    low, high = interval(mean, se, g - 1)
     return {
         "n": float(n),
-        "mean": float(values.mean()) if n else float("nan"),
+        "n_items": float(g),
+        "mean": mean,
         "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-        "se_item": _clustered_se(values, clusters) if n > 1 else float("nan"),
+        "se_item": se,
+        "ci_low": float(low),
+        "ci_high": float(high),
     }
 
 
@@ -72,7 +70,7 @@ def cell_stats(
         stats = _stats(group["_value"].to_numpy(), group["_cluster"].to_numpy())
         rows.append({**dict(zip(keys, levels, strict=True)), **stats})
     out = pd.DataFrame(rows, columns=columns)
-    out["n"] = out["n"].astype(np.int64)
+    out[["n", "n_items"]] = out[["n", "n_items"]].astype(np.int64)
     return sort_cells(out, keys)
 
 
@@ -105,3 +103,8 @@ def nest(table: pd.DataFrame, keys: Sequence[str], value: str = "mean") -> dict[
 
 def _key(level: Any, factor: str) -> str:
     return accuracy_key(float(level)) if factor == "accuracy" else str(level)
+
+
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of `table` as dicts keyed by column name (untyped values, for iteration)."""
+    return [{str(key): value for key, value in row.items()} for row in table.to_dict("records")]

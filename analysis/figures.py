@@ -2,26 +2,29 @@
 
 No pyplot: figures are plain `Figure` objects, so drawing touches no global state (no backend
 switch, no figure registry), works headless and in threads, and frees its memory when dropped.
-Each `plot_*` function is a pure function of a trials table; `render_figures` draws them all
-and returns PNG bytes by file name.
+Each `plot_*` function is a pure function of the tidy table(s) it draws (the output of the
+analysis function named in its docstring); `render_figures` draws them all from `Results`
+and returns PNG bytes by file name. Error bars are 95 % intervals clustered by item.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from scipy import special
 
-from analysis.bayes import with_bayes
-from analysis.change_of_mind import answered, com_rates
-from analysis.confidence_change import confidence_change
+from analysis.cells import records
 from analysis.overweighting import RATIO_ADVICE, update_table
-from analysis.schema import ADVICE_TYPES, DISPLAYS, canonical_order
+from analysis.results import Results
+from analysis.schema import ADVICE_TYPES, DISPLAYS, canonical_order, model_ids
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 ADVICE_COLOURS: Final[dict[str, str]] = {
@@ -34,6 +37,7 @@ DISPLAY_STYLES: Final[dict[str, tuple[str, str]]] = {
     "hidden": ("s", "--"),
     "other": ("^", ":"),
 }
+SCALE_COLOURS: Final[dict[str, str]] = {"raw": "#999999", "calibrated": "#0072B2"}
 _FALLBACK_COLOUR: Final = "#7F7F7F"
 _PANEL_W: Final = 4.2
 _PANEL_H: Final = 3.4
@@ -46,7 +50,7 @@ _DPI: Final = 110
 
 
 def _models(trials: pd.DataFrame) -> list[str]:
-    return sorted({str(m) for m in trials["model"]})
+    return model_ids(trials)
 
 
 def _empty_panel(ax: Axes, text: str) -> None:
@@ -93,28 +97,40 @@ def _legend(figure: Figure, axes: np.ndarray, title: str) -> None:
         )
 
 
-def plot_com_by_accuracy(trials: pd.DataFrame) -> Figure:
+def _ci_error(table: pd.DataFrame, scale: float = 1.0) -> np.ndarray:
+    """Asymmetric error bars (2 x n) from ci_low/ci_high around mean; 0 where unknown."""
+    mean = table["mean"].to_numpy(np.float64)
+    low = np.nan_to_num(mean - table["ci_low"].to_numpy(np.float64), nan=0.0)
+    high = np.nan_to_num(table["ci_high"].to_numpy(np.float64) - mean, nan=0.0)
+    return np.vstack([low, high]) * scale
+
+
+def _models_of(*tables: pd.DataFrame) -> list[str]:
+    return sorted({str(m) for table in tables for m in table["model"]})
+
+
+def plot_com_by_accuracy(com_accuracy: pd.DataFrame) -> Figure:
     """CoM rate against stated advice accuracy: a line per advice type, a panel per display.
 
-    One row of panels per model; error bars are the SEM across trials.
+    One row of panels per model. Draws `com_rates(trials, ("display", "advice", "accuracy"))`.
     """
-    table = com_rates(trials, ("display", "advice", "accuracy"))
-    models = _models(trials)
-    displays = canonical_order(trials["display"], DISPLAYS)
-    figure, axes = _grid(len(models), len(displays))
+    table = com_accuracy
+    models = _models_of(table)
+    displays = canonical_order(table["display"], DISPLAYS) or ["(none)"]
+    figure, axes = _grid(max(1, len(models)), len(displays))
     for row, model in enumerate(models):
         for col, display in enumerate(displays):
             ax = axes[row, col]
             cells = table.loc[(table["model"] == model) & (table["display"] == display)]
             if cells.empty:
-                _empty_panel(ax, "no trials")
+                _empty_panel(ax, f"no '{display}' trials")
                 continue
             for advice in canonical_order(cells["advice"], ADVICE_TYPES):
                 line = cells.loc[cells["advice"] == advice]
                 ax.errorbar(
                     line["accuracy"] * 100,
                     line["mean"] * 100,
-                    yerr=line["sem"].fillna(0.0) * 100,
+                    yerr=_ci_error(line, 100.0),
                     marker="o",
                     capsize=3,
                     color=ADVICE_COLOURS.get(advice, _FALLBACK_COLOUR),
@@ -127,21 +143,16 @@ def plot_com_by_accuracy(trials: pd.DataFrame) -> Figure:
                 ax.set_ylabel("change of mind (% of trials)")
             ax.grid(alpha=0.3)
     _legend(figure, axes, "advice")
-    figure.suptitle("Change-of-mind rate by advice accuracy (mean ± SEM)")
+    figure.suptitle("Change-of-mind rate by advice accuracy (mean, 95 % CI clustered by item)")
     return figure
 
 
-def plot_confidence_change(trials: pd.DataFrame) -> Figure:
-    """Mean confidence change by display (groups) and advice (bars), SEM error bars.
-
-    A panel per model. Confidence change is the final minus the initial probability of the
-    initially chosen option.
-    """
-    table = confidence_change(trials, ("display", "advice"))
-    models = _models(trials)
-    figure, panels = _model_panels(len(models), sharey=True)
-    for panel, (ax, model) in enumerate(zip(panels, models, strict=True)):
-        cells = table.loc[table["model"] == model]
+def _bars(cells_by_model: pd.DataFrame, title: str, ylabel: str) -> Figure:
+    """Bars by display (groups) and advice (colours), a panel per model, 95 % CIs."""
+    models = _models_of(cells_by_model)
+    figure, panels = _model_panels(max(1, len(models)), sharey=True)
+    for panel, (ax, model) in enumerate(zip(panels, models, strict=False)):
+        cells = cells_by_model.loc[cells_by_model["model"] == model]
         if cells.empty:
             _empty_panel(ax, f"{model}: no confidence data")
             continue
@@ -149,13 +160,13 @@ def plot_confidence_change(trials: pd.DataFrame) -> Figure:
         advice_types = canonical_order(cells["advice"], ADVICE_TYPES)
         width = 0.8 / len(advice_types)
         for k, advice in enumerate(advice_types):
-            bars = cells.loc[cells["advice"] == advice].set_index("display")
+            bars = cells.loc[cells["advice"] == advice].set_index("display").reindex(displays)
             x = np.arange(len(displays)) + (k - (len(advice_types) - 1) / 2) * width
             ax.bar(
                 x,
-                [float(bars["mean"].get(d, np.nan)) for d in displays],
+                bars["mean"].to_numpy(np.float64),
                 width,
-                yerr=[float(bars["sem"].get(d, np.nan)) for d in displays],
+                yerr=_ci_error(bars.reset_index()),
                 capsize=3,
                 color=ADVICE_COLOURS.get(advice, _FALLBACK_COLOUR),
                 label=advice,
@@ -164,12 +175,40 @@ def plot_confidence_change(trials: pd.DataFrame) -> Figure:
         ax.set_xticks(np.arange(len(displays)), displays)
         ax.set_xlabel("display of the initial answer")
         if panel % _MAX_COLS == 0:
-            ax.set_ylabel("confidence change\n(final \N{MINUS SIGN} initial, initial choice)")
+            ax.set_ylabel(ylabel)
         ax.set_title(model)
         ax.grid(axis="y", alpha=0.3)
+    if not models:
+        _empty_panel(panels[0], "no confidence data")
     _legend(figure, np.asarray(panels), "advice")
-    figure.suptitle("Confidence change by display and advice (mean ± SEM)")
+    figure.suptitle(title)
     return figure
+
+
+def plot_confidence_change(change: pd.DataFrame) -> Figure:
+    """Mean confidence change by display and advice, a panel per model.
+
+    Draws `confidence_change(trials, ("display", "advice"))`: final minus initial probability
+    of the initially chosen option.
+    """
+    return _bars(
+        change,
+        "Confidence change by display and advice (mean, 95 % CI clustered by item)",
+        "confidence change\n(final \N{MINUS SIGN} initial, initial choice)",
+    )
+
+
+def plot_oucs(oucs_cells: pd.DataFrame) -> Figure:
+    """OUCS (final confidence minus Bayes posterior) by display and advice, a panel per model.
+
+    Draws `oucs(trials, ("display", "advice"))`; above 0 is overconfident in the initial
+    choice relative to the ideal observer, below 0 underconfident.
+    """
+    return _bars(
+        oucs_cells,
+        "Over/under-confidence vs the Bayesian observer (OUCS, mean, 95 % CI)",
+        "OUCS (final \N{MINUS SIGN} Bayes posterior)\n< 0 underconfident · > 0 overconfident",
+    )
 
 
 def _binned(update: pd.DataFrame, bins: int) -> pd.DataFrame:
@@ -189,16 +228,17 @@ def _binned(update: pd.DataFrame, bins: int) -> pd.DataFrame:
 def plot_updates(trials: pd.DataFrame, bins: int = 8) -> Figure:
     """Observed against Bayes confidence update, binned means with the identity line.
 
-    A panel per model; a line per display x advice (same, opposite). Observed updates are
-    raw here (no choice-support correction), so the shown lines sit above the hidden ones by
-    the choice-supportive shift; points steeper than the identity line mean overweighting.
+    Draws `update_table(trials)` (trials with `bayes_post`). A panel per model; a line per
+    display x advice (same, opposite). Observed updates are uncorrected here, so the shown
+    lines sit above the hidden ones by the choice-supportive shift; points steeper than the
+    identity line mean overweighting. Error bars: SEM across the bin's trials.
     """
-    data = update_table(with_bayes(trials))
+    data = update_table(trials)
     finite = np.isfinite(data["observed_update"]) & np.isfinite(data["bayes_update"])
     data = data.loc[finite & data["advice"].isin(RATIO_ADVICE)]
     models = _models(trials)
-    figure, panels = _model_panels(len(models), sharey=False)
-    for panel, (ax, model) in enumerate(zip(panels, models, strict=True)):
+    figure, panels = _model_panels(max(1, len(models)), sharey=False)
+    for panel, (ax, model) in enumerate(zip(panels, models, strict=False)):
         rows = data.loc[data["model"] == model]
         if rows.empty:
             _empty_panel(ax, f"{model}: no confidence data")
@@ -222,6 +262,7 @@ def plot_updates(trials: pd.DataFrame, bins: int = 8) -> Figure:
                     label=f"{display} / {advice}",
                 )
         _identity(ax, [rows["bayes_update"], rows["observed_update"]])
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel("Bayes update (posterior \N{MINUS SIGN} initial confidence)")
         if panel % _MAX_COLS == 0:
             ax.set_ylabel("observed update\n(final \N{MINUS SIGN} initial confidence)")
@@ -248,56 +289,237 @@ def _identity(ax: Axes, series: Sequence[pd.Series]) -> None:
     ax.axvline(0.0, color="0.6", linewidth=0.6)
 
 
-def plot_switching(trials: pd.DataFrame, bins: int = 8) -> Figure:
-    """P(change of mind) under opposite advice against initial confidence, a line per accuracy.
+DISPLAY_COLOURS: Final[dict[str, str]] = {
+    "hidden": "#0072B2",
+    "shown": "#E69F00",
+    "other": "#CC79A7",
+}
 
-    A panel per model x display. The normative observer switches iff a > c, a step at c = a;
-    the paper finds sigmoids with inflections far to the right of it.
+
+def plot_switching(switching: pd.DataFrame, bins: pd.DataFrame) -> Figure:
+    """Switching under opposite advice against initial confidence: a panel per model x stated
+    accuracy, the displays overlaid (hidden blue, shown orange, other pink).
+
+    Draws `binned_switching` (dots: binned switch rates) and `switching_curves` (solid: the
+    fitted sigmoid; dotted: the linear fit). The black dashed step is the normative observer,
+    who switches iff the advice accuracy a exceeds the initial confidence c.
     """
-    rows = answered(trials)
-    rows = rows.loc[(rows["advice"] == "opposite") & rows["initial_confidence"].notna()]
-    models = _models(trials)
-    displays = canonical_order(trials["display"], DISPLAYS)
-    figure, axes = _grid(len(models), len(displays))
-    accuracies = sorted({float(a) for a in rows["accuracy"].dropna()})
-    colours = _sequential(len(accuracies))
+    models = _models_of(switching) if not switching.empty else []
+    accuracies = sorted({float(a) for a in switching["accuracy"]}) or [0.5]
+    n_cols = len(accuracies)
+    figure = Figure(
+        figsize=(max(_MIN_WIDTH, 2.6 * n_cols), 2.5 * max(1, len(models)) + 1.2),
+        dpi=_DPI,
+        layout="constrained",
+    )
+    axes = np.asarray(
+        figure.subplots(max(1, len(models)), n_cols, squeeze=False, sharex=True, sharey=True)
+    )
+    grid = np.linspace(0.0, 1.0, 201)
+    if not models:
+        _empty_panel(axes[0, 0], "no opposite-advice trials with confidence")
+    low = float(bins["confidence"].min()) if not bins.empty else 0.0
     for r, model in enumerate(models):
-        for col, display in enumerate(displays):
+        for col, accuracy in enumerate(accuracies):
             ax = axes[r, col]
-            cells = rows.loc[(rows["model"] == model) & (rows["display"] == display)]
-            if cells.empty:
-                _empty_panel(ax, "no opposite-advice trials with confidence")
-                continue
-            for accuracy, colour in zip(accuracies, colours, strict=True):
-                cell = cells.loc[np.isclose(cells["accuracy"], accuracy)]
-                if cell.empty:
-                    continue
-                points = _binned(
-                    pd.DataFrame(
-                        {
-                            "bayes_update": cell["initial_confidence"],
-                            "observed_update": cell["changed_mind"].astype(float),
-                        }
-                    ),
-                    bins,
-                )
+            here = switching.loc[
+                (switching["model"] == model) & np.isclose(switching["accuracy"], accuracy)
+            ]
+            normative = float(np.clip(accuracy, 0.01, 0.99))
+            ax.plot(
+                [0.0, normative, normative, 1.0],
+                [100, 100, 0, 0],
+                "--",
+                color="black",
+                linewidth=0.9,
+                label="normative: switch iff a > c",
+            )
+            for fit in records(here):
+                display = str(fit["display"])
+                colour = DISPLAY_COLOURS.get(display, _FALLBACK_COLOUR)
+                cell = bins.loc[
+                    (bins["model"] == model)
+                    & (bins["display"] == display)
+                    & np.isclose(bins["accuracy"], accuracy)
+                ]
                 ax.plot(
-                    points["x"],
-                    points["y"] * 100,
-                    marker="o",
-                    markersize=3,
+                    cell["confidence"],
+                    cell["switch_rate"] * 100,
+                    "o",
+                    markersize=3.5,
                     color=colour,
-                    label=f"{accuracy:.0%}",
+                    alpha=0.8,
+                    label=f"{display}: binned data",
                 )
+                span = (grid >= cell["confidence"].min()) & (grid <= cell["confidence"].max())
+                if np.isfinite(fit["inflection"]) and np.isfinite(fit["sigmoid_slope"]):
+                    curve = special.expit(4.0 * fit["sigmoid_slope"] * (grid - fit["inflection"]))
+                    ax.plot(
+                        grid[span],
+                        100 * curve[span],
+                        "-",
+                        color=colour,
+                        linewidth=1.8,
+                        label=f"{display}: sigmoid fit",
+                    )
+                if np.isfinite(fit["linear_slope"]):
+                    line = fit["linear_intercept"] + fit["linear_slope"] * grid
+                    ax.plot(
+                        grid[span],
+                        100 * line[span],
+                        ":",
+                        color=colour,
+                        linewidth=1.2,
+                        label=f"{display}: linear fit",
+                    )
+            ax.set_xlim(max(0.0, low - 0.05), 1.0)
             ax.set_ylim(-3, 103)
-            ax.set_xlabel("initial confidence in the chosen option")
+            ax.set_title(
+                f"{model} — a = {accuracy:.0%}"
+                if len(models) > 1
+                else f"advice accuracy {accuracy:.0%}",
+                fontsize=10,
+            )
+            if r == len(models) - 1:
+                ax.set_xlabel("initial confidence")
             if col == 0:
                 ax.set_ylabel("change of mind (%)")
-            ax.set_title(f"{model} — {display}" if len(models) > 1 else f"display: {display}")
             ax.grid(alpha=0.3)
-    _legend(figure, axes, "stated advice accuracy")
-    figure.suptitle("Switching under opposite advice vs initial confidence (binned means)")
+    present = canonical_order(switching["display"], DISPLAYS)
+    handles = [
+        Line2D([], [], color=DISPLAY_COLOURS.get(d, _FALLBACK_COLOUR), linewidth=2.5, label=d)
+        for d in present
+    ] + [
+        Line2D([], [], color="0.35", marker="o", linestyle="none", label="binned data"),
+        Line2D([], [], color="0.35", linestyle="-", label="sigmoid fit"),
+        Line2D([], [], color="0.35", linestyle=":", label="linear fit"),
+        Line2D([], [], color="black", linestyle="--", label="normative: switch iff a > c"),
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    figure.suptitle("Switching under opposite advice vs initial confidence")
     return figure
+
+
+def plot_reliability(reliability: pd.DataFrame, fitted: pd.DataFrame) -> Figure:
+    """Reliability diagram per model: accuracy against confidence, raw and calibrated.
+
+    Draws `reliability_table` (ECE_BINS equal-width bins of the confidence in the given
+    answer) on the data each temperature was fitted on, with `temperatures` in the title.
+    The grey bars at the bottom show how many answers fall in each bin (raw).
+    """
+    models = _models_of(reliability) if not reliability.empty else []
+    figure, panels = _model_panels(max(1, len(models)), sharey=True)
+    if not models:
+        _empty_panel(panels[0], "no stage-1 confidences")
+    temperature = {str(row["model"]): row for row in records(fitted)}
+    for panel, (ax, model) in enumerate(zip(panels, models, strict=False)):
+        cells = reliability.loc[reliability["model"] == model]
+        raw = cells.loc[cells["scale"] == "raw"]
+        if not raw.empty:
+            share = raw["n"] / raw["n"].sum()
+            ax.bar(
+                (raw["low"] + raw["high"]) / 2,
+                share * 0.25 / max(float(share.max()), 1e-9),
+                width=0.09,
+                color="0.85",
+                label="answers per bin (raw)",
+                zorder=1,
+            )
+        ax.plot([0, 1], [0, 1], "--", color="black", linewidth=0.8, label="perfect calibration")
+        for scale in ("raw", "calibrated"):
+            line = cells.loc[cells["scale"] == scale]
+            if line.empty:
+                continue
+            ax.errorbar(
+                line["confidence"],
+                line["accuracy"],
+                yerr=1.96 * line["se"].fillna(0.0),
+                marker="o" if scale == "calibrated" else "s",
+                markersize=4,
+                capsize=2,
+                color=SCALE_COLOURS[scale],
+                label=scale,
+                zorder=3,
+            )
+        fit = temperature.get(model)
+        title = model
+        if fit is not None and np.isfinite(fit["temperature"]):
+            title += f"  (T = {fit['temperature']:.2f}, n = {int(fit['n']):,})"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_aspect("equal")
+        ax.set_xlabel("confidence in the given answer")
+        if panel % _MAX_COLS == 0:
+            ax.set_ylabel("share correct")
+        ax.grid(alpha=0.3)
+    _legend(figure, np.asarray(panels), "")
+    figure.suptitle("Calibration of the stage-1 confidence (reliability diagram)")
+    return figure
+
+
+_ESTIMATES: Final = (
+    ("display coefficient", "log-odds of a change of mind, shown vs hidden", 0.0),
+    ("choice_support", "log-odds boost when the answer is shown", 0.0),
+    ("w_same", "weight of agreeing advice (Bayes = 1)", 1.0),
+    ("w_opposite", "weight of opposing advice (Bayes = 1)", 1.0),
+)
+
+
+def estimate_table(com_regression: pd.DataFrame, fit: pd.DataFrame) -> pd.DataFrame:
+    """The headline estimates with 95 % CIs: model, estimate_name, estimate, ci_low, ci_high.
+
+    From `com_logistic` (the display coefficient) and `fit_table` (the update weights).
+    """
+    display = com_regression.loc[com_regression["term"] == "display: shown"].assign(
+        name="display coefficient"
+    )
+    weights = fit.loc[fit["term"].isin(["choice_support", "w_same", "w_opposite"])].assign(
+        name=lambda t: t["term"]
+    )
+    columns = ["model", "name", "estimate", "ci_low", "ci_high"]
+    return pd.concat([display[columns], weights[columns]], ignore_index=True)
+
+
+def plot_estimates(estimates: pd.DataFrame) -> Figure:
+    """Forest plot of the headline estimates, a row per model, a panel per estimate.
+
+    Draws `estimate_table`; the dashed line is the ideal observer's value.
+    """
+    models = sorted({str(m) for m in estimates["model"]}, reverse=True)
+    height = max(2.6, 0.45 * len(models) + 1.6)
+    figure = Figure(figsize=(13.0, height), dpi=_DPI, layout="constrained")
+    axes = figure.subplots(1, len(_ESTIMATES), sharey=True, squeeze=False)[0]
+    y = {model: i for i, model in enumerate(models)}
+    for ax, (name, label, ideal) in zip(axes, _ESTIMATES, strict=True):
+        rows = estimates.loc[estimates["name"] == name]
+        rows = rows.loc[np.isfinite(rows["estimate"].to_numpy(np.float64))]
+        ax.axvline(ideal, color="black", linestyle="--", linewidth=0.8)
+        if not rows.empty:
+            pos = rows["model"].map(y).to_numpy(np.float64)
+            est = rows["estimate"].to_numpy(np.float64)
+            low = np.nan_to_num(est - rows["ci_low"].to_numpy(np.float64), nan=0.0)
+            high = np.nan_to_num(rows["ci_high"].to_numpy(np.float64) - est, nan=0.0)
+            ax.errorbar(est, pos, xerr=np.vstack([low, high]), fmt="o", color="#0072B2", capsize=3)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(label, fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_yticks(range(len(models)), models)
+        ax.set_ylim(-0.7, len(models) - 0.3)
+    figure.suptitle("Headline estimates by model (95 % CI clustered by item; dashed: Bayes)")
+    return figure
+
+
+FIGURES: Final[dict[str, Callable[[Results], Figure]]] = {
+    "calibration_reliability.png": lambda r: plot_reliability(r.reliability, r.temperatures),
+    "com_by_accuracy.png": lambda r: plot_com_by_accuracy(r.com_accuracy),
+    "switching_vs_confidence.png": lambda r: plot_switching(r.switching, r.switching_bins),
+    "confidence_change.png": lambda r: plot_confidence_change(r.change),
+    "oucs.png": lambda r: plot_oucs(r.oucs),
+    "updates_observed_vs_bayes.png": lambda r: plot_updates(r.trials),
+    "estimates.png": lambda r: plot_estimates(estimate_table(r.com_regression, r.fit)),
+}
+"""File name -> drawing function of the results, in report order."""
 
 
 def _sequential(n: int) -> list[str]:
@@ -310,15 +532,6 @@ def _sequential(n: int) -> list[str]:
     ]
 
 
-FIGURES: Final = {
-    "com_by_accuracy.png": plot_com_by_accuracy,
-    "confidence_change.png": plot_confidence_change,
-    "updates_observed_vs_bayes.png": plot_updates,
-    "switching_vs_confidence.png": plot_switching,
-}
-"""File name -> drawing function, in report order."""
-
-
 def figure_png(figure: Figure) -> bytes:
     """The figure as PNG bytes."""
     buffer = io.BytesIO()
@@ -327,6 +540,6 @@ def figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def render_figures(trials: pd.DataFrame) -> dict[str, bytes]:
+def render_figures(results: Results) -> dict[str, bytes]:
     """Every figure of FIGURES as PNG bytes, keyed by file name."""
-    return {name: figure_png(draw(trials)) for name, draw in FIGURES.items()}
+    return {name: figure_png(draw(results)) for name, draw in FIGURES.items()}

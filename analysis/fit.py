@@ -12,6 +12,11 @@ a Tobit regression (`analysis.tobit`); OLS on the clipped values would shrink ev
 Choices: `other` and `hidden` trials have shown flag 0 (DESIGN.md); only trials with a known
 c and q enter; a term the data cannot identify (no same-advice trials; every trial shown, so
 the flag equals the intercept) is left out of the design and reported as NaN.
+
+Errors: `se` is the model-based error (trials independent); `se_item` clusters by item (the
+sandwich of `analysis.clustered`), the one to use for intervals and tests. The contrast
+w_opposite - w_same with its clustered error tests the asymmetry the paper reports (advice
+against the initial answer weighs more than advice for it).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bayes import ADVICE_SIGN, advice_evidence
+from analysis.clustered import cluster_codes, interval, n_clusters, p_value
 from analysis.logodds import CLIP_HIGH, CLIP_LOW, logit
 from analysis.tobit import tobit_fit
 
@@ -49,6 +55,11 @@ class UpdateFit:
     converged: bool
     se: dict[str, float] = field(default_factory=dict)
     """Standard errors by term, treating trials as independent (items repeat: optimistic)."""
+    se_item: dict[str, float] = field(default_factory=dict)
+    """Standard errors by term, clustered by item (sandwich)."""
+    n_items: int = 0
+    opposite_minus_same: dict[str, float] = field(default_factory=dict)
+    """w_opposite - w_same: estimate, se_item, ci_low, ci_high, p_value (t with G - 1 df)."""
 
     def to_dict(self) -> dict[str, object]:
         """Flat JSON-ready mapping (NaN still as float; `analysis.summary` nulls it)."""
@@ -56,7 +67,10 @@ class UpdateFit:
 
 
 def design_matrix(trials: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The full design (one column per TERM) and the clipped-logit response, finite rows only."""
+    """The full design (one column per TERM) and the clipped-logit response, finite rows only.
+
+    The design keeps the index labels of the rows of `trials` it uses.
+    """
     c = trials["initial_confidence"].to_numpy(np.float64)
     q = trials["final_prob_initial"].to_numpy(np.float64)
     advice = trials["advice"]
@@ -72,14 +86,15 @@ def design_matrix(trials: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
             "choice_support": (trials["display"] == "shown").to_numpy(np.float64),
             "w_same": np.where(same, evidence, 0.0),
             "w_opposite": np.where(opposite, evidence, 0.0),
-        }
+        },
+        index=trials.index,
     )
     response = logit(q)
     # An advice type the model does not know (a future paradigm's) has no term: leave it out
     # rather than read it as neutral.
     known = advice.isin(list(ADVICE_SIGN)).to_numpy(bool)
     keep = known & np.isfinite(c) & np.isfinite(q) & np.isfinite(columns.to_numpy()).all(axis=1)
-    return columns.loc[keep].reset_index(drop=True), response[keep]
+    return columns.loc[keep], response[keep]
 
 
 def _identifiable(design: pd.DataFrame) -> list[str]:
@@ -91,6 +106,26 @@ def _identifiable(design: pd.DataFrame) -> list[str]:
     return kept
 
 
+def _contrast(
+    terms: list[str], coef: np.ndarray, cov: np.ndarray, n_items: int
+) -> dict[str, float]:
+    nan = float("nan")
+    if "w_opposite" not in terms or "w_same" not in terms:
+        return dict.fromkeys(("estimate", "se_item", "ci_low", "ci_high", "p_value"), nan)
+    weights = np.zeros(len(terms))
+    weights[terms.index("w_opposite")], weights[terms.index("w_same")] = 1.0, -1.0
+    estimate = float(weights @ coef)
+    se = float(np.sqrt(max(float(weights @ cov @ weights), 0.0)))
+    low, high = interval(estimate, se, n_items - 1)
+    return {
+        "estimate": estimate,
+        "se_item": se,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_value": float(p_value(estimate, se, n_items - 1)),
+    }
+
+
 def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
     """Tobit fit of the update model to `trials` (normally one model's trials)."""
     design, response = design_matrix(trials)
@@ -98,15 +133,36 @@ def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
     nan = float("nan")
     if not terms or len(design) <= len(terms):
         no_se = {term: nan for term in TERMS}
-        return UpdateFit(nan, nan, nan, nan, nan, nan, len(design), 0, 0, nan, False, no_se)
+        return UpdateFit(
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            len(design),
+            0,
+            0,
+            nan,
+            False,
+            no_se,
+            dict(no_se),
+            0,
+            _contrast([], np.zeros(0), np.zeros((0, 0)), 0),
+        )
+    codes = cluster_codes(trials.loc[design.index, "item_id"])
     result = tobit_fit(
         design[terms].to_numpy(),
         response,
         lower=float(logit(CLIP_LOW)),
         upper=float(logit(CLIP_HIGH)),
+        clusters=codes,
     )
     coef: Mapping[str, float] = dict(zip(terms, map(float, result.coef), strict=True))
     se = {term: float(value) for term, value in zip(terms, result.se, strict=True)}
+    clustered = np.sqrt(np.clip(np.diag(result.cov_cluster), 0.0, None))
+    se_item = {term: float(value) for term, value in zip(terms, clustered, strict=True)}
+    g = n_clusters(codes)
     return UpdateFit(
         choice_support=coef.get("choice_support", nan),
         w_same=coef.get("w_same", nan),
@@ -120,6 +176,9 @@ def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
         loglik=result.loglik,
         converged=result.converged,
         se={term: se.get(term, nan) for term in TERMS},
+        se_item={term: se_item.get(term, nan) for term in TERMS},
+        n_items=g,
+        opposite_minus_same=_contrast(terms, result.coef, result.cov_cluster, g),
     )
 
 
@@ -128,3 +187,42 @@ def fit_by_model(trials: pd.DataFrame) -> dict[str, UpdateFit]:
     return {
         str(model): fit_update_model(group) for model, group in trials.groupby("model", sort=True)
     }
+
+
+FIT_TABLE_COLUMNS: Final = (
+    "model",
+    "term",
+    "estimate",
+    "se_item",
+    "ci_low",
+    "ci_high",
+    "se_model",
+    "n",
+    "n_items",
+)
+
+
+def fit_table(fits: Mapping[str, UpdateFit]) -> pd.DataFrame:
+    """The fits as a tidy table: one row per model x term (noise included), clustered errors
+    with 95 % t(G - 1) intervals, and the model-based error for comparison."""
+    rows: list[dict[str, object]] = []
+    for model, fit in fits.items():
+        df = fit.n_items - 1
+        for term in (*TERMS, "noise"):
+            estimate = float(getattr(fit, term))
+            se = fit.se_item.get(term, float("nan"))
+            low, high = interval(estimate, se, df)
+            rows.append(
+                {
+                    "model": model,
+                    "term": term,
+                    "estimate": estimate,
+                    "se_item": se,
+                    "ci_low": float(low),
+                    "ci_high": float(high),
+                    "se_model": fit.se.get(term, float("nan")),
+                    "n": fit.n,
+                    "n_items": fit.n_items,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(FIT_TABLE_COLUMNS))

@@ -8,6 +8,8 @@ built by hand.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -15,10 +17,19 @@ from typing import Any, Final
 import pandas as pd
 
 from analysis.errors import AnalysisInputError
-from analysis.schema import STAGE1_COLUMNS, validate_trials
+from analysis.schema import (
+    CALIBRATION,
+    MAIN,
+    STAGE1_COLUMNS,
+    STAGE1_EXTRA_COLUMNS,
+    validate_trials,
+)
 
 TRIALS_FILE: Final = "trials.parquet"
 CALLS_FILE: Final = "calls.jsonl"
+CALIBRATION_CONDITION: Final = "calibration"
+"""The condition the harness records on the stage-1 calls of calibration items (the
+analysis reads the files, so it names the value rather than importing the harness)."""
 MANIFEST_FILE: Final = "manifest.json"
 
 
@@ -30,7 +41,7 @@ class RunData:
     trials: pd.DataFrame
     """One row per stage-2 trial, validated against the contract (`analysis.schema`)."""
     stage1: pd.DataFrame | None
-    """One row per answered stage-1 call (STAGE1_COLUMNS); None when calls.jsonl is absent."""
+    """One row per answered stage-1 call (see `stage1_table`); None without calls.jsonl."""
     manifest: dict[str, Any] = field(default_factory=dict)
     """The run's manifest.json, or {} when absent or unreadable (it is informative only)."""
 
@@ -63,39 +74,72 @@ def load_trials(path: Path) -> pd.DataFrame:
     return validate_trials(table, source=str(path))
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file, tolerating a truncated last line.
+_STAGE2_PREFIX: Final = re.compile(rb'\{"trial_id":"[^"\\]*","stage":2[,}]')
+"""The first bytes of a stage-2 record as the run store writes it (compact JSON, trial_id
+then stage). The analysis needs only stage-1 records from calls.jsonl, and a large run holds
+a million stage-2 lines: recognising them by this prefix, without parsing, makes loading
+fast and flat in memory. A line in any other layout is parsed in full, so nothing is lost."""
+
+
+def iter_jsonl(path: Path, skip: re.Pattern[bytes] | None = None) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, streamed, tolerating a truncated last line.
 
     The run store appends one line per finished call, so a crash (even kill -9) can leave a
     partial final line: that line is skipped. A bad line anywhere else means the file is
-    corrupt, and is an error rather than silently lost data.
+    corrupt, and is an error rather than silently lost data. Lines that `skip` matches at
+    their start are passed over without parsing.
     """
     try:
-        raw_lines = path.read_bytes().split(b"\n")
+        handle = path.open("rb")
     except OSError as error:
         raise AnalysisInputError(f"{path} cannot be read: {error}") from error
-    numbered = [(i + 1, line) for i, line in enumerate(raw_lines) if line.strip()]
-    records: list[dict[str, Any]] = []
-    for position, (number, line) in enumerate(numbered):
-        try:
-            # Decoding per line: a truncated multi-byte character only spoils its own line.
-            record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            if position == len(numbered) - 1:
-                break
-            raise AnalysisInputError(f"{path}:{number} is not valid JSON: {error}") from error
-        if not isinstance(record, dict):
-            raise AnalysisInputError(f"{path}:{number} is not a JSON object")
-        records.append(record)
-    return records
+    with handle:
+        pending: tuple[int, Exception] | None = None  # a bad line: fatal unless it is the last
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if pending is not None:
+                bad_number, reason = pending
+                raise AnalysisInputError(f"{path}:{bad_number} is not valid JSON: {reason}")
+            if skip is not None and skip.match(line):
+                continue
+            try:
+                # Decoding per line: a truncated multi-byte character only spoils its own line.
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as bad:
+                pending = (number, bad)
+                continue
+            if not isinstance(record, dict):
+                raise AnalysisInputError(f"{path}:{number} is not a JSON object")
+            yield record
 
 
-def stage1_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every JSON object of a JSON-lines file (see `iter_jsonl`)."""
+    return list(iter_jsonl(path))
+
+
+def _option_probs(record: dict[str, Any], labels: list[str]) -> tuple[float, ...] | None:
+    """The renormalised option probabilities in label order; None when unknown (censored)."""
+    readout = record.get("readout")
+    probs = readout.get("probs") if isinstance(readout, dict) else None
+    if not isinstance(probs, dict) or not labels:
+        return None
+    values = [probs.get(label) for label in labels]
+    if any(not isinstance(value, int | float) for value in values):
+        return None
+    return tuple(float(value) for value in values)  # type: ignore[arg-type]
+
+
+def stage1_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Stage-1 calls that produced a choice, one row per trial id (a re-stored call: last wins).
 
     Failed calls (an error, or no choice) are left out: they have no answer to score.
+    Columns: STAGE1_COLUMNS plus `split` ("main", or "calibration" for the held-out items
+    asked at stage 1 only), `probs` (option probabilities in label order, or None),
+    `correct_index` and `choice_index` (positions in that order; -1 when unknown).
     """
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     for record in records:
         if record.get("stage") != 1:
             continue
@@ -104,16 +148,23 @@ def stage1_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         failed = record.get("error") is not None or choice is None
         if failed or not isinstance(item, dict) or item.get("correct") is None:
             continue
+        raw_labels = item.get("labels")
+        labels = [str(label) for label in raw_labels] if isinstance(raw_labels, list) else []
+        correct, chosen = str(item["correct"]), str(choice)
         rows.append(
             {
                 "trial_id": str(record.get("trial_id", "")),
                 "model": str(record.get("model", "")),
                 "item_id": str(item.get("id", "")),
-                "correct": str(item["correct"]),
-                "choice": str(choice),
+                "correct": correct,
+                "choice": chosen,
+                "split": CALIBRATION if record.get("condition") == CALIBRATION_CONDITION else MAIN,
+                "probs": _option_probs(record, labels),
+                "correct_index": labels.index(correct) if correct in labels else -1,
+                "choice_index": labels.index(chosen) if chosen in labels else -1,
             }
         )
-    table = pd.DataFrame(rows, columns=list(STAGE1_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(STAGE1_COLUMNS + STAGE1_EXTRA_COLUMNS))
     # Only records that carry an id can be recognised as the same call stored twice.
     repeated = table["trial_id"].ne("") & table.duplicated(subset="trial_id", keep="last")
     return table.loc[~repeated].reset_index(drop=True)
@@ -121,7 +172,7 @@ def stage1_table(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def load_stage1_calls(path: Path) -> pd.DataFrame:
     """The answered stage-1 calls of a calls.jsonl file (see `stage1_table`)."""
-    return stage1_table(read_jsonl(path))
+    return stage1_table(iter_jsonl(path, skip=_STAGE2_PREFIX))
 
 
 def load_manifest(path: Path) -> dict[str, Any]:

@@ -29,7 +29,9 @@ import pandas as pd
 
 from analysis.bayes import with_bayes
 from analysis.cells import sort_cells
+from analysis.clustered import cluster_codes, interval, n_clusters, p_value
 from analysis.confidence_change import observed_update
+from analysis.schema import model_ids
 
 RATIO_ADVICE: Final = ("same", "opposite")
 """Advice types with a non-zero Bayes update, for which a ratio is defined."""
@@ -58,12 +60,74 @@ def choice_support_correction(trials: pd.DataFrame) -> pd.Series:
         .groupby(["model", "display"])["update"]
         .mean()
     )
-    models = sorted(set(trials["model"]))
+    models = model_ids(trials)
     values = [
         float(cells.get((model, "shown"), np.nan)) - float(cells.get((model, "hidden"), np.nan))
         for model in models
     ]
     return pd.Series(values, index=pd.Index(models, name="model"), name="correction")
+
+
+def choice_support_test(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the choice-support correction with its item-clustered error and t test.
+
+    The estimate is `choice_support_correction` (shown-neutral minus hidden-neutral mean
+    update). Its error treats it as a difference of two means over the same items: each trial
+    contributes its influence (u - mean) / n (shown) or -(u - mean) / n (hidden), the
+    contributions are summed per item, and var = G / (G - 1) * sum of squared item sums (CR1).
+    Columns: model, estimate, se_item, ci_low, ci_high, p_value, n_items (t with G - 1 df).
+    """
+    update = observed_update(trials).to_numpy(np.float64)
+    keep = (
+        trials["advice"].eq("neutral").to_numpy()
+        & trials["display"].isin(("shown", "hidden")).to_numpy()
+        & np.isfinite(update)
+    )
+    data = trials.loc[keep, ["model", "display", "item_id"]].assign(update=update[keep])
+    rows: list[dict[str, Any]] = []
+    nan = float("nan")
+    for model in model_ids(trials):
+        cell = data.loc[data["model"] == model]
+        shown = cell["display"].eq("shown").to_numpy()
+        values = cell["update"].to_numpy()
+        n_shown, n_hidden = int(shown.sum()), int((~shown).sum())
+        if n_shown == 0 or n_hidden == 0:
+            rows.append(
+                {
+                    "model": model,
+                    "estimate": nan,
+                    "se_item": nan,
+                    "ci_low": nan,
+                    "ci_high": nan,
+                    "p_value": nan,
+                    "n_items": 0,
+                }
+            )
+            continue
+        mean_shown, mean_hidden = values[shown].mean(), values[~shown].mean()
+        influence = np.where(
+            shown, (values - mean_shown) / n_shown, -(values - mean_hidden) / n_hidden
+        )
+        codes = cluster_codes(cell["item_id"])
+        g = n_clusters(codes)
+        sums = np.bincount(codes, weights=influence)
+        se = float(np.sqrt(g / (g - 1) * np.sum(sums**2))) if g > 1 else nan
+        estimate = float(mean_shown - mean_hidden)
+        low, high = interval(estimate, se, g - 1)
+        rows.append(
+            {
+                "model": model,
+                "estimate": estimate,
+                "se_item": se,
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "p_value": float(p_value(estimate, se, g - 1)),
+                "n_items": g,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["model", "estimate", "se_item", "ci_low", "ci_high", "p_value", "n_items"]
+    )
 
 
 def update_table(trials: pd.DataFrame) -> pd.DataFrame:

@@ -1,59 +1,114 @@
-"""report.html: the summary's numbers as tables and the figures, in one self-contained file.
+"""report.html: the analysis as one self-contained page, in the paper's order.
+
+Sections: design; accuracy and calibration; change of mind; confidence change; comparison
+with the Bayesian observer; the fitted model; methods. Each table and figure says, in a small
+caption, which analysis function computed it (`Results.sources`), so every number can be
+recomputed in a notebook. Tables put models side by side (one column per model), so a run
+with several models — or `mindshift compare` over several runs — reads as a comparison.
 
 Self-contained means it opens offline and can be mailed or archived alone: styles are inline,
 figures are base64 data URIs, and there are no scripts and no external links. Rendering is a
-pure function of the summary dict and the figures' PNG bytes.
+pure function of the results and the figures' PNG bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from analysis.schema import ADVICE_TYPES, DISPLAYS, canonical_order
+import pandas as pd
 
-FIGURE_CAPTIONS: Final[dict[str, str]] = {
-    "com_by_accuracy.png": "Change-of-mind rate against stated advice accuracy, a line per "
-    "advice type and a panel per display (mean ± SEM across trials).",
-    "confidence_change.png": "Confidence change (final minus initial probability of the "
-    "initially chosen option) by display and advice (mean ± SEM).",
-    "updates_observed_vs_bayes.png": "Observed confidence update against the ideal observer's "
-    "update, binned means; the dashed line is the Bayes-optimal identity. Steeper than the "
-    "identity means the advice is overweighted. Observed updates are uncorrected here.",
-    "switching_vs_confidence.png": "Change of mind under opposite advice against initial "
-    "confidence, a line per stated accuracy. The ideal observer switches iff accuracy > "
-    "confidence.",
+from analysis.calibration import ECE_BINS, MIN_CALIBRATION, SOURCE_SPLIT
+from analysis.cells import records
+from analysis.com_regression import DISPLAY_TERM
+from analysis.fitted_model import ModelTable
+from analysis.logodds import CLIP_HIGH, CLIP_LOW
+from analysis.oucs import oucs_paper_table
+from analysis.overweighting import POOLED
+from analysis.results import Results
+from analysis.schema import ADVICE_TYPES, DISPLAYS
+from analysis.switching import BINS
+
+FIGURE_CAPTIONS: Final[dict[str, tuple[str, str]]] = {
+    "calibration_reliability.png": (
+        "Share of stage-1 answers that are correct against the confidence in them, in "
+        f"{ECE_BINS} equal-width bins (raw readout and after temperature scaling; ±1.96 "
+        "binomial SE). On the diagonal is perfect calibration.",
+        "analysis.calibration.reliability_table",
+    ),
+    "com_by_accuracy.png": (
+        "Change-of-mind rate against stated advice accuracy, a line per advice type and a "
+        "panel per display.",
+        "analysis.change_of_mind.com_rates",
+    ),
+    "switching_vs_confidence.png": (
+        "Change of mind under opposite advice against initial confidence: binned rates, the "
+        "fitted sigmoid (solid) and line (dotted); the ideal observer switches iff a > c "
+        "(dashed line at c = a).",
+        "analysis.switching.switching_curves, analysis.switching.binned_switching",
+    ),
+    "confidence_change.png": (
+        "Confidence change (final minus initial probability of the initially chosen option) "
+        "by display and advice.",
+        "analysis.confidence_change.confidence_change",
+    ),
+    "oucs.png": (
+        "Over/under-confidence score: final confidence minus the Bayes posterior, both on the "
+        "initially chosen option.",
+        "analysis.oucs.oucs",
+    ),
+    "updates_observed_vs_bayes.png": (
+        "Observed confidence update against the ideal observer's update, binned means (± SEM); "
+        "the dashed line is the Bayes-optimal identity. Steeper than the identity means the "
+        "advice is overweighted. Observed updates are uncorrected here.",
+        "analysis.overweighting.update_table",
+    ),
+    "estimates.png": (
+        "The headline estimates with 95 % intervals clustered by item: the display "
+        "coefficient of the change-of-mind regression and the three update weights.",
+        "analysis.com_regression.com_logistic, analysis.fit.fit_update_model",
+    ),
 }
 
 _STYLE: Final = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
-       max-width: 1150px; padding: 0 1em; color: #222; line-height: 1.45; }
+       max-width: 1180px; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; border-bottom: 2px solid #0072B2; padding-bottom: .2em; }
-h2 { font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+h2 { font-size: 1.3em; margin-top: 2.2em; border-bottom: 1px solid #ccc; }
 h3 { font-size: 1.05em; margin-top: 1.4em; }
-table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
-th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+table { border-collapse: collapse; margin: .4em 0 .2em; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; white-space: nowrap; }
 th { background: #f3f6f9; }
 td.label, th.label { text-align: left; }
-figure { margin: 1.5em 0; }
+tr.key td { background: #fff8e1; font-weight: 600; }
+.src { font-size: .8em; color: #666; margin: .1em 0 1.2em; }
+.src code { font-size: .95em; }
+figure { margin: 1.2em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: .9em; color: #555; }
+figcaption { font-size: .88em; color: #555; }
 .note { font-size: .9em; color: #444; background: #f8f8f8; padding: .6em 1em; }
+.lead { font-size: .95em; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: .1em 1em; }
 dl.facts dt { font-weight: 600; }
+details { margin: .4em 0 1em; }
+summary { cursor: pointer; color: #0072B2; }
+.scroll { overflow-x: auto; }
 """
 
 
 def _fmt(value: Any, kind: str = "num") -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
+        if math.isinf(value):
+            return "&infin;" if value > 0 else "&minus;&infin;"
         if abs(value) < 5e-4 and kind != "num":
             value = 0.0  # no "-0.000" for a value that only rounding made negative
         if kind == "pct":
@@ -62,21 +117,32 @@ def _fmt(value: Any, kind: str = "num") -> str:
             return f"{value:.2f}&times;"
         if kind == "signed":
             return f"{value:+.3f}"
+        if kind == "p":
+            return "&lt; 0.001" if value < 0.001 else f"{value:.3f}"
         # Tiny but non-zero (a noiseless agent's sigma, its SEs) would all print as 0.000.
         return f"{value:.1e}" if 0.0 < abs(value) < 1e-3 else f"{value:.3f}"
     return html.escape(str(value))
 
 
-def _with_se(value: Any, se: Any, kind: str) -> str:
-    """A cell mean with its standard error, in the mean's units (percent points for rates)."""
-    if value is None or se is None:
-        return _fmt(value, kind)
-    spread = f"{100 * se:.1f}" if kind == "pct" else f"{se:.3f}"
-    return f"{_fmt(value, kind)} ± {spread}"
+def _ci(mean: Any, low: Any, high: Any, kind: str = "num") -> str:
+    """A value with its 95 % interval: "13.1 % [10.2, 16.0]" (rates in percent)."""
+    text = _fmt(mean, kind)
+    if not all(isinstance(v, float) and math.isfinite(v) for v in (mean, low, high)):
+        return text
+    if kind == "pct":
+        return f"{text} <small>[{100 * low:.1f}, {100 * high:.1f}]</small>"
+    digits = 3 if kind in ("signed", "num") else 2
+    return f"{text} <small>[{low:.{digits}f}, {high:.{digits}f}]</small>"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], label_cols: int = 1) -> str:
+def _table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    label_cols: int = 1,
+    key_rows: Iterable[int] = (),
+) -> str:
     """An HTML table; cells are given already formatted and escaped."""
+    keys = set(key_rows)
     head = "".join(
         f'<th class="label">{html.escape(h)}</th>'
         if i < label_cols
@@ -84,164 +150,464 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], label_cols: int
         for i, h in enumerate(header)
     )
     body = "".join(
-        "<tr>"
+        ('<tr class="key">' if r in keys else "<tr>")
         + "".join(
             f'<td class="label">{cell}</td>' if i < label_cols else f"<td>{cell}</td>"
             for i, cell in enumerate(row)
         )
         + "</tr>"
-        for row in rows
+        for r, row in enumerate(rows)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
-def _cells(entry: Mapping[str, Any], names: Sequence[str]) -> list[tuple[str, str]]:
-    """(display, advice) pairs present in any of the named display x advice measures."""
-    displays: set[str] = set()
-    pairs: set[tuple[str, str]] = set()
-    for name in names:
-        for display, by_advice in (entry.get(name) or {}).items():
-            displays.add(display)
-            pairs.update((display, advice) for advice in by_advice)
-    ordered: list[tuple[str, str]] = []
-    for display in canonical_order(displays, DISPLAYS):
-        advice_types = canonical_order((a for d, a in pairs if d == display), ADVICE_TYPES)
-        ordered.extend((display, advice) for advice in advice_types)
-    return ordered
+def _source(*names: str) -> str:
+    cited = ", ".join(f"<code>{html.escape(name)}</code>" for name in names)
+    return f'<p class="src">Computed by {cited}.</p>'
 
 
-def _get(entry: Mapping[str, Any], *path: str) -> Any:
-    node: Any = entry
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def _model_section(model: str, entry: Mapping[str, Any]) -> str:
-    esc = html.escape
-    parts = [f"<h2>Model <code>{esc(model)}</code></h2>"]
-    overview = [
-        ("trials with a final choice", _fmt(entry.get("n_trials"))),
-        ("items", _fmt(entry.get("n_items"))),
-        ("stage-1 calls", _fmt(entry.get("n_initial_calls"))),
-        ("initial accuracy", _fmt(entry.get("accuracy_initial"), "pct")),
-        ("trials with initial and final confidence", _fmt(entry.get("n_with_confidence"))),
-        (
-            "censored initial / final readouts",
-            f"{_fmt(_get(entry, 'n_censored', 'initial'))} / "
-            f"{_fmt(_get(entry, 'n_censored', 'final'))}",
-        ),
-    ]
-    overview += [
-        (f"change of mind, display {esc(d)}", _fmt(v, "pct"))
-        for d, v in (entry.get("com_rate") or {}).items()
-    ]
-    parts.append(_table(["", "value"], overview))
-
-    parts.append("<h3>By display and advice</h3>")
-    measures = ("com_rate_by_advice", "confidence_change", "oucs")
-    kinds = {"com_rate_by_advice": "pct", "confidence_change": "signed", "oucs": "signed"}
-    rows = [
-        (
-            esc(display),
-            esc(advice),
-            *(
-                _with_se(
-                    _get(entry, name, display, advice),
-                    _get(entry, "se_item", name, display, advice),
-                    kind,
-                )
-                for name, kind in kinds.items()
-            ),
+def _models_wide(
+    table: pd.DataFrame, keys: Sequence[str], models: Sequence[str], kind: str
+) -> tuple[list[str], list[list[str]]]:
+    """Rows = the cells named by `keys` (canonical order), columns = models: mean [CI]."""
+    header = [*keys, *models]
+    if table.empty:
+        return header, []
+    cells: dict[tuple[str, ...], dict[str, str]] = {}
+    for row in records(table):
+        cell = tuple(_level(row[key], key) for key in keys)
+        cells.setdefault(cell, {})[str(row["model"])] = _ci(
+            row["mean"], row["ci_low"], row["ci_high"], kind
         )
-        for display, advice in _cells(entry, measures)
+    order = sorted(cells, key=lambda cell: _rank(cell, keys))
+    return header, [
+        [*map(html.escape, cell), *(cells[cell].get(m, "—") for m in models)] for cell in order
     ]
-    parts.append(
-        _table(["display", "advice", "change of mind", "confidence change", "OUCS"], rows, 2)
-        + '<p class="note">± one standard error, clustered by item.</p>'
-    )
-
-    parts.append(_overweighting_section(entry))
-    parts.append(_fit_section(entry))
-    parts.append(_by_accuracy_section(entry))
-    return "\n".join(parts)
 
 
-def _overweighting_section(entry: Mapping[str, Any]) -> str:
-    detail = entry.get("overweighting_detail") or {}
-    rows: list[tuple[str, ...]] = []
-    scopes = [(f"pooled ({detail.get('pooled_displays', '')})", detail.get("pooled") or {})]
-    scopes += list((detail.get("by_display") or {}).items())
-    for scope, by_advice in scopes:
-        for advice in canonical_order(by_advice, ADVICE_TYPES):
-            stats = by_advice[advice]
-            rows.append(
-                (
-                    html.escape(scope),
-                    html.escape(advice),
-                    _fmt(stats.get("ratio_of_sums"), "ratio"),
-                    _fmt(stats.get("median_ratio"), "ratio"),
-                    _fmt(stats.get("mean_ratio"), "ratio"),
-                    _fmt(stats.get("n")),
-                )
-            )
-    headline = entry.get("overweighting") or {}
-    return (
-        "<h3>Overweighting of advice (observed / Bayes update)</h3>"
-        f"<p>Headline (ratio of sums, pooled): same {_fmt(headline.get('same'), 'ratio')}, "
-        f"opposite {_fmt(headline.get('opposite'), 'ratio')}. Choice-support correction "
-        f"subtracted from shown+same and shown+opposite updates: "
-        f"{_fmt(detail.get('choice_support_correction'), 'signed')}.</p>"
-        + _table(
-            ["display", "advice", "ratio of sums", "median ratio", "mean ratio", "trials"],
-            rows,
-            2,
-        )
-    )
+def _level(value: Any, key: str) -> str:
+    return f"{100 * float(value):g} %" if key == "accuracy" else str(value)
 
 
-def _fit_section(entry: Mapping[str, Any]) -> str:
-    fit = entry.get("fit") or {}
-    se = fit.get("se") or {}
-    terms = ("choice_support", "w_same", "w_opposite", "intercept", "prior_weight")
-    rows: list[tuple[str, ...]] = [
-        (html.escape(t), _fmt(fit.get(t)), _fmt(se.get(t))) for t in terms
-    ]
-    rows.append(("noise (&sigma;, log-odds)", _fmt(fit.get("noise")), "—"))
-    return (
-        "<h3>Update-model fit (Tobit on the log-odds scale)</h3>"
-        + _table(["term", "estimate", "SE"], rows)
-        + f"<p>{_fmt(fit.get('n'))} trials, {_fmt(fit.get('n_censored_low'))} censored low and "
-        f"{_fmt(fit.get('n_censored_high'))} censored high; converged: "
-        f"{_fmt(fit.get('converged'))}. SEs treat trials as independent.</p>"
-    )
+def _rank(cell: tuple[str, ...], keys: Sequence[str]) -> tuple[Any, ...]:
+    ranks: list[Any] = []
+    for value, key in zip(cell, keys, strict=True):
+        if key == "display":
+            ranks.append(DISPLAYS.index(value) if value in DISPLAYS else len(DISPLAYS))
+        elif key == "advice":
+            ranks.append(ADVICE_TYPES.index(value) if value in ADVICE_TYPES else 9)
+        elif key == "accuracy":
+            ranks.append(float(value.rstrip(" %")))
+        else:
+            ranks.append(value)
+    return tuple(ranks)
 
 
-def _by_accuracy_section(entry: Mapping[str, Any]) -> str:
-    com = entry.get("com_rate_by_accuracy") or {}
-    levels = sorted({acc for by_adv in com.values() for accs in by_adv.values() for acc in accs})
-    if not levels:
+def _figure(name: str, png: bytes | None) -> str:
+    if png is None:
         return ""
-    rows = [
-        (
-            html.escape(display),
-            html.escape(advice),
-            *(_fmt(_get(com, display, advice, level), "pct") for level in levels),
-        )
-        for display, advice in _cells(entry, ("com_rate_by_accuracy",))
-    ]
-    header = ["display", "advice", *(f"{float(level):.0%}" for level in levels)]
-    return "<h3>Change of mind by stated advice accuracy</h3>" + _table(header, rows, 2)
-
-
-def _figure(name: str, png: bytes) -> str:
     data = base64.b64encode(png).decode("ascii")
-    caption = FIGURE_CAPTIONS.get(name, name)
+    caption, source = FIGURE_CAPTIONS.get(name, (name, ""))
+    cited = (
+        f' <span class="src">Computed by <code>{html.escape(source)}</code>.</span>'
+        if source
+        else ""
+    )
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        f"<figcaption>{html.escape(caption)}{cited}</figcaption></figure>"
+    )
+
+
+def _design_section(results: Results, facts: Mapping[str, str]) -> str:
+    rows = [
+        [
+            html.escape(str(r["model"])),
+            _fmt(int(r["items"])),
+            _fmt(int(r["repeats"])),
+            html.escape(str(r["displays"])),
+            html.escape(str(r["advice"])),
+            html.escape(str(r["accuracies"])),
+            _fmt(int(r["conditions"])),
+            _fmt(int(r["trials"])),
+            _fmt(int(r["trials_with_confidence"])),
+            _fmt(int(r["calibration_items"])),
+        ]
+        for r in records(results.design)
+    ]
+    header = [
+        "model",
+        "items",
+        "repeats",
+        "displays",
+        "advice",
+        "accuracies",
+        "conditions",
+        "trials",
+        "with confidences",
+        "calibration items",
+    ]
+    fact_rows = "".join(
+        f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()
+    )
+    return (
+        "<h2>1. Design</h2>"
+        + (f'<dl class="facts">{fact_rows}</dl>' if fact_rows else "")
+        + '<p class="lead">Each question is answered once (stage 1); then, in a fresh '
+        "context, it is asked again under every condition — the model's own answer shown, "
+        "hidden or attributed to another model, and advice that agrees, opposes or is "
+        "neutral, from an advisor of stated accuracy (stage 2). Counts below are read back "
+        "from the data.</p>" + _table(header, rows) + _source(results.sources["design"])
+    )
+
+
+def _calibration_section(results: Results, figures: Mapping[str, bytes]) -> str:
+    accuracy = results.accuracy
+    rows: list[list[str]] = []
+    for fit in records(results.temperatures):
+        model = str(fit["model"])
+        applied = model in results.chosen
+        rows.append(
+            [
+                html.escape(model),
+                _fmt(
+                    accuracy.at[model, "accuracy_initial"] if model in accuracy.index else None,
+                    "pct",
+                ),
+                _ci(float(fit["temperature"]), float(fit["ci_low"]), float(fit["ci_high"]))
+                if bool(fit["usable"])
+                else f"{_fmt(float(fit['temperature']))} (not usable)",
+                html.escape(str(fit["source"])),
+                _fmt(int(fit["n"])),
+                "calibrated" if applied else "raw",
+            ]
+        )
+    table = _table(
+        [
+            "model",
+            "initial accuracy",
+            "temperature T [95 % CI]",
+            "fitted on",
+            "answers",
+            "confidences used",
+        ],
+        rows,
+    )
+    metrics = [
+        [
+            html.escape(str(m["model"])),
+            html.escape(str(m["data"])),
+            html.escape(str(m["scale"])),
+            _fmt(int(m["n"])),
+            _fmt(float(m["accuracy"]), "pct"),
+            _fmt(float(m["mean_confidence"]), "pct"),
+            _fmt(float(m["ece"])),
+            _fmt(float(m["brier"])),
+            _fmt(float(m["auroc"])),
+            _fmt(float(m["nll"])),
+        ]
+        for m in records(results.calibration)
+    ]
+    metric_table = _table(
+        [
+            "model",
+            "answers of",
+            "scale",
+            "n",
+            "accuracy",
+            "mean confidence",
+            "ECE",
+            "Brier",
+            "AUROC",
+            "NLL",
+        ],
+        metrics,
+        3,
+    )
+    mode = {
+        "auto": "calibrated for models with a calibration split, raw otherwise",
+        "raw": "raw for every model (--prior raw)",
+        "calibrated": "calibrated for every model with a usable temperature (--prior calibrated)",
+    }[results.prior]
+    return (
+        "<h2>2. Accuracy and calibration</h2>"
+        f'<p class="lead">Confidence is the probability of the given answer, read from the '
+        f"option-label tokens. Temperature scaling divides the option logits by T (T &gt; 1: "
+        f"the raw readout was overconfident). Prior used for the Bayes comparison: "
+        f"<b>{html.escape(mode)}</b>; a temperature, when applied, scales both turns' "
+        f"confidences. A model without a calibration split is fitted on its main items "
+        f"(in-sample); fewer than {MIN_CALIBRATION} answers, or a temperature at the end of "
+        f"its search range, is not usable. Intervals on the calibrated scale treat T as "
+        f"known.</p>"
+        + table
+        + _source(results.sources["accuracy"], results.sources["temperatures"])
+        + metric_table
+        + f'<p class="note">ECE: {ECE_BINS} equal-width confidence bins over [0, 1]; Brier: '
+        "mean squared difference between confidence and correctness; AUROC: confidence as a "
+        "score for correct against wrong answers; NLL: mean negative log-probability of the "
+        "correct option. Rows on the main items of a model calibrated on its split are an "
+        f"out-of-sample check (fitted on: {html.escape(SOURCE_SPLIT)}).</p>"
+        + _source(results.sources["calibration"])
+        + _figure("calibration_reliability.png", figures.get("calibration_reliability.png"))
+    )
+
+
+def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
+    models = results.models
+    header, rows = _models_wide(results.com, ["display"], models, "pct")
+    by_display = _table(header, rows, 1)
+    header, rows = _models_wide(results.com_advice, ["display", "advice"], models, "pct")
+    by_advice = _table(header, rows, 2)
+    reg = results.com_regression
+    terms = list(dict.fromkeys(str(t) for t in reg["term"]))
+    reg_rows: list[list[str]] = []
+    for term in terms:
+        cells = []
+        for model in models:
+            hit = reg.loc[(reg["model"] == model) & (reg["term"] == term)]
+            if hit.empty:
+                cells.append("—")
+                continue
+            row = records(hit)[0]
+            flag = " (separated)" if bool(row["separated"]) else ""
+            cells.append(
+                _ci(float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]), "signed")
+                + f" <small>p {_fmt(float(row['p_value']), 'p')}</small>{flag}"
+            )
+        reg_rows.append([html.escape(term), *cells])
+    key = [i for i, term in enumerate(terms) if term == DISPLAY_TERM]
+    regression = _table(["term (log-odds)", *models], reg_rows, 1, key)
+    switching = [
+        [
+            html.escape(str(r["model"])),
+            html.escape(str(r["display"])),
+            f"{100 * float(r['accuracy']):g} %",
+            _fmt(int(r["n"])),
+            _fmt(float(r["switch_rate"]), "pct"),
+            _ci(
+                float(r["inflection"]),
+                float(r["inflection_ci_low"]),
+                float(r["inflection_ci_high"]),
+            ),
+            _fmt(float(r["normative_inflection"])),
+            _fmt(float(r["sigmoid_slope"])),
+            _fmt(float(r["sigmoid_r2"])),
+            _fmt(float(r["linear_slope"])),
+            _fmt(float(r["linear_r2"])),
+        ]
+        for r in records(results.switching)
+    ]
+    switching_table = _table(
+        [
+            "model",
+            "display",
+            "accuracy a",
+            "trials",
+            "switch rate",
+            "inflection c0 [95 % CI]",
+            "normative (c = a)",
+            "sigmoid slope",
+            "sigmoid R²",
+            "linear slope",
+            "linear R²",
+        ],
+        switching,
+        3,
+    )
+    return (
+        "<h2>3. Change of mind</h2>"
+        '<p class="lead">How often the final answer differs from the initial one. All '
+        "intervals are 95 % and clustered by question (each question recurs in every "
+        "condition).</p>"
+        "<h3>By display</h3>"
+        + by_display
+        + _source(results.sources["com"])
+        + "<h3>By display and advice</h3>"
+        + by_advice
+        + _source(results.sources["com_advice"])
+        + "<h3>Logistic regression of change of mind</h3>"
+        '<p class="lead">logit P(change) on display (reference: hidden), advice (reference: '
+        "neutral) and stated accuracy (per 10 points, centred at 75 %); the highlighted row "
+        "is the display coefficient (paper, Gemma 3 12B: &minus;3.4).</p>"
+        + regression
+        + _source(results.sources["com_regression"])
+        + _figure("com_by_accuracy.png", figures.get("com_by_accuracy.png"))
+        + "<h3>Switching curves (opposite advice)</h3>"
+        f'<p class="lead">Per stated accuracy, a sigmoid and a line fitted to the trials; '
+        f"R² on {BINS} quantile bins of initial confidence. The ideal observer switches iff "
+        "a &gt; c, a step at c = a: an inflection far to its right means switching at "
+        "confidences the evidence does not justify (paper, hidden: 0.77 / 0.92 / 0.96 at "
+        "a = 50 / 60 / 70 %).</p>"
+        + f"<details><summary>Table: the fits, per model, display and accuracy "
+        f"({len(switching)} rows; an inflection outside [0, 1] is an extrapolation)</summary>"
+        + switching_table
+        + "</details>"
+        + _source(results.sources["switching"])
+        + _figure("switching_vs_confidence.png", figures.get("switching_vs_confidence.png"))
+    )
+
+
+def _change_section(results: Results, figures: Mapping[str, bytes]) -> str:
+    models = results.models
+    header, rows = _models_wide(results.change, ["display", "advice"], models, "signed")
+    support = [
+        [
+            html.escape(str(r["model"])),
+            _ci(float(r["estimate"]), float(r["ci_low"]), float(r["ci_high"]), "signed"),
+            _fmt(float(r["p_value"]), "p"),
+            _fmt(int(r["n_items"])),
+        ]
+        for r in records(results.choice_support)
+    ]
+    return (
+        "<h2>4. Confidence change</h2>"
+        '<p class="lead">Final minus initial probability of the initially chosen option, on '
+        "the confidence scale of section 2.</p>"
+        + _table(header, rows, 2)
+        + _source(results.sources["change"])
+        + "<h3>Choice-supportive bias</h3>"
+        '<p class="lead">Mean confidence change under neutral advice, shown minus hidden '
+        "(paper, Gemma 3 12B: +0.21): seeing its own answer makes the model more confident "
+        "in it without any new evidence.</p>"
+        + _table(["model", "shown &minus; hidden [95 % CI]", "p", "items"], support)
+        + _source(results.sources["choice_support"])
+        + _figure("confidence_change.png", figures.get("confidence_change.png"))
+    )
+
+
+def _oucs_tables(results: Results) -> str:
+    parts: list[str] = []
+    wide = {name: oucs_paper_table(results.oucs, name) for name in ("mean", "ci_low", "ci_high")}
+    by_accuracy = {
+        name: oucs_paper_table(results.oucs_accuracy, name)
+        for name in ("mean", "ci_low", "ci_high")
+    }
+    for model in results.models:
+        for label, tables in (("", wide), (" by stated accuracy", by_accuracy)):
+            mean = tables["mean"]
+            if mean.empty or model not in mean.index.get_level_values(0):
+                continue
+            rows: list[list[str]] = []
+            for key in mean.loc[[model]].index:
+                cells = [
+                    _ci(
+                        _float(tables["mean"].at[key, d]),
+                        _float(tables["ci_low"].at[key, d]),
+                        _float(tables["ci_high"].at[key, d]),
+                        "signed",
+                    )
+                    for d in mean.columns
+                ]
+                labels = [html.escape(str(key[1]))]
+                if len(key) > 2:
+                    labels.append(f"{100 * float(key[2]):g} %")
+                rows.append([*labels, *cells])
+            header = ["advice", *(["accuracy"] if label else []), *map(str, mean.columns)]
+            table = _table(header, rows, len(header) - len(mean.columns))
+            title = f"OUCS, <code>{html.escape(model)}</code>{label}"
+            if label:
+                parts.append(f"<details><summary>{title}</summary>{table}</details>")
+            else:
+                parts.append(f"<h3>{title}</h3>{table}")
+    return "".join(parts)
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
+    rows: list[list[str]] = []
+    for r in records(results.overweighting):
+        rows.append(
+            [
+                html.escape(str(r["model"])),
+                html.escape(f"pooled ({POOLED})" if r["display"] == POOLED else str(r["display"])),
+                html.escape(str(r["advice"])),
+                _fmt(float(r["ratio_of_sums"]), "ratio"),
+                _fmt(float(r["median_ratio"]), "ratio"),
+                _fmt(float(r["mean_ratio"]), "ratio"),
+                _fmt(int(r["n"])),
+            ]
+        )
+    key = [i for i, row in enumerate(rows) if row[1].startswith("pooled")]
+    corrections = ", ".join(
+        f"{html.escape(str(m))} {_fmt(float(v), 'signed')}" for m, v in results.corrections.items()
+    )
+    return (
+        "<h2>5. Comparison with the Bayesian observer</h2>"
+        '<p class="lead">The ideal observer updates its initial confidence c by the advice: '
+        "logit(post) = logit(c) + s·logit(a), s = +1 same, &minus;1 opposite, 0 neutral. OUCS = "
+        "final confidence &minus; Bayes posterior (positive: overconfident in the initial choice). "
+        "Tables in the layout of the paper's Tables 1-3 (paper, Gemma 3 12B: hidden/neutral "
+        "+0.001, shown/neutral +0.210, hidden/opposite &minus;0.300, shown/opposite +0.086).</p>"
+        + _oucs_tables(results)
+        + _source(results.sources["oucs"], results.sources["oucs_accuracy"])
+        + _figure("oucs.png", figures.get("oucs.png"))
+        + "<h3>Overweighting of advice (observed / Bayes update)</h3>"
+        '<p class="lead">Highlighted: the headline, the ratio of summed updates pooled over '
+        "shown and hidden displays (paper, Gemma 3 12B: opposite 2.58&times;, same "
+        "1.10&times;). Shown "
+        "trials first lose the choice-supportive part of their update (shown-neutral minus "
+        f"hidden-neutral mean update: {corrections or '—'}). Accuracy 50 % is left out (no "
+        "Bayes update).</p>"
+        + _table(
+            ["model", "display", "advice", "ratio of sums", "median ratio", "mean ratio", "trials"],
+            rows,
+            3,
+            key,
+        )
+        + _source(results.sources["overweighting"])
+        + _figure("updates_observed_vs_bayes.png", figures.get("updates_observed_vs_bayes.png"))
+    )
+
+
+def _model_table(part: ModelTable, results: Results) -> str:
+    table = part.table
+    if {"model", "term", "estimate"} <= set(table.columns) and "ci_low" in table.columns:
+        models = results.models
+        terms = list(dict.fromkeys(str(t) for t in table["term"]))
+        rows = []
+        for term in terms:
+            cells = []
+            for model in models:
+                hit = table.loc[(table["model"] == model) & (table["term"] == term)]
+                if hit.empty:
+                    cells.append("—")
+                    continue
+                row = records(hit)[0]
+                cells.append(
+                    _ci(_float(row["estimate"]), _float(row["ci_low"]), _float(row["ci_high"]))
+                )
+            rows.append([html.escape(term), *cells])
+        body = _table(["term", *models], rows)
+    else:
+        shown = table.reset_index() if table.index.name or any(table.index.names) else table
+        body = _table(
+            [str(c) for c in shown.columns],
+            (
+                [_fmt(v) if not isinstance(v, str) else html.escape(v) for v in row.values()]
+                for row in records(shown)
+            ),
+        )
+    note = f'<p class="note">{html.escape(part.note)}</p>' if part.note else ""
+    return f"<h3>{html.escape(part.title)}</h3>{body}{note}{_source(part.source)}"
+
+
+def _fitted_section(results: Results, figures: Mapping[str, bytes]) -> str:
+    section = results.fitted_model
+    return (
+        "<h2>6. Fitted model</h2>"
+        f'<p class="lead">{html.escape(section.reason[0].upper() + section.reason[1:])}. '
+        "A model that follows the Bayesian observer has choice_support 0 and w_same = "
+        "w_opposite = 1; the paper's models put more weight on opposing than on agreeing "
+        "advice.</p>"
+        + "".join(_model_table(part, results) for part in section.tables)
+        + _figure("estimates.png", figures.get("estimates.png"))
     )
 
 
@@ -250,23 +616,22 @@ _METHODS: Final = """
 <div class="note"><ul>
 <li>All measures are framed on the initially chosen option. Probabilities are clipped to
 [{low}, {high}] before every logit (accuracy 100 % reads as {high}).</li>
-<li>Bayes posterior: logit(post) = logit(c) + s·logit(a), s = +1 same, &minus;1 opposite, 0 neutral;
-two-option trials only.</li>
-<li>OUCS = mean(final confidence &minus; Bayes posterior); positive means overconfident.</li>
-<li>Overweighting = observed update / Bayes update for same and opposite advice, accuracy 50 %
-excluded; shown-display updates first lose the choice-support part (mean shown-neutral minus
-mean hidden-neutral update). Headline: ratio of sums pooled over shown and hidden.</li>
-<li>Fit: censored-normal (Tobit) regression of logit(final confidence) on logit(initial
-confidence), the shown flag, logit(a)·[same] and &minus;logit(a)·[opposite]; values at the clip
-bounds are censored.</li>
-<li>Error bars: SEM across trials; items repeat across conditions, so these understate the
-uncertainty somewhat.</li>
+<li>Standard errors and 95 % intervals are clustered by question (CR1; Student's t with
+G &minus; 1 degrees of freedom, G the number of questions), because every question recurs in
+every condition; fits use the cluster-robust sandwich.</li>
+<li>Bayes posterior: logit(post) = logit(c) + s·logit(a); two-option trials only.</li>
+<li>Overweighting = observed update / Bayes update for same and opposite advice, accuracy
+50 % excluded; shown-display updates first lose the choice-support part.</li>
+<li>Update model: censored-normal (Tobit) regression of logit(final confidence) on
+logit(initial confidence), the shown flag, logit(a)·[same] and &minus;logit(a)·[opposite].</li>
+<li>Temperature scaling: one T per model, maximum likelihood of the correct option on the
+calibration split (or the main items' stage-1 answers); applied to both turns.</li>
 </ul></div>
 """
 
 
 def render_report(
-    summary: Mapping[str, Any],
+    results: Results,
     figures: Mapping[str, bytes],
     *,
     title: str = "mindshift analysis",
@@ -274,24 +639,21 @@ def render_report(
 ) -> str:
     """The report as one HTML document (a str).
 
-    `facts` are short key/value lines about the run (name, start time, commit) shown at the
-    top; the caller decides what they are, so rendering stays pure.
+    `facts` are short key/value lines about the run (name, start time, commit) shown under
+    the design; the caller decides what they are, so rendering stays pure.
     """
-    clip = _get(summary, "analysis", "clip") or [0.01, 0.99]
-    fact_rows = "".join(
-        f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in (facts or {}).items()
-    )
-    models = summary.get("models") or {}
-    sections = [_model_section(model, entry) for model, entry in models.items()]
-    figures_html = "".join(_figure(name, png) for name, png in figures.items())
+    sections = [
+        _design_section(results, facts or {}),
+        _calibration_section(results, figures),
+        _com_section(results, figures),
+        _change_section(results, figures),
+        _bayes_section(results, figures),
+        _fitted_section(results, figures),
+        _METHODS.format(low=CLIP_LOW, high=CLIP_HIGH),
+    ]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        + (f'<dl class="facts">{fact_rows}</dl>' if fact_rows else "")
-        + "\n".join(sections)
-        + ("<h2>Figures</h2>" + figures_html if figures_html else "")
-        + _METHODS.format(low=clip[0], high=clip[1])
-        + "</body></html>\n"
+        f"<h1>{html.escape(title)}</h1>" + "\n".join(sections) + "</body></html>\n"
     )

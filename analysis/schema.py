@@ -40,6 +40,12 @@ TRIAL_COLUMNS: Final = STR_COLUMNS + INT_COLUMNS + FLOAT_COLUMNS + BOOL_COLUMNS
 
 STAGE1_COLUMNS: Final = ("trial_id", "model", "item_id", "correct", "choice")
 """Columns of the stage-1 table: one row per stage-1 call that produced a choice."""
+STAGE1_EXTRA_COLUMNS: Final = ("split", "probs", "correct_index", "choice_index")
+"""Optional columns of the stage-1 table (`validate_stage1` fills them in when absent)."""
+MAIN: Final = "main"
+"""`split` of a main item's stage-1 call (its stage-2 trials are the experiment)."""
+CALIBRATION: Final = "calibration"
+"""`split` of a calibration item's stage-1 call (held out, stage 1 only)."""
 
 DISPLAYS: Final = ("shown", "hidden", "other")
 """Display conditions in the order tables and figures use."""
@@ -53,7 +59,9 @@ def canonical_order(values: Iterable[str], canonical: Sequence[str]) -> list[str
     Unknown levels are kept rather than rejected so that a new display or advice type added by
     a future paradigm shows up in the output instead of silently vanishing.
     """
-    present = {str(v) for v in values}
+    # A column's distinct values first: a million rows, a handful of levels.
+    distinct = values.unique() if isinstance(values, pd.Series | pd.Index) else values
+    present = {str(v) for v in distinct}
     known = [level for level in canonical if level in present]
     return known + sorted(present.difference(canonical))
 
@@ -103,3 +111,33 @@ def validate_trials(trials: pd.DataFrame, *, source: str = "trials table") -> pd
                 f"{source}: column {name!r} is not of its contract type ({error})"
             ) from error
     return out.reset_index(drop=True)
+
+
+def validate_stage1(stage1: pd.DataFrame, *, source: str = "stage-1 table") -> pd.DataFrame:
+    """A copy of a stage-1 table with every column of STAGE1_COLUMNS + STAGE1_EXTRA_COLUMNS.
+
+    The required columns must be present; the optional ones default to a main-split call
+    with unknown probabilities, so a hand-made table of choices alone is still valid.
+    """
+    missing = [name for name in STAGE1_COLUMNS if name not in stage1.columns]
+    if missing:
+        raise AnalysisInputError(f"{source} lacks column(s): {', '.join(missing)}")
+    defaults: dict[str, object] = {
+        "split": MAIN,
+        "probs": None,
+        "correct_index": -1,
+        "choice_index": -1,
+    }
+    out = stage1.copy()
+    for name, value in defaults.items():
+        if name not in out.columns:
+            out[name] = pd.Series([value] * len(out), index=out.index, dtype=object)
+    for name in STAGE1_COLUMNS:
+        out[name] = _as_str(out[name])
+    out[["correct_index", "choice_index"]] = out[["correct_index", "choice_index"]].astype(np.int64)
+    return out.reset_index(drop=True)
+
+
+def model_ids(table: pd.DataFrame) -> list[str]:
+    """The distinct model ids of a table, sorted (without a Python loop over its rows)."""
+    return sorted(str(model) for model in pd.unique(table["model"].dropna()))

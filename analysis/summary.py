@@ -3,7 +3,8 @@
 The contract keys (n_trials, accuracy_initial, com_rate, com_rate_by_advice,
 confidence_change, oucs, overweighting, fit) are always present for every model; cells of
 displays or advice types absent from the data are absent, and a number that cannot be
-computed is null. Everything else is an extra, free to grow.
+computed is null. Everything else is an extra, free to grow. Confidence measures are on the
+scale the analysis chose (raw or temperature-scaled; `calibration.confidence_scale`).
 """
 
 from __future__ import annotations
@@ -15,21 +16,14 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.accuracy import initial_accuracy_table
-from analysis.bayes import with_bayes
+from analysis.calibration import Prior
 from analysis.cells import nest
-from analysis.change_of_mind import answered, com_rates
-from analysis.confidence_change import confidence_change
-from analysis.fit import fit_by_model, fit_update_model
+from analysis.change_of_mind import answered
+from analysis.com_regression import display_coefficient
+from analysis.fit import fit_update_model
 from analysis.logodds import CLIP_HIGH, CLIP_LOW
-from analysis.oucs import oucs
-from analysis.overweighting import (
-    POOLED,
-    RATIO_ADVICE,
-    choice_support_correction,
-    overweighting,
-)
-from analysis.schema import validate_trials
+from analysis.overweighting import POOLED, RATIO_ADVICE
+from analysis.results import Results, compute_results
 
 _RATIO_STATS: Final = (
     "n",
@@ -89,78 +83,155 @@ def _overweighting_entry(table: pd.DataFrame, correction: float) -> dict[str, An
     }
 
 
-def summarise(trials: pd.DataFrame, stage1: pd.DataFrame | None = None) -> dict[str, Any]:
+def summarise(
+    trials: pd.DataFrame, stage1: pd.DataFrame | None = None, *, prior: Prior = "auto"
+) -> dict[str, Any]:
     """The summary.json content for a trials table (and the run's stage-1 calls).
 
     Without `stage1` (a run with no calls.jsonl) initial accuracy is computed from the
     stage-1 answers recorded in the trials table, and the summary says so
     (`accuracy_initial_source`; see `initial_accuracy_table`).
     """
-    trials = with_bayes(validate_trials(trials))
-    accuracy = initial_accuracy_table(trials, stage1)
-    tables = {
-        "com": com_rates(trials, ("display",)),
-        "com_advice": com_rates(trials, ("display", "advice")),
-        "com_accuracy": com_rates(trials, ("display", "advice", "accuracy")),
-        "change": confidence_change(trials, ("display", "advice")),
-        "change_accuracy": confidence_change(trials, ("display", "advice", "accuracy")),
-        "oucs": oucs(trials, ("display", "advice")),
-        "oucs_accuracy": oucs(trials, ("display", "advice", "accuracy")),
-        "overweighting": overweighting(trials),
+    return summary_document(compute_results(trials, stage1, prior=prior, fitted_model="tobit"))
+
+
+def _records(table: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{name: row[name] for name in columns} for _, row in table.iterrows()]
+
+
+def _calibration_entry(results: Results, model: str) -> dict[str, Any]:
+    fitted = _of(results.temperatures, model)
+    metrics = _of(results.calibration, model)
+    entry: dict[str, Any] = {
+        "confidence_scale": "calibrated" if model in results.chosen else "raw",
+        "temperature_applied": results.chosen.get(model, math.nan),
+        "metrics": _records(
+            metrics,
+            ("data", "scale", "n", "accuracy", "mean_confidence", "ece", "brier", "auroc", "nll"),
+        ),
     }
-    corrections = choice_support_correction(trials)
-    fits = fit_by_model(trials)
-    n_answered = answered(trials)["model"].value_counts()
-    models = sorted(set(trials["model"]) | set(accuracy.index))
-    summary: dict[str, Any] = {}
-    for model in models:
-        rows = _of(trials, model)
-        ratio = _overweighting_entry(
-            _of(tables["overweighting"], model), float(corrections.get(model, math.nan))
-        )
-        by2 = ("display", "advice")
-        by3 = ("display", "advice", "accuracy")
-        summary[model] = {
-            "n_trials": int(n_answered.get(model, 0)),
-            "accuracy_initial": _lookup(accuracy, model, "accuracy_initial", math.nan),
-            "accuracy_initial_source": _lookup(accuracy, model, "source", None),
-            "com_rate": nest(_of(tables["com"], model), ("display",)),
-            "com_rate_by_advice": nest(_of(tables["com_advice"], model), by2),
-            "confidence_change": nest(_of(tables["change"], model), by2),
-            "oucs": nest(_of(tables["oucs"], model), by2),
-            "overweighting": ratio["headline"],
-            "fit": (fits.get(model) or fit_update_model(rows)).to_dict(),
-            # Extras beyond the contract.
-            "n_items": int(rows["item_id"].nunique()),
-            "n_initial_calls": _lookup(accuracy, model, "n_initial_calls", 0),
-            "n_with_confidence": int(
-                (rows["initial_confidence"].notna() & rows["final_prob_initial"].notna()).sum()
-            ),
-            "n_censored": {
-                "initial": int(rows["initial_censored"].sum()),
-                "final": int(rows["final_censored"].sum()),
-            },
-            "com_rate_by_accuracy": nest(_of(tables["com_accuracy"], model), by3),
-            "confidence_change_by_accuracy": nest(_of(tables["change_accuracy"], model), by3),
-            "oucs_by_accuracy": nest(_of(tables["oucs_accuracy"], model), by3),
-            "overweighting_detail": ratio["detail"],
-            # Item-clustered standard errors of the cell means above: items recur in every
-            # condition, so the trials of a cell are not independent.
-            "se_item": {
-                "com_rate_by_advice": nest(_of(tables["com_advice"], model), by2, "se_item"),
-                "confidence_change": nest(_of(tables["change"], model), by2, "se_item"),
-                "oucs": nest(_of(tables["oucs"], model), by2, "se_item"),
-            },
+    if not fitted.empty:
+        row = fitted.iloc[0]
+        entry |= {
+            "temperature": row["temperature"],
+            "temperature_ci": [row["ci_low"], row["ci_high"]],
+            "source": row["source"],
+            "n": int(row["n"]),
+            "usable": bool(row["usable"]),
         }
+    return entry
+
+
+def _model_entry(results: Results, model: str) -> dict[str, Any]:
+    trials = results.trials
+    rows = _of(trials, model)
+    accuracy = results.accuracy
+    by2, by3 = ("display", "advice"), ("display", "advice", "accuracy")
+    ratio = _overweighting_entry(
+        _of(results.overweighting, model), float(results.corrections.get(model, math.nan))
+    )
+    fit = results.fits.get(model) or fit_update_model(rows)
+    support = _of(results.choice_support, model)
+    n_answered = len(answered(rows))
+    return {
+        "n_trials": n_answered,
+        "accuracy_initial": _lookup(accuracy, model, "accuracy_initial", math.nan),
+        "accuracy_initial_source": _lookup(accuracy, model, "source", None),
+        "com_rate": nest(_of(results.com, model), ("display",)),
+        "com_rate_by_advice": nest(_of(results.com_advice, model), by2),
+        "confidence_change": nest(_of(results.change, model), by2),
+        "oucs": nest(_of(results.oucs, model), by2),
+        "overweighting": ratio["headline"],
+        "fit": fit.to_dict(),
+        # Extras beyond the contract.
+        "n_items": int(rows["item_id"].nunique()),
+        "n_initial_calls": _lookup(accuracy, model, "n_initial_calls", 0),
+        "n_with_confidence": int(
+            (rows["initial_confidence"].notna() & rows["final_prob_initial"].notna()).sum()
+        ),
+        "n_censored": {
+            "initial": int(rows["initial_censored"].sum()),
+            "final": int(rows["final_censored"].sum()),
+        },
+        "calibration": _calibration_entry(results, model),
+        "com_rate_by_accuracy": nest(_of(results.com_accuracy, model), by3),
+        "confidence_change_by_accuracy": nest(_of(results.change_accuracy, model), by3),
+        "oucs_by_accuracy": nest(_of(results.oucs_accuracy, model), by3),
+        "overweighting_detail": ratio["detail"],
+        "choice_support_test": (
+            {
+                k: support.iloc[0][k]
+                for k in ("estimate", "se_item", "ci_low", "ci_high", "p_value", "n_items")
+            }
+            if not support.empty
+            else {}
+        ),
+        "com_regression": {
+            str(row["term"]): {
+                k: row[k]
+                for k in ("estimate", "se_item", "ci_low", "ci_high", "p_value", "odds_ratio")
+            }
+            for _, row in _of(results.com_regression, model).iterrows()
+        },
+        "display_coefficient": display_coefficient(results.com_regression, model)["estimate"],
+        "switching": _records(
+            _of(results.switching, model),
+            (
+                "display",
+                "accuracy",
+                "n",
+                "switch_rate",
+                "normative_inflection",
+                "inflection",
+                "inflection_ci_low",
+                "inflection_ci_high",
+                "sigmoid_slope",
+                "sigmoid_r2",
+                "linear_slope",
+                "linear_r2",
+            ),
+        ),
+        # Item-clustered standard errors and 95 % intervals of the cell means above: items
+        # recur in every condition, so the trials of a cell are not independent.
+        "se_item": {
+            "com_rate": nest(_of(results.com, model), ("display",), "se_item"),
+            "com_rate_by_advice": nest(_of(results.com_advice, model), by2, "se_item"),
+            "confidence_change": nest(_of(results.change, model), by2, "se_item"),
+            "oucs": nest(_of(results.oucs, model), by2, "se_item"),
+        },
+        "ci95": {
+            name: {
+                "low": nest(_of(table, model), keys, "ci_low"),
+                "high": nest(_of(table, model), keys, "ci_high"),
+            }
+            for name, table, keys in (
+                ("com_rate", results.com, ("display",)),
+                ("com_rate_by_advice", results.com_advice, by2),
+                ("confidence_change", results.change, by2),
+                ("oucs", results.oucs, by2),
+            )
+        },
+    }
+
+
+def summary_document(results: Results) -> dict[str, Any]:
+    """summary.json's content from computed results (NaN as None)."""
+    models = {model: _model_entry(results, model) for model in results.models}
     document: dict[str, Any] = json_ready(
         {
-            "models": summary,
+            "models": models,
             "analysis": {
                 "clip": [CLIP_LOW, CLIP_HIGH],
+                "prior": results.prior,
+                "confidence_scale": "confidences of a model with a temperature applied are "
+                "temperature-scaled at both turns (calibration.temperature_applied); "
+                "raw otherwise",
                 "fit_model": "Tobit (censored at the clip bounds) of logit(q) on logit(c), "
                 "shown flag, logit(a)*[same], -logit(a)*[opposite]",
                 "overweighting_headline": f"ratio of sums pooled over {POOLED}, shown trials "
                 "less the choice-support correction",
+                "errors": "se_item and ci95: clustered by item (CR1), t with G-1 df",
+                "fitted_model": results.fitted_model.kind,
             },
         }
     )

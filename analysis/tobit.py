@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
+from analysis.clustered import sandwich
 from analysis.logodds import FloatArray
 
 SIGMA_FLOOR = 1e-4
@@ -35,6 +36,8 @@ class TobitResult:
     """Coefficients, one per column of X."""
     se: FloatArray
     """Standard errors from the observed information (trials taken as independent)."""
+    cov_cluster: FloatArray
+    """Cluster-robust covariance of the coefficients (sandwich; NaN without clusters)."""
     sigma: float
     """Noise standard deviation; equal to the floor when the data are noiseless."""
     loglik: float
@@ -90,6 +93,25 @@ class _Likelihood:
         gradient = np.append(self.x.T @ d_xb, d_theta)
         return -loglik, -gradient
 
+    def scores(self, params: FloatArray) -> FloatArray:
+        """Per-observation gradients of the log-likelihood in (beta, theta): n x (k + 1)."""
+        beta, theta = params[:-1], float(params[-1])
+        sigma = math.exp(theta)
+        xb = self.x @ beta
+        d_xb = np.zeros_like(xb)
+        d_theta = np.zeros_like(xb)
+        z = (self.y[self.mid] - xb[self.mid]) / sigma
+        d_xb[self.mid] = z / sigma
+        d_theta[self.mid] = z**2 - 1.0
+        for mask, z_side, sign in (
+            (self.low, (self.lower - xb[self.low]) / sigma, -1.0),
+            (self.high, (xb[self.high] - self.upper) / sigma, 1.0),
+        ):
+            mills = np.exp(_log_mills(z_side))
+            d_xb[mask] = sign * mills / sigma
+            d_theta[mask] = -mills * z_side
+        return np.column_stack([self.x * d_xb[:, None], d_theta])
+
 
 def _ols_start(x: FloatArray, y: FloatArray, mid: npt.NDArray[np.bool_]) -> FloatArray:
     # Uncensored rows alone give a far better start than all rows (where the clipped values
@@ -119,10 +141,12 @@ def tobit_fit(
     lower: float = -math.inf,
     upper: float = math.inf,
     sigma_floor: float = SIGMA_FLOOR,
+    clusters: npt.NDArray[np.int64] | None = None,
 ) -> TobitResult:
     """Fit y* = x @ beta + Normal(0, sigma), y censored at `lower` and `upper`.
 
     `x` must have full column rank and more rows than columns (ValueError otherwise).
+    `clusters` (integer codes, one per row) give the cluster-robust covariance.
     """
     design = np.asarray(x, dtype=np.float64)
     target = np.asarray(y, dtype=np.float64)
@@ -155,9 +179,15 @@ def tobit_fit(
         se = np.sqrt(np.clip(np.diag(cov)[:k], 0.0, None))
     except np.linalg.LinAlgError:
         se = np.full(k, np.nan)
+    cov_cluster = np.full((k, k), np.nan)
+    if clusters is not None:
+        scores = objective.scores(params)
+        width = k if at_floor else k + 1
+        cov_cluster = sandwich(block, scores[:, :width], clusters)[:k, :k]
     return TobitResult(
         coef=params[:k],
         se=np.asarray(se, dtype=np.float64),
+        cov_cluster=np.asarray(cov_cluster, dtype=np.float64),
         sigma=math.exp(float(params[-1])),
         loglik=-float(result.fun),
         n=n,

@@ -8,12 +8,13 @@ Exit codes: 0 success, 1 a failure that is not the user's (a bug, a model that c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from rich.console import Console
 from rich.progress import (
@@ -31,6 +32,11 @@ from harness.errors import UserError
 from harness.experiment import execute, prepare
 from harness.runner import RunReport
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+PriorMode = Literal["auto", "raw", "calibrated"]
+FittedMode = Literal["auto", "beta", "tobit"]
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_RUNS_DIR = Path("runs")
 DEMO_CONFIG = "demo.toml"
@@ -66,12 +72,12 @@ class _RichProgress:
         self._progress.advance(self._tasks[model], calls)  # type: ignore[arg-type]
 
 
-def _progress_bar() -> Progress:
+def _progress_bar(unit: str = "calls") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("calls"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=_err,
@@ -94,14 +100,20 @@ def _report_run(report: RunReport, seconds: float) -> None:
     _err.print(f"{made} calls made, {skipped} already stored, in {seconds:.1f} s")
 
 
-def _analyse(run_dir: Path) -> Path:
+def _analyse(run_dir: Path, prior: PriorMode = "auto", fitted_model: FittedMode = "auto") -> Path:
     from analysis import AnalysisInputError, analyse_run
 
     try:
-        analyse_run(run_dir)
+        analyse_run(run_dir, prior=prior, fitted_model=fitted_model)
     except AnalysisInputError as error:
         raise UserError(str(error)) from None
     return run_dir / "analysis"
+
+
+def _print_markdown(path: Path) -> None:
+    from rich.markdown import Markdown
+
+    _out.print(Markdown(path.read_text(encoding="utf-8")))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -120,9 +132,76 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
-    out = _analyse(run_dir)
+    out = _analyse(run_dir, args.prior, args.fitted_model)
+    _print_markdown(out / "summary.md")
     _out.print(f"summary: {out / 'summary.json'}\nreport: {out / 'report.html'}", markup=False)
     return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from analysis import AnalysisInputError, compare_runs
+
+    out = Path(args.out)
+    try:
+        compare_runs(args.run_dirs, out, prior=args.prior, fitted_model=args.fitted_model)
+    except AnalysisInputError as error:
+        raise UserError(str(error)) from None
+    _print_markdown(out / "summary.md")
+    _out.print(f"tables: {out / 'tables'}\nreport: {out / 'report.html'}", markup=False)
+    return EXIT_OK
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    from harness.power import PowerSettings, power_study
+
+    settings = PowerSettings(
+        items=tuple(args.items),
+        choice_support=tuple(args.choice_support),
+        w_opposite=tuple(args.w_opposite),
+        w_same=args.w_same,
+        noise=args.noise,
+        accuracies=tuple(args.accuracies),
+        simulations=args.simulations,
+        alpha=args.alpha,
+        seed=args.seed,
+        jobs=args.jobs,
+    )
+    settings.check()
+    with _progress_bar("simulations") as bar:
+        task = bar.add_task("power", total=None)
+        table = power_study(
+            settings, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if args.out:
+        try:
+            Path(args.out).write_text(table.to_csv(index=False), encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"cannot write {args.out}: {error.strerror}") from None
+    _print_power(table, settings.alpha)
+    return EXIT_OK
+
+
+def _print_power(table: pd.DataFrame, alpha: float) -> None:
+    view = Table(title=f"power at alpha = {alpha:g} (± Monte Carlo SE)")
+    for column in ("items", "cs", "w_opp", "w_same", "calls/model", "CS bias", "opp > same"):
+        view.add_column(column, justify="right")
+    for row in table.to_dict("records"):
+        view.add_row(
+            str(row["items"]),
+            f"{row['choice_support']:g}",
+            f"{row['w_opposite']:g}",
+            f"{row['w_same']:g}",
+            f"{row['calls_per_model']:,}",
+            f"{row['power_choice_support']:.2f} ± {row['mc_se_choice_support']:.2f}",
+            f"{row['power_overweighting']:.2f} ± {row['mc_se_overweighting']:.2f}",
+        )
+    _out.print(view)
+    _out.print(
+        "cs: choice_support (log-odds). CS bias: shown - hidden confidence change under "
+        "neutral advice; opp > same: w_opposite - w_same of the Tobit fit; both "
+        "item-clustered t tests; a detection needs p < alpha and the predicted sign.",
+        markup=False,
+    )
 
 
 def demo_config_text() -> str:
@@ -207,6 +286,43 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def _number_list(kind: type[int] | type[float], text: str) -> list[float]:
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of numbers: {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("empty list")
+    return [float(v) for v in values] if kind is float else values
+
+
+def _int_list(text: str) -> list[float]:
+    return _number_list(int, text)
+
+
+def _float_list(text: str) -> list[float]:
+    return _number_list(float, text)
+
+
+def _analysis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prior",
+        choices=["auto", "raw", "calibrated"],
+        default="auto",
+        help="confidence scale of the Bayes prior (and of both turns): calibrated by temperature "
+        "scaling or raw; auto (default): calibrated for models with a calibration split",
+    )
+    parser.add_argument(
+        "--fitted-model",
+        choices=["auto", "beta", "tobit"],
+        default="auto",
+        help="report's fitted model: the beta regression (needs the bayes extra) or the Tobit "
+        "fit; auto (default): beta when installed and the run is large enough",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mindshift", description="Behavioural experiments on language models.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -216,7 +332,68 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     analyse = commands.add_parser("analyse", help="analyse a run directory")
     analyse.add_argument("run_dir")
+    _analysis_options(analyse)
     analyse.set_defaults(handler=cmd_analyse)
+    compare = commands.add_parser(
+        "compare", help="analyse several run directories together, models side by side"
+    )
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument(
+        "--out", default="comparison", help="output directory (default: ./comparison)"
+    )
+    _analysis_options(compare)
+    compare.set_defaults(handler=cmd_compare)
+    power = commands.add_parser(
+        "power", help="power to detect the biases, by simulating sim:bayes (no model called)"
+    )
+    power.add_argument(
+        "--items",
+        type=_int_list,
+        default=[20, 40, 80, 160],
+        help="item counts (default 20,40,80,160)",
+    )
+    power.add_argument(
+        "--choice-support",
+        type=_float_list,
+        default=[0.2],
+        help="log-odds boost when shown (default 0.2)",
+    )
+    power.add_argument(
+        "--w-opposite",
+        type=_float_list,
+        default=[1.2],
+        help="weight of opposing advice (default 1.2)",
+    )
+    power.add_argument(
+        "--w-same", type=float, default=1.0, help="weight of agreeing advice (default 1)"
+    )
+    power.add_argument(
+        "--noise", type=float, default=1.0, help="SD of the stage-2 log-odds noise (default 1)"
+    )
+    power.add_argument(
+        "--accuracies",
+        type=_float_list,
+        default=[0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        help="stated advice accuracies",
+    )
+    power.add_argument(
+        "--simulations",
+        type=int,
+        default=200,
+        help="simulated experiments per grid cell (default 200)",
+    )
+    power.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level (default 0.05)"
+    )
+    power.add_argument("--seed", type=int, default=0)
+    power.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, os.cpu_count() or 1),
+        help="worker processes (default: all cores)",
+    )
+    power.add_argument("--out", help="also write the table to this CSV file")
+    power.set_defaults(handler=cmd_power)
     demo = commands.add_parser("demo", help="run and analyse the demo on the embedded model")
     demo.add_argument("--out", help="run directory (default: runs/demo)")
     demo.set_defaults(handler=cmd_demo)

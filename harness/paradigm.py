@@ -2,7 +2,9 @@
 
 A paradigm is a two-stage protocol. Stage 1 asks each item once (per repeat). Stage 2 asks it
 again under every condition, each time in a fresh context built from the stored stage-1
-answer. Paradigms build prompts from harness types only and never see a backend.
+answer. A paradigm may also hold out calibration items, asked at stage 1 only, whose answers
+calibrate the confidence readout (temperature scaling) without entering any stage-2 measure.
+Paradigms build prompts from harness types only and never see a backend.
 """
 
 from __future__ import annotations
@@ -86,6 +88,14 @@ class Paradigm(ABC):
     @abstractmethod
     def items(self) -> Sequence[Item]:
         """The items of this experiment, generated deterministically from the seed."""
+
+    def calibration_items(self) -> Sequence[Item]:
+        """Held-out items asked at stage 1 only, to calibrate the confidence readout.
+
+        They must be disjoint from `items()` (a question used for calibration and for the
+        main measures would be counted twice). The default: none.
+        """
+        return ()
 
     @abstractmethod
     def conditions(self) -> Sequence[Condition]:

@@ -12,6 +12,8 @@ import json
 
 INITIAL_CONDITION = "initial"
 """The condition name of stage-1 calls, which every condition of an item shares."""
+CALIBRATION_CONDITION = "calibration"
+"""The condition name of the stage-1 calls of calibration items, which have no stage 2."""
 
 
 def trial_id(

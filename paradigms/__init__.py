@@ -1,12 +1,15 @@
 """Paradigms: one module (or folder) each; registered here by name.
 
 Adding a paradigm: write a `harness.paradigm.Paradigm` subclass in its own module and add it
-to `PARADIGMS`. No file under `harness/` changes.
+to `PARADIGMS` (docs/protocols.md walks through one). No file under `harness/` changes.
 """
 
 from harness.paradigm import Paradigm
+from paradigms.are_you_sure import AreYouSure
 from paradigms.change_of_mind import ChangeOfMind
 
-PARADIGMS: dict[str, type[Paradigm]] = {ChangeOfMind.name: ChangeOfMind}
+PARADIGMS: dict[str, type[Paradigm]] = {
+    paradigm.name: paradigm for paradigm in (ChangeOfMind, AreYouSure)
+}
 
-__all__ = ["PARADIGMS", "ChangeOfMind"]
+__all__ = ["PARADIGMS", "AreYouSure", "ChangeOfMind"]

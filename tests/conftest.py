@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before numpy loads: the tests' matrices are small, and BLAS threads on a busy shared runner
+# only contend (a Tobit fit runs ten times slower with them). Subprocesses inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from pathlib import Path
 
 import pytest

@@ -58,3 +58,31 @@ def test_ideal_agent_has_zero_oucs_in_every_cell(
         for advice, value in by_advice.items():
             assert value is not None and not math.isnan(value)
             assert abs(value) < 0.01, (display, advice, value)
+
+
+def test_calibration_undoes_a_distorted_readout(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    # The agent reports logits 2.5x its true ones (overconfident). With a calibration split,
+    # the analysis recovers tau, and on the calibrated scale the update fit recovers the
+    # agent's true parameters; on the raw scale it would not.
+    from analysis import load_run, summarise
+
+    params = (
+        "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3, tau = 2.5, "
+        "mu = 1.0, sigma = 1.4142135623730951 }"
+    )
+    config = write_config(
+        sim_config_text(items=150, params=params, extra_paradigm="calibration_items = 3000"),
+        "tau.toml",
+    )
+    run_dir = tmp_path / "tau"
+    assert main(["run", str(config), "--out", str(run_dir)]) == 0
+    run = load_run(run_dir)
+    calibrated = summarise(run.trials, run.stage1)["models"]["sim"]
+    assert calibrated["calibration"]["temperature"] == pytest.approx(2.5, rel=0.10)
+    assert calibrated["calibration"]["confidence_scale"] == "calibrated"
+    for name, value in TRUE.items():
+        assert calibrated["fit"][name] == pytest.approx(value, rel=0.10), name
+    raw = summarise(run.trials, run.stage1, prior="raw")["models"]["sim"]
+    assert raw["fit"]["w_opposite"] == pytest.approx(2.5 * 2.5, rel=0.15)

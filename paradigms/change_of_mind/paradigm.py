@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from harness.paradigm import Condition, InitialAnswer, Item, Paradigm, StagePrompt
 from harness.types import Message, Prompt
 from paradigms.change_of_mind import prompts
-from paradigms.domains.latitude import latitude_items
+from paradigms.domains.latitude import latitude_calibration_items, latitude_items
 
 Display = Literal["shown", "hidden", "other"]
 Advice = Literal["same", "opposite", "neutral"]
@@ -33,6 +33,10 @@ class ChangeOfMindSettings(BaseModel):
     """Where the questions come from (more domains: see the roadmap in the README)."""
     items: int = Field(default=200, ge=1, le=30000)
     """How many questions."""
+    calibration_items: int = Field(default=0, ge=0, le=30000)
+    """How many held-out questions to ask at stage 1 only, to calibrate the confidence
+    readout (temperature scaling; the paper used 40,000). 0: no calibration split, and the
+    analysis calibrates on the main items' stage-1 answers when asked to."""
     difficulty: Literal["standard", "hard"] = "standard"
     """Latitude foil at ±50 % (standard) or ±6.25 % (hard) of the true latitude."""
     displays: list[Display] = Field(default_factory=lambda: _DEFAULT_DISPLAYS.copy(), min_length=1)
@@ -68,7 +72,18 @@ class ChangeOfMind(Paradigm):
     settings: ChangeOfMindSettings
 
     def items(self) -> Sequence[Item]:
-        return latitude_items(self.settings.items, self.settings.difficulty, self.seed)
+        settings = self.settings
+        if settings.calibration_items:
+            # Checked here because `prepare` generates the items before anything runs: a
+            # split too large for the gazetteer is a config error, not a failure mid-run.
+            self.calibration_items()
+        return latitude_items(settings.items, settings.difficulty, self.seed)
+
+    def calibration_items(self) -> Sequence[Item]:
+        settings = self.settings
+        return latitude_calibration_items(
+            settings.calibration_items, settings.difficulty, self.seed, main_count=settings.items
+        )
 
     def conditions(self) -> Sequence[Condition]:
         return [

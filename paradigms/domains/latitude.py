@@ -9,7 +9,9 @@ Choices the paper left open, made here and documented:
   from the truth at two decimals;
 - latitudes are shown with two decimals and N/S (e.g. "13.92° N");
 - the correct option's position is counterbalanced exactly: half the items (rounded up)
-  have it as A, in a seeded random order.
+  have it as A, in a seeded random order;
+- a calibration split (held-out cities for temperature scaling) is drawn from the cities the
+  main items left over, from its own seeded stream, and counterbalanced within itself.
 """
 
 from __future__ import annotations
@@ -52,14 +54,49 @@ def format_latitude(latitude: float) -> str:
 
 def latitude_items(count: int, difficulty: str, seed: int) -> list[Item]:
     """`count` distinct cities, drawn and laid out deterministically from `seed`."""
+    offset, cities = _setup(count, difficulty)
+    rng = np.random.default_rng(seed_from_id(f"latitude|{difficulty}", str(seed)))
+    chosen = rng.choice(len(cities), size=count, replace=False)
+    return _items(chosen, rng, difficulty, offset, {})
+
+
+def latitude_calibration_items(
+    count: int, difficulty: str, seed: int, *, main_count: int
+) -> list[Item]:
+    """`count` held-out cities, disjoint from the `main_count` of `latitude_items(...)`.
+
+    Drawn from their own seeded stream, so adding a calibration split leaves the main items
+    exactly as they were; counterbalanced like them, within the split.
+    """
+    if count == 0:
+        return []
+    offset, cities = _setup(main_count + count, difficulty)
+    main_rng = np.random.default_rng(seed_from_id(f"latitude|{difficulty}", str(seed)))
+    taken = set(main_rng.choice(len(cities), size=main_count, replace=False).tolist())
+    free = np.array([i for i in range(len(cities)) if i not in taken])
+    rng = np.random.default_rng(seed_from_id(f"latitude-calibration|{difficulty}", str(seed)))
+    chosen = free[rng.choice(free.size, size=count, replace=False)]
+    return _items(chosen, rng, difficulty, offset, {"split": "calibration"})
+
+
+def _setup(total: int, difficulty: str) -> tuple[float, tuple[tuple[int, str, str, float], ...]]:
     if difficulty not in LATITUDE_DIFFICULTIES:
         raise ValueError(f"unknown latitude difficulty {difficulty!r}")
     cities = _cities()
-    if count > len(cities):
-        raise ValueError(f"only {len(cities)} cities are available, {count} were asked for")
-    offset = LATITUDE_DIFFICULTIES[difficulty]
-    rng = np.random.default_rng(seed_from_id(f"latitude|{difficulty}", str(seed)))
-    chosen = rng.choice(len(cities), size=count, replace=False)
+    if total > len(cities):
+        raise ValueError(f"only {len(cities)} cities are available, {total} were asked for")
+    return LATITUDE_DIFFICULTIES[difficulty], cities
+
+
+def _items(
+    chosen: np.ndarray,
+    rng: np.random.Generator,
+    difficulty: str,
+    offset: float,
+    extra_meta: dict[str, str],
+) -> list[Item]:
+    cities = _cities()
+    count = len(chosen)
     correct_first = np.zeros(count, dtype=bool)
     correct_first[: (count + 1) // 2] = True
     rng.shuffle(correct_first)
@@ -88,6 +125,7 @@ def latitude_items(count: int, difficulty: str, seed: int) -> list[Item]:
                     "latitude": latitude,
                     "foil": foil,
                     "foil_direction": direction,
+                    **extra_meta,
                 },
             )
         )

@@ -39,6 +39,19 @@ def test_writes_every_output(analysed: tuple[Path, dict[str, Any]]) -> None:
     for name in FIGURES:
         assert (out / name).read_bytes().startswith(b"\x89PNG")
     assert not list(out.glob("*.partial"))
+    markdown = (out / "summary.md").read_text()
+    assert markdown.startswith("# mindshift analysis") and "| display coefficient |" in markdown
+    tables = {path.stem for path in (out / "tables").glob("*.csv")}
+    assert {
+        "com_rate",
+        "oucs",
+        "fit",
+        "com_regression",
+        "switching",
+        "calibration_metrics",
+    } <= tables
+    fit = pd.read_csv(out / "tables" / "fit.csv")
+    assert set(fit["model"]) == {"sim", "bayes"}
 
 
 def test_report_is_self_contained(analysed: tuple[Path, dict[str, Any]]) -> None:
@@ -49,8 +62,23 @@ def test_report_is_self_contained(analysed: tuple[Path, dict[str, Any]]) -> None
     images = re.findall(r'<img src="([^"]*)"', report)
     assert len(images) == len(FIGURES)
     assert all(src.startswith("data:image/png;base64,") for src in images)
-    # The summary's numbers are in its tables.
-    assert "Model <code>sim</code>" in report and "OUCS" in report
+    # The paper's order, every section present.
+    headings = re.findall(r"<h2>([^<]*)</h2>", report)
+    assert headings == [
+        "1. Design",
+        "2. Accuracy and calibration",
+        "3. Change of mind",
+        "4. Confidence change",
+        "5. Comparison with the Bayesian observer",
+        "6. Fitted model",
+        "Methods",
+    ]
+    # Every table says which analysis function computed it.
+    tables = report.count('<div class="scroll"><table>')
+    assert tables >= 10
+    assert report.count('class="src">Computed by <code>analysis.') >= tables - 2
+    # Models side by side: both are columns of the CoM tables.
+    assert "<th>bayes</th><th>sim</th>" in report and "OUCS, <code>sim</code>" in report
     # Facts about the run come from its manifest.
     assert "abc123 (dirty)" in report and "sim = sim:bayes" in report
 

@@ -9,6 +9,9 @@ import pandas as pd
 
 from analysis import (
     FIGURES,
+    com_rates,
+    compute_results,
+    confidence_change,
     plot_com_by_accuracy,
     plot_confidence_change,
     render_figures,
@@ -23,7 +26,8 @@ def test_com_figure_has_a_labelled_panel_per_model_and_display(simulated: Simula
         [simulated(model="a", n_items=6), simulated(model="b", n_items=6, seed=2)],
         ignore_index=True,
     )
-    figure = plot_com_by_accuracy(validate_trials(trials))
+    table = com_rates(validate_trials(trials), ("display", "advice", "accuracy"))
+    figure = plot_com_by_accuracy(table)
     panels = [ax for ax in figure.axes if ax.axison]
     assert len(panels) == 2 * 2
     assert {ax.get_title() for ax in panels} == {
@@ -42,7 +46,7 @@ def test_many_models_wrap_into_rows(simulated: Simulate) -> None:
     trials = pd.concat(
         [simulated(model=f"m{i}", n_items=4, seed=i) for i in range(4)], ignore_index=True
     )
-    figure = plot_confidence_change(validate_trials(trials))
+    figure = plot_confidence_change(confidence_change(validate_trials(trials)))
     visible = [ax for ax in figure.axes if ax.axison]
     assert len(visible) == 4
     # Three per row: the first panel of each row carries the y label.
@@ -51,6 +55,6 @@ def test_many_models_wrap_into_rows(simulated: Simulate) -> None:
 
 def test_choice_only_model_still_renders(simulated: Simulate) -> None:
     trials = simulated(n_items=4).assign(initial_confidence=np.nan, final_prob_initial=np.nan)
-    images = render_figures(validate_trials(trials))
+    images = render_figures(compute_results(trials, fitted_model="tobit"))
     assert list(images) == list(FIGURES)
     assert all(png.startswith(b"\x89PNG") for png in images.values())

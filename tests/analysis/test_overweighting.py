@@ -127,3 +127,34 @@ def test_other_display_is_uncorrected_and_not_pooled(make_trials: Build) -> None
     cells = _cells(trials)
     assert cells.loc[("other", "same"), "ratio_of_sums"] == pytest.approx(0.1 / SAME)
     assert (POOLED, "same") not in cells.index
+
+
+def test_choice_support_test_hand_case(make_trials: Build) -> None:
+    from analysis import choice_support_test
+
+    # Neutral updates by item: a: shown +0.1, hidden 0.0; b: shown +0.3, hidden +0.1.
+    trials = make_trials(
+        [
+            {"item_id": "a", "display": "shown", "final_prob_initial": 0.9},
+            {"item_id": "a", "display": "hidden", "final_prob_initial": 0.8},
+            {
+                "item_id": "b",
+                "display": "shown",
+                "initial_confidence": 0.6,
+                "final_prob_initial": 0.9,
+            },
+            {
+                "item_id": "b",
+                "display": "hidden",
+                "initial_confidence": 0.6,
+                "final_prob_initial": 0.7,
+            },
+        ]
+    )
+    row = choice_support_test(trials).iloc[0]
+    # estimate: mean shown 0.2 - mean hidden 0.05 = 0.15
+    assert row["estimate"] == pytest.approx(0.15)
+    # influences: shown (u - 0.2)/2 -> a -0.05, b +0.05; hidden -(u - 0.05)/2 -> a +0.025,
+    # b -0.025; item sums a -0.025, b +0.025; var = 2/1 * 2 * 0.025^2 = 0.0025; se = 0.05.
+    assert row["se_item"] == pytest.approx(0.05)
+    assert row["n_items"] == 2

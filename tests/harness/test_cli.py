@@ -67,4 +67,6 @@ def test_resume_check_compares_what_the_user_wrote() -> None:
     # Writing a default explicitly is a different text, but keys added later with defaults
     # must not make an old run look foreign.
     assert "concurrency" not in parse_config(written).canonical_json()
-    assert parse_config(written).canonical_json() != parse_config(explicit_defaults).canonical_json()
+    assert (
+        parse_config(written).canonical_json() != parse_config(explicit_defaults).canonical_json()
+    )

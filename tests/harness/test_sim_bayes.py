@@ -125,3 +125,65 @@ def test_clip_bounds_match_the_analysis() -> None:
     from analysis import logodds
 
     assert (CLIP_LOW, CLIP_HIGH) == (logodds.CLIP_LOW, logodds.CLIP_HIGH)
+
+
+def test_tau_distorts_the_readout_not_the_behaviour() -> None:
+    agent = SimBayesBackend(SimBayesParams(tau=2.0))
+    latent = agent._item_latent("item-1")
+    _, probs = _ask(agent, 1, 0, item_id="item-1", correct="A")
+    # Reported logit = 2 x true logit.
+    assert _logit(probs["A"]) == pytest.approx(2.0 * latent)
+    # Stage 2 starts from the true confidence behind the reported 0.8 (logit halved).
+    reported = 0.8
+    agent = SimBayesBackend(SimBayesParams(tau=2.0, choice_support=0.5))
+    _, probs = _ask(
+        agent,
+        2,
+        3,
+        initial_choice="B",
+        initial_confidence=reported,
+        display="shown",
+        advice="neutral",
+        accuracy=0.7,
+    )
+    true_logit = _logit(reported) / 2.0
+    assert _logit(probs["B"]) == pytest.approx(2.0 * (true_logit + 0.5))
+
+
+def test_answers_are_sampled_from_the_true_probabilities() -> None:
+    # tau = 5 would make the reported confidence extreme; choices still follow sigmoid(d).
+    agent = SimBayesBackend(SimBayesParams(tau=5.0, mu=0.4, sigma=0.0))
+    chosen = [_ask(agent, 1, seed, item_id="x", correct="A")[0] for seed in range(3000)]
+    share = chosen.count("A") / len(chosen)
+    assert share == pytest.approx(1 / (1 + math.exp(-0.4)), abs=0.03)
+
+
+def test_bulk_simulation_runs_the_same_agent() -> None:
+    import numpy as np
+
+    params = SimBayesParams(choice_support=0.8, w_same=1.0, w_opposite=2.5, noise=0.0, tau=1.5)
+    agent = SimBayesBackend(params)
+    block = agent.simulate(
+        3,
+        displays=["shown", "hidden"],
+        advice=["opposite", "same"],
+        accuracies=[0.7, 0.9],
+        rng=np.random.default_rng(0),
+    )
+    assert block.final_prob_initial.shape == (6,) and block.initial_confidence.shape == (3,)
+    # Per trial, the reported stage-2 probability is what `answer` computes from the reported
+    # stage-1 confidence of its item.
+    for t in range(6):
+        item, condition = divmod(t, 2)
+        display, advice, accuracy = [("shown", "opposite", 0.7), ("hidden", "same", 0.9)][condition]
+        _, probs = _ask(
+            agent,
+            2,
+            t,
+            initial_choice="A",
+            initial_confidence=float(block.initial_confidence[item]),
+            display=display,
+            advice=advice,
+            accuracy=accuracy,
+        )
+        assert probs["A"] == pytest.approx(block.final_prob_initial[t])
