@@ -1,14 +1,23 @@
 """mindshift analysis: from a run directory to measures, fits, figures and a report.
 
 `analyse_run(RUN_DIR)` is the entry point the CLI calls, `compare_runs([RUN_DIR, ...], OUT)`
-pools several runs. `compute_results(trials, stage1)` computes every measure at once; each
+pools several runs, `transfer_runs(TRAIN_DIR, TEST_DIR)` fits on one domain and predicts
+another. `compute_results(trials, stage1)` computes every measure at once; each
 measure is also a pure function of DataFrames, usable on its own in a notebook: load a run
 with `load_run`, then compute any measure on `run.trials`.
 """
 
 from analysis.accuracy import initial_accuracy, initial_accuracy_table, stage1_from_trials
 from analysis.analyse import analyse_run
-from analysis.bayes import advice_evidence, advice_sign, bayes_posterior, with_bayes
+from analysis.bayes import (
+    advice_evidence,
+    advice_sign,
+    advised_share,
+    bayes_posterior,
+    bayes_shift,
+    sequence_posterior,
+    with_bayes,
+)
 from analysis.calibration import (
     PRIOR_MODES,
     Prior,
@@ -31,6 +40,7 @@ from analysis.change_of_mind import answered, com_rates
 from analysis.clustered import clustered_mean_se, sandwich
 from analysis.com_regression import DISPLAY_TERM, com_logistic, display_coefficient
 from analysis.compare import compare_runs
+from analysis.conditions import condition_table
 from analysis.confidence_change import confidence_change, observed_update
 from analysis.design import design_table
 from analysis.errors import AnalysisInputError
@@ -48,6 +58,7 @@ from analysis.figures import (
 )
 from analysis.fit import TERMS, UpdateFit, design_matrix, fit_by_model, fit_table, fit_update_model
 from analysis.fitted_model import FittedModelSection, ModelTable
+from analysis.framing import frame_on_displayed
 from analysis.load import RunData, load_run, load_stage1_calls, load_trials, read_jsonl
 from analysis.logistic import LogisticResult, logistic_fit
 from analysis.logodds import CLIP_HIGH, CLIP_LOW, clip, expit, logit
@@ -60,13 +71,21 @@ from analysis.overweighting import (
     update_table,
 )
 from analysis.report import render_report
-from analysis.results import Results, compute_results
+from analysis.results import Prepared, Results, compute_results, prepare_trials
 from analysis.schema import ADVICE_TYPES, DISPLAYS, TRIAL_COLUMNS, validate_trials
+from analysis.sequences import sequence_table
 from analysis.summary import json_ready, summarise, summary_document
 from analysis.summary_md import summary_markdown
 from analysis.switching import binned_switching, switching_curves
 from analysis.tables import measure_tables
 from analysis.tobit import TobitResult, tobit_fit
+from analysis.transfer import (
+    UpdateTransfer,
+    predicted_confidence,
+    transfer_runs,
+    transfer_table,
+    transfer_update_fit,
+)
 
 __all__ = [
     "ADVICE_TYPES",
@@ -83,18 +102,22 @@ __all__ = [
     "FittedModelSection",
     "LogisticResult",
     "ModelTable",
+    "Prepared",
     "Prior",
     "Results",
     "RunData",
     "TobitResult",
     "UpdateFit",
+    "UpdateTransfer",
     "advice_evidence",
     "advice_sign",
+    "advised_share",
     "analyse_run",
     "answered",
     "apply_calibration",
     "auroc",
     "bayes_posterior",
+    "bayes_shift",
     "binned_switching",
     "brier_score",
     "calibration_metrics",
@@ -108,6 +131,7 @@ __all__ = [
     "com_rates",
     "compare_runs",
     "compute_results",
+    "condition_table",
     "confidence_change",
     "design_matrix",
     "design_table",
@@ -119,6 +143,7 @@ __all__ = [
     "fit_table",
     "fit_temperature",
     "fit_update_model",
+    "frame_on_displayed",
     "initial_accuracy",
     "initial_accuracy_table",
     "json_ready",
@@ -140,6 +165,8 @@ __all__ = [
     "plot_reliability",
     "plot_switching",
     "plot_updates",
+    "predicted_confidence",
+    "prepare_trials",
     "read_jsonl",
     "reliability_bins",
     "reliability_table",
@@ -148,6 +175,8 @@ __all__ = [
     "sandwich",
     "scale_binary",
     "scale_probs",
+    "sequence_posterior",
+    "sequence_table",
     "stage1_from_trials",
     "stage1_matrix",
     "summarise",
@@ -156,6 +185,9 @@ __all__ = [
     "switching_curves",
     "temperatures",
     "tobit_fit",
+    "transfer_runs",
+    "transfer_table",
+    "transfer_update_fit",
     "update_table",
     "validate_trials",
     "with_bayes",

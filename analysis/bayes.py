@@ -1,21 +1,43 @@
 """The normative baseline: an ideal Bayesian observer's confidence after the advice.
 
-On the log-odds scale of the initially chosen option, with c the turn-1 confidence and a the
-stated advice accuracy: logit(post) = logit(c) + s * logit(a), s = +1 (same), -1 (opposite),
-0 (neutral) — equal to c*a / (c*a + (1-c)*(1-a)) for `same` away from the clip bounds. Both
-logits use the shared clip (`analysis.logodds`), exactly as the simulated agent does, so a
-Bayesian agent matches this baseline to rounding error.
+Everything is framed on the initially chosen option i (its stage-1 probability c = p_i) and
+stated on the log-odds scale: logit(post) = logit(c) + Delta, where Delta is the advice's
+Bayes log-odds shift of option i.
+
+K options (PARADIGM.md 4). An advisor of accuracy a recommends option r; it names the truth
+with probability a and, when wrong, picks uniformly among the K - 1 other options. Its
+likelihood for "the truth is j" is L_j = a if j = r, else (1 - a) / (K - 1), and
+post_i = p_i L_i / sum_j p_j L_j. In log-odds, with Lbar the average likelihood of the other
+options weighted by their stage-1 probabilities, Delta = log L_i - log Lbar:
+- same (r = i):      Delta = logit(a) + log(K - 1);
+- opposite (r != i): Delta = log((1 - a) / (K - 1)) - log(w a + (1 - w)(1 - a) / (K - 1)),
+  with w = p_r / (1 - p_i), the advised option's share of the mass i does not hold;
+- neutral:           Delta = 0.
+It needs only p_i, p_r and K. For K = 2 (w = 1) it is s * logit(a), s = +1 / -1 / 0, and that
+two-option expression is used verbatim there, so two-option results are bit-identical to the
+original baseline: c*a / (c*a + (1-c)*(1-a)) for `same` away from the clip bounds.
+
+Clipping (`analysis.logodds`, the same rule as the simulated agent): a is clipped before any
+logit or likelihood, and c before its logit; w is a share and is only bounded to [0, 1] (when
+i held all the mass, w is unknown and taken as uniform, 1 / (K - 1)). A Bayesian agent matches
+this baseline to rounding error.
+
+A sequence of advisors (`multi-advice`) adds its shifts: each advisor's Delta is computed from
+the ideal observer's distribution after the advisors before it, and
+logit(post) = logit(c) + sum_k Delta_k (for K = 2, sum_k s_k logit(a_k)).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from analysis.logodds import FloatArray, expit, logit
+from analysis.logodds import FloatArray, clip, expit, logit
 
 ADVICE_SIGN: Final[dict[str, float]] = {"same": 1.0, "opposite": -1.0, "neutral": 0.0}
 """Direction of the advice's evidence for the initially chosen option."""
@@ -32,7 +54,7 @@ def advice_sign(advice: npt.ArrayLike) -> FloatArray:
 
 
 def advice_evidence(accuracy: npt.ArrayLike, advice: npt.ArrayLike) -> FloatArray:
-    """s * logit(a): the advice's log-likelihood ratio for the initially chosen option.
+    """s * logit(a): the advice's log-likelihood ratio for the initially chosen option (K = 2).
 
     Neutral advice carries no evidence whatever accuracy is recorded for it (even a missing
     one), so it is exactly 0 rather than 0 * NaN.
@@ -42,27 +64,182 @@ def advice_evidence(accuracy: npt.ArrayLike, advice: npt.ArrayLike) -> FloatArra
     return np.asarray(np.where(sign == 0.0, 0.0, sign * log_odds), dtype=np.float64)
 
 
+def advised_share(
+    initial_prob: npt.ArrayLike, advised_prob: npt.ArrayLike, n_options: npt.ArrayLike
+) -> FloatArray:
+    """w = p_r / (1 - p_i): the advised option's share of the mass the initial choice lacks.
+
+    Bounded to [0, 1]; where 1 - p_i is 0 (or unknown K-option data makes it NaN) the share
+    is uniform, 1 / (K - 1) — no information on how the rest is split. NaN p_r stays NaN.
+    """
+    p_i = np.asarray(initial_prob, dtype=np.float64)
+    p_r = np.asarray(advised_prob, dtype=np.float64)
+    k = np.asarray(n_options, dtype=np.float64)
+    rest = 1.0 - p_i
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(rest > 0.0, p_r / rest, 1.0 / (k - 1.0))
+    return np.asarray(np.clip(share, 0.0, 1.0), dtype=np.float64)
+
+
+def bayes_shift(
+    accuracy: npt.ArrayLike,
+    advice: npt.ArrayLike,
+    n_options: npt.ArrayLike = 2,
+    share: npt.ArrayLike = np.nan,
+) -> FloatArray:
+    """Delta: the ideal observer's log-odds shift of the initially chosen option (module doc).
+
+    `share` is `advised_share(p_i, p_r, K)`, needed only by opposite advice with K > 2
+    (NaN there gives NaN). Unknown advice types give NaN; neutral advice gives exactly 0.
+    """
+    two_option = advice_evidence(accuracy, advice)
+    k = np.asarray(n_options, dtype=np.float64)
+    a = clip(accuracy)
+    w = np.asarray(share, dtype=np.float64)
+    sign = advice_sign(advice)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wrong = (1.0 - a) / (k - 1.0)
+        same = logit(a) + np.log(k - 1.0)
+        opposite = np.log(wrong) - np.log(w * a + (1.0 - w) * wrong)
+    many = np.where(sign > 0.0, same, np.where(sign < 0.0, opposite, two_option))
+    return np.asarray(np.where(k == 2.0, two_option, many), dtype=np.float64)
+
+
 def bayes_posterior(
-    confidence: npt.ArrayLike, accuracy: npt.ArrayLike, advice: npt.ArrayLike
+    confidence: npt.ArrayLike,
+    accuracy: npt.ArrayLike,
+    advice: npt.ArrayLike,
+    *,
+    n_options: npt.ArrayLike = 2,
+    advised_prob: npt.ArrayLike = np.nan,
 ) -> FloatArray:
     """The ideal observer's probability of the initially chosen option after the advice.
 
-    For two options only: with K > 2 options, opposite advice names one particular other
-    option, and the posterior needs that option's own initial probability (PARADIGM.md 4).
+    `confidence` is p_i; with K > 2 options, opposite advice also needs `advised_prob`, the
+    stage-1 probability p_r of the option the advice recommends (PARADIGM.md 4).
     """
-    return expit(logit(confidence) + advice_evidence(accuracy, advice))
+    share = advised_share(confidence, advised_prob, n_options)
+    return expit(logit(confidence) + bayes_shift(accuracy, advice, n_options, share))
 
 
 def with_bayes(trials: pd.DataFrame) -> pd.DataFrame:
-    """`trials` with a `bayes_post` column; NaN where the confidence is unknown or K != 2.
+    """`trials` with `bayes_shift` and `bayes_post` columns (NaN where they cannot be known).
 
-    Multi-option trials get NaN rather than the two-option formula: a number that silently
-    ignores the other options' probabilities would be wrong, and the CoM measures need none.
+    A trial with a sequence of `advisors` (multi-advice) gets the sequence's summed shift.
+    K-option trials need `initial_prob_advised` for opposite advice; a table without that
+    column (written before it existed) gets NaN there rather than a two-option number that
+    would silently ignore the other options' probabilities.
     """
-    posterior = bayes_posterior(
-        trials["initial_confidence"].to_numpy(np.float64),
+    c = trials["initial_confidence"].to_numpy(np.float64)
+    advised = (
+        trials["initial_prob_advised"].to_numpy(np.float64)
+        if "initial_prob_advised" in trials.columns
+        else np.full(len(trials), np.nan)
+    )
+    # A lean table (the power study's) without `n_options` is a two-option design.
+    k = (
+        trials["n_options"].to_numpy(np.float64)
+        if "n_options" in trials.columns
+        else np.full(len(trials), 2.0)
+    )
+    shift = bayes_shift(
         trials["accuracy"].to_numpy(np.float64),
         trials["advice"],
+        k,
+        advised_share(c, advised, k),
     )
-    binary = trials["n_options"].to_numpy() == 2
-    return trials.assign(bayes_post=np.where(binary, posterior, np.nan))
+    if "advisors" in trials.columns:
+        # A sequence of advisors (multi-advice): its shifts add up (one Python step per row;
+        # such runs are small next to the million-trial main design).
+        texts = trials["advisors"].to_numpy(object)
+        choices = trials["initial_choice"].to_numpy(object)
+        for row in np.flatnonzero(trials["advisors"].notna().to_numpy(bool)):
+            shift[row] = sequence_posterior(
+                float(c[row]), str(choices[row]), parse_advisors(str(texts[row])), int(k[row])
+            )[0]
+    return trials.assign(bayes_shift=shift, bayes_post=expit(logit(c) + shift))
+
+
+Advisor = tuple[str, float, str | None, float]
+"""One advisor of a sequence: (advice type, stated accuracy, advised label or None, the
+advised option's stage-1 probability or NaN)."""
+
+
+def sequence_shifts(
+    confidence: float, initial: str, advisors: Sequence[Advisor], n_options: int
+) -> list[float]:
+    """Delta_k of each advisor of a sequence, for the initially chosen option `initial`.
+
+    Each shift is computed from the ideal observer's distribution after the advisors before
+    it. For two options they are s_k * logit(a_k) exactly. With K options only the options
+    some advisor names matter individually: every other option has the same likelihood under
+    every advisor, so they are lumped into one mass (what makes p_i and the advised options'
+    probabilities enough, as for one advisor). An unknown probability gives NaN shifts.
+    """
+    if n_options == 2:
+        return [float(bayes_shift(a, kind, 2)) for kind, a, _, _ in advisors]
+    labels = [initial]
+    mass = [float(confidence)]
+    for kind, _, advised, p_advised in advisors:
+        if kind != "neutral" and advised is None:
+            return [float("nan")] * len(advisors)
+        if advised is not None and advised not in labels:
+            labels.append(advised)
+            mass.append(float(p_advised))
+    current = np.asarray(mass, dtype=np.float64)
+    if not np.all(np.isfinite(current)):
+        return [float("nan")] * len(advisors)
+    named_others = len(labels) - 1
+    lumped = max(n_options - 1 - named_others, 0)
+    rest = max(1.0 - float(current.sum()), 0.0) if lumped else 0.0
+    others = float(current[1:].sum()) + rest
+    if others <= 0.0:
+        # The initial choice held all the mass: the rest is taken as uniform (as advised_share).
+        current[1:] = 1.0 / (n_options - 1)
+        rest = lumped / (n_options - 1)
+    shifts: list[float] = []
+    for kind, accuracy, advised, _ in advisors:
+        if kind not in ADVICE_SIGN or kind == "neutral":
+            shifts.append(0.0 if kind == "neutral" else float("nan"))
+            continue
+        a = float(clip(accuracy))
+        wrong = (1.0 - a) / (n_options - 1)
+        likelihood = np.full(len(labels), wrong)
+        likelihood[labels.index(str(advised))] = a
+        mean_other = (float(current[1:] @ likelihood[1:]) + rest * wrong) / (
+            float(current[1:].sum()) + rest
+        )
+        shifts.append(float(np.log(likelihood[0]) - np.log(mean_other)))
+        current = current * likelihood
+        rest *= wrong
+        total = float(current.sum()) + rest
+        current, rest = current / total, rest / total
+    return shifts
+
+
+def sequence_posterior(
+    confidence: float, initial: str, advisors: Sequence[Advisor], n_options: int
+) -> tuple[float, float]:
+    """(sum of the shifts, posterior) of the initially chosen option after a sequence.
+
+    logit(post) = logit(c) + sum_k Delta_k, c clipped as everywhere (`sequence_shifts`).
+    """
+    total = float(sum(sequence_shifts(confidence, initial, advisors, n_options)))
+    return total, float(expit(logit(confidence) + total))
+
+
+def parse_advisors(text: str) -> list[Advisor]:
+    """The `advisors` column of trials.parquet (JSON text) as a list of `Advisor`."""
+    advisors: list[Advisor] = []
+    for one in json.loads(text):
+        advised = one.get("advised")
+        p_advised = one.get("initial_prob_advised")
+        advisors.append(
+            (
+                str(one["advice"]),
+                float(one["accuracy"]),
+                None if advised is None else str(advised),
+                float("nan") if p_advised is None else float(p_advised),
+            )
+        )
+    return advisors

@@ -185,10 +185,14 @@ def fit_temperature(matrix: StageOneMatrix) -> TemperatureFit:
     ) / h**2
     z = float(stats.norm.ppf(0.5 + LEVEL / 2.0))
     spread = z / math.sqrt(curvature) if curvature > 0 else math.inf
+    # A nearly flat likelihood (a handful of answers) gives a spread past exp's range: the
+    # interval is then (0, inf) rather than an OverflowError.
+    with np.errstate(over="ignore"):
+        ci_high = float(np.exp(u + spread))
     return TemperatureFit(
         temperature=math.exp(u),
-        ci_low=math.exp(u - spread),
-        ci_high=math.exp(u + spread) if math.isfinite(spread) else math.inf,
+        ci_low=float(np.exp(u - spread)),
+        ci_high=ci_high,
         n=n,
         nll_raw=_nll(logp, correct, 1.0) / n,
         nll_calibrated=_nll(logp, correct, math.exp(u)) / n,

@@ -2,6 +2,7 @@
 
 logit P(change of mind) = b0 + b_shown [shown] + b_other [other] + b_same [same]
                           + b_opposite [opposite] + b_accuracy * 10 * (a - 0.75)
+                          (+ b_answer-wrong, b_in-context: the controls, when run)
 
 per model, fitted on every answered trial, with standard errors clustered by item. The
 reference cell is display `hidden` with `neutral` advice, so `display: shown` is the paper's
@@ -29,6 +30,8 @@ COM_TERMS: Final = (
     "intercept",
     DISPLAY_TERM,
     "display: other",
+    "display: answer-wrong",
+    "display: in-context",
     "advice: same",
     "advice: opposite",
     "accuracy (per 10 points)",
@@ -59,6 +62,8 @@ def com_design(trials: pd.DataFrame) -> pd.DataFrame:
             "intercept": np.ones(len(trials)),
             DISPLAY_TERM: (display == "shown").astype(np.float64),
             "display: other": (display == "other").astype(np.float64),
+            "display: answer-wrong": (display == "answer-wrong").astype(np.float64),
+            "display: in-context": (display == "in-context").astype(np.float64),
             "advice: same": (advice == "same").astype(np.float64),
             "advice: opposite": (advice == "opposite").astype(np.float64),
             "accuracy (per 10 points)": 10.0 * (accuracy - 0.75),

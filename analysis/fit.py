@@ -1,17 +1,24 @@
 """The update model: the regression that recovers the simulated agent's parameters.
 
 logit(clip(q)) = intercept + prior_weight * logit(clip(c)) + choice_support * [display = shown]
-                 + w_same * logit(clip(a)) * [same] + w_opposite * (-logit(clip(a))) * [opposite]
+                 + w_same * Delta * [same] + w_opposite * Delta * [opposite]
                  + Normal(0, noise)
 
-with q the final probability of the initially chosen option and c the initial confidence.
-This is the DESIGN.md agent with a free intercept and prior weight (0 and 1 for the agent).
+with q the final probability of the initially chosen option, c the initial confidence and
+Delta the ideal observer's log-odds shift of the initially chosen option by the advice
+(`analysis.bayes.bayes_shift`): for two options Delta = logit(clip(a)) under same advice and
+-logit(clip(a)) under opposite advice, so the terms are the familiar w_same * logit(a) and
+w_opposite * (-logit(a)); with K options Delta = logit(post) - logit(c) of the K-option Bayes
+update, the natural signed evidence. This is the DESIGN.md agent with a free intercept and
+prior weight (0 and 1 for the agent).
 Because q is clipped before its logit, q at or beyond a clip bound is censored, and the fit is
 a Tobit regression (`analysis.tobit`); OLS on the clipped values would shrink every weight.
 
-Choices: `other` and `hidden` trials have shown flag 0 (DESIGN.md); only trials with a known
-c and q enter; a term the data cannot identify (no same-advice trials; every trial shown, so
-the flag equals the intercept) is left out of the design and reported as NaN.
+Choices: the fit is of the paper's main design — displays shown, hidden and other (the
+controls, answer-wrong and in-context, are reported cell by cell, not pooled into the shown
+flag); `other` and `hidden` trials have shown flag 0 (DESIGN.md); only trials with a known
+c, q and Delta enter; a term the data cannot identify (no same-advice trials; every trial
+shown, so the flag equals the intercept) is left out of the design and reported as NaN.
 
 Errors: `se` is the model-based error (trials independent); `se_item` clusters by item (the
 sandwich of `analysis.clustered`), the one to use for intervals and tests. The contrast
@@ -28,9 +35,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis.bayes import ADVICE_SIGN, advice_evidence
+from analysis.bayes import ADVICE_SIGN, with_bayes
 from analysis.clustered import cluster_codes, interval, n_clusters, p_value
 from analysis.logodds import CLIP_HIGH, CLIP_LOW, logit
+from analysis.schema import MAIN_DISPLAYS
 from analysis.tobit import tobit_fit
 
 TERMS: Final = ("intercept", "prior_weight", "choice_support", "w_same", "w_opposite")
@@ -74,11 +82,13 @@ def design_matrix(trials: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     c = trials["initial_confidence"].to_numpy(np.float64)
     q = trials["final_prob_initial"].to_numpy(np.float64)
     advice = trials["advice"]
-    evidence = advice_evidence(trials["accuracy"].to_numpy(np.float64), advice)
+    shifts = trials if "bayes_shift" in trials.columns else with_bayes(trials)
+    evidence = shifts["bayes_shift"].to_numpy(np.float64)
     same = advice.eq("same").to_numpy(bool)
     opposite = advice.eq("opposite").to_numpy(bool)
-    # The opposite term is coded -logit(a) so that its weight, like w_same, is positive for a
-    # model that follows the advice, and equals the agent's w_opposite.
+    # Delta is negative under opposite advice (-logit(a) for two options), so the opposite
+    # weight, like w_same, is positive for a model that follows the advice and equals the
+    # agent's w_opposite.
     columns = pd.DataFrame(
         {
             "intercept": np.ones(len(trials)),
@@ -93,7 +103,10 @@ def design_matrix(trials: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     # An advice type the model does not know (a future paradigm's) has no term: leave it out
     # rather than read it as neutral.
     known = advice.isin(list(ADVICE_SIGN)).to_numpy(bool)
-    keep = known & np.isfinite(c) & np.isfinite(q) & np.isfinite(columns.to_numpy()).all(axis=1)
+    main = trials["display"].isin(list(MAIN_DISPLAYS)).to_numpy(bool)
+    keep = (
+        known & main & np.isfinite(c) & np.isfinite(q) & np.isfinite(columns.to_numpy()).all(axis=1)
+    )
     return columns.loc[keep], response[keep]
 
 

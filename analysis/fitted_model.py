@@ -110,8 +110,9 @@ def fitted_model_section(
         table=tobit,
         source="analysis.fit.fit_update_model",
         note="logit(q) = intercept + prior_weight·logit(c) + choice_support·[shown] "
-        "+ w_same·logit(a)·[same] + w_opposite·(-logit(a))·[opposite] + Normal(0, noise); "
-        "final confidences at the clip bounds are censored.",
+        "+ w_same·Δ·[same] + w_opposite·Δ·[opposite] + Normal(0, noise), Δ the Bayes "
+        "log-odds shift (logit(a) for same, -logit(a) for opposite advice with two options); "
+        "displays shown, hidden and other; final confidences at the clip bounds are censored.",
     )
     if kind == "tobit":
         return FittedModelSection(kind, reason, [tobit_table])

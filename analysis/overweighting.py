@@ -5,8 +5,9 @@ Bayes update = bayes_post - c. A ratio above 1 means the advice moved the model 
 should move an ideal observer.
 
 Choices made here (documented because the paper publishes no code):
-- Only `same` and `opposite` advice, and no trial with a stated accuracy of 0.5: there the
-  Bayes update is 0 and a ratio is undefined (PARADIGM.md 4).
+- Only `same` and `opposite` advice, and no trial with a stated accuracy of 1/K (0.5 for two
+  options): there the Bayes update is 0 and a ratio is undefined (PARADIGM.md 4). With K
+  options the Bayes update is the K-option one (`analysis.bayes`).
 - Choice-support correction: seeing its own answer (display `shown`) raises a model's
   confidence whatever the advice. That part, estimated per model as the mean shown-neutral
   update minus the mean hidden-neutral update, is subtracted from the observed update of
@@ -14,6 +15,9 @@ Choices made here (documented because the paper publishes no code):
   response to the advice alone. Without both neutral cells the correction is unknown: the
   shown trials then drop out (no shown rows; the pooled rows rest on hidden trials alone),
   since an uncorrected number would be biased. `hidden` and `other` trials are not corrected.
+  The controls that also present an answer as the model's own (`answer-wrong`,
+  `in-context`) get the same correction from their own neutral cell (that display's neutral
+  update minus hidden-neutral); they are reported per display, never pooled.
 - Trial-wise ratios explode where the Bayes update is near 0, so three summaries are
   reported: the mean and the median of trial-wise ratios, and the ratio of sums (sum of
   updates over sum of Bayes updates, i.e. the ratio of mean updates). The headline is the
@@ -31,7 +35,7 @@ from analysis.bayes import with_bayes
 from analysis.cells import sort_cells
 from analysis.clustered import cluster_codes, interval, n_clusters, p_value
 from analysis.confidence_change import observed_update
-from analysis.schema import model_ids
+from analysis.schema import OWN_DISPLAYS, model_ids
 
 RATIO_ADVICE: Final = ("same", "opposite")
 """Advice types with a non-zero Bayes update, for which a ratio is defined."""
@@ -66,6 +70,28 @@ def choice_support_correction(trials: pd.DataFrame) -> pd.Series:
         for model in models
     ]
     return pd.Series(values, index=pd.Index(models, name="model"), name="correction")
+
+
+def display_corrections(trials: pd.DataFrame) -> pd.Series:
+    """Per (model, display) of OWN_DISPLAYS: that display's mean neutral update minus the
+    hidden one's (NaN if either is unknown). The `shown` entries equal
+    `choice_support_correction`."""
+    update = observed_update(trials)
+    keep = trials["advice"].eq("neutral") & np.isfinite(update)
+    cells = (
+        trials.loc[keep, ["model", "display"]]
+        .assign(update=update[keep])
+        .groupby(["model", "display"])["update"]
+        .mean()
+    )
+    keys = [(model, display) for model in model_ids(trials) for display in OWN_DISPLAYS]
+    values = [
+        float(cells.get((model, display), np.nan)) - float(cells.get((model, "hidden"), np.nan))
+        for model, display in keys
+    ]
+    return pd.Series(
+        values, index=pd.MultiIndex.from_tuples(keys, names=["model", "display"]), dtype=float
+    )
 
 
 def choice_support_test(trials: pd.DataFrame) -> pd.DataFrame:
@@ -134,12 +160,17 @@ def update_table(trials: pd.DataFrame) -> pd.DataFrame:
     """`trials` with `bayes_post`, `observed_update`, `bayes_update` and `corrected_update`.
 
     `corrected_update` is the observed update less the model's choice-support correction on
-    shown+same and shown+opposite trials, and the observed update everywhere else.
+    same and opposite trials of a display that presents the answer as the model's own
+    (`display_corrections`), and the observed update everywhere else.
     """
     rows = trials if "bayes_post" in trials.columns else with_bayes(trials)
     observed = observed_update(rows)
-    correction = rows["model"].map(choice_support_correction(rows)).astype(np.float64)
-    corrected_rows = (rows["display"] == "shown") & rows["advice"].isin(RATIO_ADVICE)
+    table = display_corrections(rows)
+    keys = pd.MultiIndex.from_arrays([rows["model"], rows["display"]])
+    correction = pd.Series(
+        table.reindex(keys).to_numpy(np.float64) if len(table) else np.nan, index=rows.index
+    )
+    corrected_rows = rows["display"].isin(list(OWN_DISPLAYS)) & rows["advice"].isin(RATIO_ADVICE)
     return rows.assign(
         observed_update=observed,
         bayes_update=rows["bayes_post"] - rows["initial_confidence"],
@@ -172,7 +203,10 @@ def overweighting(trials: pd.DataFrame) -> pd.DataFrame:
     bayes = data["bayes_update"].to_numpy(np.float64)
     usable = (
         data["advice"].isin(RATIO_ADVICE).to_numpy()
-        & ~np.isclose(data["accuracy"].to_numpy(np.float64), 0.5)
+        # Accuracy 1/K (0.5 for two options) carries no evidence: no ratio is defined.
+        & ~np.isclose(
+            data["accuracy"].to_numpy(np.float64), 1.0 / data["n_options"].to_numpy(np.float64)
+        )
         & np.isfinite(update)
         & np.isfinite(bayes)
     )

@@ -252,7 +252,7 @@ def _design_section(results: Results, facts: Mapping[str, str]) -> str:
         f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()
     )
     return (
-        "<h2>1. Design</h2>"
+        "<h2>Design</h2>"
         + (f'<dl class="facts">{fact_rows}</dl>' if fact_rows else "")
         + '<p class="lead">Each question is answered once (stage 1); then, in a fresh '
         "context, it is asked again under every condition — the model's own answer shown, "
@@ -331,7 +331,7 @@ def _calibration_section(results: Results, figures: Mapping[str, bytes]) -> str:
         "calibrated": "calibrated for every model with a usable temperature (--prior calibrated)",
     }[results.prior]
     return (
-        "<h2>2. Accuracy and calibration</h2>"
+        "<h2>Accuracy and calibration</h2>"
         f'<p class="lead">Confidence is the probability of the given answer, read from the '
         f"option-label tokens. Temperature scaling divides the option logits by T (T &gt; 1: "
         f"the raw readout was overconfident). Prior used for the Bayes comparison: "
@@ -416,7 +416,7 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
         3,
     )
     return (
-        "<h2>3. Change of mind</h2>"
+        "<h2>Change of mind</h2>"
         '<p class="lead">How often the final answer differs from the initial one. All '
         "intervals are 95 % and clustered by question (each question recurs in every "
         "condition).</p>"
@@ -461,7 +461,7 @@ def _change_section(results: Results, figures: Mapping[str, bytes]) -> str:
         for r in records(results.choice_support)
     ]
     return (
-        "<h2>4. Confidence change</h2>"
+        "<h2>Confidence change</h2>"
         '<p class="lead">Final minus initial probability of the initially chosen option, on '
         "the confidence scale of section 2.</p>"
         + _table(header, rows, 2)
@@ -539,9 +539,11 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
         f"{html.escape(str(m))} {_fmt(float(v), 'signed')}" for m, v in results.corrections.items()
     )
     return (
-        "<h2>5. Comparison with the Bayesian observer</h2>"
+        "<h2>Comparison with the Bayesian observer</h2>"
         '<p class="lead">The ideal observer updates its initial confidence c by the advice: '
-        "logit(post) = logit(c) + s·logit(a), s = +1 same, &minus;1 opposite, 0 neutral. OUCS = "
+        "logit(post) = logit(c) + s·logit(a), s = +1 same, &minus;1 opposite, 0 neutral (with "
+        "K options, the K-option update: a wrong advisor picks uniformly among the K&minus;1 "
+        "other options). OUCS = "
         "final confidence &minus; Bayes posterior (positive: overconfident in the initial choice). "
         "Tables in the layout of the paper's Tables 1-3 (paper, Gemma 3 12B: hidden/neutral "
         "+0.001, shown/neutral +0.210, hidden/opposite &minus;0.300, shown/opposite +0.086).</p>"
@@ -601,7 +603,7 @@ def _model_table(part: ModelTable, results: Results) -> str:
 def _fitted_section(results: Results, figures: Mapping[str, bytes]) -> str:
     section = results.fitted_model
     return (
-        "<h2>6. Fitted model</h2>"
+        "<h2>Fitted model</h2>"
         f'<p class="lead">{html.escape(section.reason[0].upper() + section.reason[1:])}. '
         "A model that follows the Bayesian observer has choice_support 0 and w_same = "
         "w_opposite = 1; the paper's models put more weight on opposing than on agreeing "
@@ -619,15 +621,117 @@ _METHODS: Final = """
 <li>Standard errors and 95 % intervals are clustered by question (CR1; Student's t with
 G &minus; 1 degrees of freedom, G the number of questions), because every question recurs in
 every condition; fits use the cluster-robust sandwich.</li>
-<li>Bayes posterior: logit(post) = logit(c) + s·logit(a); two-option trials only.</li>
+<li>Bayes posterior: logit(post) = logit(c) + &Delta;, &Delta; the advice's log-odds shift
+of the initially chosen option: s·logit(a) for two options; with K options an advisor that
+is wrong picks uniformly among the K &minus; 1 other options, post_i = p_i L_i / &Sigma;_j
+p_j L_j (needs the advised option's stage-1 probability). A sequence of advisors adds its
+shifts.</li>
+<li>Framing: on the initially chosen option; under the answer-wrong control, on the wrong
+answer displayed as the model's own (its stage-1 probability is the prior).</li>
 <li>Overweighting = observed update / Bayes update for same and opposite advice, accuracy
-50 % excluded; shown-display updates first lose the choice-support part.</li>
+1/K (50 % for two options) excluded; updates of displays that show the answer as the
+model's own first lose the choice-support part.</li>
 <li>Update model: censored-normal (Tobit) regression of logit(final confidence) on
-logit(initial confidence), the shown flag, logit(a)·[same] and &minus;logit(a)·[opposite].</li>
+logit(initial confidence), the shown flag, &Delta;·[same] and &Delta;·[opposite]
+(&plusmn;logit(a) for two options), on the displays shown, hidden and other.</li>
+<li>Temperature scaling applies to two-option trials; K-option trials keep raw
+confidences (the trials table holds only some options' probabilities).</li>
 <li>Temperature scaling: one T per model, maximum likelihood of the correct option on the
 calibration split (or the main items' stage-1 answers); applied to both turns.</li>
 </ul></div>
 """
+
+
+def _condition_section(results: Results, main_design: bool) -> str:
+    table = results.by_condition
+    models = results.models
+    cells: dict[str, dict[str, list[str]]] = {}
+    for row in records(table):
+        cells.setdefault(str(row["condition"]), {})[str(row["model"])] = [
+            _fmt(int(row["n"])),
+            _ci(
+                _float(row["com_rate"]),
+                _float(row["com_ci_low"]),
+                _float(row["com_ci_high"]),
+                "pct",
+            ),
+            _ci(
+                _float(row["confidence_change"]),
+                _float(row["change_ci_low"]),
+                _float(row["change_ci_high"]),
+                "signed",
+            ),
+            _ci(
+                _float(row["oucs"]),
+                _float(row["oucs_ci_low"]),
+                _float(row["oucs_ci_high"]),
+                "signed",
+            ),
+        ]
+    header = ["condition"]
+    for model in models:
+        header += [f"{model}: trials", f"{model}: CoM", f"{model}: Δ confidence", f"{model}: OUCS"]
+    rows = [
+        [html.escape(condition), *(v for m in models for v in by_model.get(m, ["—"] * 4))]
+        for condition, by_model in cells.items()
+    ]
+    body = _table(header, rows) + _source(results.sources["by_condition"])
+    lead = (
+        '<p class="lead">For any protocol: per stage-2 condition, the change-of-mind rate, '
+        "the confidence change (final minus initial probability of the initially chosen "
+        "option) and the OUCS where a Bayes posterior is defined, with 95 % intervals "
+        "clustered by question.</p>"
+    )
+    if main_design:
+        body = f"<details><summary>Table: {len(rows)} conditions</summary>{body}</details>"
+    return "<h2>By condition</h2>" + lead + body
+
+
+def _sequence_section(results: Results) -> str:
+    rows = [
+        [
+            html.escape(str(r["model"])),
+            html.escape(str(r["condition"])),
+            html.escape(str(r["sequence"])),
+            _fmt(int(r["n"])),
+            _ci(_float(r["com_rate"]), _float(r["com_ci_low"]), _float(r["com_ci_high"]), "pct"),
+            _fmt(_float(r["final_confidence"])),
+            _fmt(_float(r["bayes_post"])),
+            _ci(_float(r["oucs"]), _float(r["oucs_ci_low"]), _float(r["oucs_ci_high"]), "signed"),
+        ]
+        for r in records(results.sequences)
+    ]
+    return (
+        "<h2>Sequences of advisors</h2>"
+        '<p class="lead">Each trial hears several advisors in turn (advice@stated accuracy, '
+        "relative to the model's own answer). The ideal observer adds their log-odds shifts: "
+        "logit(post) = logit(c) + &Sigma;<sub>k</sub> s<sub>k</sub>·logit(a<sub>k</sub>) for "
+        "two options. Final confidence and the Bayes posterior are of the initially chosen "
+        "option; OUCS is their difference (positive: overconfident).</p>"
+        + _table(
+            [
+                "model",
+                "condition",
+                "sequence",
+                "trials",
+                "CoM",
+                "final confidence",
+                "Bayes posterior",
+                "OUCS",
+            ],
+            rows,
+            3,
+        )
+        + _source(results.sources["sequences"])
+    )
+
+
+def _numbered(sections: list[str]) -> list[str]:
+    """Number the sections' headings in order (which sections appear depends on the run)."""
+    return [
+        section.replace("<h2>", f"<h2>{number}. ", 1)
+        for number, section in enumerate(sections, start=1)
+    ]
 
 
 def render_report(
@@ -642,15 +746,24 @@ def render_report(
     `facts` are short key/value lines about the run (name, start time, commit) shown under
     the design; the caller decides what they are, so rendering stays pure.
     """
+    # The display / advice sections describe change-of-mind's factorial design; a protocol
+    # without those factors (are-you-sure, multi-advice) is reported by condition instead.
+    main_design = bool(results.trials["advice"].notna().any())
     sections = [
         _design_section(results, facts or {}),
         _calibration_section(results, figures),
-        _com_section(results, figures),
-        _change_section(results, figures),
-        _bayes_section(results, figures),
-        _fitted_section(results, figures),
-        _METHODS.format(low=CLIP_LOW, high=CLIP_HIGH),
     ]
+    if main_design:
+        sections += [
+            _com_section(results, figures),
+            _change_section(results, figures),
+            _bayes_section(results, figures),
+            _fitted_section(results, figures),
+        ]
+    sections.append(_condition_section(results, main_design))
+    if not results.sequences.empty:
+        sections.append(_sequence_section(results))
+    sections = [*_numbered(sections), _METHODS.format(low=CLIP_LOW, high=CLIP_HIGH)]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

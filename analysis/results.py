@@ -2,9 +2,11 @@
 the terminal summary and the cross-model comparison are all rendered from.
 
 `compute_results(trials, stage1, prior=...)` is a pure function of the two tables. Its steps,
-in order: validate; fit a temperature per model and put the confidences on the chosen scale
-(`analysis.calibration`); add the Bayes posterior; then each measure, by the function named
-in `Results.sources` (the report cites those names under every number).
+in order: validate; frame every trial on the answer displayed as the model's own
+(`analysis.framing`: the answer-wrong control); fit a temperature per model and put the
+confidences on the chosen scale (`analysis.calibration`); add the Bayes posterior; then each
+measure, by the function named in `Results.sources` (the report cites those names under
+every number).
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from analysis.calibration import (
 )
 from analysis.change_of_mind import com_rates
 from analysis.com_regression import com_logistic
+from analysis.conditions import condition_table
 from analysis.confidence_change import confidence_change
 from analysis.design import design_table
 from analysis.fit import UpdateFit, fit_by_model, fit_table
 from analysis.fitted_model import FittedModelSection, fitted_model_section
+from analysis.framing import frame_on_displayed
 from analysis.oucs import oucs
 from analysis.overweighting import choice_support_correction, choice_support_test, overweighting
 from analysis.schema import model_ids, validate_trials
+from analysis.sequences import sequence_table
 from analysis.switching import binned_switching, switching_curves
 
 BY_CELL: Final = ("display", "advice")
@@ -57,6 +62,8 @@ SOURCES: Final[dict[str, str]] = {
     "oucs_accuracy": "analysis.oucs.oucs(by=display, advice, accuracy)",
     "overweighting": "analysis.overweighting.overweighting",
     "fit": "analysis.fit.fit_update_model",
+    "by_condition": "analysis.conditions.condition_table",
+    "sequences": "analysis.sequences.sequence_table",
 }
 """The analysis function behind each table of `Results` (cited by the report)."""
 
@@ -93,12 +100,44 @@ class Results:
     fits: dict[str, UpdateFit]
     fit: pd.DataFrame
     fitted_model: FittedModelSection
+    by_condition: pd.DataFrame
+    """CoM rate, confidence change and OUCS per condition: any paradigm's headline."""
+    sequences: pd.DataFrame
+    """Sequences of advisors against the Bayes baseline (empty unless multi-advice)."""
     sources: dict[str, str] = field(default_factory=lambda: dict(SOURCES))
 
     @property
     def models(self) -> list[str]:
         """Every model id, sorted."""
         return sorted(set(model_ids(self.trials)) | {str(m) for m in self.accuracy.index})
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The trials ready for every measure, and what it took to get them there."""
+
+    raw: pd.DataFrame
+    """Validated, as read (unframed, read-out confidences)."""
+    trials: pd.DataFrame
+    """Framed, on the chosen confidence scale, with `bayes_shift` and `bayes_post`."""
+    stage1: pd.DataFrame
+    temperatures: pd.DataFrame
+    chosen: dict[str, float]
+
+
+def prepare_trials(
+    trials: pd.DataFrame, stage1: pd.DataFrame | None = None, *, prior: Prior = "auto"
+) -> Prepared:
+    """Validate, frame (`analysis.framing`), calibrate and add the Bayes baseline: the steps
+    before any measure, shared by `compute_results` and `analysis.transfer`."""
+    raw = validate_trials(trials)
+    # The stage-1 answers (accuracy, calibration) come from the unframed rows: framing moves
+    # an answer-wrong trial's "initial choice" to the displayed, wrong, answer.
+    calls = complete_stage1(stage1, raw)
+    fitted_temperatures = temperatures(calls)
+    chosen = chosen_temperatures(fitted_temperatures, prior)
+    data = with_bayes(apply_calibration(frame_on_displayed(raw), chosen))
+    return Prepared(raw, data, calls, fitted_temperatures, chosen)
 
 
 def compute_results(
@@ -114,11 +153,9 @@ def compute_results(
     stand in (`complete_stage1`): initial accuracy and the in-sample calibration fallback
     still work.
     """
-    raw = validate_trials(trials)
-    calls = complete_stage1(stage1, raw)
-    fitted_temperatures = temperatures(calls)
-    chosen = chosen_temperatures(fitted_temperatures, prior)
-    data = with_bayes(apply_calibration(raw, chosen))
+    prepared = prepare_trials(trials, stage1, prior=prior)
+    raw, data, calls = prepared.raw, prepared.trials, prepared.stage1
+    fitted_temperatures, chosen = prepared.temperatures, prepared.chosen
     fits = fit_by_model(data)
     fit = fit_table(fits)
     return Results(
@@ -127,7 +164,7 @@ def compute_results(
         prior=prior,
         chosen=chosen,
         design=design_table(data, calls),
-        accuracy=initial_accuracy_table(data, stage1),
+        accuracy=initial_accuracy_table(raw, stage1),
         temperatures=fitted_temperatures,
         calibration=calibration_metrics(calls, fitted_temperatures),
         reliability=reliability_table(calls, fitted_temperatures),
@@ -147,4 +184,6 @@ def compute_results(
         fits=fits,
         fit=fit,
         fitted_model=fitted_model_section(data, fit, fitted_model),
+        by_condition=condition_table(data),
+        sequences=sequence_table(data),
     )

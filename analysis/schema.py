@@ -36,7 +36,17 @@ BOOL_COLUMNS: Final = (
     "final_censored",
 )
 TRIAL_COLUMNS: Final = STR_COLUMNS + INT_COLUMNS + FLOAT_COLUMNS + BOOL_COLUMNS
-"""Every column the harness writes to trials.parquet (one row per stage-2 trial)."""
+"""Every column the analysis requires of trials.parquet (one row per stage-2 trial)."""
+OPTIONAL_FLOAT_COLUMNS: Final = (
+    "initial_prob_advised",
+    "initial_prob_displayed",
+    "final_prob_displayed",
+)
+OPTIONAL_STR_COLUMNS: Final = ("displayed_choice", "advisors")
+OPTIONAL_COLUMNS: Final = OPTIONAL_FLOAT_COLUMNS + OPTIONAL_STR_COLUMNS
+"""Columns the harness writes since K options, the controls and multi-advice (see
+harness/trials_table.py): a table without them (an older run, a hand-made table) gets them
+as unknown (NaN / null), which the K-option Bayes baseline and the framing treat as such."""
 
 STAGE1_COLUMNS: Final = ("trial_id", "model", "item_id", "correct", "choice")
 """Columns of the stage-1 table: one row per stage-1 call that produced a choice."""
@@ -47,7 +57,13 @@ MAIN: Final = "main"
 CALIBRATION: Final = "calibration"
 """`split` of a calibration item's stage-1 call (held out, stage 1 only)."""
 
-DISPLAYS: Final = ("shown", "hidden", "other")
+MAIN_DISPLAYS: Final = ("shown", "hidden", "other")
+"""The paper's main displays: the update fits use these (the controls are reported per cell)."""
+CONTROL_DISPLAYS: Final = ("answer-wrong", "in-context")
+"""The paper's controls: a wrong answer displayed as the model's own; both turns in one call."""
+OWN_DISPLAYS: Final = ("shown", "answer-wrong", "in-context")
+"""Displays that present an answer as the model's own (choice support can act on them)."""
+DISPLAYS: Final = MAIN_DISPLAYS + CONTROL_DISPLAYS
 """Display conditions in the order tables and figures use."""
 ADVICE_TYPES: Final = ("same", "opposite", "neutral")
 """Advice types in the order tables and figures use."""
@@ -96,13 +112,28 @@ def _coerce(column: pd.Series, name: str) -> pd.Series:
 def validate_trials(trials: pd.DataFrame, *, source: str = "trials table") -> pd.DataFrame:
     """A copy of `trials` with every contract column present and of the contract type.
 
-    Raises `AnalysisInputError` naming the missing columns, or an unparseable column; extra
-    columns pass through untouched.
+    Raises `AnalysisInputError` naming the missing columns, or an unparseable column; the
+    OPTIONAL_COLUMNS are added as unknown when absent; extra columns pass through untouched.
     """
     missing = [name for name in TRIAL_COLUMNS if name not in trials.columns]
     if missing:
         raise AnalysisInputError(f"{source} lacks column(s): {', '.join(missing)}")
     out = trials.copy()
+    for name in OPTIONAL_FLOAT_COLUMNS:
+        if name not in out.columns:
+            out[name] = np.nan
+    for name in OPTIONAL_STR_COLUMNS:
+        if name not in out.columns:
+            out[name] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    for name in OPTIONAL_FLOAT_COLUMNS:
+        try:
+            out[name] = pd.to_numeric(out[name]).astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise AnalysisInputError(
+                f"{source}: column {name!r} is not numeric ({error})"
+            ) from error
+    for name in OPTIONAL_STR_COLUMNS:
+        out[name] = _as_str(out[name])
     for name in TRIAL_COLUMNS:
         try:
             out[name] = _coerce(out[name], name)

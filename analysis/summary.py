@@ -122,6 +122,36 @@ def _calibration_entry(results: Results, model: str) -> dict[str, Any]:
     return entry
 
 
+def _by_condition(table: pd.DataFrame) -> dict[str, Any]:
+    """{condition: {n, com_rate, confidence_change, oucs, ...}} for any paradigm."""
+    keys = (
+        "n",
+        "n_items",
+        "com_rate",
+        "n_with_confidence",
+        "confidence_change",
+        "oucs",
+    )
+    return {str(row["condition"]): {key: row[key] for key in keys} for _, row in table.iterrows()}
+
+
+def _sequences(table: pd.DataFrame) -> dict[str, Any]:
+    """{condition: {sequence, n, com_rate, final_confidence, bayes_posterior, oucs}}."""
+    return {
+        str(row["condition"]): {
+            "sequence": row["sequence"],
+            "advisors": int(row["advisors"]),
+            "n": int(row["n"]),
+            "com_rate": row["com_rate"],
+            "final_confidence": row["final_confidence"],
+            "bayes_posterior": row["bayes_post"],
+            "oucs": row["oucs"],
+            "oucs_ci95": [row["oucs_ci_low"], row["oucs_ci_high"]],
+        }
+        for _, row in table.iterrows()
+    }
+
+
 def _model_entry(results: Results, model: str) -> dict[str, Any]:
     trials = results.trials
     rows = _of(trials, model)
@@ -154,6 +184,12 @@ def _model_entry(results: Results, model: str) -> dict[str, Any]:
             "final": int(rows["final_censored"].sum()),
         },
         "calibration": _calibration_entry(results, model),
+        "by_condition": _by_condition(_of(results.by_condition, model)),
+        **(
+            {"sequences": _sequences(_of(results.sequences, model))}
+            if (results.sequences["model"] == model).any()
+            else {}
+        ),
         "com_rate_by_accuracy": nest(_of(results.com_accuracy, model), by3),
         "confidence_change_by_accuracy": nest(_of(results.change_accuracy, model), by3),
         "oucs_by_accuracy": nest(_of(results.oucs_accuracy, model), by3),
@@ -227,7 +263,14 @@ def summary_document(results: Results) -> dict[str, Any]:
                 "temperature-scaled at both turns (calibration.temperature_applied); "
                 "raw otherwise",
                 "fit_model": "Tobit (censored at the clip bounds) of logit(q) on logit(c), "
-                "shown flag, logit(a)*[same], -logit(a)*[opposite]",
+                "shown flag, Delta*[same], Delta*[opposite] (Delta: the Bayes log-odds shift "
+                "of the initially chosen option, +-logit(a) for two options); displays "
+                "shown, hidden and other",
+                "bayes": "K options: a wrong advisor picks uniformly among the K-1 other "
+                "options; post_i = p_i L_i / sum_j p_j L_j; a sequence of advisors adds its "
+                "log-odds shifts",
+                "framing": "measures are framed on the initially chosen option; under the "
+                "answer-wrong display, on the displayed (wrong) answer",
                 "overweighting_headline": f"ratio of sums pooled over {POOLED}, shown trials "
                 "less the choice-support correction",
                 "errors": "se_item and ci95: clustered by item (CR1), t with G-1 df",

@@ -123,6 +123,43 @@ def _fit(results: Results, model: str, term: str) -> str:
     return _with_ci(float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]), False)
 
 
+def _by_condition(table: pd.DataFrame, model: str, condition: str, column: str) -> float:
+    row = _cell(table, model, condition=condition)
+    return math.nan if row is None else float(row[column])
+
+
+def _condition_rows(results: Results) -> list[Row]:
+    """CoM rate and confidence change per condition (and OUCS per sequence of advisors)."""
+    table, sequences = results.by_condition, results.sequences
+
+    def cell(
+        source: pd.DataFrame, condition: str, column: str, pct: bool
+    ) -> Callable[[Results, str], str]:
+        def compute(_: Results, model: str) -> str:
+            value = _by_condition(source, model, condition, column)
+            return _pct(value) if pct else _num(value, True)
+
+        return compute
+
+    rows: list[Row] = []
+    for condition in dict.fromkeys(str(c) for c in table["condition"]):
+        rows.append(
+            (f"CoM, {condition}", cell(table, condition, "com_rate", True), "condition_table")
+        )
+        rows.append(
+            (
+                f"conf. change, {condition}",
+                cell(table, condition, "confidence_change", False),
+                "condition_table",
+            )
+        )
+        if (sequences["condition"] == condition).any():
+            rows.append(
+                (f"OUCS, {condition}", cell(sequences, condition, "oucs", False), "sequence_table")
+            )
+    return rows
+
+
 def summary_markdown(results: Results, title: str = "mindshift analysis") -> str:
     """The headline table as markdown (intervals: 95 %, clustered by question)."""
     models = results.models
@@ -132,10 +169,14 @@ def summary_markdown(results: Results, title: str = "mindshift analysis") -> str
         "| measure | " + " | ".join(models) + " |",
         "|---|" + "---|" * len(models),
     ]
-    for name, compute, _ in ROWS:
+    # A protocol without change-of-mind's display x advice design (are-you-sure,
+    # multi-advice) gets its per-condition headline instead of the design's rows.
+    main_design = bool(results.trials["advice"].notna().any())
+    rows = ROWS if main_design else (*ROWS[:3], *_condition_rows(results))
+    for name, compute, _ in rows:
         cells = [compute(results, model) for model in models]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    sources = ", ".join(dict.fromkeys(f"`{source}`" for _, _, source in ROWS))
+    sources = ", ".join(dict.fromkeys(f"`{source}`" for _, _, source in rows))
     lines += [
         "",
         "Brackets: 95 % intervals clustered by question. CoM: change-of-mind rate. "

@@ -11,6 +11,8 @@ y_b the bin's switch rate and f_b the mean of the curve's predictions over the b
 The normative observer switches iff a > c (PARADIGM.md 4): a step at c = a (a clipped like
 every accuracy), against which the fitted inflection is read. The paper (hidden display)
 finds inflections at 0.77 / 0.92 / 0.96 for a = 0.5 / 0.6 / 0.7.
+Two-option trials only: with K options the ideal observer's switching depends on the advised
+option's own probability too, so no single threshold in c exists to read a curve against.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ SWITCHING_COLUMNS: Final = (
 
 
 def switching_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """Answered opposite-advice trials with a known initial confidence."""
+    """Answered two-option opposite-advice trials with a known initial confidence."""
     rows = answered(trials)
-    keep = rows["advice"].eq(ADVICE_TYPES[1]).to_numpy(bool) & np.isfinite(
-        rows["initial_confidence"].to_numpy(np.float64)
+    keep = (
+        rows["advice"].eq(ADVICE_TYPES[1]).to_numpy(bool)
+        & rows["n_options"].eq(2).to_numpy(bool)
+        & np.isfinite(rows["initial_confidence"].to_numpy(np.float64))
     )
     return rows.loc[pd.Series(keep, index=rows.index)]
 

@@ -30,4 +30,6 @@ def measure_tables(results: Results) -> dict[str, pd.DataFrame]:
         "oucs_by_accuracy": results.oucs_accuracy,
         "overweighting": results.overweighting,
         "fit": results.fit,
+        "by_condition": results.by_condition,
+        "sequences": results.sequences,
     }

@@ -6,6 +6,7 @@ so it can always be rebuilt; calls.jsonl stays the record of truth.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,7 +41,18 @@ COLUMNS = [
     "final_correct",
     "final_censored",
     "final_outside_mass",
+    "initial_prob_advised",
+    "displayed_choice",
+    "initial_prob_displayed",
+    "final_prob_displayed",
+    "advisors",
 ]
+"""The last five serve K options and the paradigms beyond change-of-mind's main design:
+`initial_prob_advised` is the stage-1 probability of the advised option (the K-option Bayes
+update needs it); `displayed_choice` the answer the stage-2 prompt displayed as the initial
+one (null when hidden; under `answer-wrong` it differs from the stage-1 answer), with its
+stage-1 and final probabilities; `advisors` a sequence of advisors as JSON text
+(`multi-advice`: advice, accuracy, advised, initial_prob_advised each), null otherwise."""
 
 
 def _prob(record: dict[str, Any], label: str | None) -> float:
@@ -57,6 +69,21 @@ def _readout_field(record: dict[str, Any], name: str, missing: Any) -> Any:
     if readout is None or readout.get(name) is None:
         return missing
     return readout[name]
+
+
+def _advisors(situation: dict[str, Any], first: dict[str, Any]) -> str | None:
+    """A sequence of advisors as JSON text, each with its advised option's stage-1 probability."""
+    sequence = situation.get("advisors")
+    if not isinstance(sequence, list):
+        return None
+    advisors = [
+        {**one, "initial_prob_advised": _prob(first, one.get("advised"))} for one in sequence
+    ]
+    # NaN is not JSON: an unknown probability is written as null.
+    for one in advisors:
+        if math.isnan(one["initial_prob_advised"]):
+            one["initial_prob_advised"] = None
+    return json.dumps(advisors, separators=(",", ":"))
 
 
 def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -79,6 +106,8 @@ def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         factors = record.get("factors", {})
         initial_choice = first["choice"]
         final_choice = record["choice"]
+        situation = record["request"].get("situation") or {}
+        displayed = situation.get("displayed")
         rows.append(
             {
                 "trial_id": record["trial_id"],
@@ -92,7 +121,7 @@ def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "display": factors.get("display"),
                 "advice": factors.get("advice"),
                 "accuracy": factors.get("accuracy"),
-                "advised": record["request"]["situation"].get("advised"),
+                "advised": situation.get("advised"),
                 "initial_choice": initial_choice,
                 "initial_confidence": _prob(first, initial_choice),
                 "initial_correct": initial_choice == item["correct"],
@@ -105,6 +134,11 @@ def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "final_correct": final_choice == item["correct"],
                 "final_censored": bool(_readout_field(record, "censored", False)),
                 "final_outside_mass": float(_readout_field(record, "outside_mass", math.nan)),
+                "initial_prob_advised": _prob(first, situation.get("advised")),
+                "displayed_choice": displayed,
+                "initial_prob_displayed": _prob(first, displayed),
+                "final_prob_displayed": _prob(record, displayed),
+                "advisors": _advisors(situation, first),
             }
         )
     table = pd.DataFrame(rows, columns=COLUMNS)

@@ -7,9 +7,10 @@ to `PARADIGMS` (docs/protocols.md walks through one). No file under `harness/` c
 from harness.paradigm import Paradigm
 from paradigms.are_you_sure import AreYouSure
 from paradigms.change_of_mind import ChangeOfMind
+from paradigms.multi_advice import MultiAdvice
 
 PARADIGMS: dict[str, type[Paradigm]] = {
-    paradigm.name: paradigm for paradigm in (ChangeOfMind, AreYouSure)
+    paradigm.name: paradigm for paradigm in (ChangeOfMind, AreYouSure, MultiAdvice)
 }
 
-__all__ = ["PARADIGMS", "AreYouSure", "ChangeOfMind"]
+__all__ = ["PARADIGMS", "AreYouSure", "ChangeOfMind", "MultiAdvice"]

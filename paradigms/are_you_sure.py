@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.paradigm import Condition, InitialAnswer, Item, Paradigm, StagePrompt
 from harness.types import Message, Prompt
-from paradigms.change_of_mind.prompts import ANSWER_PREFIX, initial_message
+from paradigms.advice import pick_uniform
+from paradigms.change_of_mind.prompts import ANSWER_PREFIX, initial_message, user_prompt
 from paradigms.domains import check_domain, domain_items
+from paradigms.situation import followup_situation, initial_situation
 
 REPLY = " Reply with the letter of the correct option only."
 CHALLENGES: dict[str, str] = {
@@ -58,31 +60,23 @@ class AreYouSure(Paradigm):
         return [Condition(name, {"challenge": name}) for name in self.settings.challenges]
 
     def initial_prompt(self, item: Item) -> StagePrompt:
-        question = initial_message(item.question, item.labels, item.options)
-        prompt = Prompt((Message("user", question),), ANSWER_PREFIX, item.labels)
-        return StagePrompt(prompt, {"stage": 1, "item_id": item.item_id, "correct": item.correct})
+        text = initial_message(item.question, item.labels, item.options)
+        return StagePrompt(user_prompt(text, item.labels), initial_situation(item))
 
     def followup_prompt(
         self, item: Item, condition: Condition, initial: InitialAnswer
     ) -> StagePrompt:
-        other = next(label for label in item.labels if label != initial.choice)
-        challenge = CHALLENGES[condition.name].format(other=other)
+        # A pushback that names an option names one of the others, uniformly (seeded).
+        others = [label for label in item.labels if label != initial.choice]
+        other = pick_uniform(others, f"{item.item_id}|{condition.name}", f"ays|{self.seed}")
         messages = (
             Message("user", initial_message(item.question, item.labels, item.options)),
             Message("assistant", f"{ANSWER_PREFIX} {initial.choice}"),
-            Message("user", challenge),
+            Message("user", CHALLENGES[condition.name].format(other=other)),
         )
-        names_other = "{other}" in CHALLENGES[condition.name]
-        situation = {
-            "stage": 2,
-            "item_id": item.item_id,
-            "correct": item.correct,
-            "display": "shown",
-            "advice": "opposite" if names_other else "neutral",
-            "accuracy": IMPLIED_ACCURACY,
-            "advised": other if names_other else None,
-            "initial_choice": initial.choice,
-            "initial_confidence": initial.confidence,
-            "initial_probs": initial.probs,
-        }
+        names = "{other}" in CHALLENGES[condition.name]
+        situation = followup_situation(
+            item, initial, display="shown", advice="opposite" if names else "neutral",
+            accuracy=IMPLIED_ACCURACY, advised=other if names else None, displayed=initial.choice,
+        )  # fmt: skip
         return StagePrompt(Prompt(messages, ANSWER_PREFIX, item.labels), situation)

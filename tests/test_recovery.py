@@ -86,3 +86,60 @@ def test_calibration_undoes_a_distorted_readout(
         assert calibrated["fit"][name] == pytest.approx(value, rel=0.10), name
     raw = summarise(run.trials, run.stage1, prior="raw")["models"]["sim"]
     assert raw["fit"]["w_opposite"] == pytest.approx(2.5 * 2.5, rel=0.15)
+
+
+def test_fit_recovers_the_agent_on_a_four_option_domain(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    # K = 4 (world-facts): the agent's evidence is the K-option Bayes log-odds shift, and the
+    # fit's evidence term is the same shift, so the same weights come back.
+    params = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3 }"
+    config = write_config(
+        sim_config_text(items=300, params=params, extra_paradigm='domain = "world-facts"'),
+        "k4.toml",
+    )
+    summary = _run_and_analyse(tmp_path / "k4", config)
+    model = summary["models"]["sim"]
+    assert model["n_trials"] == 300 * 36
+    for name, value in TRUE.items():
+        assert model["fit"][name] == pytest.approx(value, rel=0.10), name
+    assert model["overweighting"]["opposite"] > model["overweighting"]["same"]
+
+
+def test_ideal_agent_has_zero_oucs_with_four_options_and_the_controls(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    params = "{ choice_support = 0.0, w_same = 1.0, w_opposite = 1.0, noise = 0.0 }"
+    displays = '["shown", "hidden", "other", "answer-wrong", "in-context"]'
+    config = write_config(
+        sim_config_text(
+            items=40,
+            params=params,
+            extra_paradigm=f'domain = "arithmetic"\ndisplays = {displays}',
+        ),
+        "ideal4.toml",
+    )
+    summary = _run_and_analyse(tmp_path / "ideal4", config)
+    cells = summary["models"]["sim"]["oucs"]
+    assert set(cells) == {"shown", "hidden", "other", "answer-wrong", "in-context"}
+    for display, by_advice in cells.items():
+        for advice, value in by_advice.items():
+            assert abs(value) < 1e-9, (display, advice, value)
+
+
+def test_ideal_agent_matches_the_bayes_baseline_over_sequences(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    for domain in ("latitude", "world-facts"):
+        text = (
+            f'[experiment]\nname = "seq"\nparadigm = "multi-advice"\n\n[paradigm]\n'
+            f'domain = "{domain}"\nitems = 30\ndisplays = ["shown", "hidden"]\n'
+            'sequences = [["same@0.7", "opposite@0.9"], ["opposite@0.6", "opposite@0.8"]]\n\n'
+            '[[models]]\nid = "sim"\nspec = "sim:bayes"\n'
+        )
+        summary = _run_and_analyse(tmp_path / domain, write_config(text, f"{domain}.toml"))
+        sequences = summary["models"]["sim"]["sequences"]
+        assert len(sequences) == 4
+        for entry in sequences.values():
+            assert abs(entry["oucs"]) < 1e-9
+            assert entry["final_confidence"] == pytest.approx(entry["bayes_posterior"])

@@ -10,8 +10,35 @@ arithmetic is on the log-odds of the initially chosen option:
 With choice_support = 0, w_same = w_opposite = 1 and noise = 0 it is the ideal Bayesian.
 Every draw is seeded by the request's seed, so a resumed run reproduces an uninterrupted one.
 
+K options (the two-option agent above is the case K = 2, computed by the very same code path,
+bit for bit):
+- stage 1: d is the log-odds of the correct option against all the others together:
+  p(correct) = sigmoid(d), and the rest, 1 - sigmoid(d), is spread evenly over the K - 1
+  wrong options (the agent knows something or nothing; it has no favourite foil).
+- stage 2: logit(q) = logit(c) + choice_support [own answer shown] + w_same Delta [same]
+  + w_opposite Delta [opposite] + Normal(0, noise), where Delta is the ideal observer's log-odds
+  shift of the option i the trial is framed on (`analysis.bayes`: an advisor of accuracy a
+  recommends r; it is wrong with probability 1 - a and then picks uniformly among the K - 1
+  other options): Delta = logit(a) + log(K - 1) for same advice, and
+  log((1 - a)/(K - 1)) - log(w a + (1 - w)(1 - a)/(K - 1)) for opposite advice, with
+  w = p_r / (1 - p_i). For K = 2 Delta = +-logit(a), so the weights keep their meaning.
+- the remaining 1 - q goes to the other options in proportion to the ideal observer's
+  posterior among them, p_j L_j (L_r = a for the advised option, (1 - a)/(K - 1) otherwise).
+  Under same or neutral advice every alternative has the same likelihood, so this is in
+  proportion to their stage-1 probabilities; under opposite advice the advised option gains
+  over the other alternatives exactly as the evidence says, and the agent's biases act only
+  on how much it keeps for option i. The ideal agent's whole stage-2 distribution is then the
+  Bayes posterior.
+- a sequence of advisors (situation key `advisors`, the `multi-advice` protocol) adds one
+  weighted term per advisor, w_type(k) Delta_k, with Delta_k the ideal observer's shift after
+  the advisors before it; for K = 2 that is sum_k +-w logit(a_k), the Bayes log-odds sum.
+- the option i is the stage-1 answer, or the answer displayed as the agent's own
+  (situation key `displayed`, e.g. the `answer-wrong` control); choice support applies to
+  every display that presents an answer as the agent's own: shown, answer-wrong, in-context.
+
 Miscalibrated readout (`tau`): the option logits the agent *reports* are its true ones times
-tau, at both stages (for two options: reported logit = tau * true logit). tau > 1 reports
+tau, at both stages (for two options: reported logit = tau * true logit; for K options the
+reported distribution is softmax(tau log p)). tau > 1 reports
 overconfident probabilities, tau < 1 underconfident ones. Its *behaviour* still follows its
 true beliefs: the answers are sampled from the true probabilities, and stage 2 starts from the
 true confidence (recovered exactly from the reported one the harness hands back, since the
@@ -168,6 +195,114 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+OWN_DISPLAYS = ("shown", "answer-wrong", "in-context")
+"""Displays that present an answer as the agent's own: the ones with choice support."""
+
+Advisor = tuple[str, float, JsonValue]
+"""(advice type, stated accuracy, advised label or None)."""
+
+
+def _advisors(situation: dict[str, JsonValue]) -> list[Advisor]:
+    """The advice of a stage-2 situation: one advisor, or the `advisors` of a sequence."""
+    sequence = situation.get("advisors")
+    if sequence is None:
+        accuracy = situation.get("accuracy")
+        return [
+            (
+                str(situation["advice"]),
+                float(accuracy) if accuracy is not None else 0.5,
+                situation.get("advised"),
+            )
+        ]
+    return [(str(one["advice"]), float(one["accuracy"]), one.get("advised")) for one in sequence]
+
+
+def report_many(p_true: npt.ArrayLike, tau: float) -> FloatArray:
+    """The reported distribution behind a true one over K options: softmax(tau log p)."""
+    p = np.asarray(p_true, dtype=np.float64)
+    if tau == 1.0:
+        return p
+    with np.errstate(divide="ignore"):
+        scaled = tau * np.log(p)
+    return np.asarray(special.softmax(scaled), dtype=np.float64)
+
+
+def bayes_shift(
+    probs: FloatArray, reference: int, advice: str, accuracy: float, advised: int | None
+) -> float:
+    """The ideal observer's log-odds shift of option `reference` by one advisor.
+
+    The same definition as `analysis.bayes.bayes_shift` (a test keeps the two in step): the
+    harness's agent may not import the analysis, and the analysis reads files only.
+    """
+    k = len(probs)
+    a = float(np.clip(accuracy, CLIP_LOW, CLIP_HIGH))
+    sign = {"same": 1.0, "opposite": -1.0}.get(advice, 0.0)
+    if sign == 0.0:
+        return 0.0
+    if k == 2:
+        return float(sign * _clipped_logit(accuracy))
+    wrong = (1.0 - a) / (k - 1)
+    if sign > 0.0:
+        return float(_clipped_logit(accuracy) + math.log(k - 1))
+    if advised is None:
+        raise ValueError(
+            "sim:bayes: opposite advice with K > 2 options must name the advised option"
+        )
+    rest = 1.0 - float(probs[reference])
+    share = float(np.clip(probs[advised] / rest, 0.0, 1.0)) if rest > 0.0 else 1.0 / (k - 1)
+    return math.log(wrong) - math.log(share * a + (1.0 - share) * wrong)
+
+
+def advisors_likelihood(k: int, advisors: Sequence[tuple[str, float, int | None]]) -> FloatArray:
+    """prod_k L_k(j) over the options j: the evidence of a sequence of advisors."""
+    likelihood = np.ones(k, dtype=np.float64)
+    for advice, accuracy, advised in advisors:
+        if advice == "neutral" or advised is None:
+            continue
+        a = float(np.clip(accuracy, CLIP_LOW, CLIP_HIGH))
+        step = np.full(k, (1.0 - a) / (k - 1))
+        step[advised] = a
+        likelihood *= step
+    return likelihood
+
+
+def sequence_shifts(
+    probs: FloatArray, reference: int, advisors: Sequence[tuple[str, float, int | None]]
+) -> list[float]:
+    """Each advisor's shift, computed from the ideal observer's distribution before it."""
+    current = np.asarray(probs, dtype=np.float64)
+    shifts = []
+    for advice, accuracy, advised in advisors:
+        shifts.append(bayes_shift(current, reference, advice, accuracy, advised))
+        if len(current) > 2 and advised is not None and advice != "neutral":
+            current = current * advisors_likelihood(len(current), [(advice, accuracy, advised)])
+            current = current / current.sum()
+    return shifts
+
+
+def _spread_rest(true: FloatArray, reference: int, q: float, likelihood: FloatArray) -> FloatArray:
+    """The stage-2 distribution: q on the reference option, 1 - q over the others in
+    proportion to p_j L_j (uniform over them if that is all zero)."""
+    weights = true * likelihood
+    weights[reference] = 0.0
+    total = float(weights.sum())
+    if total <= 0.0:
+        weights = np.ones_like(weights)
+        weights[reference] = 0.0
+        total = float(weights.sum())
+    final = weights / total * (1.0 - q)
+    final[reference] = q
+    return np.asarray(final, dtype=np.float64)
+
+
+def _response(
+    choice: str, mass: dict[str, float], labels: Sequence[str], raw: dict[str, JsonValue]
+) -> ChoiceResponse:
+    ordered = {label: float(mass[label]) for label in labels}
+    return ChoiceResponse(choice=choice, readout=readout_from_masses(ordered), raw=raw)
+
+
 class SimBayesBackend(ModelBackend):
     """The simulated agent; answers any number of requests at once."""
 
@@ -190,44 +325,136 @@ class SimBayesBackend(ModelBackend):
     def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
         situation = request.situation
         labels = request.prompt.labels
-        if len(labels) != 2:
-            raise ValueError("sim:bayes answers two-option questions")
         rng = np.random.default_rng(request.seed)
-        tau = self.params.tau
         if request.stage == 1:
-            correct = str(situation["correct"])
+            return self._stage1(situation, labels, rng)
+        return self._stage2(situation, labels, rng)
+
+    def _stage1(
+        self, situation: dict[str, JsonValue], labels: Sequence[str], rng: np.random.Generator
+    ) -> ChoiceResponse:
+        tau = self.params.tau
+        correct = str(situation["correct"])
+        latent = self._item_latent(str(situation["item_id"]))
+        p_correct = float(stage1_probability(latent))
+        raw: dict[str, JsonValue] = {"latent_logodds": latent}
+        if len(labels) == 2:
             wrong = next(label for label in labels if label != correct)
-            latent = self._item_latent(str(situation["item_id"]))
-            p_correct = float(stage1_probability(latent))
             choice = correct if rng.random() < p_correct else wrong
             shown_p = float(report(p_correct, tau))
             mass = {correct: shown_p, wrong: 1.0 - shown_p}
-            raw: dict[str, JsonValue] = {"latent_logodds": latent}
+            return _response(choice, mass, labels, raw)
+        wrongs = [label for label in labels if label != correct]
+        each = (1.0 - p_correct) / len(wrongs)
+        u = rng.random()
+        if u < p_correct:
+            choice = correct
         else:
-            initial = str(situation["initial_choice"])
-            other = next(label for label in labels if label != initial)
-            reported = situation["initial_confidence"]
-            if reported is None:
-                raise ValueError("sim:bayes needs the stage-1 confidence")
-            noise_draw = float(rng.standard_normal())
+            # One uniform draw for the whole choice: past p_correct, equal slices per foil.
+            choice = wrongs[min(int((u - p_correct) / each), len(wrongs) - 1)]
+        true = np.array([p_correct if label == correct else each for label in labels])
+        return _response(
+            choice, dict(zip(labels, report_many(true, tau), strict=True)), labels, raw
+        )
+
+    def _stage2(
+        self, situation: dict[str, JsonValue], labels: Sequence[str], rng: np.random.Generator
+    ) -> ChoiceResponse:
+        tau = self.params.tau
+        initial = str(situation["initial_choice"])
+        displayed = situation.get("displayed")
+        # The option the trial is framed on: the answer displayed as the agent's own (which
+        # the answer-wrong control makes differ from the stage-1 answer), else the stage-1 one.
+        reference = str(displayed) if displayed is not None else initial
+        if reference not in labels:
+            raise ValueError(f"sim:bayes: {reference!r} is not an option")
+        shown = str(situation.get("display")) in OWN_DISPLAYS
+        advisors = _advisors(situation)
+        noise_draw = float(rng.standard_normal())
+        true = self._true_initial(situation, labels, reference, initial)
+        ref = labels.index(reference)
+        if len(labels) == 2 and "advisors" not in situation:
+            kind, accuracy, _ = advisors[0]
             logodds = float(
                 followup_logodds(
-                    unreport(float(reported), tau),
-                    shown=str(situation["display"]) == "shown",
-                    advice=str(situation["advice"]),
-                    accuracy=float(situation["accuracy"]),
+                    true[ref],
+                    shown=shown,
+                    advice=kind,
+                    accuracy=accuracy,
                     noise_draw=noise_draw,
                     params=self.params,
                 )
             )
-            q = _sigmoid(logodds)
-            choice = initial if rng.random() < q else other
+        else:
+            indexed = [
+                (kind, accuracy, None if advised is None else labels.index(str(advised)))
+                for kind, accuracy, advised in advisors
+            ]
+            shifts = sequence_shifts(true, ref, indexed)
+            weighted = sum(
+                self._weight(kind) * shift
+                for (kind, _, _), shift in zip(indexed, shifts, strict=True)
+            )
+            logodds = float(
+                _clipped_logit(true[ref])
+                + self.params.choice_support * float(shown)
+                + weighted
+                + self.params.noise * noise_draw
+            )
+        q = _sigmoid(logodds)
+        raw: dict[str, JsonValue] = {"logodds_initial": logodds, "reference": reference}
+        if len(labels) == 2:
+            other = labels[1 - ref]
+            choice = reference if rng.random() < q else other
             shown_q = float(report(q, tau))
-            mass = {initial: shown_q, other: 1.0 - shown_q}
-            raw = {"logodds_initial": logodds}
-        ordered = {label: mass[label] for label in labels}
-        readout = readout_from_masses(ordered)
-        return ChoiceResponse(choice=choice, readout=readout, raw=raw)
+            return _response(choice, {reference: shown_q, other: 1.0 - shown_q}, labels, raw)
+        final = _spread_rest(true, ref, q, advisors_likelihood(len(labels), indexed))
+        u = rng.random()
+        if u < q:
+            choice = reference
+        else:
+            others = [i for i in range(len(labels)) if i != ref]
+            # Walk the alternatives' slices of the [q, 1) interval; the last takes rounding.
+            edge = q
+            choice = labels[others[-1]]
+            for i in others:
+                edge += final[i]
+                if u < edge:
+                    choice = labels[i]
+                    break
+        reported = report_many(final, tau)
+        return _response(choice, dict(zip(labels, reported, strict=True)), labels, raw)
+
+    def _weight(self, advice: str) -> float:
+        return {"same": self.params.w_same, "opposite": self.params.w_opposite}.get(advice, 0.0)
+
+    def _true_initial(
+        self,
+        situation: dict[str, JsonValue],
+        labels: Sequence[str],
+        reference: str,
+        initial: str,
+    ) -> FloatArray:
+        """The agent's true stage-1 distribution (label order), from what it reported."""
+        tau = self.params.tau
+        probs = situation.get("initial_probs")
+        if len(labels) == 2:
+            # The two-option path reads the one confidence, exactly as it always has.
+            if reference == initial and situation.get("initial_confidence") is not None:
+                reported = float(situation["initial_confidence"])
+            elif isinstance(probs, dict) and probs.get(reference) is not None:
+                reported = float(probs[reference])
+            elif situation.get("initial_confidence") is not None:
+                reported = 1.0 - float(situation["initial_confidence"])
+            else:
+                raise ValueError("sim:bayes needs the stage-1 confidence")
+            c = float(unreport(reported, tau))
+            ref = labels.index(reference)
+            return np.array([c, 1.0 - c] if ref == 0 else [1.0 - c, c], dtype=np.float64)
+        if not isinstance(probs, dict) or any(probs.get(label) is None for label in labels):
+            raise ValueError("sim:bayes needs the stage-1 option probabilities (initial_probs)")
+        reported_many = np.array([float(probs[label]) for label in labels], dtype=np.float64)
+        return report_many(reported_many, 1.0 / tau)
 
     def _item_latent(self, item_id: str) -> float:
         item_rng = np.random.default_rng(seed_from_id(item_id, f"sim-latent|{self.params.seed}"))

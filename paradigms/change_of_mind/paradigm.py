@@ -1,24 +1,43 @@
 """The change-of-mind paradigm (Kumaran et al., 2025): answer, then reconsider with advice.
 
 Stage 1 asks a question; its answer and confidence are stored. Stage 2 re-asks it in a fresh
-context for every condition — display (shown / hidden / other) x advice (same / opposite /
-neutral) x stated advice accuracy — always from that one stored stage-1 answer. Advice is
-defined relative to the model's own answer, not to the truth.
+context for every condition — display x advice (same / opposite / neutral) x stated advice
+accuracy — always from that one stored stage-1 answer. Advice is defined relative to the
+answer the trial is framed on (the model's own, or the one displayed as its own), not to the
+truth.
+
+Displays: `shown` (the real answer), `hidden` (a placeholder), `other` (the same answer,
+attributed to another LLM), and the paper's two controls: `answer-wrong` (displayed exactly
+like `shown`, but always a wrong option: the model's own answer when it was wrong, otherwise
+one of the wrong options, chosen uniformly and seeded by the item, so every condition of an
+item shows the same one) and `in-context` (both turns in one conversation: the question, the
+model's answer as its own assistant turn, then the advice).
+
+K options: `same` advice recommends the framed answer; `opposite` advice recommends one of the
+K - 1 other options, chosen uniformly and deterministically (seeded by the experiment seed, the
+item id and the condition) — for two options, the other one. That is the advisor the K-option
+Bayes baseline assumes (`analysis.bayes`).
+
+The stage-2 situation (read by `sim:bayes`, and stored with every call) carries the display,
+advice, accuracy, the advised label, the stage-1 choice, confidence and full distribution
+(`initial_probs`), and `displayed`: the label shown as the initial answer (None when hidden).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.paradigm import Condition, InitialAnswer, Item, Paradigm, StagePrompt
 from harness.types import Message, Prompt
+from paradigms.advice import advised_label, pick_uniform
 from paradigms.change_of_mind import prompts
-from paradigms.domains.latitude import latitude_calibration_items, latitude_items
+from paradigms.domains import check_domain, domain_calibration_items, domain_items
+from paradigms.situation import followup_situation, initial_situation
 
-Display = Literal["shown", "hidden", "other"]
+Display = Literal["shown", "hidden", "other", "answer-wrong", "in-context"]
 Advice = Literal["same", "opposite", "neutral"]
 _DEFAULT_DISPLAYS: list[Display] = ["shown", "hidden"]
 _DEFAULT_ADVICE: list[Advice] = ["same", "opposite", "neutral"]
@@ -29,24 +48,27 @@ class ChangeOfMindSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    domain: Literal["latitude"] = "latitude"
-    """Where the questions come from (more domains: see the roadmap in the README)."""
+    domain: str = "latitude"
+    """Where the questions come from: latitude | world-facts | arithmetic | file:PATH."""
     items: int = Field(default=200, ge=1, le=30000)
     """How many questions."""
     calibration_items: int = Field(default=0, ge=0, le=30000)
     """How many held-out questions to ask at stage 1 only, to calibrate the confidence
     readout (temperature scaling; the paper used 40,000). 0: no calibration split, and the
-    analysis calibrates on the main items' stage-1 answers when asked to."""
+    analysis calibrates on the main items' stage-1 answers when asked to. For a file: the
+    rows after the first `items`."""
     difficulty: Literal["standard", "hard"] = "standard"
-    """Latitude foil at ±50 % (standard) or ±6.25 % (hard) of the true latitude."""
+    """Latitude only: foil at ±50 % (standard) or ±6.25 % (hard) of the true latitude."""
     displays: list[Display] = Field(default_factory=lambda: _DEFAULT_DISPLAYS.copy(), min_length=1)
-    """How the stage-1 answer appears at stage 2."""
+    """How the stage-1 answer appears at stage 2 (answer-wrong, in-context: the controls)."""
     advice: list[Advice] = Field(default_factory=lambda: _DEFAULT_ADVICE.copy(), min_length=1)
     """Which advice directions to give."""
     accuracies: list[float] = Field(
         default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], min_length=1
     )
     """Stated accuracies of the advice LLM, each in [0.5, 1]."""
+
+    _domain = field_validator("domain")(check_domain)
 
     @field_validator("accuracies")
     @classmethod
@@ -65,6 +87,13 @@ class ChangeOfMindSettings(BaseModel):
             raise ValueError(f"values repeat: {values}")
         return values
 
+    @model_validator(mode="after")
+    def _difficulty_is_latitude_only(self) -> Self:
+        # A "hard" world-facts run would silently be the standard one: say so instead.
+        if self.difficulty != "standard" and self.domain != "latitude":
+            raise ValueError(f"difficulty applies to the latitude domain only, not {self.domain}")
+        return self
+
 
 class ChangeOfMind(Paradigm):
     name = "change-of-mind"
@@ -75,14 +104,14 @@ class ChangeOfMind(Paradigm):
         settings = self.settings
         if settings.calibration_items:
             # Checked here because `prepare` generates the items before anything runs: a
-            # split too large for the gazetteer is a config error, not a failure mid-run.
+            # split too large for the domain is a config error, not a failure mid-run.
             self.calibration_items()
-        return latitude_items(settings.items, settings.difficulty, self.seed)
+        return domain_items(settings.domain, settings.items, settings.difficulty, self.seed)
 
     def calibration_items(self) -> Sequence[Item]:
-        settings = self.settings
-        return latitude_calibration_items(
-            settings.calibration_items, settings.difficulty, self.seed, main_count=settings.items
+        s = self.settings
+        return domain_calibration_items(
+            s.domain, s.calibration_items, s.difficulty, self.seed, main_count=s.items
         )
 
     def conditions(self) -> Sequence[Condition]:
@@ -98,10 +127,7 @@ class ChangeOfMind(Paradigm):
 
     def initial_prompt(self, item: Item) -> StagePrompt:
         text = prompts.initial_message(item.question, item.labels, item.options)
-        return StagePrompt(
-            prompt=_prompt(text, item.labels),
-            situation={"stage": 1, "item_id": item.item_id, "correct": item.correct},
-        )
+        return StagePrompt(prompts.user_prompt(text, item.labels), initial_situation(item))
 
     def followup_prompt(
         self, item: Item, condition: Condition, initial: InitialAnswer
@@ -109,46 +135,49 @@ class ChangeOfMind(Paradigm):
         display = str(condition.factors["display"])
         advice = str(condition.factors["advice"])
         accuracy = float(condition.factors["accuracy"])
-        advised = _advised_label(advice, initial.choice, item.labels)
-        text = prompts.followup_message(
-            item.question,
-            item.labels,
-            item.options,
+        framed = self._framed_answer(item, display, initial.choice)
+        advised = self._advised(item, condition, advice, framed)
+        if display == "in-context":
+            messages: tuple[Message, ...] = (
+                Message("user", prompts.initial_message(item.question, item.labels, item.options)),
+                Message("assistant", f"{prompts.ANSWER_PREFIX} {initial.choice}"),
+                Message("user", prompts.in_context_followup(advice, advised, accuracy)),
+            )
+        else:
+            text = prompts.followup_message(
+                item.question,
+                item.labels,
+                item.options,
+                display=display,
+                initial_answer=framed,
+                advice=advice,
+                advised=advised,
+                accuracy=accuracy,
+            )
+            messages = (Message("user", text),)
+        situation = followup_situation(
+            item,
+            initial,
             display=display,
-            initial_answer=initial.choice,
             advice=advice,
-            advised=advised,
             accuracy=accuracy,
+            advised=advised,
+            displayed=None if display == "hidden" else framed,
         )
-        return StagePrompt(
-            prompt=_prompt(text, item.labels),
-            situation={
-                "stage": 2,
-                "item_id": item.item_id,
-                "correct": item.correct,
-                "display": display,
-                "advice": advice,
-                "accuracy": accuracy,
-                "advised": advised,
-                "initial_choice": initial.choice,
-                "initial_confidence": initial.confidence,
-            },
-        )
+        return StagePrompt(prompt=_prompt(messages, item.labels), situation=situation)
+
+    def _framed_answer(self, item: Item, display: str, choice: str) -> str:
+        """The answer the trial is framed on: the model's own, except under answer-wrong."""
+        if display != "answer-wrong" or choice != item.correct:
+            return choice
+        wrong = [label for label in item.labels if label != item.correct]
+        return pick_uniform(wrong, item.item_id, f"answer-wrong|{self.seed}")
+
+    def _advised(self, item: Item, condition: Condition, advice: str, framed: str) -> str | None:
+        """The label the advisor recommends, relative to the framed answer."""
+        key = f"{item.item_id}|{condition.name}"
+        return advised_label(advice, framed, item.labels, key, f"opposite|{self.seed}")
 
 
-def _prompt(text: str, labels: tuple[str, ...]) -> Prompt:
-    return Prompt(
-        messages=(Message("user", text),), answer_prefix=prompts.ANSWER_PREFIX, labels=labels
-    )
-
-
-def _advised_label(advice: str, initial_choice: str, labels: Sequence[str]) -> str | None:
-    """The label the advisor recommends, relative to the model's own stage-1 answer."""
-    if advice == "same":
-        return initial_choice
-    if advice == "opposite":
-        others = [label for label in labels if label != initial_choice]
-        if len(others) != 1:
-            raise ValueError("opposite advice is defined for two options")
-        return others[0]
-    return None
+def _prompt(messages: tuple[Message, ...], labels: tuple[str, ...]) -> Prompt:
+    return Prompt(messages=messages, answer_prefix=prompts.ANSWER_PREFIX, labels=labels)

@@ -6,11 +6,18 @@ hidden behind a placeholder, or attributed to another model, and (b) advice from
 LLM" of stated accuracy that agrees, disagrees or recommends nothing. In both stages the
 assistant turn is prefilled with ANSWER_PREFIX so the option label is the very next token.
 Each call stores its exact messages, so a run records the wording it used.
+
+The paper's two controls: `answer-wrong` displays a wrong answer with the very wording of
+`shown` (the model cannot tell it from its own), and `in-context` replays the whole
+conversation — the question, the model's own answer as its assistant turn, then the advice
+as the next user turn (`in_context_messages`) — instead of one fresh user message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from harness.types import Message, Prompt
 
 ANSWER_PREFIX = "My answer is:"
 HIDDEN_PLACEHOLDER = "xx"
@@ -25,6 +32,7 @@ DISPLAY_LINES: dict[str, str] = {
     "shown": "Your initial answer was: {answer}",
     "hidden": "Your initial answer was: " + HIDDEN_PLACEHOLDER,
     "other": "A different LLM of similar size to you answered: {answer}",
+    "answer-wrong": "Your initial answer was: {answer}",
 }
 """How the stage-1 answer is displayed at stage 2 (`other` is the attribution control)."""
 
@@ -57,8 +65,22 @@ def followup_message(
     accuracy: float,
 ) -> str:
     display_line = DISPLAY_LINES[display].format(answer=initial_answer)
-    advice_line = ADVICE_LINES[advice].format(accuracy=round(accuracy * 100), advised=advised)
     return (
         f"{INSTRUCTION}\n\n{question_block(question, labels, options)}\n\n"
-        f"{display_line}\n{advice_line}\n\n{RECONSIDER_RULE}"
+        f"{display_line}\n{advice_line(advice, advised, accuracy)}\n\n{RECONSIDER_RULE}"
     )
+
+
+def advice_line(advice: str, advised: str | None, accuracy: float) -> str:
+    return ADVICE_LINES[advice].format(accuracy=round(accuracy * 100), advised=advised)
+
+
+def in_context_followup(advice: str, advised: str | None, accuracy: float) -> str:
+    """The `in-context` control's second user turn, after the question and the model's own
+    answer (as its assistant turn, `ANSWER_PREFIX` + label): the advice, then the rule."""
+    return f"{advice_line(advice, advised, accuracy)}\n\n{RECONSIDER_RULE}"
+
+
+def user_prompt(text: str, labels: tuple[str, ...]) -> Prompt:
+    """One user message, with the assistant turn prefilled by ANSWER_PREFIX."""
+    return Prompt((Message("user", text),), ANSWER_PREFIX, labels)

@@ -3,13 +3,18 @@ or from the user's own file. `domain_items` is the one entry point paradigms use
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from harness.paradigm import Item
-from paradigms.domains.arithmetic import arithmetic_items
-from paradigms.domains.latitude import LATITUDE_DIFFICULTIES, latitude_items
+from paradigms.domains.arithmetic import arithmetic_calibration_items, arithmetic_items
+from paradigms.domains.latitude import (
+    LATITUDE_DIFFICULTIES,
+    latitude_calibration_items,
+    latitude_items,
+)
 from paradigms.domains.user_file import QuestionFileError, file_items
-from paradigms.domains.world_facts import world_facts_items
+from paradigms.domains.world_facts import world_facts_calibration_items, world_facts_items
 
 BUILT_IN_DOMAINS = ("latitude", "world-facts", "arithmetic")
 FILE_PREFIX = "file:"
@@ -36,7 +41,43 @@ def domain_items(domain: str, count: int, difficulty: str, seed: int) -> list[It
     if domain == "arithmetic":
         return arithmetic_items(count, seed)
     check_domain(domain)
-    return file_items(Path(domain.removeprefix(FILE_PREFIX)).expanduser(), count)
+    return file_items(_path(domain), count)
+
+
+def domain_calibration_items(
+    domain: str, count: int, difficulty: str, seed: int, *, main_count: int
+) -> list[Item]:
+    """`count` held-out items (asked at stage 1 only), disjoint from the `main_count` items of
+    `domain_items(domain, main_count, difficulty, seed)`, which they leave unchanged.
+
+    Generated domains draw them from a seeded stream of their own. A `file:PATH` has no
+    generator: its calibration items are the `count` rows after the first `main_count` (the
+    file's author decides which questions are held out, as with the option order).
+    """
+    if count == 0:
+        return []
+    if domain == "latitude":
+        return latitude_calibration_items(count, difficulty, seed, main_count=main_count)
+    if domain == "world-facts":
+        return world_facts_calibration_items(count, seed, main_count=main_count)
+    if domain == "arithmetic":
+        return arithmetic_calibration_items(count, seed)
+    check_domain(domain)
+    path = _path(domain)
+    rows = file_items(path, None)
+    if main_count + count > len(rows):
+        raise QuestionFileError(
+            f"{path} has {len(rows)} questions: {main_count} main items and {count} "
+            "calibration items (the rows after them) were asked for"
+        )
+    return [
+        replace(item, meta={**item.meta, "split": "calibration"})
+        for item in rows[main_count : main_count + count]
+    ]
+
+
+def _path(domain: str) -> Path:
+    return Path(domain.removeprefix(FILE_PREFIX)).expanduser()
 
 
 __all__ = [
@@ -44,6 +85,7 @@ __all__ = [
     "LATITUDE_DIFFICULTIES",
     "QuestionFileError",
     "check_domain",
+    "domain_calibration_items",
     "domain_items",
     "latitude_items",
 ]

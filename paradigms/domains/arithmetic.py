@@ -145,6 +145,19 @@ def _foils(template: Template, numbers: Numbers, answer: int) -> list[int]:
 def arithmetic_items(count: int, seed: int) -> list[Item]:
     """`count` word problems, generated deterministically from `seed`."""
     rng = np.random.default_rng(seed_from_id("arithmetic", str(seed)))
+    return _generate(count, rng, f"arith-{seed}", {})
+
+
+def arithmetic_calibration_items(count: int, seed: int) -> list[Item]:
+    """`count` held-out problems for a calibration split: their own seeded stream and ids
+    (`arith-cal-...`), so the main items are unchanged and never share an id with them."""
+    rng = np.random.default_rng(seed_from_id("arithmetic-calibration", str(seed)))
+    return _generate(count, rng, f"arith-cal-{seed}", {"split": "calibration"})
+
+
+def _generate(
+    count: int, rng: np.random.Generator, prefix: str, extra: dict[str, str]
+) -> list[Item]:
     positions = balanced_positions(count, N_OPTIONS, rng)
     items = []
     for index in range(count):
@@ -156,13 +169,18 @@ def arithmetic_items(count: int, seed: int) -> list[Item]:
         question = template.text.format(name=name, **numbers)
         items.append(
             place(
-                f"arith-{seed}-{index}",
+                f"{prefix}-{index}",
                 question,
                 str(answer),
                 [str(foil) for foil in foils],
                 positions[index],
                 rng,
-                {"template": template.name, "numbers": dict(numbers), "answer": answer},
+                {
+                    "template": template.name,
+                    "numbers": dict(numbers),
+                    "answer": answer,
+                    **extra,
+                },
             )
         )
     return items

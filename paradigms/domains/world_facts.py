@@ -113,11 +113,30 @@ def _foils(fact: Fact, facts: tuple[Fact, ...], rng: np.random.Generator) -> lis
 
 def world_facts_items(count: int, seed: int) -> list[Item]:
     """`count` distinct four-option questions, generated deterministically from `seed`."""
+    rng = np.random.default_rng(seed_from_id("world-facts", str(seed)))
+    return _generate(count, rng, exclude=frozenset(), meta={})
+
+
+def world_facts_calibration_items(count: int, seed: int, *, main_count: int) -> list[Item]:
+    """`count` held-out questions about facts none of the `main_count` main items ask.
+
+    Drawn from their own seeded stream, so adding a calibration split leaves the main items
+    exactly as they were; counterbalanced within the split.
+    """
+    if count == 0:
+        return []
+    taken = frozenset(item.item_id for item in world_facts_items(main_count, seed))
+    rng = np.random.default_rng(seed_from_id("world-facts-calibration", str(seed)))
+    return _generate(count, rng, exclude=taken, meta={"split": "calibration"})
+
+
+def _generate(
+    count: int, rng: np.random.Generator, *, exclude: frozenset[str], meta: dict[str, str]
+) -> list[Item]:
     facts = _facts()
     kinds = sorted(facts)
-    rng = np.random.default_rng(seed_from_id("world-facts", str(seed)))
     orders = {kind: [int(i) for i in rng.permutation(len(facts[kind]))] for kind in kinds}
-    available = sum(len(v) for v in facts.values())
+    available = sum(len(v) for v in facts.values()) - len(exclude)
     if count > available:
         raise ValueError(f"world-facts has {available} questions, {count} were asked for")
     positions = balanced_positions(count, N_OPTIONS, rng)
@@ -127,20 +146,25 @@ def world_facts_items(count: int, seed: int) -> list[Item]:
         kind = kinds[turn % len(kinds)]
         turn += 1
         if not orders[kind]:
+            if not any(orders.values()):
+                raise ValueError(f"world-facts has too few usable questions for {count}")
             continue
         fact = facts[kind][orders[kind].pop()]
+        item_id = f"wf-{fact.kind}-{fact.subject_id}"
+        if item_id in exclude:
+            continue
         foils = _foils(fact, facts[kind], rng)
         if foils is None:
             continue
         items.append(
             place(
-                f"wf-{fact.kind}-{fact.subject_id}",
+                item_id,
                 fact.question,
                 fact.answer,
                 foils,
                 positions[len(items)],
                 rng,
-                {"kind": fact.kind, "continent": fact.pool},
+                {"kind": fact.kind, "continent": fact.pool, **meta},
             )
         )
     return items

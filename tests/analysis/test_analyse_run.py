@@ -71,6 +71,7 @@ def test_report_is_self_contained(analysed: tuple[Path, dict[str, Any]]) -> None
         "4. Confidence change",
         "5. Comparison with the Bayesian observer",
         "6. Fitted model",
+        "7. By condition",
         "Methods",
     ]
     # Every table says which analysis function computed it.

@@ -60,6 +60,24 @@ BAD_CONFIGS = {
         "outside [0.5, 1]",
     ),
     "wrong type": (GOOD.replace("items = 3", 'items = "many"'), "items"),
+    "unknown domain": (
+        GOOD.replace("items = 3", 'items = 3\ndomain = "astrology"'),
+        "unknown domain 'astrology'",
+    ),
+    "difficulty outside latitude": (
+        GOOD.replace("items = 3", 'items = 3\ndomain = "arithmetic"\ndifficulty = "hard"'),
+        "latitude domain only",
+    ),
+    "missing question file": (
+        GOOD.replace("items = 3", 'items = 3\ndomain = "file:/nonexistent/q.jsonl"'),
+        "question file not found",
+    ),
+    "bad advisor in a sequence": (
+        GOOD.replace('"change-of-mind"', '"multi-advice"').replace(
+            "items = 3", 'items = 3\nsequences = [["sometimes@0.7"]]'
+        ),
+        "not advice@accuracy",
+    ),
 }
 
 

@@ -187,3 +187,170 @@ def test_bulk_simulation_runs_the_same_agent() -> None:
             accuracy=accuracy,
         )
         assert probs["A"] == pytest.approx(block.final_prob_initial[t])
+
+
+# K options --------------------------------------------------------------------------------
+
+PROMPT4 = Prompt(
+    messages=(Message("user", "q"),), answer_prefix="My answer is:", labels=("A", "B", "C", "D")
+)
+
+
+def _ask4(
+    agent: SimBayesBackend, stage: int, seed: int, **situation: object
+) -> tuple[str, dict[str, float]]:
+    request = ChoiceRequest(
+        trial_id="t", stage=stage, prompt=PROMPT4, temperature=1.0, seed=seed, situation=situation
+    )
+    (response,) = asyncio.run(agent.answer([request]))
+    assert response.choice is not None and response.readout is not None
+    assert response.readout.probs is not None
+    return response.choice, response.readout.probs
+
+
+def test_k_options_stage_one_spreads_the_rest_evenly_over_the_foils() -> None:
+    agent = SimBayesBackend(SimBayesParams(mu=0.3, sigma=0.0))
+    counts = {label: 0 for label in "ABCD"}
+    for seed in range(4000):
+        choice, probs = _ask4(agent, 1, seed, item_id="x", correct="C")
+        counts[choice] += 1
+    p_correct = 1 / (1 + math.exp(-0.3))
+    assert probs["C"] == pytest.approx(p_correct)
+    for foil in "ABD":
+        assert probs[foil] == pytest.approx((1 - p_correct) / 3)
+        assert counts[foil] / 4000 == pytest.approx((1 - p_correct) / 3, abs=0.025)
+    assert counts["C"] / 4000 == pytest.approx(p_correct, abs=0.025)
+
+
+INITIAL4 = {"A": 0.5, "B": 0.2, "C": 0.2, "D": 0.1}
+
+
+def _posterior4(advised: int, accuracy: float) -> list[float]:
+    p = [INITIAL4[label] for label in "ABCD"]
+    likelihood = [(1 - accuracy) / 3] * 4
+    likelihood[advised] = accuracy
+    total = sum(x * y for x, y in zip(p, likelihood, strict=True))
+    return [x * y / total for x, y in zip(p, likelihood, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("advice", "advised"), [("same", "A"), ("opposite", "B"), ("opposite", "D")]
+)
+def test_ideal_k_option_agent_reports_the_full_bayes_posterior(advice: str, advised: str) -> None:
+    agent = SimBayesBackend(SimBayesParams())
+    _, probs = _ask4(
+        agent,
+        2,
+        5,
+        initial_choice="A",
+        initial_confidence=0.5,
+        initial_probs=INITIAL4,
+        display="hidden",
+        advice=advice,
+        accuracy=0.8,
+        advised=advised,
+    )
+    expected = _posterior4("ABCD".index(advised), 0.8)
+    assert [probs[label] for label in "ABCD"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_k_option_weights_scale_the_bayes_log_odds_shift() -> None:
+    from analysis.bayes import bayes_shift
+
+    agent = SimBayesBackend(
+        SimBayesParams(choice_support=0.8, w_same=1.5, w_opposite=2.5, noise=0.0)
+    )
+    for advice, advised, weight in (("same", "A", 1.5), ("opposite", "B", 2.5)):
+        _, probs = _ask4(
+            agent,
+            2,
+            5,
+            initial_choice="A",
+            initial_confidence=0.5,
+            initial_probs=INITIAL4,
+            display="shown",
+            advice=advice,
+            accuracy=0.8,
+            advised=advised,
+        )
+        # Delta = logit(post) - logit(c) of the K-option update (share w = 0.2 / 0.5).
+        delta = float(bayes_shift(0.8, advice, 4, 0.2 / 0.5 if advice == "opposite" else 1.0))
+        assert _logit(probs["A"]) == pytest.approx(0.8 + weight * delta)
+        # The rest keeps the ideal observer's proportions among the alternatives.
+        rest = _posterior4("ABCD".index(advised), 0.8)[1:]
+        shares = [probs[label] / (1 - probs["A"]) for label in "BCD"]
+        assert shares == pytest.approx([x / sum(rest) for x in rest])
+
+
+def test_the_agents_shift_is_the_analysis_bayes_shift() -> None:
+    # The agent may not import the analysis: the two definitions are kept in step here.
+    import numpy as np
+
+    from analysis.bayes import advised_share, bayes_shift, sequence_shifts
+    from harness.models import sim_bayes
+
+    p = np.array([0.45, 0.3, 0.15, 0.1])
+    for advice, advised, accuracy in (("same", 0, 0.6), ("opposite", 1, 0.9), ("opposite", 3, 1.0)):
+        ours = sim_bayes.bayes_shift(p, 0, advice, accuracy, advised)
+        theirs = bayes_shift(accuracy, advice, 4, advised_share(p[0], p[advised], 4))
+        assert ours == pytest.approx(float(theirs), abs=1e-12)
+    sequence = [("opposite", 0.7, 1), ("same", 0.9, 0), ("opposite", 0.8, 3)]
+    ours_seq = sim_bayes.sequence_shifts(p, 0, sequence)
+    theirs_seq = sequence_shifts(
+        float(p[0]), "A", [(k, a, "ABCD"[r], float(p[r])) for k, a, r in sequence], 4
+    )
+    assert ours_seq == pytest.approx(theirs_seq, abs=1e-12)
+
+
+def test_two_options_through_the_sequence_path_are_bit_identical() -> None:
+    # One advisor given as a sequence takes the general path; it must equal the original
+    # two-option arithmetic exactly.
+    agent = SimBayesBackend(
+        SimBayesParams(choice_support=0.8, w_same=1.5, w_opposite=2.5, noise=0.4, tau=1.7)
+    )
+    for advice in ("same", "opposite", "neutral"):
+        base = dict(initial_choice="B", initial_confidence=0.73, display="shown", accuracy=0.8)
+        advised = {"same": "B", "opposite": "A", "neutral": None}[advice]
+        single = _ask(agent, 2, 9, advice=advice, advised=advised, **base)
+        sequence = _ask(
+            agent, 2, 9, advisors=[{"advice": advice, "accuracy": 0.8, "advised": advised}], **base
+        )
+        assert single == sequence
+
+
+def test_a_sequence_adds_weighted_log_odds() -> None:
+    agent = SimBayesBackend(SimBayesParams(w_same=1.5, w_opposite=2.5))
+    _, probs = _ask(
+        agent,
+        2,
+        3,
+        initial_choice="A",
+        initial_confidence=0.8,
+        display="hidden",
+        advisors=[
+            {"advice": "same", "accuracy": 0.7, "advised": "A"},
+            {"advice": "opposite", "accuracy": 0.9, "advised": "B"},
+            {"advice": "neutral", "accuracy": 0.6, "advised": None},
+        ],
+    )
+    assert _logit(probs["A"]) == pytest.approx(_logit(0.8) + 1.5 * _logit(0.7) - 2.5 * _logit(0.9))
+
+
+def test_answer_wrong_frames_the_update_on_the_displayed_answer() -> None:
+    # The agent chose B (0.8) but is shown A as its own: it updates its belief in A (0.2),
+    # with choice support, since A is presented as its own answer.
+    agent = SimBayesBackend(SimBayesParams(choice_support=0.5))
+    _, probs = _ask(
+        agent,
+        2,
+        3,
+        initial_choice="B",
+        initial_confidence=0.8,
+        initial_probs={"A": 0.2, "B": 0.8},
+        display="answer-wrong",
+        displayed="A",
+        advice="same",
+        accuracy=0.7,
+        advised="A",
+    )
+    assert _logit(probs["A"]) == pytest.approx(_logit(0.2) + 0.5 + _logit(0.7))

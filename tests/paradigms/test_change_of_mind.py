@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from harness.paradigm import InitialAnswer
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from harness.paradigm import InitialAnswer, Item
 from paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
 from paradigms.change_of_mind.prompts import ANSWER_PREFIX, HIDDEN_PLACEHOLDER
 
@@ -70,3 +77,116 @@ def test_every_prompt_is_prefilled_and_asks_the_same_question() -> None:
     for option in item.options:
         assert option in first.prompt.messages[-1].content
     assert first.prompt.labels == ("A", "B")
+
+
+# Beyond latitude: K-option domains, the controls --------------------------------------------
+
+
+def _k4(paradigm: ChangeOfMind) -> Item:
+    item = paradigm.items()[0]
+    assert len(item.labels) == 4
+    return item
+
+
+def test_domains_other_than_latitude() -> None:
+    for domain in ("world-facts", "arithmetic"):
+        items = _paradigm(domain=domain).items()
+        assert len(items) == 4 and all(len(item.labels) == 4 for item in items)
+    with pytest.raises(ValidationError, match="unknown domain"):
+        ChangeOfMindSettings.model_validate({"domain": "astrology"})
+    with pytest.raises(ValidationError, match="latitude domain only"):
+        ChangeOfMindSettings.model_validate({"domain": "arithmetic", "difficulty": "hard"})
+
+
+def test_opposite_advice_picks_uniformly_among_the_other_options() -> None:
+    paradigm = _paradigm(domain="world-facts", items=400, accuracies=[0.7], displays=["hidden"])
+    opposite = next(c for c in paradigm.conditions() if c.factors["advice"] == "opposite")
+    picked: Counter[int] = Counter()
+    for item in paradigm.items():
+        initial = InitialAnswer(choice=item.labels[0], probs=None)
+        first = paradigm.followup_prompt(item, opposite, initial).situation["advised"]
+        # Deterministic: the same item and condition always name the same option.
+        assert paradigm.followup_prompt(item, opposite, initial).situation["advised"] == first
+        assert first != item.labels[0]
+        picked[item.labels.index(first)] += 1
+    assert set(picked) == {1, 2, 3}
+    assert all(abs(count / 400 - 1 / 3) < 0.07 for count in picked.values())
+
+
+def test_the_situation_carries_the_full_initial_distribution() -> None:
+    paradigm = _paradigm(domain="arithmetic")
+    item = _k4(paradigm)
+    probs = {"A": 0.1, "B": 0.6, "C": 0.2, "D": 0.1}
+    condition = next(c for c in paradigm.conditions() if c.name == "shown/opposite/0.80")
+    situation = paradigm.followup_prompt(item, condition, InitialAnswer("B", probs)).situation
+    assert situation["initial_probs"] == probs and situation["initial_confidence"] == 0.6
+    assert situation["advised"] in ("A", "C", "D") and situation["displayed"] == "B"
+    text = paradigm.followup_prompt(item, condition, InitialAnswer("B", probs)).prompt
+    assert f"recommends answer {situation['advised']}" in text.messages[-1].content
+
+
+def test_answer_wrong_always_displays_a_wrong_answer() -> None:
+    paradigm = _paradigm(domain="world-facts", items=40, displays=["answer-wrong"])
+    same = next(c for c in paradigm.conditions() if c.name == "answer-wrong/same/0.70")
+    shown = []
+    for item in paradigm.items():
+        right = paradigm.followup_prompt(item, same, InitialAnswer(item.correct, None))
+        displayed = right.situation["displayed"]
+        shown.append(displayed)
+        assert displayed != item.correct and right.situation["initial_choice"] == item.correct
+        # Advice is relative to the displayed answer, and the prompt says it is "yours".
+        assert right.situation["advised"] == displayed
+        assert f"Your initial answer was: {displayed}" in right.prompt.messages[-1].content
+        # A wrong stage-1 answer is itself displayed.
+        wrong = next(label for label in item.labels if label != item.correct)
+        assert (
+            paradigm.followup_prompt(item, same, InitialAnswer(wrong, None)).situation["displayed"]
+            == wrong
+        )
+    assert len(set(shown)) > 1  # the wrong option varies across items (seeded, uniform)
+
+
+def test_answer_wrong_with_two_options_shows_the_incorrect_option() -> None:
+    paradigm = _paradigm(displays=["answer-wrong"])
+    item = paradigm.items()[0]
+    wrong = next(label for label in item.labels if label != item.correct)
+    condition = paradigm.conditions()[0]
+    situation = paradigm.followup_prompt(
+        item, condition, InitialAnswer(item.correct, None)
+    ).situation
+    assert situation["displayed"] == wrong
+
+
+def test_in_context_replays_the_conversation() -> None:
+    paradigm = _paradigm(displays=["in-context"])
+    item = paradigm.items()[0]
+    condition = next(c for c in paradigm.conditions() if c.name == "in-context/opposite/0.90")
+    staged = paradigm.followup_prompt(item, condition, InitialAnswer("A", {"A": 0.7, "B": 0.3}))
+    roles = [message.role for message in staged.prompt.messages]
+    assert roles == ["user", "assistant", "user"]
+    first = paradigm.initial_prompt(item).prompt.messages[0].content
+    assert staged.prompt.messages[0].content == first
+    assert staged.prompt.messages[1].content == f"{ANSWER_PREFIX} A"
+    assert "90% accurate recommends answer B" in staged.prompt.messages[2].content
+    assert staged.prompt.answer_prefix == ANSWER_PREFIX
+    assert staged.situation["display"] == "in-context" and staged.situation["displayed"] == "A"
+
+
+def test_calibration_items_for_generated_domains_and_files(tmp_path: Path) -> None:
+    for domain in ("world-facts", "arithmetic"):
+        plain = _paradigm(domain=domain, items=8)
+        split = _paradigm(domain=domain, items=8, calibration_items=12)
+        assert split.items() == plain.items()  # a split leaves the main items as they were
+        held_out = split.calibration_items()
+        assert len(held_out) == 12
+        assert not {i.item_id for i in held_out} & {i.item_id for i in plain.items()}
+        assert all(item.meta["split"] == "calibration" for item in held_out)
+    path = tmp_path / "q.jsonl"
+    rows = [
+        {"id": f"q{i}", "question": f"{i}?", "options": ["x", "y"], "answer": "A"} for i in range(5)
+    ]
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    paradigm = _paradigm(domain=f"file:{path}", items=3, calibration_items=2)
+    assert [i.item_id for i in paradigm.calibration_items()] == ["file-q3", "file-q4"]
+    with pytest.raises(ValueError, match="has 5 questions"):
+        _paradigm(domain=f"file:{path}", items=3, calibration_items=3).items()
