@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv test-vllm-cpu
+.PHONY: demo test lint bench bench-throughput clean-venv test-vllm-cpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test-vllm-cpu: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_local_batching.py
+
+# The runner's throughput against a raw openai loop and inspect_ai; inspect_ai goes into a venv
+# of its own ($$MINDSHIFT_INSPECT_VENV, default ~/.cache/mindshift/inspect-venv), never .venv.
+INSPECT_VENV ?= $(or $(MINDSHIFT_INSPECT_VENV),$(HOME)/.cache/mindshift/inspect-venv)
+bench-throughput: $(STAMP)
+	test -x $(INSPECT_VENV)/bin/python || ($(PYTHON) -m venv $(INSPECT_VENV) && \
+		$(INSPECT_VENV)/bin/python -m pip install --quiet inspect_ai openai)
+	$(BIN)/python bench/bench_throughput.py --inspect-python $(INSPECT_VENV)/bin/python
 
 clean-venv:
 	rm -rf $(VENV)

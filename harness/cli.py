@@ -21,15 +21,20 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
+from harness.batch_api import BATCH_PROVIDERS
 from harness.config import ExperimentConfig, load_config, parse_config
 from harness.errors import UserError
 from harness.experiment import execute, prepare
+from harness.pricing import PRICES_ENV
 from harness.runner import RunReport
 
 if TYPE_CHECKING:
@@ -58,18 +63,53 @@ def _say_error(message: str) -> None:
     sys.stderr.write("mindshift: error: " + " ".join(message.split()) + "\n")
 
 
-class _RichProgress:
-    """Draws one bar per model from the runner's progress reports."""
+class _StatusColumn(ProgressColumn):
+    """A task's `status` field (retries, failures, throttled concurrency); blank if none."""
 
-    def __init__(self, progress: Progress) -> None:
+    def render(self, task: Task) -> Text:
+        return Text(str(task.fields.get("status", "")), style="yellow")
+
+
+class _RichProgress:
+    """Draws one bar per model from the runner's progress reports, with its retries,
+    failures and (when rate limits cut it) its current concurrency."""
+
+    def __init__(self, progress: Progress, concurrency: dict[str, int]) -> None:
         self._progress = progress
         self._tasks: dict[str, object] = {}
+        self._maximum = concurrency
+        self._retries: dict[str, int] = {}
+        self._failed: dict[str, int] = {}
+        self._limit: dict[str, int] = {}
 
     def start_model(self, model: str, total: int, done: int) -> None:
         self._tasks[model] = self._progress.add_task(model, total=total, completed=done)
 
-    def advance(self, model: str, calls: int) -> None:
+    def advance(self, model: str, calls: int, failed: int = 0) -> None:
+        if failed:
+            self._failed[model] = self._failed.get(model, 0) + failed
+            self._show(model)
         self._progress.advance(self._tasks[model], calls)  # type: ignore[arg-type]
+
+    def retrying(self, model: str, calls: int) -> None:
+        self._retries[model] = self._retries.get(model, 0) + calls
+        self._show(model)
+
+    def concurrency(self, model: str, limit: int) -> None:
+        self._limit[model] = limit
+        self._show(model)
+
+    def _show(self, model: str) -> None:
+        parts = []
+        if self._retries.get(model):
+            parts.append(f"{self._retries[model]} retries")
+        if self._failed.get(model):
+            parts.append(f"{self._failed[model]} failed")
+        limit, maximum = self._limit.get(model), self._maximum.get(model)
+        if limit is not None and maximum is not None and limit < maximum:
+            parts.append(f"concurrency {limit}/{maximum}")
+        if model in self._tasks:
+            self._progress.update(self._tasks[model], status=", ".join(parts))  # type: ignore[arg-type]
 
 
 def _progress_bar(unit: str = "calls") -> Progress:
@@ -80,24 +120,58 @@ def _progress_bar(unit: str = "calls") -> Progress:
         TextColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        _StatusColumn(),
         console=_err,
         transient=False,
     )
 
 
-def _run(config: ExperimentConfig, run_dir: Path) -> RunReport:
+def _run(
+    config: ExperimentConfig,
+    run_dir: Path,
+    *,
+    retry_failed: bool = True,
+    batch: bool = False,
+    batch_poll_s: float = 30.0,
+) -> RunReport:
     from paradigms import PARADIGMS
 
     prepared = prepare(config, PARADIGMS)
+    if batch:
+        batched = [m.id for m in config.models if m.spec.startswith(BATCH_PROVIDERS)]
+        others = [m.id for m in config.models if m.id not in batched]
+        _err.print(
+            f"batch mode: {', '.join(batched) or 'no model'} as batch waves"
+            + (f"; {', '.join(others)} call by call (no batch API)" if others else ""),
+            markup=False,
+        )
     _err.print(f"run directory: {run_dir}", markup=False)
+    concurrency = {model.id: model.concurrency for model in config.models}
     with _progress_bar() as bar:
-        return execute(prepared, run_dir, _RichProgress(bar))
+        return execute(
+            prepared,
+            run_dir,
+            _RichProgress(bar, concurrency),
+            retry_failed=retry_failed,
+            batch=batch,
+            batch_poll_s=batch_poll_s,
+        )
 
 
 def _report_run(report: RunReport, seconds: float) -> None:
     made = sum(report.calls_made.values())
     skipped = sum(report.calls_already_stored.values())
+    failed = sum(report.calls_failed.values())
+    retries = sum(report.retries.values())
     _err.print(f"{made} calls made, {skipped} already stored, in {seconds:.1f} s")
+    if retries:
+        _err.print(f"{retries} attempts failed transiently and were retried")
+    if failed:
+        _err.print(
+            f"{failed} calls failed (their records in calls.jsonl say why); running the same "
+            "command again retries them (--skip-failed keeps them)",
+            style="yellow",
+        )
 
 
 def _analyse(run_dir: Path, prior: PriorMode = "auto", fitted_model: FittedMode = "auto") -> Path:
@@ -119,11 +193,114 @@ def _print_markdown(path: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config))
     run_dir = Path(args.out) if args.out else DEFAULT_RUNS_DIR / config.experiment.name
+    if args.dry_run:
+        return _dry_run(config, run_dir, args)
     started = time.perf_counter()
-    report = _run(config, run_dir)
+    report = _run(
+        config,
+        run_dir,
+        retry_failed=not args.skip_failed,
+        batch=args.batch,
+        batch_poll_s=args.batch_poll,
+    )
     _report_run(report, time.perf_counter() - started)
     _out.print(
         f"calls: {run_dir / 'calls.jsonl'}\ntrials: {run_dir / 'trials.parquet'}", markup=False
+    )
+    return EXIT_OK
+
+
+def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) -> int:
+    """Count the calls and estimate tokens and cost; touches neither models nor run_dir."""
+    from harness.estimate import estimate_run
+    from harness.pricing import load_price_table
+    from paradigms import PARADIGMS
+
+    prepared = prepare(config, PARADIGMS)
+    table = load_price_table(Path(args.prices) if args.prices else None)
+    estimates = estimate_run(
+        prepared, run_dir, table, retry_failed=not args.skip_failed, batch=args.batch
+    )
+    view = Table(title=f"dry run: {run_dir} (nothing was called or written)")
+    for column in ("model", "spec", "calls", "stage 1", "stage 2", "stored"):
+        text = column in ("model", "spec")
+        view.add_column(column, justify="left" if text else "right", overflow="fold")
+    for column in ("input tokens (est.)", "output tokens (est.)", f"cost {table.currency}"):
+        view.add_column(column, justify="right", overflow="fold")
+    for estimate in estimates:
+        bound = "<= " if estimate.output_is_upper_bound else ""
+        view.add_row(
+            estimate.model,
+            estimate.spec,
+            f"{estimate.calls:,}",
+            f"{estimate.stage1:,}",
+            f"{estimate.stage2:,}",
+            f"{estimate.stored:,}",
+            f"{estimate.input_tokens:,.0f}",
+            f"{bound}{estimate.output_tokens:,.0f}",
+            _money(estimate.cost, bound),
+        )
+    _out.print(view)
+    total_calls = sum(estimate.calls for estimate in estimates)
+    costs = [estimate.cost for estimate in estimates]
+    total = None if any(cost is None for cost in costs) else sum(c or 0.0 for c in costs)
+    _out.print(
+        f"{total_calls:,} calls to make; estimated cost {_money(total, '')} {table.currency} "
+        f"(prices: {table.source}, version {table.version}; tokens estimated from stored "
+        "calls where there are some, else from prompt length)",
+        markup=False,
+        soft_wrap=True,
+    )
+    return EXIT_OK
+
+
+def _money(value: float | None, prefix: str) -> str:
+    return "unknown" if value is None else f"{prefix}{value:,.4f}"
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from harness.pricing import cost_of_records, load_price_table
+    from harness.run_store import CALLS_FILE, FAILURES_FILE, read_call_records
+
+    run_dir = Path(args.run_dir)
+    calls = run_dir / CALLS_FILE
+    if not calls.is_file():
+        raise UserError(f"no {CALLS_FILE} in {run_dir}: is this a run directory?")
+    table = load_price_table(Path(args.prices) if args.prices else None)
+    failures = run_dir / FAILURES_FILE
+    retired = read_call_records(failures) if failures.is_file() else iter(())
+    report = cost_of_records(read_call_records(calls), table, retired)
+    view = Table(title=f"usage and cost of {run_dir}")
+    columns = ("model", "spec", "calls", "failed", "batched", "input", "cached", "output")
+    for column in (*columns, "reasoning", f"cost {table.currency}"):
+        text = column in ("model", "spec")
+        view.add_column(column, justify="left" if text else "right", overflow="fold")
+    for line in report.lines.values():
+        view.add_row(
+            line.model,
+            line.spec,
+            f"{line.calls:,}",
+            f"{line.failed:,}",
+            f"{line.batched:,}",
+            f"{line.input_tokens:,}",
+            f"{line.cached_tokens:,}",
+            f"{line.output_tokens:,}",
+            f"{line.reasoning_tokens:,}",
+            _money(line.cost, ""),
+        )
+    _out.print(view)
+    retired_count = sum(line.retired for line in report.lines.values())
+    note = (
+        f"; includes {retired_count} earlier failed outcomes (failures.jsonl)"
+        if retired_count
+        else ""
+    )
+    _out.print(
+        f"total {_money(report.total, '')} {table.currency} (prices: {table.source}, version "
+        f"{table.version}{note}). Output includes reasoning tokens; 'unknown': a model the "
+        "price table does not list (add it, or pass --prices FILE).",
+        markup=False,
+        soft_wrap=True,
     )
     return EXIT_OK
 
@@ -329,7 +506,45 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run (or resume) an experiment from a TOML config")
     run.add_argument("config", help="experiment config (TOML)")
     run.add_argument("--out", help="run directory (default: runs/<experiment name>)")
+    run.add_argument(
+        "--skip-failed",
+        action="store_true",
+        help="keep the stored failed calls as they are instead of retrying them",
+    )
+    run.add_argument(
+        "--batch",
+        action="store_true",
+        help="run openai: and gemini: models through their batch APIs (half price, answers "
+        "within hours): all stage-1 calls as one wave, then all stage-2 calls; a restart "
+        "collects the batches already submitted",
+    )
+    run.add_argument(
+        "--batch-poll",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how often to ask about unfinished batches (default 30)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the calls to make and an estimate of tokens and cost, then exit "
+        "(no model is called, the run directory is not touched)",
+    )
+    run.add_argument(
+        "--prices",
+        metavar="FILE",
+        help=f"price table (TOML) for --dry-run (default: ${PRICES_ENV}, else the built-in)",
+    )
     run.set_defaults(handler=cmd_run)
+    cost = commands.add_parser("cost", help="token usage and cost of a run directory's calls")
+    cost.add_argument("run_dir")
+    cost.add_argument(
+        "--prices",
+        metavar="FILE",
+        help=f"price table (TOML; default: ${PRICES_ENV}, else the built-in)",
+    )
+    cost.set_defaults(handler=cmd_cost)
     analyse = commands.add_parser("analyse", help="analyse a run directory")
     analyse.add_argument("run_dir")
     _analysis_options(analyse)

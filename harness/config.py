@@ -129,8 +129,15 @@ class ModelSection(_Strict):
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
     """Timeout of one HTTP attempt, in seconds (default 120)."""
     max_retries: int | None = Field(default=None, ge=0, le=20)
-    """Retries of a failed HTTP attempt by the provider's SDK (default 2): 429 and 5xx
-    answers and connection errors, with backoff that honours Retry-After."""
+    """Retries of a call whose attempt failed transiently (default 5): 429, 408, 409 and
+    5xx answers, network errors, timeouts and bodies that are no JSON; capped exponential
+    backoff with jitter, or the server's Retry-After (see `harness.retry`)."""
+    deadline_s: float | None = Field(default=None, gt=0.0, le=86400.0)
+    """Limit on one call from its first attempt to its last, waits included (default
+    900 s): past it the call is recorded as failed, and a later run retries it."""
+    retry_backoff_s: float | None = Field(default=None, gt=0.0, le=600.0)
+    """Wait before the first retry when the server names none (default 1 s); it doubles
+    with each retry, up to 60 s, jittered over the upper half of each step."""
     reasoning_effort: str | None = None
     """`openai:` reasoning models only: the `reasoning_effort` sent (e.g. "low", "high")."""
     thinking_budget: int | None = Field(default=None, ge=-1)

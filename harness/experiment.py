@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from harness.batch_runner import DEFAULT_POLL_S
 from harness.config import ExperimentConfig, describe_validation_error
 from harness.errors import ConfigError, UserError
 from harness.manifest import check_compatible, start_or_resume
@@ -57,9 +58,20 @@ def prepare(
 
 
 def execute(
-    prepared: PreparedExperiment, run_dir: Path, progress: ProgressSink | None = None
+    prepared: PreparedExperiment,
+    run_dir: Path,
+    progress: ProgressSink | None = None,
+    *,
+    retry_failed: bool = True,
+    batch: bool = False,
+    batch_poll_s: float = DEFAULT_POLL_S,
 ) -> RunReport:
-    """Run (or resume) the experiment into `run_dir` and write trials.parquet."""
+    """Run (or resume) the experiment into `run_dir` and write trials.parquet.
+
+    `retry_failed`: make the calls whose stored outcome is a failure again (the default);
+    off, they stay failed and only calls without any record are made. `batch`: run the
+    models whose provider has a batch API as batch waves (`harness.batch_runner`).
+    """
     config = prepared.config
     with RunStore(run_dir) as store:
         check_compatible(run_dir, config)  # refuse a foreign run before loading any model
@@ -68,10 +80,19 @@ def execute(
         try:
             for model in config.models:
                 backends[model.id] = create_backend(model)
-            runner = ExperimentRunner(config, prepared.paradigm, backends, store, progress)
+            runner = ExperimentRunner(
+                config,
+                prepared.paradigm,
+                backends,
+                store,
+                progress,
+                retry_failed=retry_failed,
+                batch=batch,
+                batch_poll_s=batch_poll_s,
+            )
             return asyncio.run(_preflight_run_close(runner, run_dir, backends))
         finally:
-            write_trials_table(run_dir, build_trials_table(store.load().values()))
+            write_trials_table(run_dir, build_trials_table(store.records().values()))
 
 
 async def _preflight_run_close(

@@ -99,7 +99,14 @@ class OptionReadout:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts as the provider reported them (cost is computed later from a table)."""
+    """Token counts as the provider reported them (cost is computed later from a table).
+
+    The same meaning for every provider, so one price table applies: `input_tokens` counts
+    every prompt token, `cached_tokens` those of them served from the provider's cache;
+    `output_tokens` every billed output token, `reasoning_tokens` those of them spent on
+    hidden reasoning (OpenAI counts reasoning inside its completion tokens; Gemini reports
+    thoughts apart, and its backend adds them in).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -116,6 +123,21 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Transient:
+    """Marks a failed call that may succeed if tried again (rate limit, 5xx, network, timeout).
+
+    Backends make one attempt per call and say here whether it is worth another; the
+    runner's retry policy (`harness.retry`) decides when, so attempts are counted in one
+    place and rate limits reach the concurrency limiter.
+    """
+
+    rate_limited: bool = False
+    """HTTP 429: the provider asks for less concurrency, not only for a later attempt."""
+    retry_after_s: float | None = None
+    """How long the provider asked to wait (Retry-After), when it said."""
+
+
+@dataclass(frozen=True)
 class ChoiceResponse:
     """A backend's answer to one `ChoiceRequest`."""
 
@@ -128,3 +150,7 @@ class ChoiceResponse:
     latency_s: float = 0.0
     attempts: int = 1
     error: str | None = None
+    transient: Transient | None = None
+    """Set on a failure that a later attempt may fix (see `Transient`); None otherwise."""
+    attempt_errors: tuple[str, ...] = ()
+    """The errors of the attempts before this one (filled in by the runner's retries)."""

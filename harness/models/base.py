@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.batch_api import BatchApi
 from harness.types import ChoiceRequest, ChoiceResponse
 
 
@@ -37,10 +38,18 @@ class ModelBackend(ABC):
 
     capabilities: Capabilities
     max_batch_size: int = 1
+    attempt_timeout_s: float | None = None
+    """The timeout of one attempt at a call (API backends); the runner enforces it as a hard
+    limit too. None: no limit (in-process models, whose batches take what they take)."""
 
     @abstractmethod
     async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
-        """Answer each request, in order."""
+        """Answer each request, in order, with one attempt each.
+
+        A failed call is a response with `error` (and `transient` when another attempt may
+        fix it), never an exception: the runner retries (`harness.retry`) and stores it.
+        Raise only for what stops the whole run (`UserError`: a revoked key, a vanished model).
+        """
 
     async def preflight(self) -> None:  # noqa: B027 - most backends have nothing to check
         """Check, before any trial is run, that the model can do what the run asks.
@@ -49,6 +58,10 @@ class ModelBackend(ABC):
         written, so `describe` can report what it found). API backends send one cheap
         request here; servers are started here. Raise `UserError` with the fix in one line.
         """
+
+    def batch_api(self) -> BatchApi | None:
+        """The provider's batch API for `--batch` runs; None when it has none."""
+        return None
 
     def describe(self) -> dict[str, str]:
         """Facts about the model worth keeping in the run's manifest (versions, paths)."""

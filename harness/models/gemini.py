@@ -22,9 +22,14 @@ without them) stops the run with a one-line message, unless the entry says
 Thinking models count their thoughts against `max_tokens`: set `thinking_budget = 0` where the
 model allows it, so that the first output token is the answer.
 
-Retries are done here rather than by the SDK, so that every call records how many attempts
-it took: capped exponential backoff with jitter on 408, 429, 5xx and network errors,
-honouring Retry-After.
+Each call is one attempt (the SDK's retries are off): a failure that another attempt may fix
+(408, 429, 5xx, a network error or timeout) is marked `Transient`, with its Retry-After, and
+the runner's retry policy (`harness.retry`) retries it, counting every attempt. Only the
+preflight request retries here, since it is no trial.
+
+Usage: Gemini reports thought tokens apart from the candidates' tokens; both are billed as
+output, so `output_tokens` is their sum and `reasoning_tokens` the thoughts (the meaning
+`harness.types.Usage` gives them for every provider).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from pydantic import ValidationError
 
+from harness.batch_api import BatchApi
 from harness.config import ModelSection, reject_unusable_keys
 from harness.errors import ConfigError, UserError
 from harness.models.base import Capabilities, ModelBackend
@@ -55,7 +61,17 @@ from harness.models.openai_chat import (
     parse_label,
     read_answer_token,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, OptionReadout, Prompt, Usage
+from harness.retry import RetryPolicy
+from harness.retry import retry_after_s as retry_after_of_headers
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    OptionReadout,
+    Prompt,
+    Transient,
+    Usage,
+)
 
 PROVIDER = "gemini"
 MAX_TOP_LOGPROBS = 20
@@ -63,7 +79,7 @@ MAX_TOP_LOGPROBS = 20
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 """Where the key is looked for when `api_key_env` is unset (the SDK's own order)."""
 DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_MAX_RETRIES = 2
+PREFLIGHT_RETRIES = 3
 ANSWER_TOKENS = 8
 """Default output budget with logprobs and thinking off: the label comes first."""
 THINKING_TOKENS = 2048
@@ -72,19 +88,16 @@ SEED_RANGE = 2**31
 """Gemini's seed is a 32-bit signed integer."""
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 FATAL_STATUS = frozenset({401, 403, 404})
-BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 30.0
-RETRY_AFTER_CAP_S = 120.0
 
 CAPABILITIES = Capabilities(
-    logprobs=True, top_k_limit=MAX_TOP_LOGPROBS, prefill=False, prompt_logprobs=False, batch=False
+    logprobs=True, top_k_limit=MAX_TOP_LOGPROBS, prefill=False, prompt_logprobs=False, batch=True
 )
 CHOICE_ONLY_CAPABILITIES = Capabilities(
     logprobs=False,
     top_k_limit=None,
     prefill=False,
     prompt_logprobs=False,
-    batch=False,
+    batch=True,
     choice_only=True,
 )
 USABLE_KEYS = frozenset(
@@ -95,6 +108,8 @@ USABLE_KEYS = frozenset(
         "max_tokens",
         "timeout_s",
         "max_retries",
+        "deadline_s",
+        "retry_backoff_s",
         "thinking_budget",
     }
 )
@@ -111,7 +126,6 @@ class GeminiSettings:
     top_logprobs: int
     max_tokens: int
     timeout_s: float
-    max_retries: int
     thinking_budget: int | None
 
 
@@ -134,7 +148,6 @@ def settings_of(model: ModelSection) -> GeminiSettings:
         top_logprobs=top,
         max_tokens=model.max_tokens or default_tokens,
         timeout_s=model.timeout_s or DEFAULT_TIMEOUT_S,
-        max_retries=DEFAULT_MAX_RETRIES if model.max_retries is None else model.max_retries,
         thinking_budget=model.thinking_budget,
     )
 
@@ -179,10 +192,12 @@ def usage_of(response: genai_types.GenerateContentResponse) -> Usage:
     meta = response.usage_metadata
     if meta is None:
         return Usage()
+    thoughts = meta.thoughts_token_count or 0
     return Usage(
         input_tokens=meta.prompt_token_count or 0,
-        output_tokens=meta.candidates_token_count or 0,
-        reasoning_tokens=meta.thoughts_token_count or 0,
+        # Thoughts are billed as output but counted apart from the candidates' tokens.
+        output_tokens=(meta.candidates_token_count or 0) + thoughts,
+        reasoning_tokens=thoughts,
         cached_tokens=meta.cached_content_token_count or 0,
     )
 
@@ -239,31 +254,28 @@ def error_message(error: genai_errors.APIError) -> str:
 
 
 def retry_after_s(error: genai_errors.APIError) -> float | None:
-    """Seconds the server asked to wait (Retry-After in seconds), capped; None if not said."""
+    """Seconds the server asked to wait (Retry-After); None if not said."""
     response = getattr(error, "response", None)
     headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    if not isinstance(value, str):
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare from Google; the backoff applies instead
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+    return retry_after_of_headers(headers) if headers is not None else None
 
 
-def backoff_s(attempt: int) -> float:
-    """Capped exponential backoff, jittered over the upper half of each step."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** (attempt - 1))
-    return ceiling * random.uniform(0.5, 1.0)
+PREFLIGHT_POLICY = RetryPolicy(max_retries=PREFLIGHT_RETRIES, deadline_s=None)
+
+
+def backoff_s(retry: int) -> float:
+    """The preflight's wait before retry number `retry` (the runner's policy's backoff)."""
+    return PREFLIGHT_POLICY.backoff_s(retry, random.Random())
 
 
 class _CallFailed(Exception):
-    """A call that failed after its retries; carries the reason and the attempts made."""
+    """A failed attempt; carries the reason, whether it is transient, and the raw error."""
 
-    def __init__(self, message: str, attempts: int, raw: JsonValue = None) -> None:
+    def __init__(
+        self, message: str, transient: Transient | None = None, raw: JsonValue = None
+    ) -> None:
         super().__init__(message)
-        self.attempts = attempts
+        self.transient = transient
         self.raw = raw
 
 
@@ -284,11 +296,12 @@ class GeminiBackend(ModelBackend):
         self.capabilities = CHOICE_ONLY_CAPABILITIES if settings.choice_only else CAPABILITIES
         options = genai_types.HttpOptions(
             timeout=int(settings.timeout_s * 1000),
-            # Retries happen in `_generate`, where their count is recorded.
+            # One attempt per call: the runner retries (harness.retry), counting attempts.
             retry_options=genai_types.HttpRetryOptions(attempts=1),
             httpx_async_client=http_client,
         )
         self._client = genai.Client(api_key=api_key(settings, environ), http_options=options)
+        self.attempt_timeout_s = settings.timeout_s
         self._model_version: str | None = None
 
     def config(self, *, temperature: float, seed: int, system: str | None) -> dict[str, Any]:
@@ -310,38 +323,52 @@ class GeminiBackend(ModelBackend):
 
     async def _generate(
         self, contents: list[dict[str, Any]], config: dict[str, Any]
-    ) -> tuple[genai_types.GenerateContentResponse, int]:
-        """One call with retries; the response and the attempts made. Raises _CallFailed."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._client.aio.models.generate_content(
-                    model=self.settings.model,
-                    contents=contents,  # type: ignore[arg-type]  # dicts are valid ContentDicts
-                    config=genai_types.GenerateContentConfig.model_validate(config),
+    ) -> genai_types.GenerateContentResponse:
+        """One attempt at one call. Raises _CallFailed (UserError for a key or model error)."""
+        try:
+            return await self._client.aio.models.generate_content(
+                model=self.settings.model,
+                contents=contents,  # type: ignore[arg-type]  # dicts are valid ContentDicts
+                config=genai_types.GenerateContentConfig.model_validate(config),
+            )
+        except genai_errors.APIError as error:
+            if error.code in FATAL_STATUS:
+                raise UserError(
+                    f"model '{self.settings.model_id}': {error_message(error)}"
+                ) from None
+            transient = None
+            if error.code in RETRYABLE_STATUS or error.code >= 500:
+                transient = Transient(
+                    rate_limited=error.code == 429, retry_after_s=retry_after_s(error)
                 )
-                return response, attempt
-            except genai_errors.APIError as error:
-                if error.code in FATAL_STATUS:
-                    raise UserError(
-                        f"model '{self.settings.model_id}': {error_message(error)}"
-                    ) from None
-                if error.code not in RETRYABLE_STATUS or attempt > self.settings.max_retries:
-                    raise _CallFailed(error_message(error), attempt, error.details) from None
-                asked = retry_after_s(error)
-                delay = backoff_s(attempt) if asked is None else asked
-            except httpx2.TransportError as error:
-                if attempt > self.settings.max_retries:
-                    raise _CallFailed(f"{type(error).__name__}: {error}", attempt) from None
-                delay = backoff_s(attempt)
-            except ValueError as error:
-                # Malformed JSON, or JSON the SDK's models reject (pydantic's ValidationError
-                # is a ValueError): the server answered, so a retry would not help.
-                kind = "invalid" if isinstance(error, ValidationError) else "malformed"
-                first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise _CallFailed(f"{kind} response: {first_line}", attempt) from None
-            await asyncio.sleep(delay)
+            raise _CallFailed(error_message(error), transient, error.details) from None
+        except httpx2.TransportError as error:  # network errors and timeouts
+            raise _CallFailed(f"{type(error).__name__}: {error}", Transient()) from None
+        except ValueError as error:
+            # Malformed JSON (a body cut short on the way: worth another attempt), or JSON
+            # the SDK's models reject (pydantic's ValidationError is a ValueError: the
+            # server answered, and would answer the same again).
+            invalid = isinstance(error, ValidationError)
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            kind = "invalid" if invalid else "malformed"
+            raise _CallFailed(
+                f"{kind} response: {first_line}", None if invalid else Transient()
+            ) from None
+
+    async def _generate_with_retries(
+        self, contents: list[dict[str, Any]], config: dict[str, Any]
+    ) -> genai_types.GenerateContentResponse:
+        """The preflight's call: transient failures retried with the runner's backoff."""
+        retry = 0
+        while True:
+            try:
+                return await self._generate(contents, config)
+            except _CallFailed as failure:
+                if failure.transient is None or retry >= PREFLIGHT_RETRIES:
+                    raise
+                retry += 1
+                asked = failure.transient.retry_after_s
+                await asyncio.sleep(backoff_s(retry) if asked is None else asked)
 
     async def preflight(self) -> None:
         """One small request like a trial's: stops the run if the model rejects logprobs
@@ -350,7 +377,7 @@ class GeminiBackend(ModelBackend):
         contents = [{"role": "user", "parts": [{"text": "Reply with only the letter A."}]}]
         where = f"model '{self.settings.model_id}' (gemini:{self.settings.model})"
         try:
-            response, _ = await self._generate(contents, prompt_config)
+            response = await self._generate_with_retries(contents, prompt_config)
         except _CallFailed as failure:
             message = str(failure)
             if not self.settings.choice_only and "logprob" in message.lower():
@@ -398,7 +425,7 @@ class GeminiBackend(ModelBackend):
                 return ChoiceResponse(choice=None, readout=None, raw=raw, error=str(error))
         started = time.perf_counter()
         try:
-            response, attempts = await self._generate(contents, config)
+            response = await self._generate(contents, config)
         except _CallFailed as failure:
             raw["response"] = failure.raw
             return ChoiceResponse(
@@ -406,10 +433,19 @@ class GeminiBackend(ModelBackend):
                 readout=None,
                 raw=raw,
                 latency_s=time.perf_counter() - started,
-                attempts=failure.attempts,
                 error=str(failure),
+                transient=failure.transient,
             )
-        latency = time.perf_counter() - started
+        return self.response_from(response, labels, raw, time.perf_counter() - started)
+
+    def response_from(
+        self,
+        response: genai_types.GenerateContentResponse,
+        labels: Sequence[str],
+        raw: dict[str, JsonValue],
+        latency: float,
+    ) -> ChoiceResponse:
+        """The answer a GenerateContentResponse gives (also for batch results)."""
         raw["response"] = response.model_dump(
             mode="json", exclude_none=True, exclude={"sdk_http_response"}
         )
@@ -423,16 +459,10 @@ class GeminiBackend(ModelBackend):
                 raw=raw,
                 usage=usage,
                 latency_s=latency,
-                attempts=attempts,
                 error=str(error),
             )
         return ChoiceResponse(
-            choice=choice,
-            readout=readout,
-            raw=raw,
-            usage=usage,
-            latency_s=latency,
-            attempts=attempts,
+            choice=choice, readout=readout, raw=raw, usage=usage, latency_s=latency
         )
 
     def _read(
@@ -453,6 +483,12 @@ class GeminiBackend(ModelBackend):
         readout, label, position = read_answer_token(token_logprobs(candidate), labels)
         raw["answer_position"] = position
         return label, readout
+
+    def batch_api(self) -> BatchApi:
+        """The provider's batch API (`--batch`), through this backend's client."""
+        from harness.models.gemini_batch import GeminiBatch
+
+        return GeminiBatch(self)
 
     def describe(self) -> dict[str, str]:
         facts = {

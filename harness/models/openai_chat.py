@@ -24,8 +24,12 @@ the fix in the message.
 
 Labels must be single characters here: with no prompt log-probabilities, a longer option
 cannot be scored, and a call that meets one fails with that reason (no number is invented).
-Failed calls (429 or 5xx after the SDK's retries, timeouts, unreadable bodies) are records
-with the reason; a rejected key or an unknown model (401, 403, 404) stops the run.
+Each call is one attempt: the SDK's own retries are off, and a failure that another attempt
+may fix (429, 408, 409, 5xx, a network error or timeout, a body that is no JSON) is marked
+`Transient` with the Retry-After it carried, for the runner's retry policy (`harness.retry`),
+which counts attempts, adapts the concurrency to 429s and records every attempt's error.
+A failure is a record with its reason; a rejected key or an unknown model (401, 403, 404)
+stops the run.
 The helpers that read the chat-completions wire format are shared with `harness.models.vllm`
 and the answer format with `harness.models.gemini`.
 """
@@ -45,25 +49,37 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
+from harness.batch_api import BatchApi
 from harness.config import ModelSection, reject_unusable_keys
 from harness.errors import ConfigError, UserError
 from harness.models.base import Capabilities, ModelBackend
 from harness.readout import ReadoutError, label_of_token, readout_from_top_logprobs
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, OptionReadout, Prompt, Usage
+from harness.retry import retry_after_s
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    OptionReadout,
+    Prompt,
+    Transient,
+    Usage,
+)
 
 PROVIDER = "openai"
 MAX_TOP_LOGPROBS = 20
 """The most alternatives per position OpenAI returns."""
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_MAX_RETRIES = 2
+PREFLIGHT_RETRIES = 3
+"""The preflight request alone is retried by the SDK: it is no trial, and a run should not
+be refused for one 429 at its start."""
 ANSWER_TOKENS = 8
 """Default output budget with logprobs: the label comes first; a few more tokens let a reply
 like "**A**" still be read."""
 CHOICE_ONLY_TOKENS = 4096
 """Default budget in choice-only mode: a reasoning model's hidden reasoning counts against it."""
 RETRYABLE_STATUS = frozenset({408, 409, 429})
-"""Besides 5xx: the statuses the SDK retries (with backoff that honours Retry-After)."""
+"""Besides 5xx: the statuses another attempt may fix."""
 FATAL_STATUS = frozenset({401, 403, 404})
 """Statuses that no retry or later trial can fix (key, permission, model name): the run stops."""
 ANSWER_FORMAT = "Reply with only the label of your answer: {labels}."
@@ -72,14 +88,14 @@ REASONING_MODELS = re.compile(r"^(o\d+(-|$)|gpt-5(?!-chat)|codex)", re.IGNORECAS
 """OpenAI model names that return no logprobs (reasoning models)."""
 
 CAPABILITIES = Capabilities(
-    logprobs=True, top_k_limit=MAX_TOP_LOGPROBS, prefill=False, prompt_logprobs=False, batch=False
+    logprobs=True, top_k_limit=MAX_TOP_LOGPROBS, prefill=False, prompt_logprobs=False, batch=True
 )
 CHOICE_ONLY_CAPABILITIES = Capabilities(
     logprobs=False,
     top_k_limit=None,
     prefill=False,
     prompt_logprobs=False,
-    batch=False,
+    batch=True,
     choice_only=True,
 )
 USABLE_KEYS = frozenset(
@@ -91,6 +107,8 @@ USABLE_KEYS = frozenset(
         "max_tokens",
         "timeout_s",
         "max_retries",
+        "deadline_s",
+        "retry_backoff_s",
         "reasoning_effort",
     }
 )
@@ -198,6 +216,18 @@ def decode_body(response: httpx2.Response) -> JsonValue:
         raise ReplyError(f"malformed JSON in the response: {error}") from None
 
 
+async def post_chat_completion(
+    client: AsyncOpenAI, body: dict[str, Any], retries: int = 0
+) -> httpx2.Response:
+    """POST a chat-completions body as it is; the raw HTTP response (SDK errors raised).
+
+    `retries`: the SDK's own retries, for the preflight only (trial calls are retried by
+    the runner, which counts them)."""
+    return await client.post(
+        "/chat/completions", body=body, cast_to=httpx2.Response, options={"max_retries": retries}
+    )
+
+
 def body_excerpt(response: httpx2.Response, limit: int = 2000) -> str:
     """The start of a body that is no JSON, for the record."""
     return response.text[:limit]
@@ -285,7 +315,6 @@ class OpenAIChatSettings:
     top_logprobs: int
     max_tokens: int
     timeout_s: float
-    max_retries: int
     reasoning_effort: str | None
 
 
@@ -318,7 +347,6 @@ def settings_of(model: ModelSection) -> OpenAIChatSettings:
         top_logprobs=top,
         max_tokens=model.max_tokens or default_tokens,
         timeout_s=model.timeout_s or DEFAULT_TIMEOUT_S,
-        max_retries=DEFAULT_MAX_RETRIES if model.max_retries is None else model.max_retries,
         reasoning_effort=model.reasoning_effort,
     )
 
@@ -355,17 +383,30 @@ def status_message(error: openai.APIStatusError) -> str:
     return f"HTTP {error.status_code}: {message}"
 
 
-def attempts_after_failure(error: openai.APIError, max_retries: int) -> int:
-    """How many attempts the SDK made before giving up with `error`.
+def transient_of(error: openai.APIError) -> Transient | None:
+    """Whether another attempt may fix `error` (and the wait the server asked for).
 
-    The SDK reports retries only on success; on failure it has used every retry exactly
-    when the error is one it retries (connection errors, 408, 409, 429, 5xx).
+    Network errors and timeouts, 408, 409, 429 and 5xx may pass; any other status (400,
+    422, ...) says the request itself is wrong, and a response the SDK could not validate
+    would come back the same.
     """
+    if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
+        return Transient()
     if isinstance(error, openai.APIStatusError):
-        retried = error.status_code in RETRYABLE_STATUS or error.status_code >= 500
-    else:
-        retried = isinstance(error, openai.APIConnectionError)
-    return 1 + max_retries if retried else 1
+        status = error.status_code
+        if status in RETRYABLE_STATUS or status >= 500:
+            return Transient(
+                rate_limited=status == 429,
+                retry_after_s=retry_after_s(error.response.headers),
+            )
+    return None
+
+
+def error_text(error: openai.APIError) -> str:
+    """The record's error for an SDK error: the status and the API's message, or the kind."""
+    if isinstance(error, openai.APIStatusError):
+        return status_message(error)
+    return f"{type(error).__name__}: {error}"
 
 
 class OpenAIChatBackend(ModelBackend):
@@ -384,13 +425,15 @@ class OpenAIChatBackend(ModelBackend):
         self.settings = settings
         self.capabilities = CHOICE_ONLY_CAPABILITIES if settings.choice_only else CAPABILITIES
         # The key goes into the client and nowhere else: records hold the payload only.
+        # max_retries=0: the runner retries (harness.retry), counting every attempt.
         self._client = AsyncOpenAI(
             api_key=api_key(settings.api_key_env, settings.model_id, environ),
             base_url=settings.base_url,
             timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
+            max_retries=0,
             http_client=http_client,
         )
+        self.attempt_timeout_s = settings.timeout_s
         self._model_version: str | None = None
 
     def payload(
@@ -416,10 +459,15 @@ class OpenAIChatBackend(ModelBackend):
             body["top_logprobs"] = self.settings.top_logprobs
         return body
 
-    async def _post(self, body: dict[str, Any]) -> tuple[httpx2.Response, int]:
-        """Send one chat completion; the HTTP response and the attempts it took."""
-        raw = await self._client.chat.completions.with_raw_response.create(**body)
-        return raw.http_response, raw.retries_taken + 1
+    async def _post(self, body: dict[str, Any], retries: int = 0) -> httpx2.Response:
+        """Send one chat completion (one attempt unless `retries`); the HTTP response.
+
+        Through the SDK's generic `post` (auth, headers, timeouts, its error types), with
+        the body as built: exactly the JSON the record stores, and without the typed-params
+        transform of `chat.completions.create`, which cost more per call than all of
+        mindshift's own work (bench/bench_throughput.py).
+        """
+        return await post_chat_completion(self._client, body, retries)
 
     async def preflight(self) -> None:
         """One small request like a trial's: stops the run if the model cannot do what the
@@ -429,7 +477,7 @@ class OpenAIChatBackend(ModelBackend):
         body["max_completion_tokens"] = 16 if self.settings.choice_only else 1
         where = f"model '{self.settings.model_id}' (openai:{self.settings.model})"
         try:
-            response, _ = await self._post(body)
+            response = await self._post(body, retries=PREFLIGHT_RETRIES)
         except openai.APIStatusError as error:
             message = status_message(error)
             if not self.settings.choice_only and "logprob" in message.lower():
@@ -458,6 +506,8 @@ class OpenAIChatBackend(ModelBackend):
             self._model_version = body_json["model"]
 
     async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
+        if len(requests) == 1:  # the usual case: no task to spawn
+            return [await self._answer_one(requests[0])]
         return list(await asyncio.gather(*(self._answer_one(request) for request in requests)))
 
     async def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
@@ -472,43 +522,47 @@ class OpenAIChatBackend(ModelBackend):
                 return ChoiceResponse(choice=None, readout=None, raw=raw, error=str(error))
         started = time.perf_counter()
         try:
-            response, attempts = await self._post(body)
-        except openai.APIStatusError as error:
-            if error.status_code in FATAL_STATUS:
-                raise UserError(
-                    f"model '{self.settings.model_id}': {status_message(error)}"
-                ) from None
-            raw["response"] = error.body if isinstance(error.body, dict) else str(error.body)
+            response = await self._post(body)
+        except openai.APIError as error:
+            if isinstance(error, openai.APIStatusError):
+                if error.status_code in FATAL_STATUS:
+                    raise UserError(
+                        f"model '{self.settings.model_id}': {status_message(error)}"
+                    ) from None
+                raw["response"] = error.body if isinstance(error.body, dict) else str(error.body)
             return ChoiceResponse(
                 choice=None,
                 readout=None,
                 raw=raw,
                 latency_s=time.perf_counter() - started,
-                attempts=attempts_after_failure(error, self.settings.max_retries),
-                error=status_message(error),
-            )
-        except openai.APIConnectionError as error:
-            return ChoiceResponse(
-                choice=None,
-                readout=None,
-                raw=raw,
-                latency_s=time.perf_counter() - started,
-                attempts=attempts_after_failure(error, self.settings.max_retries),
-                error=f"{type(error).__name__}: {error}",
+                error=error_text(error),
+                transient=transient_of(error),
             )
         latency = time.perf_counter() - started
         try:
             body_json = decode_body(response)
         except ReplyError as error:
+            # A body cut short or garbled on the way (a proxy, a dropped connection):
+            # the same request may well come back whole.
             raw["response"] = body_excerpt(response)
             return ChoiceResponse(
                 choice=None,
                 readout=None,
                 raw=raw,
                 latency_s=latency,
-                attempts=attempts,
                 error=str(error),
+                transient=Transient(),
             )
+        return self.response_from_body(body_json, labels, raw, latency)
+
+    def response_from_body(
+        self,
+        body_json: JsonValue,
+        labels: Sequence[str],
+        raw: dict[str, JsonValue],
+        latency: float,
+    ) -> ChoiceResponse:
+        """The answer a chat completion's JSON body gives (also for batch results)."""
         raw["response"] = body_json
         usage = usage_of(body_json)
         try:
@@ -520,16 +574,10 @@ class OpenAIChatBackend(ModelBackend):
                 raw=raw,
                 usage=usage,
                 latency_s=latency,
-                attempts=attempts,
                 error=str(error),
             )
         return ChoiceResponse(
-            choice=choice,
-            readout=readout,
-            raw=raw,
-            usage=usage,
-            latency_s=latency,
-            attempts=attempts,
+            choice=choice, readout=readout, raw=raw, usage=usage, latency_s=latency
         )
 
     def _read(
@@ -547,6 +595,12 @@ class OpenAIChatBackend(ModelBackend):
         readout, label, position = read_answer_token(token_logprobs(choice), labels)
         raw["answer_position"] = position
         return label, readout
+
+    def batch_api(self) -> BatchApi:
+        """The provider's batch API (`--batch`), through this backend's client."""
+        from harness.models.openai_batch import OpenAIBatch
+
+        return OpenAIBatch(self)
 
     def describe(self) -> dict[str, str]:
         facts = {

@@ -30,10 +30,11 @@ OPENAI_CAPABILITIES = Capabilities(
     top_k_limit=20,
     prefill=False,
     prompt_logprobs=False,
-    batch=False,
+    batch=True,
     choice_only=True,
 )
-"""`choice_only` here: the provider offers choice-only mode (for reasoning models)."""
+"""`choice_only` here: the provider offers choice-only mode (for reasoning models); `batch`:
+the provider's batch API (`mindshift run --batch`)."""
 GEMINI_CAPABILITIES = OPENAI_CAPABILITIES
 """Logprobs only for the models that return them (found by the preflight request)."""
 VLLM_CAPABILITIES = Capabilities(

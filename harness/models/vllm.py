@@ -47,12 +47,14 @@ from harness.models.openai_chat import (
     FATAL_STATUS,
     ReplyError,
     TokenLogprob,
-    attempts_after_failure,
     body_excerpt,
     decode_body,
+    error_text,
     first_choice,
+    post_chat_completion,
     status_message,
     token_logprobs,
+    transient_of,
     usage_of,
 )
 from harness.models.vllm_server import (
@@ -69,7 +71,15 @@ from harness.readout import (
     readout_from_top_logprobs,
     sample_choice,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, OptionReadout, Prompt, Usage
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    OptionReadout,
+    Prompt,
+    Transient,
+    Usage,
+)
 
 PROVIDER = "vllm"
 DEFAULT_TOP_LOGPROBS = 20
@@ -79,7 +89,9 @@ KEY_ENV = "VLLM_API_KEY"
 NO_KEY = "EMPTY"
 DEFAULT_TIMEOUT_S = 300.0
 """Generous: a busy server queues requests rather than refusing them."""
-DEFAULT_MAX_RETRIES = 2
+PREFLIGHT_RETRIES = 3
+"""The preflight request alone is retried by the SDK; trial calls are one attempt each, and
+the runner retries them (`harness.retry`)."""
 SERVER_DEFAULT_LOGPROBS_MODE = "raw_logprobs"
 
 CAPABILITIES = Capabilities(
@@ -91,7 +103,16 @@ CAPABILITIES = Capabilities(
 )
 """`batch`: the server batches concurrent calls into shared forward passes."""
 USABLE_KEYS = frozenset(
-    {"base_url", "api_key_env", "top_logprobs", "timeout_s", "max_retries", "serve"}
+    {
+        "base_url",
+        "api_key_env",
+        "top_logprobs",
+        "timeout_s",
+        "max_retries",
+        "deadline_s",
+        "retry_backoff_s",
+        "serve",
+    }
 )
 
 
@@ -106,7 +127,6 @@ class VllmSettings:
     api_key_env: str
     top_logprobs: int
     timeout_s: float
-    max_retries: int
     serve: VllmServeSection | None
 
 
@@ -147,7 +167,6 @@ def settings_of(model: ModelSection) -> VllmSettings:
         api_key_env=model.api_key_env or KEY_ENV,
         top_logprobs=top,
         timeout_s=model.timeout_s or DEFAULT_TIMEOUT_S,
-        max_retries=DEFAULT_MAX_RETRIES if model.max_retries is None else model.max_retries,
         serve=model.serve,
     )
 
@@ -267,11 +286,12 @@ class VllmBackend(ModelBackend):
                 api_key=self._api_key,
                 base_url=url,
                 timeout=settings.timeout_s,
-                max_retries=settings.max_retries,
+                max_retries=0,  # the runner retries, counting attempts (harness.retry)
                 http_client=self._http,
             )
             for url in self.base_urls
         ]
+        self.attempt_timeout_s = settings.timeout_s
         self._in_flight = [0] * len(self._clients)
         self._next = 0
         self._versions: dict[str, str] = {}
@@ -312,31 +332,28 @@ class VllmBackend(ModelBackend):
             body["prompt_logprobs"] = 0
         return body
 
-    async def _send(self, replica: int, body: dict[str, Any]) -> tuple[JsonValue, int]:
-        """Send one chat completion to one replica: (JSON body, attempts).
+    async def _send(self, replica: int, body: dict[str, Any], retries: int = 0) -> JsonValue:
+        """Send one chat completion to one replica (one attempt unless `retries`).
 
-        Raises ReplyError for a body that is no JSON (its start in the message), and lets
+        Raises _Unreadable for a body that is no JSON (its start in the message), and lets
         the SDK's errors through.
         """
-        standard = {key: value for key, value in body.items() if key not in _VLLM_FIELDS}
-        extra = {key: value for key, value in body.items() if key in _VLLM_FIELDS}
-        raw = await self._clients[replica].chat.completions.with_raw_response.create(
-            **standard, extra_body=extra
-        )
+        # The whole body as it is, vLLM's own fields included (`post_chat_completion`).
+        response = await post_chat_completion(self._clients[replica], body, retries)
         try:
-            return decode_body(raw.http_response), raw.retries_taken + 1
+            return decode_body(response)
         except ReplyError as error:
-            raise ReplyError(f"{error}: {body_excerpt(raw.http_response, 300)!r}") from None
+            raise _Unreadable(f"{error}: {body_excerpt(response, 300)!r}") from None
 
-    async def _post(self, body: dict[str, Any]) -> tuple[JsonValue, int, int]:
-        """Send one chat completion to the least busy replica: (JSON, attempts, replica)."""
+    async def _post(self, body: dict[str, Any]) -> tuple[JsonValue, int]:
+        """Send one chat completion to the least busy replica: (JSON, replica)."""
         replica = self._pick()
         self._in_flight[replica] += 1
         try:
-            response, attempts = await self._send(replica, body)
+            response = await self._send(replica, body)
         finally:
             self._in_flight[replica] -= 1
-        return response, attempts, replica
+        return response, replica
 
     def _server_died(self) -> str | None:
         dead = [server for server in self._servers if server.exited()]
@@ -387,7 +404,9 @@ class VllmBackend(ModelBackend):
         ]
         body = self.payload(messages, temperature=1.0, seed=0, prefilled=True)
         try:
-            response, _ = await self._send(self.base_urls.index(base_url), body)
+            response = await self._send(
+                self.base_urls.index(base_url), body, retries=PREFLIGHT_RETRIES
+            )
             if not token_logprobs(first_choice(response)):
                 raise ReplyError("the response carries no logprobs")
         except openai.APIStatusError as error:
@@ -407,45 +426,33 @@ class VllmBackend(ModelBackend):
     async def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
         started = time.perf_counter()
         raw: dict[str, JsonValue] = {}
-        attempts = 1
-        usage = Usage()
         try:
             if all(len(label) == 1 for label in request.prompt.labels):
-                choice, readout, attempts, usage = await self._next_token(request, raw)
+                choice, readout, usage = await self._next_token(request, raw)
             else:
-                choice, readout, attempts, usage = await self._scored_options(request, raw)
-        except openai.APIStatusError as error:
-            if error.status_code in FATAL_STATUS:
+                choice, readout, usage = await self._scored_options(request, raw)
+        except openai.APIError as error:
+            if isinstance(error, openai.APIStatusError) and error.status_code in FATAL_STATUS:
                 raise UserError(
                     f"model '{self.settings.model_id}': {status_message(error)}"
                 ) from None
-            return self._failed(
-                raw,
-                started,
-                status_message(error),
-                attempts_after_failure(error, self.settings.max_retries),
-            )
-        except openai.APIConnectionError as error:
-            dead = self._server_died()
-            if dead is not None:
-                raise UserError(
-                    f"model '{self.settings.model_id}': the vLLM server exited: {dead}"
-                ) from None
-            return self._failed(
-                raw,
-                started,
-                f"{type(error).__name__}: {error}",
-                attempts_after_failure(error, self.settings.max_retries),
-            )
+            if isinstance(error, openai.APIConnectionError):
+                dead = self._server_died()
+                if dead is not None:
+                    raise UserError(
+                        f"model '{self.settings.model_id}': the vLLM server exited: {dead}"
+                    ) from None
+            return self._failed(raw, started, error_text(error), transient=transient_of(error))
+        except _Unreadable as error:
+            return self._failed(raw, started, str(error), transient=Transient())
         except ReplyError as error:
-            return self._failed(raw, started, str(error), attempts, usage)
+            return self._failed(raw, started, str(error))
         return ChoiceResponse(
             choice=choice,
             readout=readout,
             raw=raw,
             usage=usage,
             latency_s=time.perf_counter() - started,
-            attempts=attempts,
         )
 
     def _failed(
@@ -453,8 +460,9 @@ class VllmBackend(ModelBackend):
         raw: dict[str, JsonValue],
         started: float,
         error: str,
-        attempts: int,
         usage: Usage | None = None,
+        *,
+        transient: Transient | None = None,
     ) -> ChoiceResponse:
         return ChoiceResponse(
             choice=None,
@@ -462,13 +470,13 @@ class VllmBackend(ModelBackend):
             raw=raw,
             usage=usage or Usage(),
             latency_s=time.perf_counter() - started,
-            attempts=attempts,
             error=error,
+            transient=transient,
         )
 
     async def _next_token(
         self, request: ChoiceRequest, raw: dict[str, JsonValue]
-    ) -> tuple[str, OptionReadout, int, Usage]:
+    ) -> tuple[str, OptionReadout, Usage]:
         """Single-token labels: the next-token readout after the prefilled prefix."""
         prompt = request.prompt
         body = self.payload(
@@ -478,7 +486,7 @@ class VllmBackend(ModelBackend):
             prefilled=bool(prompt.answer_prefix),
         )
         raw["request"] = body
-        response, attempts, replica = await self._post(body)
+        response, replica = await self._post(body)
         raw["response"] = response
         raw["replica"] = self.base_urls[replica]
         usage = usage_of(response)
@@ -491,7 +499,7 @@ class VllmBackend(ModelBackend):
         except ReadoutError as error:
             raise ReplyError(str(error)) from None
         readout = with_sound_bounds(readout, first)
-        return self._choose(request, readout, first.token), readout, attempts, usage
+        return self._choose(request, readout, first.token), readout, usage
 
     def _choose(self, request: ChoiceRequest, readout: OptionReadout, sampled: str | None) -> str:
         """The answer: sampled from the option probabilities like the local backend; when
@@ -507,7 +515,7 @@ class VllmBackend(ModelBackend):
 
     async def _scored_options(
         self, request: ChoiceRequest, raw: dict[str, JsonValue]
-    ) -> tuple[str, OptionReadout, int, Usage]:
+    ) -> tuple[str, OptionReadout, Usage]:
         """Multi-character labels: each option's tokens scored with prompt_logprobs."""
         prompt = request.prompt
         continuations = [prompt.answer_prefix] + [
@@ -525,10 +533,9 @@ class VllmBackend(ModelBackend):
         ]
         raw["requests"] = bodies
         results = await asyncio.gather(*(self._post(body) for body in bodies))
-        responses = [response for response, _, _ in results]
+        responses = [response for response, _ in results]
         raw["responses"] = responses
-        raw["replicas"] = [self.base_urls[replica] for _, _, replica in results]
-        attempts = max(attempts for _, attempts, _ in results)
+        raw["replicas"] = [self.base_urls[replica] for _, replica in results]
         usages = [usage_of(response) for response in responses]
         usage = Usage(
             input_tokens=sum(u.input_tokens for u in usages),
@@ -547,7 +554,7 @@ class VllmBackend(ModelBackend):
         if readout.probs is None:
             raise ReplyError("every option has probability 0")
         choice = sample_choice(readout.probs, request.temperature, request.seed)
-        return choice, readout, attempts, usage
+        return choice, readout, usage
 
     # ------------------------------------------------------------ the manifest and closing
 
@@ -591,5 +598,5 @@ class VllmBackend(ModelBackend):
                 await self._http.aclose()
 
 
-_VLLM_FIELDS = frozenset({"continue_final_message", "add_generation_prompt", "prompt_logprobs"})
-"""Request fields the openai SDK does not know: sent through `extra_body`."""
+class _Unreadable(ReplyError):
+    """A body that is no JSON: cut short or garbled on the way, so worth another attempt."""

@@ -14,12 +14,14 @@ import httpx2
 import pytest
 
 from harness.cli import main
+from harness.concurrency import AdaptiveLimiter
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
 from harness.models import gemini
 from harness.models.gemini import GeminiBackend, settings_of
 from harness.models.registry import GEMINI_CAPABILITIES, PROVIDERS, validate_model
-from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt
+from harness.retry import CallRetrier, RetryPolicy
+from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
 
 KEY = "AIza-test-not-a-real-key-5678"
 ENV = {"GEMINI_API_KEY": KEY}
@@ -292,55 +294,63 @@ def error_body(code: int, message: str, status: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status}}
 
 
-def test_rate_limit_is_retried_honouring_retry_after_then_recorded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    waits: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        await real_sleep(0)
-
-    monkeypatch.setattr(gemini.asyncio, "sleep", sleep)
+def test_a_rate_limit_is_one_attempt_marked_transient_with_its_retry_after() -> None:
     limited = httpx2.Response(
         429, headers={"retry-after": "7"}, json=error_body(429, "quota", "RESOURCE_EXHAUSTED")
     )
     recorder = Recorder(limited)
-    response = one(recorder, max_retries=2)
-    assert len(recorder.requests) == 3
-    assert waits == [7.0, 7.0]
-    assert response.attempts == 3
+    response = one(recorder)
+    assert len(recorder.requests) == 1  # the SDK does not retry: the runner does
+    assert response.attempts == 1
     assert response.error == "HTTP 429: quota"
+    assert response.transient == Transient(rate_limited=True, retry_after_s=7.0)
 
 
-def test_server_error_then_success_counts_attempts() -> None:
+def test_server_error_then_success_through_the_runners_retries() -> None:
     recorder = Recorder(
         httpx2.Response(503, json=error_body(503, "overloaded", "UNAVAILABLE")),
         ok(generated([("A", -0.1, [("A", -0.1), ("B", -2.4)])])),
     )
-    response = one(recorder)
+    backend = make_backend(recorder)
+    policy = RetryPolicy(max_retries=2, base_s=0.0)
+
+    async def go() -> list[ChoiceResponse]:
+        try:
+            return await CallRetrier(backend, policy, AdaptiveLimiter(1)).answer([request()])
+        finally:
+            await backend.aclose()
+
+    (response,) = asyncio.run(go())
     assert response.error is None
     assert response.attempts == 2
+    assert response.attempt_errors == ("HTTP 503: overloaded",)
 
 
-def test_network_errors_are_retried_then_recorded() -> None:
+def test_network_errors_are_transient() -> None:
     def refuse(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("connection refused", request=request)
 
     recorder = Recorder(refuse)
-    response = one(recorder, max_retries=1)
-    assert len(recorder.requests) == 2
-    assert response.attempts == 2
+    response = one(recorder)
+    assert len(recorder.requests) == 1
     assert response.error is not None
     assert "ConnectError" in response.error
+    assert response.transient == Transient()
 
 
-def test_bad_request_is_not_retried() -> None:
+def test_preflight_retries_a_rate_limit() -> None:
+    limited = httpx2.Response(429, json=error_body(429, "quota", "RESOURCE_EXHAUSTED"))
+    recorder = Recorder(limited, ok(generated([("A", -0.01, [("A", -0.01)])])))
+    preflight(recorder)
+    assert len(recorder.requests) == 2
+
+
+def test_bad_request_is_not_transient() -> None:
     recorder = Recorder(httpx2.Response(400, json=error_body(400, "too long", "INVALID_ARGUMENT")))
     response = one(recorder)
     assert len(recorder.requests) == 1
     assert response.error == "HTTP 400: too long"
+    assert response.transient is None
 
 
 def test_rejected_key_stops_the_run() -> None:

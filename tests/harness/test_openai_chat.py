@@ -14,12 +14,14 @@ import httpx2
 import pytest
 
 from harness.cli import main
+from harness.concurrency import AdaptiveLimiter
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
 from harness.models import openai_chat
 from harness.models.openai_chat import OpenAIChatBackend, settings_of
 from harness.models.registry import OPENAI_CAPABILITIES, PROVIDERS, validate_model
-from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt
+from harness.retry import CallRetrier, RetryPolicy
+from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
 
 KEY = "sk-test-not-a-real-key-1234"
 ENV = {"OPENAI_API_KEY": KEY}
@@ -306,33 +308,54 @@ def test_nan_logprob_is_an_error_not_a_number() -> None:
 # ---------------------------------------------------------------- errors and retries
 
 
-def test_rate_limit_after_retries_is_a_failed_record_with_its_attempts() -> None:
+def test_a_rate_limit_is_one_attempt_marked_transient_with_its_retry_after() -> None:
     limited = httpx2.Response(
-        429, headers={"retry-after-ms": "1"}, json={"error": {"message": "slow down"}}
+        429, headers={"retry-after-ms": "1500"}, json={"error": {"message": "slow down"}}
     )
     recorder = Recorder(limited)
-    response = one(recorder, max_retries=2)
-    assert len(recorder.requests) == 3
-    assert response.attempts == 3
+    response = one(recorder)
+    assert len(recorder.requests) == 1  # the SDK does not retry: the runner does
+    assert response.attempts == 1
     assert response.error == "HTTP 429: slow down"
+    assert response.transient == Transient(rate_limited=True, retry_after_s=1.5)
 
 
-def test_server_error_then_success_counts_attempts() -> None:
+def test_server_error_then_success_through_the_runners_retries() -> None:
     recorder = Recorder(
-        httpx2.Response(503, headers={"retry-after-ms": "1"}, json={"error": {"message": "x"}}),
+        httpx2.Response(503, headers={"retry-after": "0"}, json={"error": {"message": "x"}}),
         ok(completion([("A", -0.1, [("A", -0.1), ("B", -2.4)])])),
     )
-    response = one(recorder)
+    backend = make_backend(recorder)
+
+    async def go() -> list[ChoiceResponse]:
+        try:
+            retrier = CallRetrier(backend, RetryPolicy(max_retries=2), AdaptiveLimiter(1))
+            return await retrier.answer([request()])
+        finally:
+            await backend.aclose()
+
+    (response,) = asyncio.run(go())
     assert response.error is None
     assert response.attempts == 2
+    assert response.attempt_errors == ("HTTP 503: x",)
 
 
-def test_bad_request_is_not_retried() -> None:
+def test_a_body_cut_short_is_transient_and_a_bad_request_is_not() -> None:
+    cut = one(Recorder(httpx2.Response(200, text='{"id": "chatcmpl-1", "choi')))
+    assert cut.transient == Transient()
     recorder = Recorder(httpx2.Response(400, json={"error": {"message": "context too long"}}))
-    response = one(recorder, max_retries=3)
+    response = one(recorder)
     assert len(recorder.requests) == 1
     assert response.attempts == 1
     assert response.error == "HTTP 400: context too long"
+    assert response.transient is None
+
+
+def test_preflight_retries_a_rate_limit() -> None:
+    limited = httpx2.Response(429, headers={"retry-after-ms": "1"}, json={"error": {}})
+    recorder = Recorder(limited, ok(completion([("A", -0.01, [("A", -0.01)])])))
+    preflight(recorder)
+    assert len(recorder.requests) == 2
 
 
 def test_revoked_key_stops_the_run() -> None:

@@ -1,0 +1,175 @@
+"""Gemini's batch mode for `gemini:` models (`mindshift run --batch`), through google-genai's
+`client.aio.batches`.
+
+A batch job is created with inlined requests (`batches.create(model, src=[InlinedRequest
+...])`, each with the exact contents and generation config a single `gemini:` call sends,
+and `metadata.key` naming the call), polled with `batches.get(name)` until its state is
+final (JOB_STATE_SUCCEEDED, _FAILED, _CANCELLED or _EXPIRED), and read from
+`dest.inlined_responses` (a response or an error per request). Inlined requests are limited
+to about 20 MB per job, so a wave is split into jobs of at most 15 MB of requests. The
+answers are read by the same code as single calls (`GeminiBackend.response_from`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx2
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
+
+from harness.batch_api import BatchError, BatchStatus, Prepared, custom_id
+from harness.errors import UserError
+from harness.models.gemini import (
+    FATAL_STATUS,
+    RETRYABLE_STATUS,
+    GeminiBackend,
+    contents_of,
+    error_message,
+)
+from harness.models.openai_chat import ReplyError, check_single_character_labels
+from harness.types import ChoiceRequest, ChoiceResponse, JsonValue
+
+MAX_REQUESTS = 10_000
+MAX_BYTES = 15 * 1024 * 1024
+"""Below the API's 20 MB for inlined requests."""
+FINAL_STATES = frozenset(
+    {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+)
+LIST_PAGE_SIZE = 100
+LIST_LIMIT = 500
+"""How many recent jobs `find` looks through."""
+
+
+class GeminiBatch:
+    """Batch mode through one `GeminiBackend`'s client and settings."""
+
+    max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
+
+    def __init__(self, backend: GeminiBackend) -> None:
+        self.backend = backend
+        self._batches = backend._client.aio.batches
+
+    def prepare(self, request: ChoiceRequest) -> Prepared:
+        if not self.backend.settings.choice_only:
+            try:
+                check_single_character_labels(request.prompt.labels)
+            except ReplyError as error:
+                failure = ChoiceResponse(choice=None, readout=None, raw={}, error=str(error))
+                return Prepared(request, None, failure)
+        system, contents = contents_of(request.prompt)
+        config = self.backend.config(
+            temperature=request.temperature, seed=request.seed, system=system
+        )
+        line = {"contents": contents, "config": config, "metadata": {"key": custom_id(request)}}
+        return Prepared(request, line)
+
+    async def submit(self, lines: Sequence[Prepared], token: str) -> str:
+        inlined = [
+            genai_types.InlinedRequest(
+                model=self.backend.settings.model,
+                contents=p.line["contents"],
+                config=genai_types.GenerateContentConfig.model_validate(p.line["config"]),
+                metadata=p.line["metadata"],
+            )
+            for p in lines
+            if p.line is not None
+        ]
+        job = await self._call(
+            self._batches.create(
+                model=self.backend.settings.model,
+                src=inlined,
+                config=genai_types.CreateBatchJobConfig(display_name=token),
+            )
+        )
+        if not job.name:
+            raise BatchError("the batch job came back without a name", transient=False)
+        return str(job.name)
+
+    async def find(self, token: str) -> str | None:
+        pager = await self._call(
+            self._batches.list(config=genai_types.ListBatchJobsConfig(page_size=LIST_PAGE_SIZE))
+        )
+        seen = 0
+        try:
+            async for job in pager:
+                if job.display_name == token and job.name:
+                    return str(job.name)
+                seen += 1
+                if seen >= LIST_LIMIT:
+                    break
+        except (genai_errors.APIError, httpx2.TransportError) as error:
+            raise self._failure(error) from None
+        return None
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        job = await self._call(self._batches.get(name=batch_id))
+        state = str(job.state.value if job.state is not None else "JOB_STATE_UNSPECIFIED")
+        return BatchStatus(state=state, done=state in FINAL_STATES)
+
+    async def collect(
+        self, batch_id: str, requests: Sequence[ChoiceRequest]
+    ) -> list[ChoiceResponse]:
+        job = await self._call(self._batches.get(name=batch_id))
+        state = str(job.state.value if job.state is not None else "JOB_STATE_UNSPECIFIED")
+        answers: dict[str, genai_types.InlinedResponse] = {}
+        inlined = (job.dest.inlined_responses if job.dest is not None else None) or []
+        for position, answer in enumerate(inlined):
+            key = (answer.metadata or {}).get("key")
+            if key is None and position < len(requests):
+                key = custom_id(requests[position])  # results come in request order
+            if key is not None:
+                answers[key] = answer
+        return [
+            self._answer(request, answers.get(custom_id(request)), state) for request in requests
+        ]
+
+    def _answer(
+        self, request: ChoiceRequest, answer: genai_types.InlinedResponse | None, state: str
+    ) -> ChoiceResponse:
+        prepared = self.prepare(request)
+        line = prepared.line or {}
+        raw: dict[str, JsonValue] = {
+            "request": {
+                "model": self.backend.settings.model,
+                "contents": line.get("contents"),
+                "config": line.get("config"),
+            }
+        }
+        if answer is None:
+            return ChoiceResponse(
+                choice=None,
+                readout=None,
+                raw=raw,
+                error=f"the batch job ended {state} without answering this request",
+            )
+        if answer.error is not None or answer.response is None:
+            error = answer.error
+            message = (error.message if error is not None else None) or "no response"
+            code = error.code if error is not None else None
+            raw["response"] = error.model_dump(mode="json") if error is not None else None
+            return ChoiceResponse(
+                choice=None,
+                readout=None,
+                raw=raw,
+                error=f"batch error {code}: {message}" if code else f"batch error: {message}",
+            )
+        return self.backend.response_from(answer.response, request.prompt.labels, raw, 0.0)
+
+    async def _call(self, step: Any) -> Any:
+        try:
+            return await step
+        except (genai_errors.APIError, httpx2.TransportError) as error:
+            raise self._failure(error) from None
+
+    def _failure(self, error: Exception) -> BatchError:
+        if isinstance(error, genai_errors.APIError):
+            if error.code in FATAL_STATUS:
+                raise UserError(
+                    f"model '{self.backend.settings.model_id}': batch API: {error_message(error)}"
+                )
+            transient = error.code in RETRYABLE_STATUS or error.code >= 500
+            return BatchError(error_message(error), transient=transient)
+        return BatchError(f"{type(error).__name__}: {error}", transient=True)

@@ -1,0 +1,169 @@
+"""OpenAI's Batch API for `openai:` models (`mindshift run --batch`).
+
+A batch is a JSONL file of requests (`custom_id`, `method`, `url`, `body`), uploaded with
+purpose "batch" (`POST /files`), then run by `POST /batches` (endpoint
+/v1/chat/completions, completion window 24h); `GET /batches/{id}` reports its status, and
+once it is completed (or failed, expired, cancelled) its output file holds one line per
+answered request (`custom_id`, `response.status_code`, `response.body`) and its error file
+one line per request that failed. The bodies are the exact ones `openai:` sends one at a
+time, and the answers are read by the same code (`OpenAIChatBackend.response_from_body`).
+At most 50,000 requests and 200 MB per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+import openai
+
+from harness.batch_api import BatchError, BatchStatus, Prepared, custom_id
+from harness.errors import UserError
+from harness.models.openai_chat import (
+    FATAL_STATUS,
+    OpenAIChatBackend,
+    ReplyError,
+    chat_messages,
+    check_single_character_labels,
+    error_text,
+    transient_of,
+)
+from harness.types import ChoiceRequest, ChoiceResponse, JsonValue
+
+ENDPOINT: Final = "/v1/chat/completions"
+MAX_REQUESTS = 50_000
+MAX_BYTES = 190 * 1024 * 1024
+"""Below the API's 200 MB, for the file's own overhead."""
+FINAL_STATES = frozenset({"completed", "failed", "expired", "cancelled"})
+LIST_PAGES = 5
+"""How many pages of 100 recent batches `find` looks through."""
+
+
+class OpenAIBatch:
+    """The Batch API through one `OpenAIChatBackend`'s client and settings."""
+
+    max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
+
+    def __init__(self, backend: OpenAIChatBackend) -> None:
+        self.backend = backend
+        # One attempt per request, like every call: `harness.batch_runner` retries.
+        self._client = backend._client
+
+    def prepare(self, request: ChoiceRequest) -> Prepared:
+        if not self.backend.settings.choice_only:
+            try:
+                check_single_character_labels(request.prompt.labels)
+            except ReplyError as error:
+                failure = ChoiceResponse(choice=None, readout=None, raw={}, error=str(error))
+                return Prepared(request, None, failure)
+        body = self.backend.payload(
+            chat_messages(request.prompt), temperature=request.temperature, seed=request.seed
+        )
+        line = {"custom_id": custom_id(request), "method": "POST", "url": ENDPOINT, "body": body}
+        return Prepared(request, line)
+
+    async def submit(self, lines: Sequence[Prepared], token: str) -> str:
+        data = "".join(json.dumps(p.line, separators=(",", ":")) + "\n" for p in lines)
+        try:
+            upload = await self._client.files.create(
+                file=(f"{token}.jsonl", data.encode("utf-8"), "application/jsonl"),
+                purpose="batch",
+            )
+            batch = await self._client.batches.create(
+                input_file_id=upload.id,
+                endpoint=ENDPOINT,
+                completion_window="24h",
+                metadata={"mindshift_token": token},
+            )
+        except openai.APIError as error:
+            raise self._failure(error) from None
+        return batch.id
+
+    async def find(self, token: str) -> str | None:
+        try:
+            page = await self._client.batches.list(limit=100)
+            for _ in range(LIST_PAGES):
+                for batch in page.data:
+                    if (batch.metadata or {}).get("mindshift_token") == token:
+                        return batch.id
+                if not page.has_next_page():
+                    break
+                page = await page.get_next_page()
+        except openai.APIError as error:
+            raise self._failure(error) from None
+        return None
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        try:
+            batch = await self._client.batches.retrieve(batch_id)
+        except openai.APIError as error:
+            raise self._failure(error) from None
+        counts = batch.request_counts
+        return BatchStatus(
+            state=batch.status,
+            done=batch.status in FINAL_STATES,
+            counts=None if counts is None else counts.model_dump(),
+        )
+
+    async def collect(
+        self, batch_id: str, requests: Sequence[ChoiceRequest]
+    ) -> list[ChoiceResponse]:
+        try:
+            batch = await self._client.batches.retrieve(batch_id)
+            lines: dict[str, dict[str, Any]] = {}
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if file_id:
+                    content = await self._client.files.content(file_id)
+                    for text in content.text.splitlines():
+                        if text.strip():
+                            line = json.loads(text)
+                            lines[str(line.get("custom_id"))] = line
+        except openai.APIError as error:
+            raise self._failure(error) from None
+        except json.JSONDecodeError as error:
+            message = f"batch {batch_id}: unreadable result file: {error}"
+            raise BatchError(message, transient=True) from None
+        problems = (
+            "; ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
+        )
+        return [
+            self._answer(request, lines.get(custom_id(request)), batch, problems)
+            for request in requests
+        ]
+
+    def _answer(
+        self, request: ChoiceRequest, line: dict[str, Any] | None, batch: Any, problems: str
+    ) -> ChoiceResponse:
+        prepared = self.prepare(request)
+        raw: dict[str, JsonValue] = {"request": (prepared.line or {}).get("body")}
+        if line is None:
+            reason = f"the batch ended '{batch.status}' without answering this request"
+            return ChoiceResponse(
+                choice=None,
+                readout=None,
+                raw=raw,
+                error=f"{reason}{': ' + problems if problems else ''}",
+            )
+        response = line.get("response") or {}
+        status = response.get("status_code")
+        body = response.get("body")
+        if status == 200 and body is not None:
+            return self.backend.response_from_body(body, request.prompt.labels, raw, 0.0)
+        error = line.get("error") or (body or {}).get("error") or {}
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raw["response"] = body if body is not None else line.get("error")
+        return ChoiceResponse(
+            choice=None,
+            readout=None,
+            raw=raw,
+            error=f"HTTP {status}: {message}" if status else str(message),
+        )
+
+    def _failure(self, error: openai.APIError) -> BatchError:
+        if isinstance(error, openai.APIStatusError) and error.status_code in FATAL_STATUS:
+            raise UserError(
+                f"model '{self.backend.settings.model_id}': batch API: {error_text(error)}"
+            )
+        return BatchError(error_text(error), transient=transient_of(error) is not None)

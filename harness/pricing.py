@@ -1,0 +1,186 @@
+"""Prices per token and the cost of logged usage.
+
+mindshift logs raw token counts with every call (`harness.types.Usage`) and prices them only
+when asked, from a versioned table: the one shipped in the package (`harness/prices.toml`),
+or the user's own (`--prices FILE`, or the environment variable MINDSHIFT_PRICES). Prices
+change more often than code, so a corrected table re-prices any finished run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.config import describe_validation_error
+from harness.errors import ConfigError
+
+PRICES_ENV = "MINDSHIFT_PRICES"
+SHIPPED_TABLE = "prices.toml"
+PER = 1_000_000
+"""Prices are per million tokens."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelPrice(_Strict):
+    """What one model's tokens cost, per million."""
+
+    input: float = Field(ge=0.0)
+    """Every prompt token (cached ones at `cached_input` instead, when given)."""
+    cached_input: float | None = Field(default=None, ge=0.0)
+    """Prompt tokens served from the provider's prompt cache (default: `input`)."""
+    output: float = Field(ge=0.0)
+    """Every output token, reasoning tokens included."""
+    batch_discount: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Multiplier for calls made through a batch API (default: the table's)."""
+
+
+class PriceDefaults(_Strict):
+    batch_discount: float = Field(default=0.5, gt=0.0, le=1.0)
+
+
+class PriceTable(_Strict):
+    """A whole price table file."""
+
+    version: str
+    """Names the table in every cost report (a date is a good version)."""
+    currency: str = "USD"
+    defaults: PriceDefaults = Field(default_factory=PriceDefaults)
+    models: dict[str, ModelPrice] = Field(default_factory=dict)
+    """By model spec or spec pattern (`openai:gpt-4o*`)."""
+    source: str = Field(default="built-in", exclude=True)
+    """Where the table was read from (not part of the file)."""
+
+    def price_of(self, spec: str) -> ModelPrice | None:
+        """The entry for a model spec: an exact key, else the most specific matching
+        pattern (the longest); None when the table has no price for it."""
+        if spec in self.models:
+            return self.models[spec]
+        matches = [key for key in self.models if fnmatch.fnmatchcase(spec, key)]
+        if not matches:
+            return None
+        return self.models[max(matches, key=len)]
+
+    def cost(self, spec: str, usage: Mapping[str, Any], *, batch: bool = False) -> float | None:
+        """Cost of one call's usage (a `Usage.to_json()` dict); None when unpriced."""
+        price = self.price_of(spec)
+        if price is None:
+            return None
+        inputs = _count(usage, "input_tokens")
+        cached = min(_count(usage, "cached_tokens"), inputs)
+        cached_price = price.input if price.cached_input is None else price.cached_input
+        total = (
+            (inputs - cached) * price.input
+            + cached * cached_price
+            + _count(usage, "output_tokens") * price.output
+        ) / PER
+        if batch:
+            discount = price.batch_discount or self.defaults.batch_discount
+            total *= discount
+        return total
+
+
+def _count(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def load_price_table(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> PriceTable:
+    """The price table: `path`, else $MINDSHIFT_PRICES, else the one shipped with mindshift."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get(PRICES_ENV, "").strip():
+        path = Path(env[PRICES_ENV].strip())
+    if path is None:
+        text = resources.files("harness").joinpath(SHIPPED_TABLE).read_text(encoding="utf-8")
+        source = f"built-in {SHIPPED_TABLE}"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"cannot read price table {path}: {error}") from None
+        source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: malformed TOML: {error}") from None
+    try:
+        table = PriceTable.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
+    return table.model_copy(update={"source": source})
+
+
+@dataclass
+class CostLine:
+    """Usage and cost of one model's calls."""
+
+    model: str
+    spec: str
+    calls: int = 0
+    failed: int = 0
+    batched: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = 0.0
+    """None when the table has no price for the model."""
+    retired: int = 0
+    """Records of earlier failed outcomes (failures.jsonl) whose usage is counted too."""
+
+    def add(self, record: Mapping[str, Any], table: PriceTable, *, retired: bool = False) -> None:
+        usage = record.get("usage") or {}
+        batch = record.get("batch_id") is not None
+        self.calls += 0 if retired else 1
+        self.retired += 1 if retired else 0
+        self.failed += 1 if record.get("error") is not None and not retired else 0
+        self.batched += 1 if batch else 0
+        self.input_tokens += _count(usage, "input_tokens")
+        self.cached_tokens += _count(usage, "cached_tokens")
+        self.output_tokens += _count(usage, "output_tokens")
+        self.reasoning_tokens += _count(usage, "reasoning_tokens")
+        cost = table.cost(self.spec, usage, batch=batch)
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
+
+
+@dataclass
+class CostReport:
+    """The cost of a run's logged calls, by model."""
+
+    table: PriceTable
+    lines: dict[str, CostLine] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float | None:
+        costs = [line.cost for line in self.lines.values()]
+        return None if any(cost is None for cost in costs) else sum(c or 0.0 for c in costs)
+
+
+def cost_of_records(
+    records: Iterable[Mapping[str, Any]],
+    table: PriceTable,
+    retired: Iterable[Mapping[str, Any]] = (),
+) -> CostReport:
+    """Usage and cost by model of stored records (calls.jsonl) and of retired failures
+    (failures.jsonl), which were billed too when they carry usage."""
+    report = CostReport(table)
+    for source, is_retired in ((records, False), (retired, True)):
+        for record in source:
+            model = str(record.get("model", "?"))
+            line = report.lines.get(model)
+            if line is None:
+                line = report.lines[model] = CostLine(model, str(record.get("spec", "?")))
+            line.add(record, table, retired=is_retired)
+    return report

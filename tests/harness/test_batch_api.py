@@ -1,0 +1,237 @@
+"""`--batch`: OpenAI's Batch API and Gemini's batch mode, scripted with `httpx2.MockTransport`.
+
+Each stage goes out as one wave of batches; batch ids are logged in batches.jsonl, so a run
+that stops while a batch is out collects it when restarted instead of paying for it again,
+even when it stopped before the batch's id was logged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from harness.batch_log import BatchLog
+from harness.config import ModelSection, parse_config
+from harness.errors import UserError
+from harness.experiment import execute, prepare
+from harness.models import gemini, openai_chat
+from harness.models.gemini import GeminiBackend
+from harness.models.openai_chat import OpenAIChatBackend
+from harness.runner import RunReport
+from paradigms import PARADIGMS
+from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
+
+OPENAI_KEY = "sk-batch-test-key-000111"
+GEMINI_KEY = "AIza-batch-test-key-222333"
+ITEMS, CONDITIONS = 3, 2
+
+
+class Killed(Exception):
+    """Stands for a kill at a chosen moment."""
+
+
+def config(spec: str) -> dict[str, Any]:
+    return {
+        "experiment": {"name": "batch", "paradigm": "change-of-mind", "seed": 2},
+        "paradigm": {
+            "items": ITEMS,
+            "displays": ["shown"],
+            "advice": ["opposite"],
+            "accuracies": [0.6, 0.9],
+        },
+        "models": [{"id": "m", "spec": spec}],
+    }
+
+
+def run(spec: str, run_dir: Path) -> RunReport:
+    prepared = prepare(parse_config(config(spec)), PARADIGMS)
+    return execute(prepared, run_dir, batch=True, batch_poll_s=0.001)
+
+
+def records(run_dir: Path) -> list[dict[str, Any]]:
+    lines = (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def check_complete(run_dir: Path) -> list[dict[str, Any]]:
+    stored = records(run_dir)
+    keys = [(r["trial_id"], r["stage"]) for r in stored]
+    assert len(keys) == len(set(keys)) == ITEMS * (1 + CONDITIONS)
+    return stored
+
+
+# ---------------------------------------------------------------- OpenAI
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    service = FakeOpenAI()
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+
+    def create(model: ModelSection) -> OpenAIChatBackend:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
+        return OpenAIChatBackend(openai_chat.settings_of(model), http_client=client)
+
+    monkeypatch.setattr(openai_chat, "create", create)
+    return service
+
+
+def test_openai_batch_waves_store_every_call(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    report = run("openai:gpt-4o", tmp_path)
+    stored = check_complete(tmp_path)
+    assert report.calls_made["m"] == ITEMS * (1 + CONDITIONS)
+    assert fake_openai.chat_calls == 1  # the preflight; every trial went through a batch
+    assert len(fake_openai.batches) == 2  # a stage-1 wave, then a stage-2 wave
+    by_batch = {r["batch_id"] for r in stored if r["stage"] == 1}
+    assert by_batch == {"batch_0"}
+    assert {r["batch_id"] for r in stored if r["stage"] == 2} == {"batch_1"}
+    assert all(r["error"] is None and r["readout"]["probs"] for r in stored)
+    # The batch lines carried the exact bodies single calls send, and the records show them.
+    sent = [json.loads(line) for line in fake_openai.files["file-0"].splitlines()]
+    assert sent[0]["body"]["logprobs"] is True and sent[0]["body"]["top_logprobs"] == 20
+    stage1 = [r for r in stored if r["stage"] == 1]
+    assert {json.dumps(r["response"]["request"], sort_keys=True) for r in stage1} == {
+        json.dumps(line["body"], sort_keys=True) for line in sent
+    }
+    # Stage 2 was built from the stored stage-1 answers.
+    for record in stored:
+        if record["stage"] == 2:
+            assert record["request"]["situation"]["initial_choice"] in ("A", "B")
+    assert BatchLog(tmp_path).open_batches() == []
+
+
+def test_a_restart_collects_the_submitted_batch_instead_of_paying_twice(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.status_outage = 100  # the API fails while the first batch runs: the run stops
+    with pytest.raises(UserError, match=r"batches\.jsonl"):
+        run("openai:gpt-4o", tmp_path)
+    assert len(fake_openai.batches) == 1
+    (open_batch,) = BatchLog(tmp_path).open_batches()
+    assert open_batch.batch_id == "batch_0"
+
+    fake_openai.status_outage = 0
+    run("openai:gpt-4o", tmp_path)
+    check_complete(tmp_path)
+    assert len(fake_openai.batches) == 2  # batch_0 collected, not submitted again
+
+
+def test_a_batch_whose_id_was_never_logged_is_found_by_its_token(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = BatchLog.submitted
+
+    def crash(self: BatchLog, token: str, batch_id: str) -> None:
+        raise Killed  # between the provider's answer and the log's write
+
+    monkeypatch.setattr(BatchLog, "submitted", crash)
+    with pytest.raises(ExceptionGroup) as stop:
+        run("openai:gpt-4o", tmp_path)
+    assert stop.group_contains(Killed)
+    assert len(fake_openai.batches) == 1
+    (lost,) = BatchLog(tmp_path).open_batches()
+    assert lost.batch_id is None
+
+    monkeypatch.setattr(BatchLog, "submitted", real)
+    run("openai:gpt-4o", tmp_path)
+    check_complete(tmp_path)
+    assert len(fake_openai.batches) == 2  # found by its token: not submitted again
+
+
+def test_failed_and_unanswered_batch_requests_are_failures_that_a_rerun_retries(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.fail_every = 2
+    run("openai:gpt-4o", tmp_path)
+    stored = check_complete(tmp_path)
+    failed = [r for r in stored if r["error"] is not None]
+    assert any(r["error"] == "HTTP 500: the model had an error" for r in failed)
+    assert any(r["error"].startswith("not run: its stage-1 call failed") for r in failed)
+
+    fake_openai.fail_every = 0
+    fake_openai.expire_after = 1  # the retry batch expires after answering one request
+    run("openai:gpt-4o", tmp_path)
+    stored = check_complete(tmp_path)
+    assert any("ended 'expired'" in (r["error"] or "") for r in stored)
+
+    fake_openai.expire_after = None
+    run("openai:gpt-4o", tmp_path)
+    assert all(r["error"] is None for r in check_complete(tmp_path))
+
+
+def test_dry_run_prices_batch_calls_at_the_discount(
+    fake_openai: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[experiment]\nname = "d"\nparadigm = "change-of-mind"\n\n[paradigm]\nitems = 100\n\n'
+        '[[models]]\nid = "m"\nspec = "openai:gpt-4o"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    costs = []
+    for flags in ([], ["--batch"]):
+        assert main(["run", str(path), "--out", str(out), "--dry-run", *flags]) == 0
+        line = capsys.readouterr().out.splitlines()[-1]
+        assert line.startswith("3,700 calls to make")
+        costs.append(float(line.split("estimated cost ")[1].split()[0].replace(",", "")))
+    assert costs[1] == pytest.approx(costs[0] / 2, rel=1e-3)
+    assert not out.exists()
+    assert fake_openai.chat_calls == 0
+
+
+# ---------------------------------------------------------------- Gemini
+
+
+@pytest.fixture
+def fake_gemini(monkeypatch: pytest.MonkeyPatch) -> FakeGemini:
+    service = FakeGemini()
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+
+    def create(model: ModelSection) -> GeminiBackend:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
+        return GeminiBackend(gemini.settings_of(model), http_client=client)
+
+    monkeypatch.setattr(gemini, "create", create)
+    return service
+
+
+def test_gemini_batch_mode_stores_every_call(fake_gemini: FakeGemini, tmp_path: Path) -> None:
+    run("gemini:gemini-2.5-flash", tmp_path)
+    stored = check_complete(tmp_path)
+    assert fake_gemini.generate_calls == 1  # the preflight
+    assert len(fake_gemini.jobs) == 2
+    sent = fake_gemini.requests["batches/job0"]
+    assert len(sent) == ITEMS
+    config_sent = sent[0]["request"]["generationConfig"]
+    assert config_sent["responseLogprobs"] is True and config_sent["logprobs"] == 20
+    text = sent[0]["request"]["contents"][-1]["parts"][0]["text"]
+    assert text.endswith("Reply with only the label of your answer: A or B.")
+    failed = [r for r in stored if r["error"] is not None]
+    assert any(r["error"] == "batch error 13: internal" for r in failed)
+    good = [r for r in stored if r["error"] is None]
+    assert good and all(r["choice"] == "B" and r["batch_id"].startswith("batches/") for r in good)
+    assert all(r["usage"]["output_tokens"] == 4 for r in good)  # thoughts count as output
+
+
+def test_a_gemini_job_submitted_before_a_stop_is_collected(
+    fake_gemini: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(self: BatchLog, token: str, batch_id: str) -> None:
+        raise Killed
+
+    real = BatchLog.submitted
+    monkeypatch.setattr(BatchLog, "submitted", crash)
+    with pytest.raises(ExceptionGroup) as stop:
+        run("gemini:gemini-2.5-flash", tmp_path)
+    assert stop.group_contains(Killed)
+    monkeypatch.setattr(BatchLog, "submitted", real)
+    run("gemini:gemini-2.5-flash", tmp_path)
+    check_complete(tmp_path)
+    assert len(fake_gemini.jobs) == 2

@@ -1,0 +1,122 @@
+"""API keys come from the environment and go into HTTP clients only: no file of a run, and
+no log line or terminal output, holds a key or an Authorization header.
+
+The runs go through real HTTP (the fault server, with faults, so error paths are logged
+too) for `openai:` and `vllm:`, and through google-genai's client (scripted transport) for
+`gemini:`, in batch mode as well; every SDK logger is captured at DEBUG level.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from harness.cli import main
+from harness.config import ModelSection
+from harness.models import gemini, openai_chat
+from harness.models.gemini import GeminiBackend
+from harness.models.openai_chat import OpenAIChatBackend
+from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
+from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
+
+OPENAI_KEY = "sk-secret-openai-5f2b9c1e7a"
+VLLM_KEY = "vllm-secret-token-83hd02"
+GEMINI_KEY = "AIza-secret-gemini-c9d8e7"
+KEYS = (OPENAI_KEY, VLLM_KEY, GEMINI_KEY)
+HEADER = re.compile(rb"authorization|bearer |x-goog-api-key", re.IGNORECASE)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    config = FaultServerConfig(
+        faults=FaultRates.uniform(0.3),
+        retry_after_s=0.01,
+        stall_s=1.0,
+        seed=4,
+        models=("served-model",),
+    )
+    with FaultServer(config) as running:
+        yield running
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "google_genai", "harness"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    return caplog
+
+
+def assert_no_secret(blob: bytes, where: str) -> None:
+    for key in KEYS:
+        assert key.encode() not in blob, f"a key in {where}"
+    match = HEADER.search(blob)
+    context = b"" if match is None else blob[max(0, match.start() - 80) : match.end() + 80]
+    assert match is None, f"an Authorization header in {where}: {context!r}"
+
+
+def test_keys_never_reach_a_file_a_log_or_the_terminal(
+    server: FaultServer,
+    debug_logs: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (The test's name avoids the words searched for: pytest puts it in tmp_path.)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("VLLM_API_KEY", VLLM_KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    fake = FakeGemini()
+
+    def create(model: ModelSection) -> GeminiBackend:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(fake))
+        return GeminiBackend(gemini.settings_of(model), http_client=client)
+
+    monkeypatch.setattr(gemini, "create", create)
+    common = f'base_url = "{server.base_url}"\ntimeout_s = 0.3\nretry_backoff_s = 0.01\n'
+    config = tmp_path / "secrets.toml"
+    config.write_text(
+        '[experiment]\nname = "secrets"\nparadigm = "change-of-mind"\n\n'
+        "[paradigm]\nitems = 3\naccuracies = [0.7]\n\n"
+        f'[[models]]\nid = "gpt"\nspec = "openai:gpt-4o"\nconcurrency = 4\n{common}\n'
+        f'[[models]]\nid = "served"\nspec = "vllm:served-model"\nconcurrency = 4\n{common}\n'
+        '[[models]]\nid = "gem"\nspec = "gemini:gemini-2.5-flash"\n',
+        encoding="utf-8",
+    )
+    run_dir = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(run_dir)]) == 0
+    assert main(["run", str(config), "--out", str(run_dir)]) == 0  # retries the failures
+    # Batch mode: OpenAI's Files and Batches endpoints are scripted (the fault server has none).
+    batches = FakeOpenAI()
+
+    def create_openai(model: ModelSection) -> OpenAIChatBackend:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(batches))
+        return OpenAIChatBackend(openai_chat.settings_of(model), http_client=client)
+
+    monkeypatch.setattr(openai_chat, "create", create_openai)
+    batch_dir = tmp_path / "batch-run"
+    assert main(["run", str(config), "--out", str(batch_dir), "--batch", "--batch-poll", "0"]) == 0
+    assert batches.batches
+    assert main(["run", str(config), "--out", str(run_dir), "--dry-run"]) == 0
+    assert main(["cost", str(run_dir)]) == 0
+    assert main(["analyse", str(run_dir)]) == 0
+
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    names = {path.name for path in files}
+    assert {"calls.jsonl", "manifest.json", "trials.parquet"} <= names
+    assert "failures.jsonl" in names  # error paths were exercised
+    assert any(name.startswith("report") for name in names)
+    for path in files:
+        assert_no_secret(path.read_bytes(), str(path))
+    out = capsys.readouterr()
+    assert_no_secret(out.out.encode(), "stdout")
+    assert_no_secret(out.err.encode(), "stderr")
+    assert debug_logs.records, "the SDKs' debug logs were not captured"
+    assert_no_secret(debug_logs.text.encode(), "the logs")
+    # The keys did reach the servers, in headers only.
+    assert server.stats["requests"] > 0 and fake.generate_calls > 0
