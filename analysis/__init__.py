@@ -18,6 +18,12 @@ from analysis.bayes import (
     sequence_posterior,
     with_bayes,
 )
+from analysis.beta_regression import (
+    BayesExtraMissing,
+    BetaFit,
+    compare_models,
+    fit_beta_model,
+)
 from analysis.calibration import (
     PRIOR_MODES,
     Prior,
@@ -99,6 +105,8 @@ __all__ = [
     "TERMS",
     "TRIAL_COLUMNS",
     "AnalysisInputError",
+    "BayesExtraMissing",
+    "BetaFit",
     "FittedModelSection",
     "LogisticResult",
     "ModelTable",
@@ -129,6 +137,7 @@ __all__ = [
     "clustered_mean_se",
     "com_logistic",
     "com_rates",
+    "compare_models",
     "compare_runs",
     "compute_results",
     "condition_table",
@@ -139,6 +148,7 @@ __all__ = [
     "expected_calibration_error",
     "expit",
     "figure_png",
+    "fit_beta_model",
     "fit_by_model",
     "fit_table",
     "fit_temperature",

@@ -98,6 +98,10 @@ class SimBayesParams(BaseModel):
     """Weight of the advice log-odds when the advice disagrees (1 = Bayesian)."""
     noise: float = Field(default=0.0, ge=0.0)
     """Standard deviation of Gaussian noise on the stage-2 log-odds."""
+    beta_kappa: float | None = Field(default=None, gt=0.0)
+    """When set, the stage-2 confidence q is redrawn as Beta(q kappa, (1 - q) kappa): noise of
+    the kind the Bayesian beta regression assumes (its recovery checks need it; the Gaussian
+    log-odds noise biases a beta regression's weights by a few per cent)."""
     mu: float = 1.0
     """Mean latent log-odds of the correct option (with the default sigma: about 68 % correct)."""
     sigma: float = Field(default=math.sqrt(2.0), ge=0.0)
@@ -401,7 +405,7 @@ class SimBayesBackend(ModelBackend):
                 + weighted
                 + self.params.noise * noise_draw
             )
-        q = _sigmoid(logodds)
+        q = self._beta_noise(_sigmoid(logodds), rng)
         raw: dict[str, JsonValue] = {"logodds_initial": logodds, "reference": reference}
         if len(labels) == 2:
             other = labels[1 - ref]
@@ -424,6 +428,13 @@ class SimBayesBackend(ModelBackend):
                     break
         reported = report_many(final, tau)
         return _response(choice, dict(zip(labels, reported, strict=True)), labels, raw)
+
+    def _beta_noise(self, q: float, rng: np.random.Generator) -> float:
+        kappa = self.params.beta_kappa
+        if kappa is None:
+            return q
+        # Kept strictly inside (0, 1): a draw of exactly 0 or 1 has no log-odds.
+        return float(np.clip(rng.beta(q * kappa, (1.0 - q) * kappa), 1e-12, 1.0 - 1e-12))
 
     def _weight(self, advice: str) -> float:
         return {"same": self.params.w_same, "opposite": self.params.w_opposite}.get(advice, 0.0)
@@ -493,6 +504,8 @@ class SimBayesBackend(ModelBackend):
             params=p,
         )
         q = special.expit(logodds)
+        if p.beta_kappa is not None:
+            q = np.clip(rng.beta(q * p.beta_kappa, (1.0 - q) * p.beta_kappa), 1e-12, 1.0 - 1e-12)
         stays = rng.random(q.size) < q
         return SimulatedBlock(
             latent=np.asarray(latent, dtype=np.float64),

@@ -354,3 +354,19 @@ def test_answer_wrong_frames_the_update_on_the_displayed_answer() -> None:
         advised="A",
     )
     assert _logit(probs["A"]) == pytest.approx(_logit(0.2) + 0.5 + _logit(0.7))
+
+
+def test_beta_noise_draws_q_around_its_mean_with_the_set_precision() -> None:
+    from harness.models.sim_bayes import SimBayesBackend as Agent
+    from harness.models.sim_bayes import SimBayesParams as Params
+
+    agent = Agent(Params(beta_kappa=40.0))
+    situation = dict(
+        initial_choice="A", initial_confidence=0.8, display="hidden", advice="neutral", accuracy=0.6
+    )
+    draws = [_ask(agent, 2, seed, **situation)[1]["A"] for seed in range(3000)]
+    mean = sum(draws) / len(draws)
+    variance = sum((d - mean) ** 2 for d in draws) / len(draws)
+    assert mean == pytest.approx(0.8, abs=0.01)
+    # Beta(m k, (1 - m) k) has variance m (1 - m) / (k + 1).
+    assert variance == pytest.approx(0.8 * 0.2 / 41, rel=0.1)
