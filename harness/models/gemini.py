@@ -58,8 +58,7 @@ from harness.models.openai_chat import (
     TokenLogprob,
     chat_messages,
     check_single_character_labels,
-    parse_label,
-    read_answer_token,
+    read_reply,
 )
 from harness.retry import RetryPolicy
 from harness.retry import retry_after_s as retry_after_of_headers
@@ -472,17 +471,14 @@ class GeminiBackend(ModelBackend):
         raw: dict[str, JsonValue],
     ) -> tuple[str, OptionReadout | None]:
         candidate = first_candidate(response)
-        text = _reply_text(candidate)
-        if not text.strip():
-            raise ReplyError(f"empty reply (finish_reason {candidate.finish_reason})")
-        if self.settings.choice_only:
-            label = parse_label(text, labels)
-            if label is None:
-                raise ReplyError(f"no option label in the reply {text!r}")
-            return label, None
-        readout, label, position = read_answer_token(token_logprobs(candidate), labels)
-        raw["answer_position"] = position
-        return label, readout
+        return read_reply(
+            _reply_text(candidate),
+            lambda: token_logprobs(candidate),
+            labels,
+            choice_only=self.settings.choice_only,
+            finish_reason=candidate.finish_reason,
+            raw=raw,
+        )
 
     def batch_api(self) -> BatchApi:
         """The provider's batch API (`--batch`), through this backend's client."""

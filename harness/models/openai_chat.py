@@ -41,7 +41,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,6 +298,30 @@ def read_answer_token(
             return readout, label, position
     text = "".join(token.token for token in tokens)
     raise ReplyError(f"no generated token is an option label: {text!r}")
+
+
+def read_reply(
+    text: str,
+    tokens: Callable[[], Sequence[TokenLogprob]],
+    labels: Sequence[str],
+    *,
+    choice_only: bool,
+    finish_reason: object,
+    raw: dict[str, JsonValue],
+) -> tuple[str, OptionReadout | None]:
+    """The answer of a chat reply (shared by `openai:` and `gemini:`): in choice-only mode
+    the label parsed from its text and no readout; otherwise the readout at the answer
+    token, whose position is noted in `raw`. `tokens` is called only when it is needed."""
+    if not text.strip():
+        raise ReplyError(f"empty reply (finish_reason {finish_reason!r})")
+    if choice_only:
+        label = parse_label(text, labels)
+        if label is None:
+            raise ReplyError(f"no option label in the reply {text!r}")
+        return label, None
+    readout, label, position = read_answer_token(tokens(), labels)
+    raw["answer_position"] = position
+    return label, readout
 
 
 # ---------------------------------------------------------------- settings and validation
@@ -584,17 +608,14 @@ class OpenAIChatBackend(ModelBackend):
         self, body: JsonValue, labels: Sequence[str], raw: dict[str, JsonValue]
     ) -> tuple[str, OptionReadout | None]:
         choice = first_choice(body)
-        text = reply_text(choice)
-        if not text.strip():
-            raise ReplyError(f"empty reply (finish_reason {choice.get('finish_reason')!r})")
-        if self.settings.choice_only:
-            label = parse_label(text, labels)
-            if label is None:
-                raise ReplyError(f"no option label in the reply {text!r}")
-            return label, None
-        readout, label, position = read_answer_token(token_logprobs(choice), labels)
-        raw["answer_position"] = position
-        return label, readout
+        return read_reply(
+            reply_text(choice),
+            lambda: token_logprobs(choice),
+            labels,
+            choice_only=self.settings.choice_only,
+            finish_reason=choice.get("finish_reason"),
+            raw=raw,
+        )
 
     def batch_api(self) -> BatchApi:
         """The provider's batch API (`--batch`), through this backend's client."""
