@@ -59,6 +59,7 @@ from harness.models.openai_chat import (
     chat_messages,
     check_single_character_labels,
     read_reply,
+    reply_response,
 )
 from harness.retry import RetryPolicy
 from harness.retry import retry_after_s as retry_after_of_headers
@@ -448,20 +449,8 @@ class GeminiBackend(ModelBackend):
         raw["response"] = response.model_dump(
             mode="json", exclude_none=True, exclude={"sdk_http_response"}
         )
-        usage = usage_of(response)
-        try:
-            choice, readout = self._read(response, labels, raw)
-        except ReplyError as error:
-            return ChoiceResponse(
-                choice=None,
-                readout=None,
-                raw=raw,
-                usage=usage,
-                latency_s=latency,
-                error=str(error),
-            )
-        return ChoiceResponse(
-            choice=choice, readout=readout, raw=raw, usage=usage, latency_s=latency
+        return reply_response(
+            lambda: self._read(response, labels, raw), raw, usage_of(response), latency
         )
 
     def _read(

@@ -324,6 +324,23 @@ def read_reply(
     return label, readout
 
 
+def reply_response(
+    read: Callable[[], tuple[str, OptionReadout | None]],
+    raw: dict[str, JsonValue],
+    usage: Usage,
+    latency: float,
+) -> ChoiceResponse:
+    """The ChoiceResponse of a reply that arrived: its answer, or a failed record with the
+    reason `read` gave (a reply without a usable answer is a result, not a crash)."""
+    try:
+        choice, readout = read()
+    except ReplyError as error:
+        return ChoiceResponse(
+            choice=None, readout=None, raw=raw, usage=usage, latency_s=latency, error=str(error)
+        )
+    return ChoiceResponse(choice=choice, readout=readout, raw=raw, usage=usage, latency_s=latency)
+
+
 # ---------------------------------------------------------------- settings and validation
 
 
@@ -588,20 +605,8 @@ class OpenAIChatBackend(ModelBackend):
     ) -> ChoiceResponse:
         """The answer a chat completion's JSON body gives (also for batch results)."""
         raw["response"] = body_json
-        usage = usage_of(body_json)
-        try:
-            choice, readout = self._read(body_json, labels, raw)
-        except ReplyError as error:
-            return ChoiceResponse(
-                choice=None,
-                readout=None,
-                raw=raw,
-                usage=usage,
-                latency_s=latency,
-                error=str(error),
-            )
-        return ChoiceResponse(
-            choice=choice, readout=readout, raw=raw, usage=usage, latency_s=latency
+        return reply_response(
+            lambda: self._read(body_json, labels, raw), raw, usage_of(body_json), latency
         )
 
     def _read(
