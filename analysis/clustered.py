@@ -27,6 +27,17 @@ from analysis.logodds import FloatArray
 
 LEVEL: Final = 0.95
 """Coverage of every interval the analysis reports."""
+MIN_ITEMS: Final = 2
+"""Fewest questions (clusters) for an item-clustered error, and for a fit whose errors are
+clustered by item: below it the analysis reports null (the report "—") and says why."""
+
+
+def too_few_items(n_items: int) -> str:
+    """The reason, in words, a fit or interval over `n_items` questions is not reported."""
+    return (
+        f"too few questions ({n_items}; item-clustered errors and this fit need at least "
+        f"{MIN_ITEMS})"
+    )
 
 
 def cluster_codes(labels: npt.ArrayLike | pd.Series) -> npt.NDArray[np.int64]:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.change_of_mind import answered
-from analysis.clustered import cluster_codes, interval, p_value
+from analysis.clustered import MIN_ITEMS, cluster_codes, interval, p_value, too_few_items
 from analysis.logistic import logistic_fit
 
 DISPLAY_TERM: Final = "display: shown"
@@ -49,6 +49,7 @@ COM_REGRESSION_COLUMNS: Final = (
     "n_items",
     "converged",
     "separated",
+    "note",
 )
 
 
@@ -90,6 +91,25 @@ def _one_model(model: str, rows: pd.DataFrame) -> list[dict[str, Any]]:
     if len(rows) <= len(terms):
         return []
     codes = cluster_codes(rows["item_id"])
+    g = int(codes.max()) + 1
+    if g < MIN_ITEMS:
+        # No clustered error, and with one question every trial shares one stage-1 answer:
+        # the coefficients would read as effects they are not. Null, with the reason.
+        nan = float("nan")
+        return [
+            {
+                "model": model,
+                "term": term,
+                **dict.fromkeys(("estimate", "se_item", "ci_low", "ci_high", "p_value"), nan),
+                "odds_ratio": nan,
+                "n": len(rows),
+                "n_items": g,
+                "converged": False,
+                "separated": False,
+                "note": too_few_items(g),
+            }
+            for term in terms
+        ]
     result = logistic_fit(full[terms].to_numpy(), y, codes)
     se = result.se_cluster
     df = result.n_clusters - 1
@@ -109,6 +129,7 @@ def _one_model(model: str, rows: pd.DataFrame) -> list[dict[str, Any]]:
             "n_items": result.n_clusters,
             "converged": result.converged,
             "separated": result.separated,
+            "note": "",
         }
         for j, term in enumerate(terms)
     ]

@@ -501,6 +501,17 @@ def plot_estimates(estimates: pd.DataFrame) -> Figure:
             low = np.nan_to_num(est - rows["ci_low"].to_numpy(np.float64), nan=0.0)
             high = np.nan_to_num(rows["ci_high"].to_numpy(np.float64) - est, nan=0.0)
             ax.errorbar(est, pos, xerr=np.vstack([low, high]), fmt="o", color="#0072B2", capsize=3)
+        # A model too small for the fit keeps its row, marked, so no blank reads as zero.
+        for model in sorted(set(models) - {str(m) for m in rows["model"]}):
+            ax.text(
+                0.03,
+                y[model],
+                "not estimated",
+                transform=ax.get_yaxis_transform(),
+                va="center",
+                fontsize=8,
+                color="0.45",
+            )
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(label, fontsize=8)
         ax.grid(axis="x", alpha=0.3)

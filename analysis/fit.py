@@ -36,7 +36,14 @@ import numpy as np
 import pandas as pd
 
 from analysis.bayes import ADVICE_SIGN, with_bayes
-from analysis.clustered import cluster_codes, interval, n_clusters, p_value
+from analysis.clustered import (
+    MIN_ITEMS,
+    cluster_codes,
+    interval,
+    n_clusters,
+    p_value,
+    too_few_items,
+)
 from analysis.logodds import CLIP_HIGH, CLIP_LOW, logit
 from analysis.schema import MAIN_DISPLAYS
 from analysis.tobit import tobit_fit
@@ -68,6 +75,8 @@ class UpdateFit:
     n_items: int = 0
     opposite_minus_same: dict[str, float] = field(default_factory=dict)
     """w_opposite - w_same: estimate, se_item, ci_low, ci_high, p_value (t with G - 1 df)."""
+    note: str = ""
+    """Why the estimates are NaN (too few trials or questions); empty when they are not."""
 
     def to_dict(self) -> dict[str, object]:
         """Flat JSON-ready mapping (NaN still as float; `analysis.summary` nulls it)."""
@@ -144,7 +153,17 @@ def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
     design, response = design_matrix(trials)
     terms = _identifiable(design) if len(design) else []
     nan = float("nan")
-    if not terms or len(design) <= len(terms):
+    g = int(trials.loc[design.index, "item_id"].nunique())
+    # One question leaves the prior weight unidentified (one initial confidence) and no
+    # clustered error: the estimates would describe another model, so none are reported.
+    note = (
+        f"too few trials ({len(design)}) for the {len(terms)} identifiable terms"
+        if not terms or len(design) <= len(terms)
+        else too_few_items(g)
+        if g < MIN_ITEMS
+        else ""
+    )
+    if note:
         no_se = {term: nan for term in TERMS}
         return UpdateFit(
             nan,
@@ -160,8 +179,9 @@ def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
             False,
             no_se,
             dict(no_se),
-            0,
+            g,
             _contrast([], np.zeros(0), np.zeros((0, 0)), 0),
+            note,
         )
     codes = cluster_codes(trials.loc[design.index, "item_id"])
     result = tobit_fit(
@@ -212,6 +232,7 @@ FIT_TABLE_COLUMNS: Final = (
     "se_model",
     "n",
     "n_items",
+    "note",
 )
 
 
@@ -236,6 +257,7 @@ def fit_table(fits: Mapping[str, UpdateFit]) -> pd.DataFrame:
                     "se_model": fit.se.get(term, float("nan")),
                     "n": fit.n,
                     "n_items": fit.n_items,
+                    "note": fit.note,
                 }
             )
     return pd.DataFrame(rows, columns=list(FIT_TABLE_COLUMNS))

@@ -23,6 +23,7 @@ import pandas as pd
 
 from analysis.calibration import ECE_BINS, MIN_CALIBRATION, SOURCE_SPLIT
 from analysis.cells import records
+from analysis.clustered import MIN_ITEMS
 from analysis.com_regression import DISPLAY_TERM
 from analysis.fitted_model import ModelTable
 from analysis.logodds import CLIP_HIGH, CLIP_LOW
@@ -30,7 +31,7 @@ from analysis.oucs import oucs_paper_table
 from analysis.overweighting import POOLED
 from analysis.results import Results
 from analysis.schema import ADVICE_TYPES, DISPLAYS
-from analysis.switching import BINS
+from analysis.switching import BINS, MIN_TRIALS
 
 FIGURE_CAPTIONS: Final[dict[str, tuple[str, str]]] = {
     "calibration_reliability.png": (
@@ -204,6 +205,40 @@ def _rank(cell: tuple[str, ...], keys: Sequence[str]) -> tuple[Any, ...]:
     return tuple(ranks)
 
 
+def _fit_notes(table: pd.DataFrame) -> str:
+    """Why a model's fit shows "—": its `note` column, once per model (empty when none)."""
+    if "note" not in table.columns or table.empty:
+        return ""
+    notes = dict.fromkeys(
+        (str(r["model"]), str(r["note"]))
+        for r in records(table)
+        if isinstance(r["note"], str) and r["note"]
+    )
+    if not notes:
+        return ""
+    lines = "; ".join(f"<code>{html.escape(m)}</code>: {html.escape(n)}" for m, n in notes)
+    return f'<p class="note">Not estimated (shown as —) — {lines}.</p>'
+
+
+def _small_design_note(design: pd.DataFrame) -> str:
+    """A warning when a model has too few questions for the item-clustered intervals."""
+    if design.empty:
+        return ""
+    small = [
+        f"<code>{html.escape(str(r['model']))}</code> ({_fmt(int(r['items']))})"
+        for r in records(design)
+        if int(r["items"]) < MIN_ITEMS
+    ]
+    if not small:
+        return ""
+    return (
+        '<p class="note">Too few questions for intervals and fits: '
+        + ", ".join(small)
+        + f". Intervals clustered by question, the regressions and the update fit need at "
+        f"least {MIN_ITEMS} questions; where they are missing the tables show —.</p>"
+    )
+
+
 def _figure(name: str, png: bytes | None) -> str:
     if png is None:
         return ""
@@ -258,7 +293,10 @@ def _design_section(results: Results, facts: Mapping[str, str]) -> str:
         "context, it is asked again under every condition — the model's own answer shown, "
         "hidden or attributed to another model, and advice that agrees, opposes or is "
         "neutral, from an advisor of stated accuracy (stage 2). Counts below are read back "
-        "from the data.</p>" + _table(header, rows) + _source(results.sources["design"])
+        "from the data.</p>"
+        + _table(header, rows)
+        + _small_design_note(results.design)
+        + _source(results.sources["design"])
     )
 
 
@@ -370,6 +408,9 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
                 cells.append("—")
                 continue
             row = records(hit)[0]
+            if not math.isfinite(_float(row["estimate"])):
+                cells.append("—")
+                continue
             flag = " (separated)" if bool(row["separated"]) else ""
             cells.append(
                 _ci(float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]), "signed")
@@ -431,6 +472,7 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
         "neutral) and stated accuracy (per 10 points, centred at 75 %); the highlighted row "
         "is the display coefficient (paper, Gemma 3 12B: &minus;3.4).</p>"
         + regression
+        + _fit_notes(reg)
         + _source(results.sources["com_regression"])
         + _figure("com_by_accuracy.png", figures.get("com_by_accuracy.png"))
         + "<h3>Switching curves (opposite advice)</h3>"
@@ -440,7 +482,8 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
         "confidences the evidence does not justify (paper, hidden: 0.77 / 0.92 / 0.96 at "
         "a = 50 / 60 / 70 %).</p>"
         + f"<details><summary>Table: the fits, per model, display and accuracy "
-        f"({len(switching)} rows; an inflection outside [0, 1] is an extrapolation)</summary>"
+        f"({len(switching)} rows; an inflection outside [0, 1] is an extrapolation; too few "
+        f"trials — fewer than {MIN_TRIALS} in a cell — give no curve: —)</summary>"
         + switching_table
         + "</details>"
         + _source(results.sources["switching"])
@@ -492,9 +535,9 @@ def _oucs_tables(results: Results) -> str:
             for key in mean.loc[[model]].index:
                 cells = [
                     _ci(
-                        _float(tables["mean"].at[key, d]),
-                        _float(tables["ci_low"].at[key, d]),
-                        _float(tables["ci_high"].at[key, d]),
+                        _cell(tables["mean"], key, d),
+                        _cell(tables["ci_low"], key, d),
+                        _cell(tables["ci_high"], key, d),
                         "signed",
                     )
                     for d in mean.columns
@@ -511,6 +554,17 @@ def _oucs_tables(results: Results) -> str:
             else:
                 parts.append(f"<h3>{title}</h3>{table}")
     return "".join(parts)
+
+
+def _cell(table: pd.DataFrame, key: Any, column: Any) -> float:
+    """`table.at[key, column]` as a float, NaN where the pivot has no such row or column.
+
+    A pivot drops a column whose values are all NaN: with one question, every interval is
+    NaN, so the interval tables lack columns the mean table has.
+    """
+    if key not in table.index or column not in table.columns:
+        return float("nan")
+    return _float(table.at[key, column])
 
 
 def _float(value: Any) -> float:
@@ -597,7 +651,8 @@ def _model_table(part: ModelTable, results: Results) -> str:
             ),
         )
     note = f'<p class="note">{html.escape(part.note)}</p>' if part.note else ""
-    return f"<h3>{html.escape(part.title)}</h3>{body}{note}{_source(part.source)}"
+    notes = _fit_notes(table)
+    return f"<h3>{html.escape(part.title)}</h3>{body}{note}{notes}{_source(part.source)}"
 
 
 def _fitted_section(results: Results, figures: Mapping[str, bytes]) -> str:

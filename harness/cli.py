@@ -174,11 +174,16 @@ def _report_run(report: RunReport, seconds: float) -> None:
         )
 
 
-def _analyse(run_dir: Path, prior: PriorMode = "auto", fitted_model: FittedMode = "auto") -> Path:
+def _analyse(
+    run_dir: Path,
+    prior: PriorMode = "auto",
+    fitted_model: FittedMode = "auto",
+    bayes_clip: float = 0.01,
+) -> Path:
     from analysis import AnalysisInputError, analyse_run
 
     try:
-        analyse_run(run_dir, prior=prior, fitted_model=fitted_model)
+        analyse_run(run_dir, prior=prior, fitted_model=fitted_model, bayes_clip=bayes_clip)
     except AnalysisInputError as error:
         raise UserError(str(error)) from None
     return run_dir / "analysis"
@@ -309,7 +314,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
-    out = _analyse(run_dir, args.prior, args.fitted_model)
+    out = _analyse(run_dir, args.prior, args.fitted_model, args.bayes_clip)
     _print_markdown(out / "summary.md")
     _out.print(f"summary: {out / 'summary.json'}\nreport: {out / 'report.html'}", markup=False)
     return EXIT_OK
@@ -320,7 +325,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     try:
-        compare_runs(args.run_dirs, out, prior=args.prior, fitted_model=args.fitted_model)
+        compare_runs(
+            args.run_dirs,
+            out,
+            prior=args.prior,
+            fitted_model=args.fitted_model,
+            bayes_clip=args.bayes_clip,
+        )
     except AnalysisInputError as error:
         raise UserError(str(error)) from None
     _print_markdown(out / "summary.md")
@@ -483,6 +494,17 @@ def _float_list(text: str) -> list[float]:
     return _number_list(float, text)
 
 
+def _bayes_clip(text: str) -> float:
+    """--bayes-clip: a number x with 0 <= x < 0.5 (argparse reports anything else)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 0.5:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must satisfy 0 <= x < 0.5, got {text}")
+    return value
+
+
 def _analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prior",
@@ -497,6 +519,14 @@ def _analysis_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="report's fitted model: the beta regression (needs the bayes extra) or the Tobit "
         "fit; auto (default): beta when installed and the run is large enough",
+    )
+    parser.add_argument(
+        "--bayes-clip",
+        type=_bayes_clip,
+        default=0.01,
+        metavar="X",
+        help="clip c and a to [X, 1-X] before the Bayes baseline's logits (default 0.01, the "
+        "simulated agent's rule; 0 = exact Bayes, a = 1.0 then moves the posterior to 1 or 0)",
     )
 
 
