@@ -2,9 +2,18 @@
 
 `analyse_run(RUN_DIR)` is the entry point the CLI calls, `compare_runs([RUN_DIR, ...], OUT)`
 pools several runs, `transfer_runs(TRAIN_DIR, TEST_DIR)` fits on one domain and predicts
-another. `compute_results(trials, stage1)` computes every measure at once; each
-measure is also a pure function of DataFrames, usable on its own in a notebook: load a run
-with `load_run`, then compute any measure on `run.trials`.
+another. `compute_results(trials, stage1)` computes every measure at once; each measure is
+also a pure function of DataFrames, usable on its own in a notebook, with the report's
+answer:
+
+    run = load_run("runs/x")           # prior="auto", bayes_clip=0.01: analyse's defaults
+    oucs(run.trials)                   # = summary.json's oucs
+    overweighting(run.trials)          # = summary.json's overweighting (+ detail)
+
+`run.trials` is prepared (`analysis.prepare`: framed on the displayed answer, calibrated on
+the `prior` scale, with the Bayes posterior); `run.raw_trials` is the table as read, which the
+measures refuse. A table built by hand is prepared by each measure as `compute_results`
+prepares it.
 """
 
 from analysis.accuracy import initial_accuracy, initial_accuracy_table, stage1_from_trials
@@ -43,6 +52,7 @@ from analysis.calibration import (
 )
 from analysis.cells import cell_stats, nest
 from analysis.change_of_mind import answered, com_rates
+from analysis.clip_sensitivity import clip_sensitivity
 from analysis.clustered import clustered_mean_se, sandwich
 from analysis.com_regression import DISPLAY_TERM, com_logistic, display_coefficient
 from analysis.compare import compare_runs
@@ -67,17 +77,29 @@ from analysis.fitted_model import FittedModelSection, ModelTable
 from analysis.framing import frame_on_displayed
 from analysis.load import RunData, load_run, load_stage1_calls, load_trials, read_jsonl
 from analysis.logistic import LogisticResult, logistic_fit
-from analysis.logodds import CLIP_HIGH, CLIP_LOW, clip, expit, logit
+from analysis.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, check_bound, clip, expit, logit
 from analysis.oucs import oucs, oucs_paper_table
 from analysis.overweighting import (
     POOLED,
     choice_support_correction,
     choice_support_test,
+    display_corrections,
+    logodds_update,
     overweighting,
+    overweighting_logodds,
     update_table,
 )
+from analysis.prepare import (
+    Preparation,
+    Prepared,
+    at_bayes_clip,
+    ensure_prepared,
+    is_prepared,
+    preparation_of,
+    prepare_trials,
+)
 from analysis.report import render_report
-from analysis.results import Prepared, Results, compute_results, prepare_trials
+from analysis.results import Results, compute_results, results_for_run, results_from_prepared
 from analysis.schema import ADVICE_TYPES, DISPLAYS, TRIAL_COLUMNS, validate_trials
 from analysis.sequences import sequence_table
 from analysis.summary import json_ready, summarise, summary_document
@@ -95,6 +117,7 @@ from analysis.transfer import (
 
 __all__ = [
     "ADVICE_TYPES",
+    "BAYES_CLIP",
     "CLIP_HIGH",
     "CLIP_LOW",
     "DISPLAYS",
@@ -110,6 +133,7 @@ __all__ = [
     "FittedModelSection",
     "LogisticResult",
     "ModelTable",
+    "Preparation",
     "Prepared",
     "Prior",
     "Results",
@@ -123,6 +147,7 @@ __all__ = [
     "analyse_run",
     "answered",
     "apply_calibration",
+    "at_bayes_clip",
     "auroc",
     "bayes_posterior",
     "bayes_shift",
@@ -130,10 +155,12 @@ __all__ = [
     "brier_score",
     "calibration_metrics",
     "cell_stats",
+    "check_bound",
     "choice_support_correction",
     "choice_support_test",
     "chosen_temperatures",
     "clip",
+    "clip_sensitivity",
     "clustered_mean_se",
     "com_logistic",
     "com_rates",
@@ -145,6 +172,8 @@ __all__ = [
     "design_matrix",
     "design_table",
     "display_coefficient",
+    "display_corrections",
+    "ensure_prepared",
     "expected_calibration_error",
     "expit",
     "figure_png",
@@ -156,18 +185,21 @@ __all__ = [
     "frame_on_displayed",
     "initial_accuracy",
     "initial_accuracy_table",
+    "is_prepared",
     "json_ready",
     "load_run",
     "load_stage1_calls",
     "load_trials",
     "logistic_fit",
     "logit",
+    "logodds_update",
     "measure_tables",
     "nest",
     "observed_update",
     "oucs",
     "oucs_paper_table",
     "overweighting",
+    "overweighting_logodds",
     "plot_com_by_accuracy",
     "plot_confidence_change",
     "plot_estimates",
@@ -176,12 +208,15 @@ __all__ = [
     "plot_switching",
     "plot_updates",
     "predicted_confidence",
+    "preparation_of",
     "prepare_trials",
     "read_jsonl",
     "reliability_bins",
     "reliability_table",
     "render_figures",
     "render_report",
+    "results_for_run",
+    "results_from_prepared",
     "sandwich",
     "scale_binary",
     "scale_probs",

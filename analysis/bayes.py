@@ -17,10 +17,12 @@ It needs only p_i, p_r and K. For K = 2 (w = 1) it is s * logit(a), s = +1 / -1 
 two-option expression is used verbatim there, so two-option results are bit-identical to the
 original baseline: c*a / (c*a + (1-c)*(1-a)) for `same` away from the clip bounds.
 
-Clipping (`analysis.logodds`, the same rule as the simulated agent): a is clipped before any
-logit or likelihood, and c before its logit; w is a share and is only bounded to [0, 1] (when
-i held all the mass, w is unknown and taken as uniform, 1 / (K - 1)). A Bayesian agent matches
-this baseline to rounding error.
+Clipping (`analysis.logodds`): a is clipped to [bound, 1 - bound] before any logit or
+likelihood, and c before its logit; w is a share and is only bounded to [0, 1] (when i held
+all the mass, w is unknown and taken as uniform, 1 / (K - 1)). The bound is `bayes_clip`,
+0.01 by default (the simulated agent's rule, so a Bayesian agent matches this baseline to
+rounding error); 0 is exact Bayes, where a = 1.0 moves the posterior to 1 (same) or 0
+(opposite) and a certain prior against certain contrary advice is undefined (NaN).
 
 A sequence of advisors (`multi-advice`) adds its shifts: each advisor's Delta is computed from
 the ideal observer's distribution after the advisors before it, and
@@ -37,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from analysis.logodds import FloatArray, clip, expit, logit
+from analysis.logodds import BAYES_CLIP, FloatArray, clip, expit, logit
 
 ADVICE_SIGN: Final[dict[str, float]] = {"same": 1.0, "opposite": -1.0, "neutral": 0.0}
 """Direction of the advice's evidence for the initially chosen option."""
@@ -53,15 +55,18 @@ def advice_sign(advice: npt.ArrayLike) -> FloatArray:
     return np.asarray(lookup[codes].reshape(np.shape(advice)), dtype=np.float64)
 
 
-def advice_evidence(accuracy: npt.ArrayLike, advice: npt.ArrayLike) -> FloatArray:
+def advice_evidence(
+    accuracy: npt.ArrayLike, advice: npt.ArrayLike, bayes_clip: float = BAYES_CLIP
+) -> FloatArray:
     """s * logit(a): the advice's log-likelihood ratio for the initially chosen option (K = 2).
 
     Neutral advice carries no evidence whatever accuracy is recorded for it (even a missing
     one), so it is exactly 0 rather than 0 * NaN.
     """
     sign = advice_sign(advice)
-    log_odds = logit(accuracy)
-    return np.asarray(np.where(sign == 0.0, 0.0, sign * log_odds), dtype=np.float64)
+    log_odds = logit(accuracy, bayes_clip)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.where(sign == 0.0, 0.0, sign * log_odds), dtype=np.float64)
 
 
 def advised_share(
@@ -86,20 +91,21 @@ def bayes_shift(
     advice: npt.ArrayLike,
     n_options: npt.ArrayLike = 2,
     share: npt.ArrayLike = np.nan,
+    bayes_clip: float = BAYES_CLIP,
 ) -> FloatArray:
     """Delta: the ideal observer's log-odds shift of the initially chosen option (module doc).
 
     `share` is `advised_share(p_i, p_r, K)`, needed only by opposite advice with K > 2
     (NaN there gives NaN). Unknown advice types give NaN; neutral advice gives exactly 0.
     """
-    two_option = advice_evidence(accuracy, advice)
+    two_option = advice_evidence(accuracy, advice, bayes_clip)
     k = np.asarray(n_options, dtype=np.float64)
-    a = clip(accuracy)
+    a = clip(accuracy, bayes_clip)
     w = np.asarray(share, dtype=np.float64)
     sign = advice_sign(advice)
     with np.errstate(divide="ignore", invalid="ignore"):
         wrong = (1.0 - a) / (k - 1.0)
-        same = logit(a) + np.log(k - 1.0)
+        same = logit(a, bayes_clip) + np.log(k - 1.0)
         opposite = np.log(wrong) - np.log(w * a + (1.0 - w) * wrong)
     many = np.where(sign > 0.0, same, np.where(sign < 0.0, opposite, two_option))
     return np.asarray(np.where(k == 2.0, two_option, many), dtype=np.float64)
@@ -112,6 +118,7 @@ def bayes_posterior(
     *,
     n_options: npt.ArrayLike = 2,
     advised_prob: npt.ArrayLike = np.nan,
+    bayes_clip: float = BAYES_CLIP,
 ) -> FloatArray:
     """The ideal observer's probability of the initially chosen option after the advice.
 
@@ -119,11 +126,14 @@ def bayes_posterior(
     stage-1 probability p_r of the option the advice recommends (PARADIGM.md 4).
     """
     share = advised_share(confidence, advised_prob, n_options)
-    return expit(logit(confidence) + bayes_shift(accuracy, advice, n_options, share))
+    shift = bayes_shift(accuracy, advice, n_options, share, bayes_clip)
+    with np.errstate(invalid="ignore"):
+        return expit(logit(confidence, bayes_clip) + shift)
 
 
-def with_bayes(trials: pd.DataFrame) -> pd.DataFrame:
-    """`trials` with `bayes_shift` and `bayes_post` columns (NaN where they cannot be known).
+def with_bayes(trials: pd.DataFrame, bayes_clip: float = BAYES_CLIP) -> pd.DataFrame:
+    """`trials` with `bayes_shift` and `bayes_post` columns (NaN where they cannot be known),
+    probabilities clipped to [bayes_clip, 1 - bayes_clip] before every logit.
 
     A trial with a sequence of `advisors` (multi-advice) gets the sequence's summed shift.
     K-option trials need `initial_prob_advised` for opposite advice; a table without that
@@ -147,6 +157,7 @@ def with_bayes(trials: pd.DataFrame) -> pd.DataFrame:
         trials["advice"],
         k,
         advised_share(c, advised, k),
+        bayes_clip,
     )
     if "advisors" in trials.columns:
         # A sequence of advisors (multi-advice): its shifts add up (one Python step per row;
@@ -155,9 +166,15 @@ def with_bayes(trials: pd.DataFrame) -> pd.DataFrame:
         choices = trials["initial_choice"].to_numpy(object)
         for row in np.flatnonzero(trials["advisors"].notna().to_numpy(bool)):
             shift[row] = sequence_posterior(
-                float(c[row]), str(choices[row]), parse_advisors(str(texts[row])), int(k[row])
+                float(c[row]),
+                str(choices[row]),
+                parse_advisors(str(texts[row])),
+                int(k[row]),
+                bayes_clip,
             )[0]
-    return trials.assign(bayes_shift=shift, bayes_post=expit(logit(c) + shift))
+    with np.errstate(invalid="ignore"):
+        post = expit(logit(c, bayes_clip) + shift)
+    return trials.assign(bayes_shift=shift, bayes_post=post)
 
 
 Advisor = tuple[str, float, str | None, float]
@@ -166,7 +183,11 @@ advised option's stage-1 probability or NaN)."""
 
 
 def sequence_shifts(
-    confidence: float, initial: str, advisors: Sequence[Advisor], n_options: int
+    confidence: float,
+    initial: str,
+    advisors: Sequence[Advisor],
+    n_options: int,
+    bayes_clip: float = BAYES_CLIP,
 ) -> list[float]:
     """Delta_k of each advisor of a sequence, for the initially chosen option `initial`.
 
@@ -177,7 +198,7 @@ def sequence_shifts(
     probabilities enough, as for one advisor). An unknown probability gives NaN shifts.
     """
     if n_options == 2:
-        return [float(bayes_shift(a, kind, 2)) for kind, a, _, _ in advisors]
+        return [float(bayes_shift(a, kind, 2, bayes_clip=bayes_clip)) for kind, a, _, _ in advisors]
     labels = [initial]
     mass = [float(confidence)]
     for kind, _, advised, p_advised in advisors:
@@ -202,30 +223,45 @@ def sequence_shifts(
         if kind not in ADVICE_SIGN or kind == "neutral":
             shifts.append(0.0 if kind == "neutral" else float("nan"))
             continue
-        a = float(clip(accuracy))
+        a = float(clip(accuracy, bayes_clip))
         wrong = (1.0 - a) / (n_options - 1)
         likelihood = np.full(len(labels), wrong)
         likelihood[labels.index(str(advised))] = a
-        mean_other = (float(current[1:] @ likelihood[1:]) + rest * wrong) / (
-            float(current[1:].sum()) + rest
-        )
-        shifts.append(float(np.log(likelihood[0]) - np.log(mean_other)))
+        other_mass = float(current[1:].sum()) + rest
+        if other_mass > 0.0:
+            mean_other = (float(current[1:] @ likelihood[1:]) + rest * wrong) / other_mass
+        else:
+            # Exact Bayes after a certain advisor: the other options hold no mass, so their
+            # split is unknown and taken as uniform (as `advised_share`).
+            mean_other = (float(likelihood[1:].sum()) + lumped * wrong) / (n_options - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shifts.append(float(np.log(likelihood[0]) - np.log(mean_other)))
         current = current * likelihood
         rest *= wrong
         total = float(current.sum()) + rest
+        if total <= 0.0:
+            # Exact Bayes (bayes_clip 0): certain advisors that contradict each other leave
+            # no option possible; what follows is undefined.
+            shifts.extend([float("nan")] * (len(advisors) - len(shifts)))
+            break
         current, rest = current / total, rest / total
     return shifts
 
 
 def sequence_posterior(
-    confidence: float, initial: str, advisors: Sequence[Advisor], n_options: int
+    confidence: float,
+    initial: str,
+    advisors: Sequence[Advisor],
+    n_options: int,
+    bayes_clip: float = BAYES_CLIP,
 ) -> tuple[float, float]:
     """(sum of the shifts, posterior) of the initially chosen option after a sequence.
 
     logit(post) = logit(c) + sum_k Delta_k, c clipped as everywhere (`sequence_shifts`).
     """
-    total = float(sum(sequence_shifts(confidence, initial, advisors, n_options)))
-    return total, float(expit(logit(confidence) + total))
+    with np.errstate(invalid="ignore"):
+        total = float(sum(sequence_shifts(confidence, initial, advisors, n_options, bayes_clip)))
+        return total, float(expit(logit(confidence, bayes_clip) + total))
 
 
 def parse_advisors(text: str) -> list[Advisor]:

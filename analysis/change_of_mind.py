@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from analysis.cells import cell_stats
+from analysis.prepare import ensure_prepared
 
 
 def answered(trials: pd.DataFrame) -> pd.DataFrame:
@@ -19,7 +20,9 @@ def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.Data
     """Mean of `changed_mind` per model x `by` cell (columns `model, *by, n, mean, sem, se_item`).
 
     Every answered trial counts, with or without a confidence: models read without logprobs
-    enter the change-of-mind measures too (PARADIGM.md 3).
+    enter the change-of-mind measures too (docs/paradigm.md 3). An unprepared table is
+    prepared first (`analysis.prepare.ensure_prepared`): under the answer-wrong control a
+    change of mind is leaving the displayed answer.
     """
-    rows = answered(trials)
+    rows = answered(ensure_prepared(trials))
     return cell_stats(rows, rows["changed_mind"].astype(float), by)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from analysis.calibration import Prior
 from analysis.load import RunData, load_run
+from analysis.logodds import BAYES_CLIP
 from analysis.outputs import write_outputs
 from analysis.results import compute_results
 from analysis.schema import model_ids
@@ -60,7 +61,8 @@ def pool_runs(
             model: (f"{label}/{model}" if count[model] > 1 else model)
             for model in model_ids(run.trials)
         }
-        trials.append(run.trials.assign(model=run.trials["model"].map(names)))
+        # As read: the pooled table is prepared once, with every run's stage-1 calls.
+        trials.append(run.raw_trials.assign(model=run.raw_trials["model"].map(names)))
         if run.stage1 is not None:
             calls = run.stage1.loc[run.stage1["model"].isin(list(names))]
             stage1.append(calls.assign(model=calls["model"].map(names)))
@@ -81,6 +83,7 @@ def compare_runs(
     *,
     prior: Prior = "auto",
     fitted_model: Literal["auto", "beta", "tobit"] = "auto",
+    bayes_clip: float = BAYES_CLIP,
 ) -> dict[str, Any]:
     """Analyse several runs together into `out` (summary, tables, figures, report).
 
@@ -91,7 +94,9 @@ def compare_runs(
     runs = [load_run(path) for path in paths]
     labels = run_labels(paths)
     trials, stage1, mapping = pool_runs(runs, labels)
-    results = compute_results(trials, stage1, prior=prior, fitted_model=fitted_model)
+    results = compute_results(
+        trials, stage1, prior=prior, bayes_clip=bayes_clip, fitted_model=fitted_model
+    )
     facts = {
         "runs": "; ".join(f"{label} = {path}" for label, path in zip(labels, paths, strict=True)),
         "models": ", ".join(results.models),

@@ -13,10 +13,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis.bayes import with_bayes
 from analysis.cells import cell_stats
 from analysis.change_of_mind import answered
 from analysis.confidence_change import observed_update
+from analysis.prepare import ensure_prepared
 
 CONDITION_COLUMNS: Final = (
     "model",
@@ -46,11 +46,10 @@ def condition_table(trials: pd.DataFrame) -> pd.DataFrame:
     each mean with its item-clustered 95 % interval; NaN where a measure has no data.
 
     `n` counts answered trials (the CoM rate's), `n_with_confidence` those with both
-    confidences (the confidence change's); OUCS needs the Bayes posterior (`with_bayes`).
+    confidences (the confidence change's). An unprepared table is prepared first
+    (`analysis.prepare.ensure_prepared`).
     """
-    rows = answered(trials)
-    if "bayes_post" not in rows.columns:
-        rows = with_bayes(rows)
+    rows = answered(ensure_prepared(trials))
     com = cell_stats(rows, rows["changed_mind"].astype(float), ("condition",))
     if com.empty:
         return pd.DataFrame(columns=list(CONDITION_COLUMNS))

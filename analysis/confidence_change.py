@@ -7,10 +7,13 @@ from collections.abc import Sequence
 import pandas as pd
 
 from analysis.cells import cell_stats
+from analysis.prepare import ensure_prepared, refuse_as_read
 
 
 def observed_update(trials: pd.DataFrame) -> pd.Series:
-    """Per trial: final_prob_initial - initial_confidence (NaN where either is unknown)."""
+    """Per trial of `trials` as given: final_prob_initial - initial_confidence (NaN where
+    either is unknown). A run's table as read is refused: its rows are not framed."""
+    refuse_as_read(trials)
     return trials["final_prob_initial"] - trials["initial_confidence"]
 
 
@@ -20,5 +23,7 @@ def confidence_change(
     """Mean confidence change per model x `by` cell (columns `model, *by, n, mean, sem, se_item`).
 
     Trials whose initial or final confidence is unknown (censored, choice-only) are left out.
+    An unprepared table is prepared first (`analysis.prepare.ensure_prepared`).
     """
+    trials = ensure_prepared(trials)
     return cell_stats(trials, observed_update(trials), by)

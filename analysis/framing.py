@@ -9,9 +9,10 @@ defined relative to that displayed answer; its trials are framed on the displaye
   the prior an ideal observer, told it had chosen it, would update);
 - `final_prob_initial` := its final probability; `changed_mind` := the final answer differs
   from it (so CoM under answer-wrong means leaving the displayed wrong answer).
-The model's own stage-1 answer and confidence stay in `stage1_choice` and
-`stage1_confidence` for every trial, and `reframed` flags the rows changed here. Initial
-accuracy is computed from the stage-1 calls, never from framed rows.
+The model's own stage-1 answer, confidence and correctness stay in `stage1_choice`,
+`stage1_confidence` and `stage1_correct` for every trial, and `reframed` flags the rows
+changed here. Initial accuracy is computed from the stage-1 calls, never from framed rows.
+Framing a framed table (one with `reframed`) changes nothing: it is returned as it is.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ def frame_on_displayed(trials: pd.DataFrame) -> pd.DataFrame:
     Needs the (validated) `displayed_choice`, `initial_prob_displayed` and
     `final_prob_displayed` columns; rows without a displayed answer are left as they are.
     """
+    if "reframed" in trials.columns:
+        return trials
     displayed = trials["displayed_choice"]
     initial = trials["initial_choice"]
     moved = (displayed.notna() & initial.notna() & displayed.ne(initial)).to_numpy(bool)
     out = trials.assign(
         stage1_choice=initial,
         stage1_confidence=trials["initial_confidence"],
+        stage1_correct=trials["initial_correct"],
         reframed=moved,
     )
     if not moved.any():

@@ -3,6 +3,11 @@
 Everything downstream is a pure function of the DataFrames returned here, so a run made on
 another machine (or last year) analyses the same way, and the measures are testable on tables
 built by hand.
+
+`load_run` returns the trials *prepared* (`analysis.prepare`: framed on the displayed answer,
+on the confidence scale of `prior`, with the Bayes posterior at `bayes_clip`), exactly as
+`mindshift analyse` measures them, so a measure computed in a notebook from `run.trials`
+equals the report's. The table as read is `run.raw_trials`; measures refuse it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from typing import Any, Final
 
 import pandas as pd
 
+from analysis.calibration import Prior
 from analysis.errors import AnalysisInputError
+from analysis.logodds import BAYES_CLIP
+from analysis.prepare import Prepared, mark_as_read, prepare_trials
 from analysis.schema import (
     CALIBRATION,
     MAIN,
@@ -31,6 +39,8 @@ CALIBRATION_CONDITION: Final = "calibration"
 """The condition the harness records on the stage-1 calls of calibration items (the
 analysis reads the files, so it names the value rather than importing the harness)."""
 MANIFEST_FILE: Final = "manifest.json"
+KNOWN_PARAMETERS: Final = ("choice_support", "w_same", "w_opposite")
+"""The simulated agent's update parameters the report compares its estimates with."""
 
 
 @dataclass(frozen=True)
@@ -38,30 +48,68 @@ class RunData:
     """What the analysis needs from a run directory."""
 
     run_dir: Path
-    trials: pd.DataFrame
-    """One row per stage-2 trial, validated against the contract (`analysis.schema`)."""
+    prepared: Prepared
+    """The trials prepared for the measures, with the stage-1 facts and temperatures."""
+    raw_trials: pd.DataFrame
+    """One row per stage-2 trial as read, validated against the contract
+    (`analysis.schema`): unframed, read-out confidences. Measures refuse it."""
     stage1: pd.DataFrame | None
     """One row per answered stage-1 call (see `stage1_table`); None without calls.jsonl."""
     manifest: dict[str, Any] = field(default_factory=dict)
     """The run's manifest.json, or {} when absent or unreadable (it is informative only)."""
 
+    @property
+    def trials(self) -> pd.DataFrame:
+        """One row per stage-2 trial, prepared as the report measures it (framed, on the
+        `prior` scale, with `bayes_post`): the input of every measure."""
+        return self.prepared.trials
 
-def load_run(run_dir: Path | str) -> RunData:
-    """Read trials.parquet (required), calls.jsonl and manifest.json (optional) of a run."""
+    @property
+    def known_parameters(self) -> dict[str, dict[str, float]]:
+        """Per simulated model (`sim:` spec), the update parameters its config states
+        (choice_support, w_same, w_opposite; only those written in the config: the agent's
+        defaults belong to the harness, which the analysis does not import)."""
+        config = self.manifest.get("config")
+        models = config.get("models") if isinstance(config, dict) else None
+        known: dict[str, dict[str, float]] = {}
+        for entry in models if isinstance(models, list) else []:
+            if not isinstance(entry, dict) or not str(entry.get("spec", "")).startswith("sim:"):
+                continue
+            params = entry.get("params")
+            values = {
+                name: float(params[name])
+                for name in KNOWN_PARAMETERS
+                if isinstance(params, dict) and isinstance(params.get(name), int | float)
+            }
+            if values:
+                known[str(entry.get("id"))] = values
+        return known
+
+
+def load_run(
+    run_dir: Path | str, *, prior: Prior = "auto", bayes_clip: float = BAYES_CLIP
+) -> RunData:
+    """Read trials.parquet (required), calls.jsonl and manifest.json (optional) of a run, and
+    prepare the trials on the `prior` scale with the Bayes baseline clipped at `bayes_clip`
+    (the defaults are `mindshift analyse`'s)."""
     root = Path(run_dir)
     if not root.is_dir():
         raise AnalysisInputError(f"run directory {root} does not exist")
     calls_path = root / CALLS_FILE
+    raw = load_trials(root / TRIALS_FILE)
+    stage1 = load_stage1_calls(calls_path) if calls_path.is_file() else None
     return RunData(
         run_dir=root,
-        trials=load_trials(root / TRIALS_FILE),
-        stage1=load_stage1_calls(calls_path) if calls_path.is_file() else None,
+        prepared=prepare_trials(raw, stage1, prior=prior, bayes_clip=bayes_clip),
+        raw_trials=raw,
+        stage1=stage1,
         manifest=load_manifest(root / MANIFEST_FILE),
     )
 
 
 def load_trials(path: Path) -> pd.DataFrame:
-    """The validated trials table; raises `AnalysisInputError` if missing, corrupt or empty."""
+    """The validated trials table as read (marked so, see `analysis.prepare`); raises
+    `AnalysisInputError` if missing, corrupt or empty."""
     if not path.is_file():
         raise AnalysisInputError(f"{path} does not exist: is this a finished run directory?")
     try:
@@ -71,7 +119,7 @@ def load_trials(path: Path) -> pd.DataFrame:
         raise AnalysisInputError(f"{path} cannot be read as parquet: {error}") from error
     if table.empty:
         raise AnalysisInputError(f"{path} holds no trials")
-    return validate_trials(table, source=str(path))
+    return mark_as_read(validate_trials(table, source=str(path)), str(path))
 
 
 _STAGE2_PREFIX: Final = re.compile(rb'\{"trial_id":"[^"\\]*","stage":2[,}]')

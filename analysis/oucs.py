@@ -11,14 +11,17 @@ from typing import Final
 
 import pandas as pd
 
-from analysis.bayes import with_bayes
 from analysis.cells import cell_stats
+from analysis.prepare import ensure_prepared
 from analysis.schema import ADVICE_TYPES, canonical_order
 
 
 def oucs(trials: pd.DataFrame, by: Sequence[str] = ("display", "advice")) -> pd.DataFrame:
-    """Mean OUCS per model x `by` cell (columns `model, *by, n, mean, sem, se_item`)."""
-    rows = trials if "bayes_post" in trials.columns else with_bayes(trials)
+    """Mean OUCS per model x `by` cell (columns `model, *by, n, mean, sem, se_item`).
+
+    An unprepared table is prepared first (`analysis.prepare.ensure_prepared`).
+    """
+    rows = ensure_prepared(trials)
     return cell_stats(rows, rows["final_prob_initial"] - rows["bayes_post"], by)
 
 

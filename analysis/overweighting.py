@@ -1,46 +1,68 @@
 """Overweighting of advice: the observed confidence update relative to the Bayes update.
 
-Per trial, on the initially chosen option: observed update = final_prob_initial - c and
-Bayes update = bayes_post - c. A ratio above 1 means the advice moved the model more than it
-should move an ideal observer.
+Per trial, on the initially chosen option, with c the initial confidence and q the final
+probability of the initially chosen option: observed update = q - c and Bayes update =
+bayes_post - c. A ratio above 1 means the advice moved the model more than it should move an
+ideal observer. Three versions (docs/paradigm.md 5; the paper publishes no code):
 
-Choices made here (documented because the paper publishes no code):
-- Only `same` and `opposite` advice, and no trial with a stated accuracy of 1/K (0.5 for two
-  options): there the Bayes update is 0 and a ratio is undefined (PARADIGM.md 4). With K
-  options the Bayes update is the K-option one (`analysis.bayes`).
-- Choice-support correction: seeing its own answer (display `shown`) raises a model's
-  confidence whatever the advice. That part, estimated per model as the mean shown-neutral
-  update minus the mean hidden-neutral update, is subtracted from the observed update of
-  every shown+same and shown+opposite trial before any ratio, so the ratio measures the
-  response to the advice alone. Without both neutral cells the correction is unknown: the
-  shown trials then drop out (no shown rows; the pooled rows rest on hidden trials alone),
-  since an uncorrected number would be biased. `hidden` and `other` trials are not corrected.
-  The controls that also present an answer as the model's own (`answer-wrong`,
-  `in-context`) get the same correction from their own neutral cell (that display's neutral
-  update minus hidden-neutral); they are reported per display, never pooled.
-- Trial-wise ratios explode where the Bayes update is near 0, so three summaries are
-  reported: the mean and the median of trial-wise ratios, and the ratio of sums (sum of
-  updates over sum of Bayes updates, i.e. the ratio of mean updates). The headline is the
-  ratio of sums pooled over displays shown and hidden (POOLED), after correction.
+- `overweighting` (summary.json `overweighting`, the paper's measure): probability scale.
+  Seeing its own answer (display `shown`) raises a model's confidence whatever the advice;
+  that choice-supportive part, the mean shown-neutral update minus the mean hidden-neutral
+  update, is subtracted from shown + OPPOSITE updates only, as the paper does. Shown + same
+  updates are not corrected: the correction is measured at the neutral-advice confidence, and
+  on the probability scale the same boost is worth less once same advice has pushed
+  confidence towards 1, so subtracting it there over-corrects (an agent that weighs
+  supportive advice exactly would read below 1). Without both neutral cells the correction
+  is unknown and shown + opposite trials drop out (no number rather than a biased one).
+- hidden trials alone (summary.json `overweighting_hidden`, the journal version's measure):
+  the `hidden` rows of `overweighting`, never corrected.
+- `overweighting_logodds` (summary.json `overweighting_logodds`): the same ratio on the
+  log-odds scale, observed logit(q) - logit(c) over Bayes logit(bayes_post) - logit(c), with
+  the analysis's clipping (`analysis.logodds`). Choice support adds a constant on this scale
+  (the simulated agent's own model), so its estimate, the mean shown-neutral minus the mean
+  hidden-neutral log-odds update, is subtracted from every shown trial, same and opposite.
+  Trials whose log-odds are not finite (exact Bayes at a = 1.0) are left out.
+
+Common rules: only `same` and `opposite` advice, and no trial with a stated accuracy of 1/K
+(0.5 for two options): there the Bayes update is 0 and a ratio is undefined. With K options
+the Bayes update is the K-option one (`analysis.bayes`). The controls that also present an
+answer as the model's own (`answer-wrong`, `in-context`) follow the shown rule with their own
+neutral cell (that display's neutral update minus hidden-neutral): they are reported per
+display and never pooled into the headline, since their neutral cell estimates their own
+choice support (an answer-wrong display supports an answer the model did not give). `other`
+trials are never corrected. Three summaries per cell: the mean and the median of trial-wise
+ratios (which explode where the Bayes update is near 0) and the ratio of sums (sum of updates
+over sum of Bayes updates); the headline is the ratio of sums pooled over the shown and
+hidden displays (POOLED). Where confidences reach the clip bounds every ratio is biased
+towards 1 (a clipped final confidence cannot show the whole update); the Tobit update fit
+(`analysis.fit`) is the estimator of the agent's weights.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
-from analysis.bayes import with_bayes
 from analysis.cells import sort_cells
 from analysis.clustered import cluster_codes, interval, n_clusters, p_value
 from analysis.confidence_change import observed_update
+from analysis.logodds import logit
+from analysis.prepare import ensure_prepared, measure_input
 from analysis.schema import OWN_DISPLAYS, model_ids
+
+Scale = Literal["probability", "logodds"]
 
 RATIO_ADVICE: Final = ("same", "opposite")
 """Advice types with a non-zero Bayes update, for which a ratio is defined."""
 POOLED: Final = "shown+hidden"
 """The `display` label of the headline rows, pooled over the shown and hidden displays."""
+CORRECTED_ADVICE: Final[dict[str, tuple[str, ...]]] = {
+    "probability": ("opposite",),
+    "logodds": ("same", "opposite"),
+}
+"""Per scale, the advice types whose own-answer trials lose the choice-support part."""
 OVERWEIGHTING_COLUMNS: Final = (
     "model",
     "display",
@@ -54,37 +76,38 @@ OVERWEIGHTING_COLUMNS: Final = (
 )
 
 
-def choice_support_correction(trials: pd.DataFrame) -> pd.Series:
-    """Per model: mean shown-neutral update minus mean hidden-neutral update (NaN if unknown)."""
-    update = observed_update(trials)
-    keep = trials["advice"].eq("neutral") & np.isfinite(update)
-    cells = (
+def logodds_update(trials: pd.DataFrame, bayes_clip: float) -> pd.Series:
+    """Per trial: logit(final_prob_initial) - logit(initial_confidence), both clipped."""
+    final = logit(trials["final_prob_initial"].to_numpy(np.float64), bayes_clip)
+    initial = logit(trials["initial_confidence"].to_numpy(np.float64), bayes_clip)
+    with np.errstate(invalid="ignore"):
+        return pd.Series(final - initial, index=trials.index, name="logodds_update")
+
+
+def _updates(trials: pd.DataFrame, scale: Scale, bayes_clip: float) -> pd.Series:
+    if scale == "logodds":
+        return logodds_update(trials, bayes_clip)
+    return observed_update(trials)
+
+
+def _neutral_means(updates: pd.Series, trials: pd.DataFrame) -> pd.Series:
+    keep = trials["advice"].eq("neutral") & np.isfinite(updates.to_numpy(np.float64))
+    means: pd.Series = (
         trials.loc[keep, ["model", "display"]]
-        .assign(update=update[keep])
+        .assign(update=updates[keep])
         .groupby(["model", "display"])["update"]
         .mean()
     )
-    models = model_ids(trials)
-    values = [
-        float(cells.get((model, "shown"), np.nan)) - float(cells.get((model, "hidden"), np.nan))
-        for model in models
-    ]
-    return pd.Series(values, index=pd.Index(models, name="model"), name="correction")
+    return means
 
 
-def display_corrections(trials: pd.DataFrame) -> pd.Series:
+def display_corrections(trials: pd.DataFrame, scale: Scale = "probability") -> pd.Series:
     """Per (model, display) of OWN_DISPLAYS: that display's mean neutral update minus the
-    hidden one's (NaN if either is unknown). The `shown` entries equal
+    hidden one's, on `scale` (NaN if either is unknown). The `shown` entries equal
     `choice_support_correction`."""
-    update = observed_update(trials)
-    keep = trials["advice"].eq("neutral") & np.isfinite(update)
-    cells = (
-        trials.loc[keep, ["model", "display"]]
-        .assign(update=update[keep])
-        .groupby(["model", "display"])["update"]
-        .mean()
-    )
-    keys = [(model, display) for model in model_ids(trials) for display in OWN_DISPLAYS]
+    data, bayes_clip = measure_input(trials)
+    cells = _neutral_means(_updates(data, scale, bayes_clip), data)
+    keys = [(model, display) for model in model_ids(data) for display in OWN_DISPLAYS]
     values = [
         float(cells.get((model, display), np.nan)) - float(cells.get((model, "hidden"), np.nan))
         for model, display in keys
@@ -92,6 +115,15 @@ def display_corrections(trials: pd.DataFrame) -> pd.Series:
     return pd.Series(
         values, index=pd.MultiIndex.from_tuples(keys, names=["model", "display"]), dtype=float
     )
+
+
+def choice_support_correction(trials: pd.DataFrame, scale: Scale = "probability") -> pd.Series:
+    """Per model: mean shown-neutral update minus mean hidden-neutral update on `scale`
+    (NaN if unknown)."""
+    table = display_corrections(trials, scale)
+    models = model_ids(ensure_prepared(trials))
+    values = [float(table.get((model, "shown"), np.nan)) for model in models]
+    return pd.Series(values, index=pd.Index(models, name="model"), name="correction")
 
 
 def choice_support_test(trials: pd.DataFrame) -> pd.DataFrame:
@@ -103,6 +135,7 @@ def choice_support_test(trials: pd.DataFrame) -> pd.DataFrame:
     contributions are summed per item, and var = G / (G - 1) * sum of squared item sums (CR1).
     Columns: model, estimate, se_item, ci_low, ci_high, p_value, n_items (t with G - 1 df).
     """
+    trials = ensure_prepared(trials)
     update = observed_update(trials).to_numpy(np.float64)
     keep = (
         trials["advice"].eq("neutral").to_numpy()
@@ -157,24 +190,39 @@ def choice_support_test(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def update_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """`trials` with `bayes_post`, `observed_update`, `bayes_update` and `corrected_update`.
+    """The prepared `trials` with every update of the three versions, per trial:
 
-    `corrected_update` is the observed update less the model's choice-support correction on
-    same and opposite trials of a display that presents the answer as the model's own
-    (`display_corrections`), and the observed update everywhere else.
+    - `observed_update`, `bayes_update`: q - c and bayes_post - c;
+    - `corrected_update`: the observed update less the display's choice-support correction
+      (`display_corrections`) on own-answer displays under opposite advice; the observed
+      update everywhere else (the paper's rule);
+    - `observed_logodds_update`, `bayes_logodds_update`: logit(q) - logit(c) and
+      logit(bayes_post) - logit(c), clipped at the table's bayes_clip;
+    - `corrected_logodds_update`: the log-odds update less the display's log-odds correction
+      on own-answer displays under same and opposite advice.
     """
-    rows = trials if "bayes_post" in trials.columns else with_bayes(trials)
-    observed = observed_update(rows)
-    table = display_corrections(rows)
-    keys = pd.MultiIndex.from_arrays([rows["model"], rows["display"]])
-    correction = pd.Series(
-        table.reindex(keys).to_numpy(np.float64) if len(table) else np.nan, index=rows.index
-    )
-    corrected_rows = rows["display"].isin(list(OWN_DISPLAYS)) & rows["advice"].isin(RATIO_ADVICE)
-    return rows.assign(
-        observed_update=observed,
-        bayes_update=rows["bayes_post"] - rows["initial_confidence"],
-        corrected_update=observed.where(~corrected_rows, observed - correction),
+    data, bayes_clip = measure_input(trials)
+    own = data["display"].isin(list(OWN_DISPLAYS))
+    keys = pd.MultiIndex.from_arrays([data["model"], data["display"]])
+    columns: dict[str, pd.Series] = {}
+    scales: tuple[tuple[Scale, str], ...] = (("probability", ""), ("logodds", "logodds_"))
+    for scale, prefix in scales:
+        observed = _updates(data, scale, bayes_clip)
+        table = display_corrections(data, scale)
+        correction = pd.Series(
+            table.reindex(keys).to_numpy(np.float64) if len(table) else np.nan, index=data.index
+        )
+        corrected = own & data["advice"].isin(CORRECTED_ADVICE[scale])
+        columns[f"observed_{prefix}update"] = observed
+        columns[f"corrected_{prefix}update"] = observed.where(~corrected, observed - correction)
+    c = data["initial_confidence"].to_numpy(np.float64)
+    post = data["bayes_post"].to_numpy(np.float64)
+    with np.errstate(invalid="ignore"):
+        bayes_logodds = logit(post, bayes_clip) - logit(c, bayes_clip)
+    return data.assign(
+        **columns,
+        bayes_update=data["bayes_post"] - data["initial_confidence"],
+        bayes_logodds_update=bayes_logodds,
     )
 
 
@@ -192,15 +240,12 @@ def _ratio_stats(update: np.ndarray, bayes: np.ndarray) -> dict[str, Any]:
     }
 
 
-def overweighting(trials: pd.DataFrame) -> pd.DataFrame:
-    """Overweighting ratios per model x display x advice, plus POOLED (shown+hidden) rows.
-
-    Columns: OVERWEIGHTING_COLUMNS. `n` counts the trials entering the ratio of sums.
-    A cell with no usable trial is absent.
-    """
+def ratio_trials(trials: pd.DataFrame, scale: Scale = "probability") -> pd.DataFrame:
+    """The trials that enter a ratio on `scale`, with `_update` (corrected) and `_bayes`."""
     data = update_table(trials)
-    update = data["corrected_update"].to_numpy(np.float64)
-    bayes = data["bayes_update"].to_numpy(np.float64)
+    prefix = "logodds_" if scale == "logodds" else ""
+    update = data[f"corrected_{prefix}update"].to_numpy(np.float64)
+    bayes = data[f"bayes_{prefix}update"].to_numpy(np.float64)
     usable = (
         data["advice"].isin(RATIO_ADVICE).to_numpy()
         # Accuracy 1/K (0.5 for two options) carries no evidence: no ratio is defined.
@@ -210,7 +255,12 @@ def overweighting(trials: pd.DataFrame) -> pd.DataFrame:
         & np.isfinite(update)
         & np.isfinite(bayes)
     )
-    data = data.loc[usable].assign(_update=update[usable], _bayes=bayes[usable])
+    selected: pd.DataFrame = data.loc[usable].assign(_update=update[usable], _bayes=bayes[usable])
+    return selected
+
+
+def ratio_cells(data: pd.DataFrame) -> pd.DataFrame:
+    """`ratio_trials` rows summarised per model x display x advice, plus POOLED rows."""
     rows: list[dict[str, Any]] = []
     for (model, display, advice), cell in data.groupby(["model", "display", "advice"]):
         stats = _ratio_stats(cell["_update"].to_numpy(), cell["_bayes"].to_numpy())
@@ -222,3 +272,19 @@ def overweighting(trials: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(OVERWEIGHTING_COLUMNS))
     table["n"] = table["n"].astype(np.int64)
     return sort_cells(table, ("model", "display", "advice"))
+
+
+def overweighting(trials: pd.DataFrame) -> pd.DataFrame:
+    """The paper's overweighting ratios (probability scale, choice support removed from
+    own-answer + opposite trials only) per model x display x advice, plus POOLED rows.
+
+    Columns: OVERWEIGHTING_COLUMNS. `n` counts the trials entering the ratio of sums.
+    A cell with no usable trial is absent. The `hidden` rows are the journal version's.
+    """
+    return ratio_cells(ratio_trials(trials, "probability"))
+
+
+def overweighting_logodds(trials: pd.DataFrame) -> pd.DataFrame:
+    """Overweighting on the log-odds scale (choice support, in log-odds, removed from every
+    own-answer trial): columns and rows as `overweighting`."""
+    return ratio_cells(ratio_trials(trials, "logodds"))

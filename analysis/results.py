@@ -1,42 +1,50 @@
 """Every measure of a run, computed once: the one object summary.json, the figures, the report,
 the terminal summary and the cross-model comparison are all rendered from.
 
-`compute_results(trials, stage1, prior=...)` is a pure function of the two tables. Its steps,
-in order: validate; frame every trial on the answer displayed as the model's own
-(`analysis.framing`: the answer-wrong control); fit a temperature per model and put the
-confidences on the chosen scale (`analysis.calibration`); add the Bayes posterior; then each
-measure, by the function named in `Results.sources` (the report cites those names under
-every number).
+`compute_results(trials, stage1, prior=..., bayes_clip=...)` is a pure function of the two
+tables. Its steps, in order: prepare the trials (`analysis.prepare.prepare_trials`: validate;
+frame every trial on the answer displayed as the model's own, `analysis.framing`; fit a
+temperature per model and put the confidences on the chosen scale, `analysis.calibration`;
+add the Bayes posterior, `analysis.bayes`) unless they come prepared (`load_run(...).trials`);
+then each measure, by the function named in `Results.sources` (the report cites those names
+under every number). Every measure is a public function of the prepared table, so
+`oucs(load_run(RUN).trials)` is the report's OUCS.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import pandas as pd
 
-from analysis.accuracy import complete_stage1, initial_accuracy_table
-from analysis.bayes import with_bayes
+from analysis.accuracy import initial_accuracy_table
 from analysis.calibration import (
     Prior,
-    apply_calibration,
     calibration_metrics,
-    chosen_temperatures,
     reliability_table,
-    temperatures,
 )
 from analysis.change_of_mind import com_rates
+from analysis.clip_sensitivity import clip_sensitivity
 from analysis.com_regression import com_logistic
 from analysis.conditions import condition_table
 from analysis.confidence_change import confidence_change
 from analysis.design import design_table
 from analysis.fit import UpdateFit, fit_by_model, fit_table
 from analysis.fitted_model import FittedModelSection, fitted_model_section
-from analysis.framing import frame_on_displayed
+from analysis.load import RunData
+from analysis.logodds import BAYES_CLIP
 from analysis.oucs import oucs
-from analysis.overweighting import choice_support_correction, choice_support_test, overweighting
-from analysis.schema import model_ids, validate_trials
+from analysis.overweighting import (
+    choice_support_correction,
+    choice_support_test,
+    overweighting,
+    overweighting_logodds,
+)
+from analysis.prepare import Prepared, at_bayes_clip, prepare_trials
+from analysis.schema import model_ids
 from analysis.sequences import sequence_table
 from analysis.switching import binned_switching, switching_curves
 
@@ -61,6 +69,8 @@ SOURCES: Final[dict[str, str]] = {
     "oucs": "analysis.oucs.oucs(by=display, advice)",
     "oucs_accuracy": "analysis.oucs.oucs(by=display, advice, accuracy)",
     "overweighting": "analysis.overweighting.overweighting",
+    "overweighting_logodds": "analysis.overweighting.overweighting_logodds",
+    "clip_sensitivity": "analysis.clip_sensitivity.clip_sensitivity",
     "fit": "analysis.fit.fit_update_model",
     "by_condition": "analysis.conditions.condition_table",
     "sequences": "analysis.sequences.sequence_table",
@@ -73,12 +83,14 @@ class Results:
     """All measures of one analysis; every DataFrame is tidy, with a `model` column."""
 
     trials: pd.DataFrame
-    """The validated trials on the chosen confidence scale, with `bayes_post` (and the
-    read-out confidences in `*_raw` columns)."""
+    """The prepared trials (`analysis.prepare`): framed, on the chosen confidence scale, with
+    `bayes_post` (and the read-out confidences in `*_raw` columns)."""
     stage1: pd.DataFrame
     prior: Prior
     chosen: dict[str, float]
     """The temperature applied per model (models absent: raw confidences)."""
+    bayes_clip: float
+    """The Bayes baseline clipped probabilities to [bayes_clip, 1 - bayes_clip]."""
     design: pd.DataFrame
     accuracy: pd.DataFrame
     temperatures: pd.DataFrame
@@ -94,9 +106,16 @@ class Results:
     change_accuracy: pd.DataFrame
     choice_support: pd.DataFrame
     corrections: pd.Series
+    """Per model: the choice-support correction on the probability scale."""
+    corrections_logodds: pd.Series
+    """Per model: the choice-support correction on the log-odds scale."""
     oucs: pd.DataFrame
     oucs_accuracy: pd.DataFrame
     overweighting: pd.DataFrame
+    """The paper's version (probability scale); its `hidden` rows are the journal's."""
+    overweighting_logodds: pd.DataFrame
+    clip_sensitivity: pd.DataFrame
+    """The cells the clip bites (a = 100 %) under the analysis's clip and exact Bayes."""
     fits: dict[str, UpdateFit]
     fit: pd.DataFrame
     fitted_model: FittedModelSection
@@ -104,6 +123,9 @@ class Results:
     """CoM rate, confidence change and OUCS per condition: any paradigm's headline."""
     sequences: pd.DataFrame
     """Sequences of advisors against the Bayes baseline (empty unless multi-advice)."""
+    truth: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per model, the parameters it was simulated with, where the run's config states them
+    (`sim:bayes`): what the report shows the estimates against."""
     sources: dict[str, str] = field(default_factory=lambda: dict(SOURCES))
 
     @property
@@ -112,62 +134,63 @@ class Results:
         return sorted(set(model_ids(self.trials)) | {str(m) for m in self.accuracy.index})
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """The trials ready for every measure, and what it took to get them there."""
-
-    raw: pd.DataFrame
-    """Validated, as read (unframed, read-out confidences)."""
-    trials: pd.DataFrame
-    """Framed, on the chosen confidence scale, with `bayes_shift` and `bayes_post`."""
-    stage1: pd.DataFrame
-    temperatures: pd.DataFrame
-    chosen: dict[str, float]
-
-
-def prepare_trials(
-    trials: pd.DataFrame, stage1: pd.DataFrame | None = None, *, prior: Prior = "auto"
-) -> Prepared:
-    """Validate, frame (`analysis.framing`), calibrate and add the Bayes baseline: the steps
-    before any measure, shared by `compute_results` and `analysis.transfer`."""
-    raw = validate_trials(trials)
-    # The stage-1 answers (accuracy, calibration) come from the unframed rows: framing moves
-    # an answer-wrong trial's "initial choice" to the displayed, wrong, answer.
-    calls = complete_stage1(stage1, raw)
-    fitted_temperatures = temperatures(calls)
-    chosen = chosen_temperatures(fitted_temperatures, prior)
-    data = with_bayes(apply_calibration(frame_on_displayed(raw), chosen))
-    return Prepared(raw, data, calls, fitted_temperatures, chosen)
-
-
 def compute_results(
     trials: pd.DataFrame,
     stage1: pd.DataFrame | None = None,
     *,
-    prior: Prior = "auto",
+    prior: Prior | None = None,
+    bayes_clip: float | None = None,
     fitted_model: Literal["auto", "beta", "tobit"] = "auto",
 ) -> Results:
-    """Every measure of a trials table (and the run's stage-1 calls), on the `prior` scale.
+    """Every measure of a trials table (and the run's stage-1 calls), on the `prior` scale
+    with the Bayes baseline clipped at `bayes_clip`.
 
-    Without `stage1` (a run with no calls.jsonl) the stage-1 answers recorded in the trials
-    stand in (`complete_stage1`): initial accuracy and the in-sample calibration fallback
-    still work.
+    `trials` may be as read (it is prepared here: prior "auto" and bayes_clip 0.01 unless
+    given) or prepared (`load_run(...).trials`: used as it is, settings None meaning its
+    own; see `analysis.prepare.prepare_trials`). Without `stage1` (a run with no
+    calls.jsonl) the stage-1 answers recorded in the trials stand in (`complete_stage1`):
+    initial accuracy and the in-sample calibration fallback still work.
     """
-    prepared = prepare_trials(trials, stage1, prior=prior)
-    raw, data, calls = prepared.raw, prepared.trials, prepared.stage1
-    fitted_temperatures, chosen = prepared.temperatures, prepared.chosen
-    fits = fit_by_model(data)
+    prepared = prepare_trials(trials, stage1, prior=prior, bayes_clip=bayes_clip)
+    return results_from_prepared(prepared, stage1, fitted_model=fitted_model)
+
+
+def results_for_run(
+    run: RunData, *, fitted_model: Literal["auto", "beta", "tobit"] = "auto"
+) -> Results:
+    """Every measure of a loaded run, on the settings it was loaded with, against the
+    parameters its config states for simulated models (`RunData.known_parameters`)."""
+    return results_from_prepared(
+        run.prepared, run.stage1, fitted_model=fitted_model, truth=run.known_parameters
+    )
+
+
+def results_from_prepared(
+    prepared: Prepared,
+    stage1: pd.DataFrame | None,
+    *,
+    fitted_model: Literal["auto", "beta", "tobit"] = "auto",
+    truth: Mapping[str, Mapping[str, float]] | None = None,
+) -> Results:
+    """Every measure of prepared trials (`stage1`: the stage-1 calls as read, or None)."""
+    data, calls = prepared.trials, prepared.stage1
+    # The update fit keeps the simulated agent's clip bounds whatever the Bayes baseline
+    # uses: they are its censoring points, and exact Bayes has infinite shifts at a = 1.0.
+    fit_data = at_bayes_clip(data, BAYES_CLIP)
+    fits = fit_by_model(fit_data)
     fit = fit_table(fits)
+    present = set(model_ids(data))
     return Results(
         trials=data,
         stage1=calls,
-        prior=prior,
-        chosen=chosen,
+        prior=prepared.prior,
+        chosen=prepared.chosen,
+        bayes_clip=prepared.bayes_clip,
         design=design_table(data, calls),
-        accuracy=initial_accuracy_table(raw, stage1),
-        temperatures=fitted_temperatures,
-        calibration=calibration_metrics(calls, fitted_temperatures),
-        reliability=reliability_table(calls, fitted_temperatures),
+        accuracy=initial_accuracy_table(prepared.stage1_trials, stage1),
+        temperatures=prepared.temperatures,
+        calibration=calibration_metrics(calls, prepared.temperatures),
+        reliability=reliability_table(calls, prepared.temperatures),
         com=com_rates(data, ("display",)),
         com_advice=com_rates(data, BY_CELL),
         com_accuracy=com_rates(data, BY_ACCURACY),
@@ -178,12 +201,20 @@ def compute_results(
         change_accuracy=confidence_change(data, BY_ACCURACY),
         choice_support=choice_support_test(data),
         corrections=choice_support_correction(data),
+        corrections_logodds=choice_support_correction(data, "logodds"),
         oucs=oucs(data, BY_CELL),
         oucs_accuracy=oucs(data, BY_ACCURACY),
         overweighting=overweighting(data),
+        overweighting_logodds=overweighting_logodds(data),
+        clip_sensitivity=clip_sensitivity(data),
         fits=fits,
         fit=fit,
-        fitted_model=fitted_model_section(data, fit, fitted_model),
+        fitted_model=fitted_model_section(fit_data, fit, fitted_model),
         by_condition=condition_table(data),
         sequences=sequence_table(data),
+        truth={
+            model: dict(values)
+            for model, values in (truth or {}).items()
+            if model in present and all(math.isfinite(v) for v in values.values())
+        },
     )

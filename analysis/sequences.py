@@ -15,9 +15,10 @@ from typing import Final
 
 import pandas as pd
 
-from analysis.bayes import parse_advisors, with_bayes
+from analysis.bayes import parse_advisors
 from analysis.cells import cell_stats
 from analysis.change_of_mind import answered
+from analysis.prepare import ensure_prepared
 
 SEQUENCE_COLUMNS: Final = (
     "model",
@@ -45,14 +46,13 @@ def describe_sequence(advisors_json: str) -> str:
 def sequence_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Per model x condition of the trials with a sequence of advisors (SEQUENCE_COLUMNS).
 
-    Empty when no trial has one (any paradigm but multi-advice).
+    Empty when no trial has one (any paradigm but multi-advice). An unprepared table is
+    prepared first (`analysis.prepare.ensure_prepared`).
     """
-    rows = answered(trials)
+    rows = answered(ensure_prepared(trials))
     rows = rows.loc[rows["advisors"].notna()] if "advisors" in rows.columns else rows.iloc[:0]
     if rows.empty:
         return pd.DataFrame(columns=list(SEQUENCE_COLUMNS))
-    if "bayes_post" not in rows.columns:
-        rows = with_bayes(rows)
     by = ("condition",)
     com = cell_stats(rows, rows["changed_mind"].astype(float), by)
     final = cell_stats(rows, rows["final_prob_initial"], by)

@@ -1,10 +1,18 @@
 """summary.json: every measure per model, as one JSON-ready dict (the contract in DESIGN.md).
 
 The contract keys (n_trials, accuracy_initial, com_rate, com_rate_by_advice,
-confidence_change, oucs, overweighting, fit) are always present for every model; cells of
+confidence_change, oucs, overweighting, overweighting_hidden, overweighting_logodds,
+n_with_confidence, fit; `analysis.bayes_clip`) are always present for every model; cells of
 displays or advice types absent from the data are absent, and a number that cannot be
 computed is null. Everything else is an extra, free to grow. Confidence measures are on the
 scale the analysis chose (raw or temperature-scaled; `calibration.confidence_scale`).
+
+The three overweighting versions (`analysis.overweighting`): `overweighting` is the paper's
+(probability scale, ratio of sums pooled over shown and hidden, choice support removed from
+shown + opposite only), `overweighting_hidden` the journal version's (hidden trials alone),
+`overweighting_logodds` the log-odds one (choice support removed from every shown trial).
+Each is a ratio of sums; `overweighting_detail` holds the trial-wise medians and means, the
+counts and the corrections beside them.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ from analysis.cells import nest
 from analysis.change_of_mind import answered
 from analysis.com_regression import display_coefficient
 from analysis.fit import fit_update_model
-from analysis.logodds import CLIP_HIGH, CLIP_LOW
 from analysis.overweighting import POOLED, RATIO_ADVICE
 from analysis.results import Results, compute_results
 
@@ -59,7 +66,18 @@ def _lookup(table: pd.DataFrame, model: str, column: str, missing: Any) -> Any:
     return table.at[model, column] if model in table.index else missing
 
 
-def _overweighting_entry(table: pd.DataFrame, correction: float) -> dict[str, Any]:
+def _headline(table: pd.DataFrame, display: str) -> dict[str, float]:
+    """{same, opposite}: the ratio of sums of `display`'s rows (NaN where absent)."""
+    rows = table.loc[table["display"] == display]
+    return {
+        advice: float(rows.loc[rows["advice"] == advice, "ratio_of_sums"].iloc[0])
+        if (rows["advice"] == advice).any()
+        else math.nan
+        for advice in RATIO_ADVICE
+    }
+
+
+def _ratio_detail(table: pd.DataFrame, correction: float) -> dict[str, Any]:
     def stats(row: pd.Series) -> dict[str, Any]:
         return {name: row[name] for name in _RATIO_STATS}
 
@@ -68,31 +86,63 @@ def _overweighting_entry(table: pd.DataFrame, correction: float) -> dict[str, An
     for _, row in table.loc[table["display"] != POOLED].iterrows():
         by_display.setdefault(str(row["display"]), {})[str(row["advice"])] = stats(row)
     return {
-        "headline": {
-            advice: float(pooled.loc[pooled["advice"] == advice, "ratio_of_sums"].iloc[0])
-            if (pooled["advice"] == advice).any()
-            else math.nan
-            for advice in RATIO_ADVICE
-        },
-        "detail": {
-            "choice_support_correction": correction,
-            "pooled_displays": POOLED,
-            "pooled": {str(row["advice"]): stats(row) for _, row in pooled.iterrows()},
-            "by_display": by_display,
-        },
+        "choice_support_correction": correction,
+        "pooled_displays": POOLED,
+        "pooled": {str(row["advice"]): stats(row) for _, row in pooled.iterrows()},
+        "by_display": by_display,
     }
 
 
+def _overweighting_entries(results: Results, model: str) -> dict[str, Any]:
+    """The three contract entries and their detail (`analysis.overweighting`)."""
+    paper = _of(results.overweighting, model)
+    logodds = _of(results.overweighting_logodds, model)
+    detail = _ratio_detail(paper, float(results.corrections.get(model, math.nan)))
+    detail["corrected"] = "shown + opposite (and each own-answer control + opposite)"
+    detail["logodds"] = _ratio_detail(
+        logodds, float(results.corrections_logodds.get(model, math.nan))
+    ) | {"corrected": "every shown trial (and each own-answer control's)"}
+    return {
+        "overweighting": _headline(paper, POOLED),
+        "overweighting_hidden": _headline(paper, "hidden"),
+        "overweighting_logodds": _headline(logodds, POOLED),
+        "overweighting_detail": detail,
+    }
+
+
+def _clip_entry(results: Results, model: str) -> dict[str, Any]:
+    """{display: {advice: {accuracy: {bayes_clip: {n, oucs, overweighting, ...}}}}} of the
+    cells the clip bites (`analysis.clip_sensitivity`)."""
+    entry: dict[str, Any] = {}
+    for _, row in _of(results.clip_sensitivity, model).iterrows():
+        cell = entry.setdefault(str(row["display"]), {}).setdefault(str(row["advice"]), {})
+        cell.setdefault(f"{float(row['accuracy']):g}", {})[f"{float(row['bayes_clip']):g}"] = {
+            "n": int(row["n"]),
+            "oucs": row["oucs"],
+            "n_ratio": int(row["n_ratio"]),
+            "overweighting": row["overweighting"],
+            "overweighting_logodds": row["overweighting_logodds"],
+        }
+    return entry
+
+
 def summarise(
-    trials: pd.DataFrame, stage1: pd.DataFrame | None = None, *, prior: Prior = "auto"
+    trials: pd.DataFrame,
+    stage1: pd.DataFrame | None = None,
+    *,
+    prior: Prior | None = None,
+    bayes_clip: float | None = None,
 ) -> dict[str, Any]:
     """The summary.json content for a trials table (and the run's stage-1 calls).
 
+    `trials` as read or prepared, `prior` and `bayes_clip` as `compute_results` takes them.
     Without `stage1` (a run with no calls.jsonl) initial accuracy is computed from the
     stage-1 answers recorded in the trials table, and the summary says so
     (`accuracy_initial_source`; see `initial_accuracy_table`).
     """
-    return summary_document(compute_results(trials, stage1, prior=prior, fitted_model="tobit"))
+    return summary_document(
+        compute_results(trials, stage1, prior=prior, bayes_clip=bayes_clip, fitted_model="tobit")
+    )
 
 
 def _records(table: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -157,9 +207,7 @@ def _model_entry(results: Results, model: str) -> dict[str, Any]:
     rows = _of(trials, model)
     accuracy = results.accuracy
     by2, by3 = ("display", "advice"), ("display", "advice", "accuracy")
-    ratio = _overweighting_entry(
-        _of(results.overweighting, model), float(results.corrections.get(model, math.nan))
-    )
+    ratio = _overweighting_entries(results, model)
     fit = results.fits.get(model) or fit_update_model(rows)
     support = _of(results.choice_support, model)
     n_answered = len(answered(rows))
@@ -171,7 +219,9 @@ def _model_entry(results: Results, model: str) -> dict[str, Any]:
         "com_rate_by_advice": nest(_of(results.com_advice, model), by2),
         "confidence_change": nest(_of(results.change, model), by2),
         "oucs": nest(_of(results.oucs, model), by2),
-        "overweighting": ratio["headline"],
+        "overweighting": ratio["overweighting"],
+        "overweighting_hidden": ratio["overweighting_hidden"],
+        "overweighting_logodds": ratio["overweighting_logodds"],
         "fit": fit.to_dict(),
         # Extras beyond the contract.
         "n_items": int(rows["item_id"].nunique()),
@@ -193,7 +243,8 @@ def _model_entry(results: Results, model: str) -> dict[str, Any]:
         "com_rate_by_accuracy": nest(_of(results.com_accuracy, model), by3),
         "confidence_change_by_accuracy": nest(_of(results.change_accuracy, model), by3),
         "oucs_by_accuracy": nest(_of(results.oucs_accuracy, model), by3),
-        "overweighting_detail": ratio["detail"],
+        "overweighting_detail": ratio["overweighting_detail"],
+        "clip_sensitivity": _clip_entry(results, model),
         "choice_support_test": (
             {
                 k: support.iloc[0][k]
@@ -257,7 +308,13 @@ def summary_document(results: Results) -> dict[str, Any]:
         {
             "models": models,
             "analysis": {
-                "clip": [CLIP_LOW, CLIP_HIGH],
+                "bayes_clip": results.bayes_clip,
+                "clip": [results.bayes_clip, 1.0 - results.bayes_clip],
+                "bayes_clip_rule": "c and a are clipped to [bayes_clip, 1 - bayes_clip] before "
+                "every logit of the Bayes baseline and the measures (0: exact Bayes; at a = 1.0 "
+                "the posterior is then 1 or 0, and log-odds measures leave out infinite "
+                "updates); the Tobit fit keeps the simulated agent's [0.01, 0.99] as its "
+                "censoring points",
                 "prior": results.prior,
                 "confidence_scale": "confidences of a model with a temperature applied are "
                 "temperature-scaled at both turns (calibration.temperature_applied); "
@@ -271,8 +328,15 @@ def summary_document(results: Results) -> dict[str, Any]:
                 "log-odds shifts",
                 "framing": "measures are framed on the initially chosen option; under the "
                 "answer-wrong display, on the displayed (wrong) answer",
-                "overweighting_headline": f"ratio of sums pooled over {POOLED}, shown trials "
-                "less the choice-support correction",
+                "overweighting_headline": f"ratio of sums pooled over {POOLED}; shown + opposite "
+                "trials less the choice-support correction (shown-neutral minus hidden-neutral "
+                "mean update); shown + same uncorrected; a = 1/K excluded",
+                "overweighting_hidden": "ratio of sums over hidden trials alone",
+                "overweighting_logodds": "ratio of sums of logit(final) - logit(c) over "
+                "logit(bayes_post) - logit(c), clipped; the choice-support correction in "
+                "log-odds removed from every shown trial",
+                "weights_estimator": "ratios are biased toward 1 where confidences reach the "
+                "clip bounds; the Tobit update fit (`fit`) estimates the weights",
                 "errors": "se_item and ci95: clustered by item (CR1), t with G-1 df",
                 "fitted_model": results.fitted_model.kind,
             },

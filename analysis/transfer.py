@@ -34,7 +34,6 @@ from analysis.fit import TERMS, UpdateFit, design_matrix, fit_update_model
 from analysis.fitted_model import beta_entry
 from analysis.load import load_run
 from analysis.logodds import CLIP_HIGH, CLIP_LOW, clip, logit
-from analysis.results import prepare_trials
 from analysis.schema import model_ids
 
 TransferKind = Literal["auto", "beta", "tobit"]
@@ -208,6 +207,5 @@ def transfer_runs(
     Both runs are prepared as `analyse` prepares them (framing, calibration on the `prior`
     scale, Bayes shifts). See `transfer_table` for the columns.
     """
-    runs = [load_run(path) for path in (train_dir, test_dir)]
-    train, test = (prepare_trials(run.trials, run.stage1, prior=prior).trials for run in runs)
+    train, test = (load_run(path, prior=prior).trials for path in (train_dir, test_dir))
     return transfer_table(train, test, kind=kind)
