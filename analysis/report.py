@@ -26,7 +26,6 @@ from analysis.cells import records
 from analysis.clustered import MIN_ITEMS
 from analysis.com_regression import DISPLAY_TERM
 from analysis.fitted_model import ModelTable
-from analysis.logodds import CLIP_HIGH, CLIP_LOW
 from analysis.oucs import oucs_paper_table
 from analysis.overweighting import POOLED
 from analysis.results import Results
@@ -574,6 +573,78 @@ def _float(value: Any) -> float:
         return float("nan")
 
 
+_VERSIONS: Final = (
+    ("overweighting", "paper: probability scale, pooled shown+hidden, shown+opposite corrected"),
+    ("overweighting_median", "paper's version, trial-wise median"),
+    ("overweighting_hidden", "journal: hidden trials alone"),
+    ("overweighting_logodds", "log-odds scale, every shown trial corrected"),
+    ("fit", "Tobit update fit: w_same, w_opposite (the weights' estimator)"),
+)
+
+
+def _version_values(results: Results, model: str, version: str) -> tuple[float, float]:
+    """(same, opposite) of one overweighting version (or the fit's weights) for a model."""
+    if version == "fit":
+        fit = results.fits.get(model)
+        return (fit.w_same, fit.w_opposite) if fit is not None else (math.nan, math.nan)
+    if version == "overweighting_logodds":
+        table, display, column = results.overweighting_logodds, POOLED, "ratio_of_sums"
+    else:
+        table = results.overweighting
+        display = "hidden" if version == "overweighting_hidden" else POOLED
+        column = "median_ratio" if version == "overweighting_median" else "ratio_of_sums"
+    rows = table.loc[(table["model"] == model) & (table["display"] == display)]
+    value = {str(r["advice"]): _float(r[column]) for r in records(rows)}
+    return value.get("same", math.nan), value.get("opposite", math.nan)
+
+
+def _versions_table(results: Results) -> str:
+    """One table: every overweighting version beside the fit and the simulated truth."""
+    rows: list[list[str]] = []
+    for model in results.models:
+        truth = results.truth.get(model, {})
+        for version, meaning in _VERSIONS:
+            same, opposite = _version_values(results, model, version)
+            rows.append(
+                [
+                    html.escape(model),
+                    html.escape(version),
+                    html.escape(meaning),
+                    _fmt(same, "ratio"),
+                    _fmt(opposite, "ratio"),
+                    _fmt(truth.get("w_same", math.nan), "ratio"),
+                    _fmt(truth.get("w_opposite", math.nan), "ratio"),
+                ]
+            )
+    return _table(
+        ["model", "version", "what it is", "same", "opposite", "true w_same", "true w_opposite"],
+        rows,
+        3,
+    )
+
+
+def _clip_table(results: Results) -> str:
+    """The cells the clip bites (a = 100 %) under the analysis's clip and the compared one."""
+    table = results.clip_sensitivity
+    if table.empty:
+        return '<p class="note">No stated accuracy here is clipped (no a = 100 % trials).</p>'
+    clips = list(dict.fromkeys(float(c) for c in table["bayes_clip"]))
+    keys = ["model", "display", "advice", "accuracy"]
+    rows: list[list[str]] = []
+    for key, cell in table.groupby(keys, sort=False):
+        by_clip = {float(r["bayes_clip"]): r for r in records(cell)}
+        row = [html.escape(str(k)) for k in key[:3]] + [_fmt(_float(key[3]), "pct")]
+        for name in ("oucs", "overweighting", "overweighting_logodds"):
+            kind = "signed" if name == "oucs" else "ratio"
+            row += [_fmt(_float(by_clip.get(c, {}).get(name)), kind) for c in clips]
+        rows.append(row)
+    labels = [f"clip {c:g}" + (" (exact)" if c == 0 else "") for c in clips]
+    header = ["model", "display", "advice", "a"] + [
+        f"{name}, {label}" for name in ("OUCS", "ratio", "log-odds ratio") for label in labels
+    ]
+    return _table(header, rows, 4)
+
+
 def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
     rows: list[list[str]] = []
     for r in records(results.overweighting):
@@ -592,12 +663,21 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
     corrections = ", ".join(
         f"{html.escape(str(m))} {_fmt(float(v), 'signed')}" for m, v in results.corrections.items()
     )
+    clip = results.bayes_clip
+    clip_rule = (
+        f"c and a are clipped to [{clip:g}, {1 - clip:g}] before every logit (a = 100 % reads "
+        f"as {1 - clip:g}; the simulated agent's rule)"
+        if clip > 0
+        else "exact Bayes (no clipping): a = 100 % moves the posterior to 1 (same) or 0 "
+        "(opposite), a certain prior against certain contrary advice is undefined (left "
+        "out), and log-odds measures leave out infinite updates"
+    )
     return (
         "<h2>Comparison with the Bayesian observer</h2>"
         '<p class="lead">The ideal observer updates its initial confidence c by the advice: '
         "logit(post) = logit(c) + s·logit(a), s = +1 same, &minus;1 opposite, 0 neutral (with "
         "K options, the K-option update: a wrong advisor picks uniformly among the K&minus;1 "
-        "other options). OUCS = "
+        f"other options). Bayes clipping (--bayes-clip {clip:g}): {clip_rule}. OUCS = "
         "final confidence &minus; Bayes posterior (positive: overconfident in the initial choice). "
         "Tables in the layout of the paper's Tables 1-3 (paper, Gemma 3 12B: hidden/neutral "
         "+0.001, shown/neutral +0.210, hidden/opposite &minus;0.300, shown/opposite +0.086).</p>"
@@ -605,12 +685,32 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
         + _source(results.sources["oucs"], results.sources["oucs_accuracy"])
         + _figure("oucs.png", figures.get("oucs.png"))
         + "<h3>Overweighting of advice (observed / Bayes update)</h3>"
-        '<p class="lead">Highlighted: the headline, the ratio of summed updates pooled over '
-        "shown and hidden displays (paper, Gemma 3 12B: opposite 2.58&times;, same "
-        "1.10&times;). Shown "
-        "trials first lose the choice-supportive part of their update (shown-neutral minus "
-        f"hidden-neutral mean update: {corrections or '—'}). Accuracy 50 % is left out (no "
-        "Bayes update).</p>"
+        '<p class="lead">Three versions, each a ratio of summed updates (summary.json '
+        "<code>overweighting</code>, <code>overweighting_hidden</code>, "
+        "<code>overweighting_logodds</code>). The paper's: probability scale, pooled over "
+        "shown and hidden displays, the choice-supportive part (shown-neutral minus "
+        f"hidden-neutral mean update: {corrections or '—'}) subtracted from shown + opposite "
+        "updates only, never from shown + same (paper, Gemma 3 12B: opposite 2.58&times;, "
+        "same 1.10&times;). The journal's: hidden trials alone (opposite 2.17, same 1.29). "
+        "The log-odds one: logit(final) &minus; logit(c) over the Bayes log-odds update, the "
+        "choice-supportive part measured in log-odds and subtracted from every shown trial. "
+        "Accuracy 1/K (50 % for two options) is left out (no Bayes update). Every ratio is "
+        "biased toward 1 where confidences reach the clip bounds (a clipped final confidence "
+        "cannot show its whole update): on sim:bayes (choice_support 0.8, w_same 1, "
+        "w_opposite 2.5, noise 0.3) outside checks measured a log-odds ratio of sums of "
+        "0.94 / 1.92 for the true 1.0 / 2.5. The estimator that recovers the weights is the "
+        "Tobit update fit (<code>fit</code>), shown beside the versions here and, for a "
+        "simulated model whose config states its parameters, beside the truth.</p>"
+        + _versions_table(results)
+        + _source(
+            results.sources["overweighting"],
+            results.sources["overweighting_logodds"],
+            results.sources["fit"],
+        )
+        + "<h4>By display</h4>"
+        + '<p class="note">The paper\'s version per display; the answer-wrong and in-context '
+        "controls follow the shown rule with their own neutral cell (their neutral update "
+        "minus hidden-neutral) and are never pooled. Highlighted: the headline rows.</p>"
         + _table(
             ["model", "display", "advice", "ratio of sums", "median ratio", "mean ratio", "trials"],
             rows,
@@ -619,6 +719,13 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
         )
         + _source(results.sources["overweighting"])
         + _figure("updates_observed_vs_bayes.png", figures.get("updates_observed_vs_bayes.png"))
+        + "<h3>How much the clip moves the a = 100 % cells</h3>"
+        '<p class="lead">OUCS and overweighting ratios of the trials whose stated accuracy '
+        "the clip changes, under this analysis's clip and the compared one (exact Bayes, or "
+        "0.01 when this analysis is exact). Neutral cells move only through the clipping of "
+        "c. A log-odds ratio is undefined (—) under exact Bayes at a = 100 %.</p>"
+        + _clip_table(results)
+        + _source(results.sources["clip_sensitivity"])
     )
 
 
@@ -684,8 +791,10 @@ shifts.</li>
 <li>Framing: on the initially chosen option; under the answer-wrong control, on the wrong
 answer displayed as the model's own (its stage-1 probability is the prior).</li>
 <li>Overweighting = observed update / Bayes update for same and opposite advice, accuracy
-1/K (50 % for two options) excluded; updates of displays that show the answer as the
-model's own first lose the choice-support part.</li>
+1/K (50 % for two options) excluded, ratio of sums. Paper's version: probability scale,
+the choice-support part removed from shown (and own-answer control) + opposite updates
+only. Journal's: hidden trials alone. Log-odds: logit(final) &minus; logit(c) over the
+Bayes log-odds update, choice support (in log-odds) removed from every shown trial.</li>
 <li>Update model: censored-normal (Tobit) regression of logit(final confidence) on
 logit(initial confidence), the shown flag, &Delta;·[same] and &Delta;·[opposite]
 (&plusmn;logit(a) for two options), on the displays shown, hidden and other.</li>
@@ -818,7 +927,8 @@ def render_report(
     sections.append(_condition_section(results, main_design))
     if not results.sequences.empty:
         sections.append(_sequence_section(results))
-    sections = [*_numbered(sections), _METHODS.format(low=CLIP_LOW, high=CLIP_HIGH)]
+    clip = results.bayes_clip
+    sections = [*_numbered(sections), _METHODS.format(low=f"{clip:g}", high=f"{1 - clip:g}")]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
