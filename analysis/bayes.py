@@ -4,7 +4,7 @@ Everything is framed on the initially chosen option i (its stage-1 probability c
 stated on the log-odds scale: logit(post) = logit(c) + Delta, where Delta is the advice's
 Bayes log-odds shift of option i.
 
-K options (PARADIGM.md 4). An advisor of accuracy a recommends option r; it names the truth
+K options (docs/paradigm.md §4). An advisor of accuracy a recommends option r; it names the truth
 with probability a and, when wrong, picks uniformly among the K - 1 other options. Its
 likelihood for "the truth is j" is L_j = a if j = r, else (1 - a) / (K - 1), and
 post_i = p_i L_i / sum_j p_j L_j. In log-odds, with Lbar the average likelihood of the other
@@ -123,7 +123,7 @@ def bayes_posterior(
     """The ideal observer's probability of the initially chosen option after the advice.
 
     `confidence` is p_i; with K > 2 options, opposite advice also needs `advised_prob`, the
-    stage-1 probability p_r of the option the advice recommends (PARADIGM.md 4).
+    stage-1 probability p_r of the option the advice recommends (docs/paradigm.md §4).
     """
     share = advised_share(confidence, advised_prob, n_options)
     shift = bayes_shift(accuracy, advice, n_options, share, bayes_clip)

@@ -21,7 +21,7 @@ logit(mu) equals the Bayes posterior's log-odds. The simulated agent's parameter
 same scale, but the agent's noise is Gaussian on the log-odds, not beta: its mean confidence
 expit(eta) is approached but not hit exactly (docs/beta_regression.md quantifies the gap).
 
-Variants (PARADIGM.md 5, whose labels name what each lacks relative to D):
+Variants (docs/paradigm.md §5, whose labels name what each lacks relative to D):
 - A "prior only": intercept, prior_weight
 - B "no display flag": A + w_same + w_opposite
 - C "one advice weight": A + choice_support + w_advice
@@ -120,7 +120,7 @@ VARIANTS: Final[Mapping[str, BetaModelSpec]] = {
         "D", "split", shown=True, description="separate same/opposite weights + shown flag"
     ),
 }
-"""The four nested variants of PARADIGM.md 5."""
+"""The four nested variants of docs/paradigm.md §5."""
 
 
 def variant_spec(variant: str | BetaModelSpec) -> BetaModelSpec:

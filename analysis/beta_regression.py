@@ -1,4 +1,4 @@
-"""The Bayesian beta regression of PARADIGM.md 5 (models A-D): the public entry points.
+"""The Bayesian beta regression of docs/paradigm.md §5 (models A-D): the public entry points.
 
     fit = fit_beta_model(trials, "D")          # posterior, summary, diagnostics (BetaFit)
     compare_models(trials)                     # A-D ranked by PSIS-LOO ELPD (DataFrame)

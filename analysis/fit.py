@@ -9,14 +9,14 @@ Delta the ideal observer's log-odds shift of the initially chosen option by the 
 (`analysis.bayes.bayes_shift`): for two options Delta = logit(clip(a)) under same advice and
 -logit(clip(a)) under opposite advice, so the terms are the familiar w_same * logit(a) and
 w_opposite * (-logit(a)); with K options Delta = logit(post) - logit(c) of the K-option Bayes
-update, the natural signed evidence. This is the DESIGN.md agent with a free intercept and
+update, the natural signed evidence. This is the docs/design.md agent with a free intercept and
 prior weight (0 and 1 for the agent).
 Because q is clipped before its logit, q at or beyond a clip bound is censored, and the fit is
 a Tobit regression (`analysis.tobit`); OLS on the clipped values would shrink every weight.
 
 Choices: the fit is of the paper's main design — displays shown, hidden and other (the
 controls, answer-wrong and in-context, are reported cell by cell, not pooled into the shown
-flag); `other` and `hidden` trials have shown flag 0 (DESIGN.md); only trials with a known
+flag); `other` and `hidden` trials have shown flag 0 (docs/design.md); only trials with a known
 c, q and Delta enter; a term the data cannot identify (no same-advice trials; every trial
 shown, so the flag equals the intercept) is left out of the design and reported as NaN.
 

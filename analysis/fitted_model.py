@@ -1,7 +1,7 @@
 """The report's "fitted model" section: the Bayesian beta regression when it can run, else the
 Tobit update fit that always runs.
 
-The beta regression (models A-D of PARADIGM.md 5, PyMC) lives in its own module and needs the
+The beta regression (models A-D of docs/paradigm.md §5, PyMC) lives in its own module and needs the
 optional `bayes` extra; it is slow, and pointless on a handful of trials. So it is used only
 when (a) the module `analysis.beta_regression` exists and provides `report_tables`, (b) PyMC
 imports, and (c) every model has at least BETA_MIN_TRIALS trials with both confidences —

@@ -1,6 +1,6 @@
 """Which option a trial's measures are framed on: the answer displayed as the model's own.
 
-Every measure is framed on "the initially chosen option" (PARADIGM.md 3). In the main design
+Every measure is framed on "the initially chosen option" (docs/paradigm.md §3). In the main design
 that is the model's stage-1 answer, which stage 2 displays (or hides). The `answer-wrong`
 control displays a wrong option as if it were the model's own answer, and the advice is
 defined relative to that displayed answer; its trials are framed on the displayed answer:

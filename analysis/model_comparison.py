@@ -7,7 +7,7 @@
   of the 2.3 GB the whole matrix would take (ArviZ's `az.loo` holds it several times over).
   The result is the same ELPDData `az.loo(pointwise=True)` returns.
 - `compare_fits` / `compare_models`: variants ranked by ELPD (`az.compare`: differences,
-  their standard errors, stacking weights), as PARADIGM.md 5 compares models A-D.
+  their standard errors, stacking weights), as docs/paradigm.md §5 compares models A-D.
 - `transfer(fit, other_trials)`: how well a posterior predicts a data set it never saw (the
   paper's cross-domain test): ELPD = sum over trials of log mean_s p(q_i | theta_s), and the
   R^2 between the predicted mean confidence (posterior mean of mu) and the observed clipped

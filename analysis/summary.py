@@ -1,4 +1,4 @@
-"""summary.json: every measure per model, as one JSON-ready dict (the contract in DESIGN.md).
+"""summary.json: every measure per model, as one JSON-ready dict (the contract in docs/design.md).
 
 The contract keys (n_trials, accuracy_initial, com_rate, com_rate_by_advice,
 confidence_change, oucs, overweighting, overweighting_hidden, overweighting_logodds,

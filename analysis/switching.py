@@ -8,7 +8,7 @@ initial confidence c, two curves of P(switch | c) are fitted to the trials:
 Their R^2 is computed, as the paper's (0.96 against 0.69) must have been, on binned means:
 BINS quantile bins of c, R^2 = 1 - sum_b n_b (y_b - f_b)^2 / sum_b n_b (y_b - ybar)^2 with
 y_b the bin's switch rate and f_b the mean of the curve's predictions over the bin's trials.
-The normative observer switches iff a > c (PARADIGM.md 4): a step at c = a (a clipped like
+The normative observer switches iff a > c (docs/paradigm.md §4): a step at c = a (a clipped like
 every accuracy), against which the fitted inflection is read. The paper (hidden display)
 finds inflections at 0.77 / 0.92 / 0.96 for a = 0.5 / 0.6 / 0.7.
 Two-option trials only: with K options the ideal observer's switching depends on the advised

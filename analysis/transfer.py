@@ -1,6 +1,6 @@
 """Transfer: fit the update model on one domain (run) and predict another.
 
-The paper fits its model D on one domain and shows it predicts the other (PARADIGM.md 5:
+The paper fits its model D on one domain and shows it predicts the other (docs/paradigm.md §5:
 ELPD, R^2 about 0.97). `transfer_runs(TRAIN_DIR, TEST_DIR)` does this per model present in
 both runs, with
 - model D of the Bayesian beta regression (`analysis.beta_regression.transfer`) when the

@@ -2,7 +2,7 @@
 count how often the analysis detects its biases — to size an API budget before spending it.
 
 Why it lives in the harness: it must run the real simulated agent (a backend), and the
-analysis may never import a backend (DESIGN.md: analysis reads files only). The harness, like
+analysis may never import a backend (docs/design.md: analysis reads files only). The harness, like
 the CLI, may use the analysis, so the dependency runs one way: harness -> analysis.
 
 Per simulated experiment: a fresh population of `items` questions, every condition of the

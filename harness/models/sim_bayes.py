@@ -1,4 +1,4 @@
-"""`sim:bayes`: a simulated participant with known parameters (DESIGN.md, "The simulated agent").
+"""`sim:bayes`: a simulated participant with known parameters (docs/design.md, "The simulated agent").
 
 It reads the structured `situation` of each request rather than the prompt text. All of its
 arithmetic is on the log-odds of the initially chosen option:
@@ -155,7 +155,7 @@ def followup_logodds(
     noise_draw: npt.ArrayLike,
     params: SimBayesParams,
 ) -> FloatArray:
-    """Stage-2 log-odds of the initially chosen option (DESIGN.md), for arrays of trials.
+    """Stage-2 log-odds of the initially chosen option (docs/design.md), for arrays of trials.
 
     `confidence` is the agent's true stage-1 confidence; `shown` flags display = shown (the
     only display with choice support); `advice` holds "same" / "opposite" / "neutral";

@@ -1,6 +1,6 @@
 """Builders shared by the analysis tests: hand-made trial rows and a simulated agent's run.
 
-The simulator follows the `sim:bayes` semantics of DESIGN.md (clipped logits, choice support
+The simulator follows the `sim:bayes` semantics of docs/design.md (clipped logits, choice support
 on `shown` only), written independently of the analysis code it checks.
 """
 

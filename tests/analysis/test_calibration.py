@@ -164,7 +164,7 @@ def test_tau_recovered_within_ten_percent(tau: float) -> None:
 
 
 def test_fitted_temperature_follows_the_population_formula() -> None:
-    # In general T = tau * sigma^2 / (2 mu): the default population (1, 1) is underconfident.
+    # In general T = tau * sigma^2 / (2 mu): a population with mu = sigma = 1 is underconfident.
     params = SimBayesParams(mu=1.0, sigma=1.0, tau=2.0)
     fit = temperatures(_agent_stage1(params, 8000, seed=3))
     assert fit.loc[0, "temperature"] == pytest.approx(2.0 * 1.0 / 2.0, rel=0.10)

@@ -1,4 +1,4 @@
-"""Every measure on K options, against hand-computed cases (PARADIGM.md 4)."""
+"""Every measure on K options, against hand-computed cases (docs/paradigm.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The simulated agent follows DESIGN.md's definition exactly."""
+"""The simulated agent follows docs/design.md's definition exactly."""
 
 from __future__ import annotations
 
