@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bayes import ADVICE_SIGN, with_bayes
+from analysis.prepare import at_bayes_clip
 from analysis.clustered import (
     MIN_ITEMS,
     cluster_codes,
@@ -44,7 +45,7 @@ from analysis.clustered import (
     p_value,
     too_few_items,
 )
-from analysis.logodds import CLIP_HIGH, CLIP_LOW, logit
+from analysis.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
 from analysis.schema import MAIN_DISPLAYS
 from analysis.tobit import tobit_fit
 
@@ -149,7 +150,13 @@ def _contrast(
 
 
 def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
-    """Tobit fit of the update model to `trials` (normally one model's trials)."""
+    """Tobit fit of the update model to `trials` (normally one model's trials).
+
+    The trials are prepared first (`analysis.prepare`) and their Bayes shifts taken at the
+    simulated agent's clip bounds whatever clip the table's Bayes baseline used: those
+    bounds are this model's censoring points.
+    """
+    trials = at_bayes_clip(trials, BAYES_CLIP)
     design, response = design_matrix(trials)
     terms = _identifiable(design) if len(design) else []
     nan = float("nan")
