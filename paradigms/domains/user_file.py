@@ -6,6 +6,11 @@ CSV (a header row; options in columns option_1 ... option_K, blank ones ignored)
     id,question,option_1,option_2,option_3,option_4,answer
 
 `answer` is the correct option's label (A, B, ...), its 1-based number, or its exact text.
+An answer that fits two of these readings and names different options — "2" among the
+options ["1", "3", "2", "4"] (the second option, or the option "2"?), or "A" among
+["B", "A", "C", "D"] — is an error naming the row, unless the row says how to read it: an
+`answer_is` key (a CSV column) of "label", "number" or "text". A reading that names the same
+option either way ("A" among ["A", "B"]) is no ambiguity.
 `id` is optional (the row number is used). Between 2 and 10 options per question, all
 distinct. Option order is kept as written (the file's author controls position); SimpleQA-MC
 or GSM8K-MC exports fit this shape directly. Every problem is reported with its row number.
@@ -15,15 +20,62 @@ from __future__ import annotations
 
 import csv
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
 from harness.paradigm import Item
 from paradigms.domains.layout import labels_for
 
+MAX_FILE_BYTES = 256 << 20
+"""A question file of this size holds millions of questions; a larger one (or a file that
+never ends, like /dev/zero) is not read into memory."""
+ANSWER_READINGS = ("label", "number", "text")
+
 
 class QuestionFileError(ValueError):
     """The question file cannot be used; the message names the file and row."""
+
+
+def _readings(answer: str, labels: tuple[str, ...], options: list[str]) -> dict[str, int]:
+    """Each way `answer` can be read, with the option index it names."""
+    found: dict[str, int] = {}
+    if answer in labels:
+        found["label"] = labels.index(answer)
+    if answer.isdigit() and 1 <= int(answer) <= len(options):
+        found["number"] = int(answer) - 1
+    if answer in options:
+        found["text"] = options.index(answer)
+    return found
+
+
+def _correct_label(
+    row: dict[str, Any], where: str, labels: tuple[str, ...], options: list[str]
+) -> str:
+    answer = str(row.get("answer", "")).strip()
+    readings = _readings(answer, labels, options)
+    how = row.get("answer_is")
+    how = how.strip() if isinstance(how, str) else how
+    if how not in (None, ""):
+        if how not in ANSWER_READINGS:
+            raise QuestionFileError(
+                f"{where}: answer_is {how!r} is not one of {', '.join(ANSWER_READINGS)}"
+            )
+        if how not in readings:
+            raise QuestionFileError(f"{where}: answer {answer!r} is not an option {how}")
+        return labels[readings[how]]
+    if not readings:
+        raise QuestionFileError(f"{where}: answer {answer!r} is not a label, number or option text")
+    if len(set(readings.values())) > 1:
+        ways = "; ".join(
+            f"as a {way}: option {labels[index]} ({options[index]!r})"
+            for way, index in readings.items()
+        )
+        raise QuestionFileError(
+            f"{where}: answer {answer!r} can be read two ways ({ways}); say which with "
+            'answer_is = "label", "number" or "text" in the row'
+        )
+    return labels[next(iter(readings.values()))]
 
 
 def _item(row: dict[str, Any], where: str, number: int) -> Item:
@@ -39,15 +91,7 @@ def _item(row: dict[str, Any], where: str, number: int) -> Item:
     if len(set(options)) != len(options) or not all(options):
         raise QuestionFileError(f"{where}: options must be distinct and non-empty")
     labels = labels_for(len(options))
-    answer = str(row.get("answer", "")).strip()
-    if answer in labels:
-        correct = answer
-    elif answer.isdigit() and 1 <= int(answer) <= len(options):
-        correct = labels[int(answer) - 1]
-    elif answer in options:
-        correct = labels[options.index(answer)]
-    else:
-        raise QuestionFileError(f"{where}: answer {answer!r} is not a label, number or option text")
+    correct = _correct_label(row, where, labels, options)
     item_id = str(row.get("id") or f"row-{number}")
     return Item(
         item_id=f"file-{item_id}",
@@ -59,13 +103,34 @@ def _item(row: dict[str, Any], where: str, number: int) -> Item:
     )
 
 
-def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def _read_text(path: Path) -> str:
+    """The file's text; a FIFO or device is refused before it is opened (its open or read
+    would never end) and at most MAX_FILE_BYTES + 1 bytes are read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
         raise QuestionFileError(f"question file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise QuestionFileError(f"cannot read question file {path}: {error}") from None
+    except OSError as error:
+        raise QuestionFileError(f"cannot read question file {path}: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise QuestionFileError(f"question file {path} is not a regular file")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise QuestionFileError(f"cannot read question file {path}: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise QuestionFileError(f"question file {path} is larger than {MAX_FILE_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise QuestionFileError(
+            f"question file {path} is not UTF-8 text (byte {error.start} cannot be decoded)"
+        ) from None
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    text = _read_text(path)
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         rows = []

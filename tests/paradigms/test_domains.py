@@ -141,3 +141,83 @@ def test_unknown_domains_and_missing_files() -> None:
         check_domain("astrology")
     with pytest.raises(QuestionFileError, match="not found"):
         file_items(Path("/nonexistent/q.jsonl"))
+
+
+AMBIGUOUS = {
+    # "2" is the option "2" (the third) and the 1-based number 2 (the option "3").
+    "number or text": ('{"question": "q", "options": ["1", "3", "2", "4"], "answer": "2"}', "2"),
+    # "A" is the label A (the option "B") and the option text "A" (label B).
+    "label or text": ('{"question": "q", "options": ["B", "A", "C", "D"], "answer": "A"}', "A"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AMBIGUOUS))
+def test_an_answer_that_reads_two_ways_is_an_error_naming_the_row(
+    case: str, tmp_path: Path
+) -> None:
+    line, answer = AMBIGUOUS[case]
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "ok", "options": ["a", "b"], "answer": "A"}\n' + line + "\n")
+    with pytest.raises(QuestionFileError, match=f"row 2: answer '{answer}' can be read two ways"):
+        file_items(path)
+
+
+@pytest.mark.parametrize(
+    ("answer_is", "correct"), [("number", "B"), ("text", "C"), ("label", None)]
+)
+def test_answer_is_says_how_to_read_the_answer(
+    answer_is: str, correct: str | None, tmp_path: Path
+) -> None:
+    path = tmp_path / "q.jsonl"
+    row = {"question": "q", "options": ["1", "3", "2", "4"], "answer": "2", "answer_is": answer_is}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    if correct is None:  # "2" is no label (A-D)
+        with pytest.raises(QuestionFileError, match="row 1: answer '2' is not an option label"):
+            file_items(path)
+        return
+    (item,) = file_items(path)
+    assert item.correct == correct
+
+
+def test_answer_is_as_a_csv_column_and_unambiguous_answers_need_none(tmp_path: Path) -> None:
+    table = tmp_path / "q.csv"
+    table.write_text(
+        "question,option_1,option_2,option_3,answer,answer_is\n"
+        "Pick,B,A,C,A,label\n"  # label A: the option "B"
+        "Pick,B,A,C,A,text\n"  # the option "A": label B
+        "Same either way,A,B,,A,\n",  # label A is the option "A": no ambiguity
+        encoding="utf-8",
+    )
+    assert [item.correct for item in file_items(table)] == ["A", "B", "A"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,option_1,option_2,answer,answer_is\nq,x,y,A,letter\n")
+    with pytest.raises(QuestionFileError, match="row 2: answer_is 'letter' is not one of"):
+        file_items(bad)
+
+
+def test_a_question_file_that_never_ends_is_refused_without_reading_it(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "q.jsonl"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            file_items(fifo)
+        except Exception as error:  # noqa: BLE001 - any outcome is checked below
+            outcome.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():  # the open blocks for a writer that never comes: unblock it
+        with fifo.open("wb"):
+            pass
+        reader.join(timeout=10)
+        pytest.fail("reading a FIFO question file blocked")
+    assert len(outcome) == 1 and isinstance(outcome[0], QuestionFileError)
+    assert "not a regular file" in str(outcome[0])
+    with pytest.raises(QuestionFileError, match="not a regular file"):
+        file_items(Path("/dev/zero"))
