@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from analysis.calibration import Prior
 from analysis.load import RunData, load_run
 from analysis.logodds import BAYES_CLIP
-from analysis.outputs import write_outputs
+from analysis.outputs import output_lock, write_outputs
 from analysis.results import results_for_run
 
 OUTPUT_DIR: Final = "analysis"
@@ -52,18 +53,24 @@ def analyse_run(
     prior: Prior = "auto",
     fitted_model: Literal["auto", "beta", "tobit"] = "auto",
     bayes_clip: float = BAYES_CLIP,
+    on_wait: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Analyse RUN_DIR: write RUN_DIR/analysis/{summary.json, summary.md, *.png, report.html}.
 
     `prior` picks the confidence scale (see `analysis.calibration`); `fitted_model` whether
     the report's fitted-model section may run the beta regression (see
     `analysis.fitted_model`); `bayes_clip` the Bayes baseline's clip bound (`analysis.logodds`;
-    0 = exact Bayes). Returns the summary (the content of summary.json, NaN as
-    None). Raises `AnalysisInputError` when the run directory is missing, empty or corrupt,
-    or the analysis cannot be written into it.
+    0 = exact Bayes). The analysis directory is replaced as a whole, and two analyses of
+    one run are serialised: the second waits for the first (`on_wait`, if given, hears a
+    sentence saying so; see `analysis.outputs`). Returns the summary (the content of
+    summary.json, NaN as None). Raises `AnalysisInputError` when the run directory is
+    missing, empty or corrupt, or the analysis cannot be written into it.
     """
+    # Read first: a directory that is not a run is refused before a lock file is made in it.
     run = load_run(run_dir, prior=prior, bayes_clip=bayes_clip)
-    results = results_for_run(run, fitted_model=fitted_model)
-    facts = _facts(run)
-    title = f"mindshift analysis — {facts.get('experiment', run.run_dir.name)}"
-    return write_outputs(results, run.run_dir / OUTPUT_DIR, title=title, facts=facts)
+    out = run.run_dir / OUTPUT_DIR
+    with output_lock(out, on_wait):
+        results = results_for_run(run, fitted_model=fitted_model)
+        facts = _facts(run)
+        title = f"mindshift analysis — {facts.get('experiment', run.run_dir.name)}"
+        return write_outputs(results, out, title=title, facts=facts)

@@ -15,7 +15,7 @@ so that no two models are silently merged.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.calibration import Prior
 from analysis.load import RunData, load_run
 from analysis.logodds import BAYES_CLIP
-from analysis.outputs import write_outputs
+from analysis.outputs import output_lock, write_outputs
 from analysis.results import compute_results
 from analysis.schema import model_ids
 
@@ -84,22 +84,29 @@ def compare_runs(
     prior: Prior = "auto",
     fitted_model: Literal["auto", "beta", "tobit"] = "auto",
     bayes_clip: float = BAYES_CLIP,
+    on_wait: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Analyse several runs together into `out` (summary, tables, figures, report).
 
     Raises `AnalysisInputError` for a missing or corrupt run directory, or an unwritable
-    `out`. Returns the summary (as summary.json).
+    `out`, or an `out` that holds files other than an analysis (it is replaced as a whole,
+    see `analysis.outputs`; a second comparison into the same `out` waits for the first,
+    telling `on_wait`). Returns the summary (as summary.json).
     """
     paths = [Path(p) for p in run_dirs]
     runs = [load_run(path) for path in paths]
     labels = run_labels(paths)
     trials, stage1, mapping = pool_runs(runs, labels)
-    results = compute_results(
-        trials, stage1, prior=prior, bayes_clip=bayes_clip, fitted_model=fitted_model
-    )
-    facts = {
-        "runs": "; ".join(f"{label} = {path}" for label, path in zip(labels, paths, strict=True)),
-        "models": ", ".join(results.models),
-    }
-    title = f"mindshift comparison — {', '.join(labels)}"
-    return write_outputs(results, Path(out), title=title, facts=facts, extra={RUNS_FILE: mapping})
+    target = Path(out)
+    with output_lock(target, on_wait):
+        results = compute_results(
+            trials, stage1, prior=prior, bayes_clip=bayes_clip, fitted_model=fitted_model
+        )
+        facts = {
+            "runs": "; ".join(
+                f"{label} = {path}" for label, path in zip(labels, paths, strict=True)
+            ),
+            "models": ", ".join(results.models),
+        }
+        title = f"mindshift comparison — {', '.join(labels)}"
+        return write_outputs(results, target, title=title, facts=facts, extra={RUNS_FILE: mapping})

@@ -174,6 +174,11 @@ def _report_run(report: RunReport, seconds: float) -> None:
         )
 
 
+def _waiting(message: str) -> None:
+    """The analysis waits for another one writing the same directory: say so, once."""
+    _err.print(message, markup=False, soft_wrap=True)
+
+
 def _analyse(
     run_dir: Path,
     prior: PriorMode = "auto",
@@ -183,7 +188,13 @@ def _analyse(
     from analysis import AnalysisInputError, analyse_run
 
     try:
-        analyse_run(run_dir, prior=prior, fitted_model=fitted_model, bayes_clip=bayes_clip)
+        analyse_run(
+            run_dir,
+            prior=prior,
+            fitted_model=fitted_model,
+            bayes_clip=bayes_clip,
+            on_wait=_waiting,
+        )
     except AnalysisInputError as error:
         raise UserError(str(error)) from None
     return run_dir / "analysis"
@@ -331,6 +342,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             prior=args.prior,
             fitted_model=args.fitted_model,
             bayes_clip=args.bayes_clip,
+            on_wait=_waiting,
         )
     except AnalysisInputError as error:
         raise UserError(str(error)) from None
