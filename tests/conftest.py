@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # Before numpy loads: the tests' matrices are small, and BLAS threads on a busy shared runner
 # only contend (a Tobit fit runs ten times slower with them). Subprocesses inherit it.
@@ -84,6 +85,31 @@ def sim_config_text(
         f'[[models]]\nid = "sim"\nspec = "sim:bayes"\nparams = {params}\n'
         f"concurrency = {concurrency}\n{batch}"
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "auto_beta: keep the real size threshold at which `--fitted-model auto` picks the "
+        "PyMC beta regression (tests/conftest.py raises it for every other test)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _tobit_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fitted_model="auto"` means the Tobit fit in tests, unless a test is marked auto_beta.
+
+    With the bayes extra installed (as `make test` installs it), the report of any run with
+    2,000+ trials per model would fit PyMC's four beta-regression variants: minutes per
+    analysis, for tests that check other things (recovery, examples, summary keys). The beta
+    regression has its own tests (tests/analysis/test_beta_regression.py); an explicit
+    `fitted_model="beta"` is not affected.
+    """
+    if request.node.get_closest_marker("auto_beta"):
+        return
+    from analysis import fitted_model
+
+    monkeypatch.setattr(fitted_model, "BETA_MIN_TRIALS", sys.maxsize)
 
 
 @pytest.fixture

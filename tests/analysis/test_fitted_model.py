@@ -22,6 +22,7 @@ def test_tobit_when_asked_or_too_small(simulated: Simulate) -> None:
     assert auto.kind == "tobit"  # without PyMC, or with too few trials: says which
 
 
+@pytest.mark.auto_beta
 def test_beta_tables_are_rendered_when_the_extra_is_there(
     simulated: Simulate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
