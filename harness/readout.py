@@ -89,7 +89,10 @@ def readout_from_top_logprobs(
     if complete:
         mass = {label: (0.0 if value is None else value) for label, value in mass.items()}
     else:
-        smallest = min((math.exp(min(lp, 0.0)) for _, lp in top_logprobs), default=1.0)
+        # exp is monotone: the exp of the smallest logprob is the smallest probability,
+        # one exp instead of one per alternative.
+        lowest = min((lp for _, lp in top_logprobs), default=0.0)
+        smallest = math.exp(min(lowest, 0.0))
         bounds = {label: smallest for label, value in mass.items() if value is None}
     return readout_from_masses(mass, top_logprobs, bounds)
 

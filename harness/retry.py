@@ -153,7 +153,12 @@ class CallRetrier:
             retry: list[int] = []
             asked: list[float] = []
             for index, response in zip(pending, responses, strict=True):
-                response = replace(response, attempts=attempt, attempt_errors=tuple(earlier[index]))
+                if response.attempts != attempt or earlier[index] or response.attempt_errors:
+                    # A first attempt already reads attempts=1 with no earlier errors:
+                    # copying it would cost every call (bench/bench_throughput.py).
+                    response = replace(
+                        response, attempts=attempt, attempt_errors=tuple(earlier[index])
+                    )
                 final[index] = response  # kept also when the deadline ends a retried call
                 transient = response.transient
                 if response.error is None or transient is None or attempt > policy.max_retries:
