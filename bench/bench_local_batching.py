@@ -1,18 +1,23 @@
-"""How much batching speeds up `local:smollm2` on realistic change-of-mind stage-2 prompts.
+"""How much batching speeds up `local:smollm2` on the change-of-mind paradigm's stage-2 prompts.
 
-For each item (one latitude question) the 36 stage-2 conditions
-display {shown, hidden} x advice {same, opposite, neutral} x accuracy {0.5 .. 1.0}
-are answered three ways on the same prompts:
+The prompts are the paradigm's own, built as the runner builds them: the change-of-mind
+paradigm (`paradigms.change_of_mind`, default settings: latitude questions, seed
+`--seed`) makes each item's stage-1 prompt; the model answers it (one call at a time, the
+same in every mode, untimed); the paradigm then makes the item's 36 stage-2 prompts
+(display {shown, hidden} x advice {same, opposite, neutral} x accuracy {0.5 .. 1.0}) from
+that answer, with the seeds the runner would use (`seed_from_id` of each trial id). Those
+36 prompts per item are answered three ways:
 
 - sequential: one call at a time (what a backend without batching does);
 - batched: all 36 in one right-padded forward pass, LM head at the last token only;
 - batched+prefix: as batched, with the prompts' common token prefix run once and its
   key/value cache repeated across the batch.
 
-Each way runs in its own child process, so its peak resident memory (ru_maxrss) is its own.
-The agreement column is the largest difference in option probability from sequential. CPU
-time per call (all threads) is printed beside wall-clock rates because on a shared machine
-the latter move with the load.
+Each way runs in its own child process, so its peak resident memory (ru_maxrss) is its own;
+the parent checks that every child answered the very same prompts. The agreement column is
+the largest difference in option probability from sequential. CPU time per call (all
+threads) is printed beside wall-clock rates because on a shared machine the latter move with
+the load.
 
     python bench/bench_local_batching.py --items 5
 """
@@ -20,6 +25,7 @@ the latter move with the load.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -27,80 +33,81 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from harness.types import ChoiceRequest, Message, Prompt
+from harness.types import ChoiceRequest
 
-# Real cities with their latitudes: the foil is the latitude scaled by 1.5 or 0.5
-# ("standard" difficulty), so both options are plausible-looking numbers.
-CITIES = [
-    ("Ban Pa Sak", "Thailand", 18.55),
-    ("Tromso", "Norway", 69.65),
-    ("Arequipa", "Peru", -16.41),
-    ("Kumasi", "Ghana", 6.69),
-    ("Sapporo", "Japan", 43.06),
-    ("Mendoza", "Argentina", -32.89),
-    ("Winnipeg", "Canada", 49.90),
-    ("Mashhad", "Iran", 36.30),
-    ("Darwin", "Australia", -12.46),
-    ("Lyon", "France", 45.76),
-]
-ACCURACIES = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 MODES = ["sequential", "batched", "batched+prefix"]
+MODEL_ID = "smollm2"
 
 
-def _latitude(value: float) -> str:
-    return f"{abs(value):.2f}°{'N' if value >= 0 else 'S'}"
+def paradigm_requests(backend: Any, items: int, seed: int) -> tuple[list[list[ChoiceRequest]], str]:
+    """Per item, the 36 stage-2 requests the runner would send for `local:smollm2`, and a
+    digest of their prompts (the parent checks that every mode got the same ones)."""
+    from harness.config import parse_config
+    from harness.experiment import prepare
+    from harness.paradigm import InitialAnswer
+    from harness.trial_ids import seed_from_id, trial_id
+    from paradigms import PARADIGMS
+
+    config = parse_config(
+        {
+            "experiment": {"name": "bench-batching", "paradigm": "change-of-mind", "seed": seed},
+            "paradigm": {"items": items},
+            "models": [{"id": MODEL_ID, "spec": "local:smollm2"}],
+        }
+    )
+    paradigm = prepare(config, PARADIGMS).paradigm
+    model = config.models[0]
+
+    def request(item_id: str, condition: str, stage: int, staged: Any) -> ChoiceRequest:
+        tid = trial_id(
+            experiment=config.experiment.name,
+            seed=seed,
+            model=MODEL_ID,
+            paradigm=paradigm.name,
+            item=item_id,
+            condition=condition,
+            repeat=0,
+            stage=stage,
+        )
+        return ChoiceRequest(
+            tid,
+            stage,
+            staged.prompt,
+            model.temperature,
+            seed_from_id(tid, "sample"),
+            situation=staged.situation,
+        )
+
+    groups = []
+    digest = hashlib.sha256()
+    for item in paradigm.items():
+        first = request(item.item_id, "initial", 1, paradigm.initial_prompt(item))
+        (answer,) = backend.answer_blocking([first])
+        assert answer.choice is not None, answer.error
+        probs = None if answer.readout is None else answer.readout.probs
+        initial = InitialAnswer(choice=answer.choice, probs=probs)
+        group = [
+            request(
+                item.item_id, condition.name, 2, paradigm.followup_prompt(item, condition, initial)
+            )
+            for condition in paradigm.conditions()
+        ]
+        for call in group:
+            digest.update(json.dumps(call.prompt.to_json(), sort_keys=True).encode())
+        groups.append(group)
+    return groups, digest.hexdigest()
 
 
-def stage2_prompts(item: int) -> list[Prompt]:
-    """The 36 stage-2 prompts of one latitude item, as the change-of-mind paradigm words them."""
-    city, country, true = CITIES[item % len(CITIES)]
-    foil = true * (1.5 if item % 2 else 0.5)
-    options = [_latitude(true), _latitude(foil)] if item % 3 else [_latitude(foil), _latitude(true)]
-    earlier = "B" if item % 2 else "A"
-    other = "A" if earlier == "B" else "B"
-    question = f"What is the latitude of {city} ({country})?\nA: {options[0]}\nB: {options[1]}"
-    prompts = []
-    for display in ("shown", "hidden"):
-        for advice in ("same", "opposite", "neutral"):
-            for accuracy in ACCURACIES:
-                shown = earlier if display == "shown" else "xx"
-                advice_text = {
-                    "same": f"The correct answer is {earlier}.",
-                    "opposite": f"The correct answer is {other}.",
-                    "neutral": "Think carefully about the question.",
-                }[advice]
-                content = (
-                    "Answer the following multiple-choice question with A or B.\n\n"
-                    f"{question}\n\n"
-                    f"Your earlier answer: {shown}\n"
-                    f"Advice from an advice LLM that is {accuracy:.0%} accurate: {advice_text}\n\n"
-                    "Give your final answer as A or B."
-                )
-                prompts.append(
-                    Prompt(
-                        messages=(Message("user", content),),
-                        answer_prefix="My answer is:",
-                        labels=("A", "B"),
-                    )
-                )
-    return prompts
-
-
-def _child(mode: str, items: int, threads: int | None) -> dict[str, object]:
+def _child(mode: str, items: int, threads: int | None, seed: int) -> dict[str, object]:
     from harness.models.smollm2 import smollm2_folder
     from harness.models.transformers_lm import TransformersBackend
 
     backend = TransformersBackend(
         smollm2_folder(), threads=threads, share_prefix=mode == "batched+prefix"
     )
-    groups = [
-        [
-            ChoiceRequest(f"{item}-{i}", 2, prompt, temperature=1.0, seed=i)
-            for i, prompt in enumerate(stage2_prompts(item))
-        ]
-        for item in range(items)
-    ]
+    groups, digest = paradigm_requests(backend, items, seed)
     backend.answer_blocking(groups[0][:2])  # warm-up: first-call allocations and label ids
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     probs: list[float] = []
@@ -112,9 +119,9 @@ def _child(mode: str, items: int, threads: int | None) -> dict[str, object]:
             responses = [backend.answer_blocking([request])[0] for request in group]
         else:
             responses = backend.answer_blocking(group)
-        for response in responses:
+        for request, response in zip(group, responses, strict=True):
             assert response.readout is not None and response.readout.probs is not None
-            probs.append(response.readout.probs["A"])
+            probs.append(response.readout.probs[request.prompt.labels[0]])
             tokens += response.usage.input_tokens
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
@@ -128,32 +135,37 @@ def _child(mode: str, items: int, threads: int | None) -> dict[str, object]:
         "rss_after_load_mib": rss_before / 1024,
         "p_a": probs,
         "threads": backend.describe()["torch_threads"],
+        "prompts_digest": digest,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=3, help="latitude items (36 calls each)")
+    parser.add_argument("--seed", type=int, default=0, help="the experiment seed")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, args.items, args.threads)))
+        print(json.dumps(_child(args.child, args.items, args.threads, args.seed)))
         return
 
     load_before = os.getloadavg()[0]
     results = {}
     for mode in MODES:
         command = [sys.executable, str(Path(__file__).resolve()), "--child", mode]
-        command += ["--items", str(args.items)]
+        command += ["--items", str(args.items), "--seed", str(args.seed)]
         if args.threads is not None:
             command += ["--threads", str(args.threads)]
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[mode] = json.loads(out.strip().splitlines()[-1])
 
     base = results["sequential"]
+    if len({row["prompts_digest"] for row in results.values()}) != 1:
+        raise SystemExit("the modes did not answer the same prompts")
     print(
-        f"local:smollm2, {args.items} items x 36 stage-2 prompts, "
+        f"local:smollm2, {args.items} change-of-mind items x 36 stage-2 prompts (the "
+        f"paradigm's, seed {args.seed}), "
         f"{base['prompt_tokens'] / base['calls']:.0f} prompt tokens per call on average, "
         f"{base['threads']} torch threads on {os.cpu_count()} CPUs "
         f"(1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)"
