@@ -32,10 +32,19 @@ from rich.text import Text
 
 from harness.batch_api import BATCH_PROVIDERS
 from harness.config import ExperimentConfig, load_config, parse_config
-from harness.errors import UserError
-from harness.experiment import execute, prepare
+from harness.errors import RunDirError, UserError
+from harness.experiment import check_run_dir, execute, prepare
 from harness.pricing import PRICES_ENV
+from harness.run_dir import RunDirState, inspect_run_dir, load_logs
+from harness.run_store import CALLS_FILE
 from harness.runner import RunReport
+from harness.trials_table import (
+    TRIALS_FILE,
+    build_trials_table,
+    calls_fingerprint,
+    trials_stamp,
+    write_trials_table,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,6 +146,7 @@ def _run(
     from paradigms import PARADIGMS
 
     prepared = prepare(config, PARADIGMS)
+    check_run_dir(prepared, run_dir)  # before any output: a refused run prints one line
     if batch:
         batched = [m.id for m in config.models if m.spec.startswith(BATCH_PROVIDERS)]
         others = [m.id for m in config.models if m.id not in batched]
@@ -145,9 +155,15 @@ def _run(
             + (f"; {', '.join(others)} call by call (no batch API)" if others else ""),
             markup=False,
         )
-    _err.print(f"run directory: {run_dir}", markup=False)
     concurrency = {model.id: model.concurrency for model in config.models}
-    with _progress_bar() as bar:
+    bar = _progress_bar()
+
+    def begin() -> None:
+        # Only once every check passed: a refused run prints its one line and nothing else.
+        _err.print(f"run directory: {run_dir}", markup=False)
+        bar.start()
+
+    try:
         return execute(
             prepared,
             run_dir,
@@ -155,7 +171,10 @@ def _run(
             retry_failed=retry_failed,
             batch=batch,
             batch_poll_s=batch_poll_s,
+            on_start=begin,
         )
+    finally:
+        bar.stop()
 
 
 def _report_run(report: RunReport, seconds: float) -> None:
@@ -233,6 +252,10 @@ def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) 
     from paradigms import PARADIGMS
 
     prepared = prepare(config, PARADIGMS)
+    try:
+        check_run_dir(prepared, run_dir)
+    except RunDirError as error:
+        raise RunDirError(f"the run would be refused: {error}") from None
     table = load_price_table(Path(args.prices) if args.prices else None)
     estimates = estimate_run(
         prepared, run_dir, table, retry_failed=not args.skip_failed, batch=args.batch
@@ -276,12 +299,16 @@ def _money(value: float | None, prefix: str) -> str:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from harness.pricing import cost_of_records, load_price_table
-    from harness.run_store import CALLS_FILE, FAILURES_FILE, read_call_records
+    from harness.run_store import FAILURES_FILE, read_call_records
 
     run_dir = Path(args.run_dir)
+    state = inspect_run_dir(run_dir, for_run=False)
+    if not state.exists:
+        raise UserError(f"run directory not found: {run_dir}")
     calls = run_dir / CALLS_FILE
-    if not calls.is_file():
+    if CALLS_FILE not in state.names:
         raise UserError(f"no {CALLS_FILE} in {run_dir}: is this a run directory?")
+    load_logs(state)  # every line checked before any is counted
     table = load_price_table(Path(args.prices) if args.prices else None)
     failures = run_dir / FAILURES_FILE
     retired = read_call_records(failures) if failures.is_file() else iter(())
@@ -323,12 +350,40 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def cmd_analyse(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
+    state = inspect_run_dir(run_dir, for_run=False)
+    if not state.exists:
         raise UserError(f"run directory not found: {run_dir}")
+    records = load_logs(state)
+    if _trials_are_stale(state):
+        try:
+            write_trials_table(run_dir, build_trials_table(records.values()))
+        except OSError as error:
+            raise RunDirError(
+                f"{run_dir / TRIALS_FILE} is older than {CALLS_FILE} (a run stopped before it "
+                f"was rebuilt) and cannot be rebuilt: {error.strerror or error}"
+            ) from None
     out = _analyse(run_dir, args.prior, args.fitted_model, args.bayes_clip)
     _print_markdown(out / "summary.md")
     _out.print(f"summary: {out / 'summary.json'}\nreport: {out / 'report.html'}", markup=False)
     return EXIT_OK
+
+
+def _trials_are_stale(state: RunDirState) -> bool:
+    """Whether trials.parquet must be rebuilt from calls.jsonl before it is analysed: it is
+    missing, or was built from another calls.jsonl than the one there now (a run killed
+    after it stored more calls, or a resume stopped before its end). A table without the
+    fingerprint (an older mindshift's) is used as it is."""
+    if CALLS_FILE not in state.names:
+        return False
+    if TRIALS_FILE not in state.names:
+        return True
+    stamp = trials_stamp(state.path / TRIALS_FILE)
+    if stamp is None:
+        return False
+    try:
+        return stamp != calls_fingerprint(state.path / CALLS_FILE)
+    except OSError as error:
+        raise RunDirError(f"cannot read {state.path / CALLS_FILE}: {error.strerror}") from None
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -659,6 +714,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_INTERRUPTED = {
+    "run": "interrupted: every finished call is stored; run the same command again to resume",
+    "demo": "interrupted: every finished call is stored; run the same command again to resume",
+}
+"""What Ctrl-C means per command; the others stored nothing that a rerun would continue."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -666,10 +728,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         _say_error(str(error))
         return EXIT_USAGE
+    except OSError as error:
+        # Whatever the commands did not name themselves: a full disk, a read-only or
+        # vanished directory, a name too long. The user's to fix, and said in one line.
+        where = f"{error.filename}: " if error.filename else ""
+        _say_error(f"{where}{error.strerror or error}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        _err.print(
-            "interrupted: every finished call is stored; run the same command again to resume"
-        )
+        message = _INTERRUPTED.get(args.command, f"interrupted: {args.command} did not finish")
+        sys.stderr.write(message + "\n")
         return EXIT_INTERRUPTED
     return code
 

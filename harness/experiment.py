@@ -8,7 +8,8 @@ directory. `execute` then opens the run directory, loads the models and runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +17,21 @@ from pydantic import ValidationError
 
 from harness.batch_runner import DEFAULT_POLL_S
 from harness.config import ExperimentConfig, describe_validation_error
-from harness.errors import ConfigError, UserError
-from harness.manifest import check_compatible, start_or_resume
+from harness.errors import ConfigError, RunDirError, UserError
+from harness.interrupts import run_interruptibly
+from harness.manifest import check_compatible, start_or_resume, stimuli_digest
 from harness.models.base import ModelBackend
 from harness.models.registry import create_backend, validate_model
 from harness.paradigm import Paradigm
-from harness.run_store import RunStore
+from harness.run_dir import RunDirState, inspect_run_dir, load_logs
+from harness.run_store import CALLS_FILE, LOCK_FILE, RunStore
 from harness.runner import ExperimentRunner, ProgressSink, RunReport
-from harness.trials_table import build_trials_table, write_trials_table
+from harness.trials_table import TRIALS_FILE, build_trials_table, write_trials_table
+
+MAX_PLANNED_CALLS = 20_000_000
+"""More calls than any experiment needs (the paper's largest design is some hundred thousand
+per model), and more records than a run holds in memory: a config asking for more is a typo
+(repeats = 1e9), refused before anything is written."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,11 @@ class PreparedExperiment:
 
     config: ExperimentConfig
     paradigm: Paradigm
+    stimuli_sha256: str = ""
+    """Digest of the paradigm's items (main, then calibration): the manifest keeps it, so a
+    resume on edited questions is refused (`harness.manifest.check_compatible`)."""
+    planned_calls: int = 0
+    """Every call of the run, all models together."""
 
 
 def prepare(
@@ -51,10 +64,32 @@ def prepare(
         validate_model(model)
     paradigm = paradigm_class(settings, config.experiment.seed)
     try:
-        paradigm.items()  # generating the items can fail on settings (e.g. too many asked)
+        # Generating the items can fail on settings (e.g. too many asked).
+        items = list(paradigm.items())
+        calibration = list(paradigm.calibration_items())
+        conditions = len(paradigm.conditions())
     except ValueError as error:
         raise ConfigError(f"[paradigm]: {error}") from None
-    return PreparedExperiment(config, paradigm)
+    per_model = len(items) * config.experiment.repeats * (1 + conditions) + len(calibration)
+    planned = per_model * len(config.models)
+    if planned > MAX_PLANNED_CALLS:
+        raise ConfigError(
+            f"this config plans {planned:,} calls ({len(items):,} items x "
+            f"{config.experiment.repeats:,} repeats x {1 + conditions} calls per item x "
+            f"{len(config.models)} models), more than the {MAX_PLANNED_CALLS:,} a run may hold"
+        )
+    digest = stimuli_digest(item.to_json() for item in [*items, *calibration])
+    return PreparedExperiment(config, paradigm, digest, planned)
+
+
+def check_run_dir(prepared: PreparedExperiment, run_dir: Path) -> RunDirState:
+    """Everything `execute` checks before it writes: the directory, its manifest against
+    this config and its items, every line of its logs. Reads only (`--dry-run` uses it to
+    say when the run would be refused)."""
+    state = inspect_run_dir(run_dir, for_run=True)
+    check_compatible(run_dir, state.manifest, prepared.config, prepared.stimuli_sha256)
+    load_logs(state)
+    return state
 
 
 def execute(
@@ -65,40 +100,98 @@ def execute(
     retry_failed: bool = True,
     batch: bool = False,
     batch_poll_s: float = DEFAULT_POLL_S,
+    on_start: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run (or resume) the experiment into `run_dir` and write trials.parquet.
 
     `retry_failed`: make the calls whose stored outcome is a failure again (the default);
     off, they stay failed and only calls without any record are made. `batch`: run the
     models whose provider has a batch API as batch waves (`harness.batch_runner`).
+    `on_start`: called once the run has begun (the manifest is written), before any call.
+
+    Nothing is written to `run_dir` until every check passed and every backend's preflight
+    succeeded: a refused run (a foreign or damaged directory, a different config, a missing
+    API key) leaves an existing directory byte for byte as it was. Interrupts: a first
+    SIGINT cancels the run cleanly, a second one cuts the clean-up short
+    (`harness.interrupts`); either way KeyboardInterrupt comes out and the run resumes.
     """
     config = prepared.config
-    with RunStore(run_dir) as store:
-        check_compatible(run_dir, config)  # refuse a foreign run before loading any model
-        store.repair()
-        backends: dict[str, ModelBackend] = {}
-        try:
-            for model in config.models:
-                backends[model.id] = create_backend(model)
-            runner = ExperimentRunner(
-                config,
-                prepared.paradigm,
-                backends,
-                store,
-                progress,
-                retry_failed=retry_failed,
-                batch=batch,
-                batch_poll_s=batch_poll_s,
-            )
-            return asyncio.run(_preflight_run_close(runner, run_dir, backends))
-        finally:
-            write_trials_table(run_dir, build_trials_table(store.records().values()))
+    # Before the lock (which creates .lock): a foreign directory is refused untouched.
+    state = inspect_run_dir(run_dir, for_run=True)
+    check_compatible(run_dir, state.manifest, config, prepared.stimuli_sha256)
+    created = not state.exists
+    started = False
+    try:
+        with RunStore(run_dir) as store:
+            # Again under the lock: another run may have changed it in between.
+            state = inspect_run_dir(run_dir, for_run=True)
+            check_compatible(run_dir, state.manifest, config, prepared.stimuli_sha256)
+            store.adopt(load_logs(state))
+            backends: dict[str, ModelBackend] = {}
+            try:
+                for model in config.models:
+                    backends[model.id] = create_backend(model)
+                runner = ExperimentRunner(
+                    config,
+                    prepared.paradigm,
+                    backends,
+                    store,
+                    progress,
+                    retry_failed=retry_failed,
+                    batch=batch,
+                    batch_poll_s=batch_poll_s,
+                )
+
+                def begin(describe: dict[str, dict[str, str]]) -> None:
+                    nonlocal started
+                    start_or_resume(
+                        run_dir, state.manifest, config, describe, prepared.stimuli_sha256
+                    )
+                    started = True
+                    store.repair()  # only now: a refused run leaves even a torn line as it was
+                    if on_start is not None:
+                        on_start()
+
+                report = run_interruptibly(lambda: _preflight_run_close(runner, begin, backends))
+            except BaseException:
+                if started:  # what was stored stays analysable; the first error is the news
+                    with contextlib.suppress(RunDirError):
+                        _write_trials(run_dir, store)
+                raise
+            if started:
+                _write_trials(run_dir, store)
+            return report
+    finally:
+        if created and not started:
+            _remove_new_directory(run_dir)
+
+
+def _write_trials(run_dir: Path, store: RunStore) -> None:
+    """trials.parquet from the stored calls (derived data: `analyse` rebuilds it from
+    calls.jsonl when it is missing or older than the calls)."""
+    path = run_dir / TRIALS_FILE
+    try:
+        write_trials_table(run_dir, build_trials_table(store.records().values()))
+    except OSError as error:
+        raise RunDirError(
+            f"cannot write {path}: {error.strerror or error}; every call is stored in "
+            f"{run_dir / CALLS_FILE}: fix that, then run the same command again"
+        ) from None
+
+
+def _remove_new_directory(run_dir: Path) -> None:
+    """Take back the directory a refused run created (it holds only the lock file)."""
+    with contextlib.suppress(OSError):
+        (run_dir / LOCK_FILE).unlink()
+        run_dir.rmdir()
 
 
 async def _preflight_run_close(
-    runner: ExperimentRunner, run_dir: Path, backends: dict[str, ModelBackend]
+    runner: ExperimentRunner,
+    begin: Callable[[dict[str, dict[str, str]]], None],
+    backends: dict[str, ModelBackend],
 ) -> RunReport:
-    """Preflight every backend, write the manifest, run; close the backends in any case.
+    """Preflight every backend, begin the run (manifest), run; close the backends in any case.
 
     One event loop for all three: the API clients' connection pools belong to the loop
     that opened them.
@@ -111,13 +204,12 @@ async def _preflight_run_close(
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        describe = {mid: backend.describe() for mid, backend in backends.items()}
-        start_or_resume(run_dir, runner.config, describe)
+        begin({mid: backend.describe() for mid, backend in backends.items()})
         try:
             return await runner.run()
         except BaseExceptionGroup as group:
             # The runner's task groups wrap a backend's UserError (a revoked key, a model
-            # that vanished): unwrapped, the CLI reports it as one line.
+            # that vanished, a full disk): unwrapped, the CLI reports it as one line.
             user_error = _first_user_error(group)
             if user_error is None:
                 raise

@@ -2,22 +2,29 @@
 
 Written when a run starts and updated (atomically) on each resume. A resume with a config
 that differs from the manifest's is refused: mixing two configs in one run would silently
-mix two experiments.
+mix two experiments. So is a resume whose items differ from the run's (`stimuli_sha256`): a
+question file edited between a run and its resume would mix two versions of the questions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from harness.config import ExperimentConfig
 from harness.errors import RunDirError
+from harness.types import JsonValue
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -74,46 +81,110 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
+MAX_MANIFEST_BYTES = 16 << 20
+"""A manifest is some kilobytes; a larger one is not ours, and is not read into memory."""
+
+
+class Manifest(BaseModel):
+    """The keys of manifest.json the harness relies on (others are kept as they are)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    manifest_version: int
+    config: dict[str, Any]
+    """The config as the user wrote it (`ExperimentConfig.canonical_json`)."""
+    started_at: str
+    resumes: list[dict[str, Any]] = Field(default_factory=list)
+    stimuli_sha256: str | None = None
+    """Digest of the paradigm's items when the run started (`stimuli_digest`); None for runs
+    made before it was recorded."""
+
+
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temporary.replace(path)
-
-
-def _read(path: Path) -> dict[str, Any]:
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise RunDirError(f"{path} is unreadable: {error}") from None
-    return manifest
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()  # the manifest itself is untouched until the rename
+        raise RunDirError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def check_compatible(run_dir: Path, config: ExperimentConfig) -> bool:
-    """True when `run_dir` holds a run of this config (a resume), False when it holds none.
+def read_manifest(path: Path) -> Manifest:
+    """The validated manifest.json of a run directory; RunDirError naming the problem."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as error:
+        raise RunDirError(f"cannot read {path}: {error.strerror}") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise RunDirError(f"{path} is larger than any manifest: the run directory is damaged")
+    try:
+        payload = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise RunDirError(f"{path} is not valid JSON: the run directory is damaged") from None
+    try:
+        return Manifest.model_validate(payload)
+    except ValidationError as error:
+        detail = error.errors()[0]
+        where = ".".join(str(part) for part in detail["loc"]) or "the top level"
+        raise RunDirError(
+            f"{path} is malformed ({where}: {detail['msg']}): the run directory is damaged"
+        ) from None
 
-    Raises RunDirError when it holds a run of a different config.
-    """
-    path = run_dir / MANIFEST_FILE
-    if not path.exists():
+
+def stimuli_digest(items: Iterable[JsonValue]) -> str:
+    """SHA-256 of the items as they are stored with every call, in order: it changes when a
+    question file is edited, or a package that generates items changes what it generates."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps(item, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def check_compatible(
+    run_dir: Path, manifest: Manifest | None, config: ExperimentConfig, stimuli: str
+) -> bool:
+    """True when `manifest` is a run of this config on these items (a resume), False when
+    there is no manifest. RunDirError when it is a run of a different config or items."""
+    if manifest is None:
         return False
-    if _read(path).get("config") != json.loads(config.canonical_json()):
+    if manifest.config != json.loads(config.canonical_json()):
         raise RunDirError(
             f"{run_dir} holds a run of a different config; use another --out directory"
+        )
+    if manifest.stimuli_sha256 is not None and manifest.stimuli_sha256 != stimuli:
+        raise RunDirError(
+            f"{run_dir} was started on other questions than this config now gives (a question "
+            "file edited since, or a package that generates them updated): resuming would mix "
+            "two versions; restore them, or use another --out directory"
         )
     return True
 
 
 def start_or_resume(
-    run_dir: Path, config: ExperimentConfig, models: dict[str, dict[str, str]]
+    run_dir: Path,
+    manifest: Manifest | None,
+    config: ExperimentConfig,
+    models: dict[str, dict[str, str]],
+    stimuli: str,
 ) -> bool:
-    """Write the manifest, or record a resume in it; returns True when this is a resume."""
+    """Write the manifest, or record a resume in it; returns True when this is a resume.
+
+    `manifest` is what the run directory held when it was checked (under the run lock)."""
     path = run_dir / MANIFEST_FILE
-    if check_compatible(run_dir, config):
-        manifest = _read(path)
-        manifest.setdefault("resumes", []).append({"at": _now(), "git": git_state()})
-        _write_atomically(path, manifest)
+    if check_compatible(run_dir, manifest, config, stimuli):
+        assert manifest is not None
+        payload = manifest.model_dump(mode="json")
+        payload["resumes"] = [*manifest.resumes, {"at": _now(), "git": git_state()}]
+        if manifest.stimuli_sha256 is None:
+            payload.pop("stimuli_sha256", None)  # an older run: written as it was
+        _write_atomically(path, payload)
         return True
-    manifest = {
+    payload = {
         "manifest_version": MANIFEST_VERSION,
         "config": json.loads(config.canonical_json()),
         "seed": config.experiment.seed,
@@ -124,6 +195,7 @@ def start_or_resume(
         "packages": package_versions(),
         "models": models,
         "resumes": [],
+        "stimuli_sha256": stimuli,
     }
-    _write_atomically(path, manifest)
+    _write_atomically(path, payload)
     return False

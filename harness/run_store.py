@@ -18,6 +18,7 @@ records in both files, and the next move skips those already in failures.jsonl.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -71,20 +72,193 @@ def _encode(record: dict[str, Any]) -> bytes:
     return (line + "\n").encode("utf-8")
 
 
+MAX_LINE_BYTES = 64 << 20
+"""No record is this long (a prompt and a raw response are some kilobytes): a longer line is
+damage, reported before it is parsed."""
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _need(record: dict[str, Any], key: str, kinds: tuple[type, ...], optional: bool) -> str | None:
+    """Why `record[key]` does not fit `kinds` (None when it does); bool is no int here."""
+    if key not in record:
+        return None if optional else f"has no '{key}'"
+    value = record[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        return f"'{key}' is {_kind(value)}"
+    if not isinstance(value, kinds):
+        return f"'{key}' is {_kind(value)}"
+    return None
+
+
+_REQUIRED: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("trial_id", (str,)),
+    ("stage", (int,)),
+    ("model", (str,)),
+    ("item", (dict,)),
+    ("condition", (str,)),
+    ("repeat", (int,)),
+)
+_NULLABLE: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("choice", (str,)),
+    ("error", (str,)),
+    ("spec", (str,)),
+    ("factors", (dict,)),
+    ("initial_trial_id", (str,)),
+    ("request", (dict,)),
+    ("readout", (dict,)),
+    ("usage", (dict,)),
+    ("latency_s", (int, float)),
+    ("attempts", (int,)),
+    ("finished_at", (str,)),
+)
+
+
+def record_problem(record: object) -> str | None:
+    """Why a decoded line is not a call record the harness can use; None when it is one.
+
+    Checks every key the runner, the trials table, the cost report and the analysis read,
+    with its type, so a damaged log is refused when it is opened rather than failing half
+    way through a run (or silently producing wrong tables).
+    """
+    if not isinstance(record, dict):
+        return f"is a JSON {_kind(record)}, not a call record"
+    for key, kinds in _REQUIRED:
+        problem = _need(record, key, kinds, optional=False)
+        if problem is not None:
+            return problem
+    for key, kinds in _NULLABLE:
+        problem = _need(record, key, kinds, optional=True)
+        if problem is not None:
+            return problem
+    if not record["trial_id"] or record["stage"] < 1 or record["repeat"] < 0:
+        return "has an empty 'trial_id', a 'stage' below 1 or a negative 'repeat'"
+    item = record["item"]
+    labels, options = item.get("labels"), item.get("options")
+    if (
+        not isinstance(item.get("id"), str)
+        or not isinstance(item.get("correct"), str)
+        or not isinstance(labels, list)
+        or not all(isinstance(label, str) for label in labels)
+        or not isinstance(options, list)
+    ):
+        return "has an 'item' without a text 'id', 'correct' and a list of text 'labels'"
+    readout = record.get("readout")
+    if readout is not None:
+        probs = readout.get("probs")
+        if probs is not None and (
+            not isinstance(probs, dict)
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in probs.values()
+            )
+        ):
+            return "has 'readout.probs' that are not numbers by label"
+    if not is_failure(record):
+        if record["stage"] > 1 and not isinstance(record.get("initial_trial_id"), str):
+            return "is a stage-2 answer without an 'initial_trial_id'"
+        request = record.get("request")
+        if record["stage"] > 1 and not isinstance(request, dict):
+            return "is a stage-2 answer without its 'request'"
+        if isinstance(request, dict) and not isinstance(request.get("situation") or {}, dict):
+            return "has a 'request.situation' that is not an object"
+    return None
+
+
+def _no_constant(name: str) -> None:
+    """The run store writes no NaN or Infinity (`allow_nan=False`): one read back is damage."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def read_call_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a calls.jsonl, skipping a torn final line (the call that was in flight)."""
-    with path.open("rb") as handle:
-        lines = handle.read().split(b"\n")
+    """Records of a calls.jsonl, skipping a torn final line (the call that was in flight).
+
+    Any other line that is not a whole call record (undecodable, not JSON, JSON of another
+    shape, a key missing or of the wrong type) raises RunDirError naming the file and line.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        raise RunDirError(
+            f"{path} is a directory, not a file: the run directory is damaged"
+        ) from None
+    except OSError as error:
+        raise RunDirError(f"cannot read {path}: {error.strerror}") from None
+    lines = data.split(b"\n")
     # Everything after the last newline is an unfinished write, or empty.
     for number, line in enumerate(lines[:-1], start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_BYTES:
+            raise RunDirError(
+                f"{path}: line {number} is {len(line):,} bytes long; the log is damaged"
+            )
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
+            record = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+        except UnicodeDecodeError:
+            raise RunDirError(
+                f"{path}: line {number} is not UTF-8 text; the log is damaged"
+            ) from None
+        except (ValueError, RecursionError):  # JSONDecodeError, NaN, a 5000-digit number
             raise RunDirError(
                 f"{path}: line {number} is not valid JSON; the log is damaged"
             ) from None
+        problem = record_problem(record)
+        if problem is not None:
+            raise RunDirError(f"{path}: line {number} {problem}; the log is damaged")
+        yield record
+
+
+def _write_error(path: Path, error: OSError) -> RunDirError:
+    return RunDirError(
+        f"cannot write {path}: {error.strerror or error}; every call stored before is intact: "
+        "fix that, then run the same command again to resume"
+    )
+
+
+def _append_whole(path: Path, data: bytes) -> None:
+    """Append whole lines and sync them; on failure cut the file back to its old length."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise _write_error(path, error) from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise _write_error(path, error) from None
+    finally:
+        os.close(fd)
+
+
+def _cut_torn_tail(path: Path) -> int:
+    """Cut everything after the last newline of `path`; returns the bytes removed."""
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        # Only the tail can be torn: look back for the last newline, not at it all.
+        step = 1 << 16
+        position = size
+        keep = 0
+        while position > 0:
+            start = max(0, position - step)
+            handle.seek(start)
+            chunk = handle.read(position - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            position = start
+        if keep < size:
+            handle.truncate(keep)
+        return size - keep
 
 
 class RunStore:
@@ -131,14 +305,20 @@ class RunStore:
         self.close()
 
     def close(self) -> None:
-        if self._calls_fd is not None:
-            os.fsync(self._calls_fd)
-            os.close(self._calls_fd)
-            self._calls_fd = None
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        try:
+            if self._calls_fd is not None:
+                fd, self._calls_fd = self._calls_fd, None
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError:
+            pass  # the data is written; only its flush to the disk failed (a full disk)
+        finally:
+            if self._lock_fd is not None:
+                # Closing the descriptor releases the lock, whatever else failed.
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def repair(self) -> int:
         """Cut a torn final line off calls.jsonl and failures.jsonl; returns the bytes removed."""
@@ -147,26 +327,10 @@ class RunStore:
         for path in (self.calls_path, self.failures_path):
             if not path.exists():
                 continue
-            with path.open("rb+") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                if size == 0:
-                    continue
-                # Only the tail can be torn: look back for the last newline, not at it all.
-                step = 1 << 16
-                position = size
-                keep = 0
-                while position > 0:
-                    start = max(0, position - step)
-                    handle.seek(start)
-                    chunk = handle.read(position - start)
-                    newline = chunk.rfind(b"\n")
-                    if newline >= 0:
-                        keep = start + newline + 1
-                        break
-                    position = start
-                if keep < size:
-                    handle.truncate(keep)
-                    removed += size - keep
+            try:
+                removed += _cut_torn_tail(path)
+            except OSError as error:
+                raise _write_error(path, error) from None
         return removed
 
     def load(self) -> dict[CallKey, dict[str, Any]]:
@@ -182,6 +346,12 @@ class RunStore:
         self._records = records
         return records
 
+    def adopt(self, records: dict[CallKey, dict[str, Any]]) -> None:
+        """Take `records` as what `load` would return: the run directory's check read them
+        under this store's lock already (`harness.run_dir.load_logs`)."""
+        self._require_lock()
+        self._records = records
+
     def records(self) -> dict[CallKey, dict[str, Any]]:
         """Every stored call by key: the view `load` made and appends kept current (read
         from calls.jsonl when nothing was loaded yet)."""
@@ -192,20 +362,40 @@ class RunStore:
         self.append_many((record,))
 
     def append_many(self, records: Iterable[dict[str, Any]]) -> None:
-        """Write finished calls, each a whole line, in one write where the OS allows."""
+        """Write finished calls, each a whole line, in one write where the OS allows.
+
+        A write the OS refuses (a full disk, a read-only file system) is undone — the file
+        is cut back to its previous length, so no torn line sits before a later record — and
+        raised as RunDirError: the calls stored before are intact and the run resumes.
+        """
         self._require_lock()
-        if self._calls_fd is None:
-            self._calls_fd = os.open(self.calls_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         records = list(records)
-        # One write for several lines: a crash inside it tears at most the last line, which
-        # `repair` cuts; whole lines before it are whole records.
-        _write_all(self._calls_fd, b"".join(_encode(record) for record in records))
+        data = b"".join(_encode(record) for record in records)
+        try:
+            if self._calls_fd is None:
+                self._calls_fd = os.open(
+                    self.calls_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+                )
+            size = os.fstat(self._calls_fd).st_size
+        except OSError as error:
+            raise _write_error(self.calls_path, error) from None
+        try:
+            # One write for several lines: a crash inside it tears at most the last line,
+            # which `repair` cuts; whole lines before it are whole records.
+            _write_all(self._calls_fd, data)
+        except OSError as error:
+            with contextlib.suppress(OSError):  # else `repair` cuts the torn line next time
+                os.ftruncate(self._calls_fd, size)
+            raise _write_error(self.calls_path, error) from None
         if self._records is not None:
             for record in records:
                 self._records[record_key(record)] = record
         now = time.monotonic()
         if now - self._last_sync > FSYNC_INTERVAL_S:
-            os.fsync(self._calls_fd)
+            try:
+                os.fsync(self._calls_fd)
+            except OSError as error:
+                raise _write_error(self.calls_path, error) from None
             self._last_sync = now
 
     def load_failures(self) -> list[dict[str, Any]]:
@@ -234,12 +424,7 @@ class RunStore:
             if (key, record.get("finished_at")) not in already
         )
         if history:
-            fd = os.open(self.failures_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                _write_all(fd, history)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _append_whole(self.failures_path, history)
         self._rewrite_calls_without(set(failed))
         kept = {key: record for key, record in records.items() if key not in failed}
         self._records = kept
@@ -251,16 +436,23 @@ class RunStore:
             os.close(self._calls_fd)
             self._calls_fd = None
         temporary = self.calls_path.with_name(CALLS_FILE + ".tmp")
-        with self.calls_path.open("rb") as source, temporary.open("wb") as target:
-            for line in source:
-                if line.strip() and _line_key(line) not in drop:
-                    target.write(line)
-            target.flush()
-            os.fsync(target.fileno())
-        temporary.replace(self.calls_path)
+        try:
+            with self.calls_path.open("rb") as source, temporary.open("wb") as target:
+                for line in source:
+                    if line.strip() and _line_key(line) not in drop:
+                        target.write(line)
+                target.flush()
+                os.fsync(target.fileno())
+            temporary.replace(self.calls_path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink()  # calls.jsonl itself is untouched until the rename
+            raise _write_error(self.calls_path, error) from None
         directory = os.open(self.run_dir, os.O_RDONLY)
         try:
             os.fsync(directory)  # the rename itself survives a power loss
+        except OSError:
+            pass  # the rename is done; only its flush to the disk failed
         finally:
             os.close(directory)
 

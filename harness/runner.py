@@ -139,7 +139,7 @@ class ExperimentRunner:
         self.conditions = list(paradigm.conditions())
 
     async def run(self) -> RunReport:
-        stored = self.store.load()
+        stored = self.store.records()
         if self.retry_failed:
             stored = self.store.retire_failures(stored)
         report = RunReport()

@@ -6,6 +6,8 @@ so it can always be rebuilt; calls.jsonl stays the record of truth.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 from collections.abc import Iterable
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from harness.run_store import CALLS_FILE
 
 TRIALS_FILE = "trials.parquet"
 
@@ -147,10 +151,53 @@ def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+STAMP_KEY = b"mindshift.calls"
+"""Parquet metadata key: the fingerprint of the calls.jsonl a trials table was built from."""
+
+
+def calls_fingerprint(path: Path) -> str:
+    """Size and SHA-256 of a calls.jsonl: whether a trials table is still its table."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return f"{size}:{digest.hexdigest()}"
+
+
+def trials_stamp(path: Path) -> str | None:
+    """The fingerprint a trials.parquet was stamped with; None when it has none (written by
+    an older mindshift) or cannot be read as parquet."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError):
+        return None
+    stamp = metadata.get(STAMP_KEY)
+    return None if stamp is None else stamp.decode("utf-8", errors="replace")
+
+
 def write_trials_table(run_dir: Path, table: pd.DataFrame) -> Path:
-    """Write trials.parquet atomically (a reader never sees half a file)."""
+    """Write trials.parquet atomically (a reader never sees half a file), stamped with the
+    fingerprint of the calls.jsonl it was built from (so `analyse` can tell a table left
+    stale by a killed run)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = run_dir / TRIALS_FILE
     temporary = run_dir / (TRIALS_FILE + ".tmp")
-    table.to_parquet(temporary, index=False)
-    temporary.replace(path)
+    calls = run_dir / CALLS_FILE
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if calls.is_file():
+        metadata = {**(arrow.schema.metadata or {}), STAMP_KEY: calls_fingerprint(calls).encode()}
+        arrow = arrow.replace_schema_metadata(metadata)
+    try:
+        pq.write_table(arrow, temporary)
+        temporary.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
     return path

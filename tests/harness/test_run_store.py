@@ -15,6 +15,12 @@ def record(trial: str, stage: int = 1, error: str | None = None, at: str = "t0")
     return {
         "trial_id": trial,
         "stage": stage,
+        "model": "m",
+        "item": {"id": "i", "labels": ["A", "B"], "options": ["x", "y"], "correct": "A"},
+        "condition": "initial" if stage == 1 else "shown/same/0.70",
+        "repeat": 0,
+        "initial_trial_id": None if stage == 1 else "a",
+        "request": {"situation": {}},
         "choice": None if error else "A",
         "error": error,
         "finished_at": at,

@@ -1,0 +1,76 @@
+"""Ctrl-C during a run: a second interrupt a few milliseconds after the first must stop the run
+promptly (never hang in asyncio's task cancellation holding the run lock), and the run must
+stay resumable, every (trial_id, stage) stored exactly once after the resume."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.conftest import sim_config_text
+
+ITEMS = 8
+CONDITIONS = 36
+SLOW_SIM = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3, latency_s = 0.01 }"
+TRIES = 10
+STOP_WITHIN_S = 15.0
+
+
+def _keys(run_dir: Path) -> Counter[tuple[str, int]]:
+    lines = (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()
+    return Counter((r["trial_id"], r["stage"]) for r in map(json.loads, lines))
+
+
+def _interrupt_twice(config: Path, run_dir: Path, gap_s: float) -> int:
+    """Start a run, wait until it stored something, send SIGINT twice `gap_s` apart; returns
+    the exit code (fails the test if the process does not stop promptly)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    calls = run_dir / "calls.jsonl"
+    deadline = time.monotonic() + 60
+    while not (calls.exists() and calls.stat().st_size > 0):
+        assert process.poll() is None, "the run ended before it stored anything"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    time.sleep(gap_s)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=STOP_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail(f"the run hung after two Ctrl-Cs {gap_s * 1000:.1f} ms apart")
+    assert b"Traceback" not in err, err.decode(errors="replace")
+    return process.returncode
+
+
+def test_two_quick_interrupts_stop_promptly_and_the_run_resumes(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    config = write_config(
+        sim_config_text(items=ITEMS, params=SLOW_SIM, batch_size=4, concurrency=4), "c.toml"
+    )
+    rng = random.Random(7)
+    for attempt in range(TRIES):
+        run_dir = tmp_path / f"run{attempt}"
+        code = _interrupt_twice(config, run_dir, rng.uniform(0.001, 0.02))
+        # 130: interrupted; 0: the run happened to finish between the two signals.
+        assert code in (130, 0), f"try {attempt}: exit code {code}"
+        assert main(["run", str(config), "--out", str(run_dir)]) == 0, f"try {attempt}"
+        keys = _keys(run_dir)
+        assert len(keys) == ITEMS * (1 + CONDITIONS)
+        assert set(keys.values()) == {1}, "a call was stored twice"
