@@ -159,9 +159,10 @@ def _run(
     bar = _progress_bar()
 
     def begin() -> None:
-        # Only once every check passed: a refused run prints its one line and nothing else.
-        _err.print(f"run directory: {run_dir}", markup=False)
-        bar.start()
+        # Only once every check passed, and only on a terminal (elsewhere a live bar prints
+        # nothing until its end): a refused run prints its one line and nothing else.
+        if _err.is_terminal:
+            bar.start()
 
     try:
         return execute(
@@ -173,6 +174,9 @@ def _run(
             batch_poll_s=batch_poll_s,
             on_start=begin,
         )
+    except BaseException:
+        bar.live.transient = True  # a failed run's bar gives way to its one-line reason
+        raise
     finally:
         bar.stop()
 
@@ -240,7 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _report_run(report, time.perf_counter() - started)
     _out.print(
-        f"calls: {run_dir / 'calls.jsonl'}\ntrials: {run_dir / 'trials.parquet'}", markup=False
+        f"run directory: {run_dir}\ncalls: {run_dir / 'calls.jsonl'}\n"
+        f"trials: {run_dir / 'trials.parquet'}",
+        markup=False,
     )
     return EXIT_OK
 

@@ -7,7 +7,9 @@ with its own settings model; this module only checks that it is a table.
 from __future__ import annotations
 
 import json
+import math
 import re
+import stat
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import ConfigError
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME_LENGTH = 200
+"""Names become file names (the default run directory) and parts of trial ids: most file
+systems allow 255 bytes per name."""
+MAX_REPEATS = 1000
+"""More independent samples of every trial than any design needs; a larger number is a typo
+that would plan calls beyond any run's memory (see also `harness.experiment`)."""
+MAX_CONFIG_BYTES = 4 << 20
+"""A config is some kilobytes: a larger file (or one that never ends, like /dev/zero) is not
+read into memory."""
 
 
 class _Strict(BaseModel):
@@ -33,7 +44,7 @@ class ExperimentSection(_Strict):
     """Which paradigm runs (see `mindshift models` / the README for the list)."""
     seed: int = 0
     """Seeds item sampling, option order and every model call."""
-    repeats: int = Field(default=1, ge=1)
+    repeats: int = Field(default=1, ge=1, le=MAX_REPEATS)
     """How many independent samples of every trial to take (distinct trial ids)."""
 
     @field_validator("name")
@@ -43,6 +54,8 @@ class ExperimentSection(_Strict):
             raise ValueError(
                 "must be letters, digits, '.', '_' or '-' and start with a letter or digit"
             )
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"is longer than {MAX_NAME_LENGTH} characters")
         return value
 
 
@@ -153,6 +166,8 @@ class ModelSection(_Strict):
             raise ValueError(
                 "must be letters, digits, '.', '_' or '-' and start with a letter or digit"
             )
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"is longer than {MAX_NAME_LENGTH} characters")
         return value
 
     @field_validator("base_url")
@@ -232,24 +247,72 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _non_finite(value: object, where: str) -> str | None:
+    """The dotted key of the first NaN or infinity in a parsed TOML value, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found = _non_finite(inner, f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, inner in enumerate(value):
+            found = _non_finite(inner, f"{where}.{index}")
+            if found is not None:
+                return found
+    return None
+
+
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """Validate a config already parsed from TOML."""
+    """Validate a config already parsed from TOML.
+
+    TOML can write nan and inf; no setting means them, and a call's record cannot hold them
+    (JSON has neither): they are refused here, before anything runs.
+    """
+    where = _non_finite(data, "")
+    if where is not None:
+        raise ConfigError(f"{source}: '{where}' is not a finite number")
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
 
 
+def read_bounded_text(path: Path, limit: int, what: str) -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes, or ConfigError.
+
+    Checked before it is opened: a FIFO would block the open forever, a device such as
+    /dev/zero would never end; and only `limit` + 1 bytes are ever read.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {path}: {error.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{what.split()[0]} path is a directory, not a file: {path}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file (a pipe or a device?)")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {path}: {error.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text (byte {error.start} cannot be decoded)"
+        ) from None
+
+
 def load_config(path: Path) -> ExperimentConfig:
     """Read and validate a TOML config file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config path is a directory, not a file: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config {path}: {error}") from None
+    text = read_bounded_text(path, MAX_CONFIG_BYTES, "config file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

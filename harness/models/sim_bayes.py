@@ -1,4 +1,5 @@
-"""`sim:bayes`: a simulated participant with known parameters (docs/design.md, "The simulated agent").
+"""`sim:bayes`: a simulated participant with known parameters (docs/design.md, "The simulated
+agent").
 
 It reads the structured `situation` of each request rather than the prompt text. All of its
 arithmetic is on the log-odds of the initially chosen option:
@@ -85,26 +86,33 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
+LOGODDS_BOUND = 100.0
+"""Largest magnitude of a log-odds parameter (and of noise and sigma). A log-odds of 100 is a
+probability within 1e-43 of 0 or 1, far past anything an experiment means; the bound keeps
+every number the agent computes finite, so each call's record can be stored (JSON has no
+infinity), and refuses a typo such as 1e308 when the config is read, not mid-run."""
+
+
 class SimBayesParams(BaseModel):
-    """`params` of a `sim:bayes` model."""
+    """`params` of a `sim:bayes` model (bounded: see `LOGODDS_BOUND`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    choice_support: float = 0.0
+    choice_support: float = Field(default=0.0, ge=-LOGODDS_BOUND, le=LOGODDS_BOUND)
     """Log-odds boost for the initial answer when it is shown as the model's own."""
-    w_same: float = 1.0
+    w_same: float = Field(default=1.0, ge=-LOGODDS_BOUND, le=LOGODDS_BOUND)
     """Weight of the advice log-odds when the advice agrees (1 = Bayesian)."""
-    w_opposite: float = 1.0
+    w_opposite: float = Field(default=1.0, ge=-LOGODDS_BOUND, le=LOGODDS_BOUND)
     """Weight of the advice log-odds when the advice disagrees (1 = Bayesian)."""
-    noise: float = Field(default=0.0, ge=0.0)
+    noise: float = Field(default=0.0, ge=0.0, le=LOGODDS_BOUND)
     """Standard deviation of Gaussian noise on the stage-2 log-odds."""
-    beta_kappa: float | None = Field(default=None, gt=0.0)
+    beta_kappa: float | None = Field(default=None, gt=0.0, le=1e6)
     """When set, the stage-2 confidence q is redrawn as Beta(q kappa, (1 - q) kappa): noise of
     the kind the Bayesian beta regression assumes (its recovery checks need it; the Gaussian
     log-odds noise biases a beta regression's weights by a few per cent)."""
-    mu: float = 1.0
+    mu: float = Field(default=1.0, ge=-LOGODDS_BOUND, le=LOGODDS_BOUND)
     """Mean latent log-odds of the correct option (with the default sigma: about 68 % correct)."""
-    sigma: float = Field(default=math.sqrt(2.0), ge=0.0)
+    sigma: float = Field(default=math.sqrt(2.0), ge=0.0, le=LOGODDS_BOUND)
     """Spread of the latent log-odds across items. The default makes sigma^2 = 2 mu, the
     population whose stage-1 confidences are calibrated (see the module docstring), so the
     default agent needs no temperature scaling."""
@@ -433,6 +441,8 @@ class SimBayesBackend(ModelBackend):
         kappa = self.params.beta_kappa
         if kappa is None:
             return q
+        # Both Beta parameters must be positive: q itself may round to exactly 0 or 1.
+        q = float(np.clip(q, 1e-12, 1.0 - 1e-12))
         # Kept strictly inside (0, 1): a draw of exactly 0 or 1 has no log-odds.
         return float(np.clip(rng.beta(q * kappa, (1.0 - q) * kappa), 1e-12, 1.0 - 1e-12))
 
@@ -505,6 +515,7 @@ class SimBayesBackend(ModelBackend):
         )
         q = special.expit(logodds)
         if p.beta_kappa is not None:
+            q = np.clip(q, 1e-12, 1.0 - 1e-12)  # both Beta parameters positive
             q = np.clip(rng.beta(q * p.beta_kappa, (1.0 - q) * p.beta_kappa), 1e-12, 1.0 - 1e-12)
         stays = rng.random(q.size) < q
         return SimulatedBlock(

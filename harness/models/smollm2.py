@@ -104,6 +104,18 @@ def smollm2_folder(root: Path | None = None) -> Path:
     if (final / MARKER_FILE).is_file():
         return final
     source = gguf_path()
+    try:
+        return _convert_once(source, final)
+    except OSError as error:
+        # A read-only, full or misplaced cache is the user's to fix, in one line.
+        raise ModelUnavailableError(
+            f"cannot write the model cache {final.parent} (${CACHE_ENV} chooses another "
+            f"folder): {error.strerror or error}"
+        ) from None
+
+
+def _convert_once(source: Path, final: Path) -> Path:
+    """Convert `source` into `final` under the cache's lock, unless someone else did."""
     final.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(final.parent / f"{final.name}.lock"):
         # Another process may have finished the conversion while this one waited.

@@ -72,6 +72,29 @@ BAD_CONFIGS = {
         GOOD.replace("items = 3", 'items = 3\ndomain = "file:/nonexistent/q.jsonl"'),
         "question file not found",
     ),
+    "NaN sim parameter": (GOOD.replace("noise = 0.3", "noise = nan"), "not a finite number"),
+    "infinite sim parameter": (
+        GOOD.replace("w_same = 1.0", "w_same = inf"),
+        "'models.0.params.w_same' is not a finite number",
+    ),
+    "huge sim parameter": (
+        GOOD.replace("w_opposite = 2.5", "w_opposite = 1e308"),
+        "less than or equal to 100",
+    ),
+    "huge sim mu": (GOOD.replace("noise = 0.3", "noise = 0.3, mu = -1e300"), "mu"),
+    "infinite temperature": (GOOD + "temperature = inf\n", "not a finite number"),
+    "absurd repeats": (
+        GOOD.replace("seed = 0", "seed = 0\nrepeats = 1000000000"),
+        "less than or equal to 1000",
+    ),
+    "absurd calibration split": (
+        GOOD.replace("items = 3", "items = 3\ncalibration_items = 100000000"),
+        "calibration_items",
+    ),
+    "experiment name too long for a file name": (
+        GOOD.replace('name = "t"', f'name = "{"x" * 300}"'),
+        "longer than 200 characters",
+    ),
     "bad advisor in a sequence": (
         GOOD.replace('"change-of-mind"', '"multi-advice"').replace(
             "items = 3", 'items = 3\nsequences = [["sometimes@0.7"]]'
@@ -159,3 +182,40 @@ def test_analyse_of_a_directory_that_holds_no_run(
     assert main(["analyse", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "trials.parquet" in err[0]
+
+
+def test_a_plan_beyond_any_runs_memory_is_refused_at_config_time() -> None:
+    import tomllib
+
+    from harness.config import parse_config
+    from harness.errors import ConfigError
+    from harness.experiment import prepare
+    from paradigms import PARADIGMS
+
+    text = sim_config_text(items=30000).replace("seed = 0", "seed = 0\nrepeats = 1000")
+    config = parse_config(tomllib.loads(text))
+    with pytest.raises(ConfigError, match=r"plans 1,110,000,000 calls"):
+        prepare(config, PARADIGMS)
+
+
+def test_extreme_allowed_sim_parameters_run_and_store_every_call(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    """The bounds are the agent's real limits: at them every number it reports is finite."""
+    params = (
+        "{ choice_support = 100.0, w_same = -100.0, w_opposite = 100.0, noise = 0.0, "
+        "mu = -100.0, sigma = 0.0, beta_kappa = 1e6 }"
+    )
+    config = write_config(sim_config_text(items=2, params=params), "extreme.toml")
+    assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
+
+
+def test_a_refused_config_leaves_no_directory_and_the_corrected_one_runs(
+    tmp_path: Path, write_config: Callable[[str, str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    bad = write_config(GOOD.replace("noise = 0.3", "noise = inf"), "bad.toml")
+    assert main(["run", str(bad), "--out", str(run_dir)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not run_dir.exists()
+    assert main(["run", str(write_config(GOOD, "good.toml")), "--out", str(run_dir)]) == 0
