@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.bayes import ADVICE_SIGN, with_bayes
-from analysis.prepare import at_bayes_clip
 from analysis.clustered import (
     MIN_ITEMS,
     cluster_codes,
@@ -46,6 +45,7 @@ from analysis.clustered import (
     too_few_items,
 )
 from analysis.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
+from analysis.prepare import at_bayes_clip
 from analysis.schema import MAIN_DISPLAYS
 from analysis.tobit import tobit_fit
 

@@ -122,3 +122,42 @@ def test_a_sequence_adds_its_log_odds() -> None:
     assert single == pytest.approx(
         float(bayes_posterior(0.5, 0.7, "opposite", n_options=4, advised_prob=0.2)), abs=1e-12
     )
+
+
+def test_exact_bayes_at_accuracy_one() -> None:
+    # bayes_clip 0: a = 1.0 moves the posterior all the way; clipped, it reads as 0.99:
+    # same c = 0.8: 0.8*0.99 / (0.8*0.99 + 0.2*0.01) = 0.792 / 0.794.
+    exact = bayes_posterior([0.8, 0.8], [1.0, 1.0], ["same", "opposite"], bayes_clip=0.0)
+    assert exact.tolist() == [1.0, 0.0]
+    clipped = bayes_posterior([0.8], [1.0], ["same"])
+    assert float(clipped[0]) == pytest.approx(0.792 / 0.794)
+    # A certain prior against certain contrary advice is undefined: NaN, not a number.
+    undefined = bayes_posterior([1.0], [1.0], ["opposite"], bayes_clip=0.0)
+    assert np.isnan(undefined[0])
+    # Below the clip bounds nothing changes: c = 0.8, a = 0.7 gives 0.903 either way.
+    assert float(bayes_posterior(0.8, 0.7, "same", bayes_clip=0.0)) == pytest.approx(
+        float(bayes_posterior(0.8, 0.7, "same"))
+    )
+
+
+def test_exact_bayes_with_four_options_and_sequences() -> None:
+    # K = 4, c = 0.5, the advised option held 0.2: certain same advice -> 1, opposite -> 0.
+    post = bayes_posterior(
+        [0.5, 0.5],
+        [1.0, 1.0],
+        ["same", "opposite"],
+        n_options=4,
+        advised_prob=0.2,
+        bayes_clip=0.0,
+    )
+    assert post.tolist() == [1.0, 0.0]
+    # A certain advisor, then a contrary certain one: no option is left possible.
+    _, undefined = sequence_posterior(
+        0.5, "A", [("same", 1.0, "A", 0.5), ("opposite", 1.0, "B", 0.2)], 4, 0.0
+    )
+    assert np.isnan(undefined)
+    # A certain advisor, then an uncertain one: the posterior stays 1.
+    _, certain = sequence_posterior(
+        0.5, "A", [("same", 1.0, "A", 0.5), ("opposite", 0.7, "B", 0.2)], 4, 0.0
+    )
+    assert certain == 1.0

@@ -68,3 +68,23 @@ def test_accuracy_and_bayes_use_the_right_frames(make_trials: Build) -> None:
     # same advice at 0.7 -> 0.2*0.7 / (0.2*0.7 + 0.8*0.3) = 0.14 / 0.38.
     post = results.trials.loc[results.trials["display"] == "answer-wrong", "bayes_post"]
     assert float(post.iloc[0]) == pytest.approx(0.14 / 0.38)
+
+
+def test_framing_twice_changes_nothing(make_trials: Build) -> None:
+    once = frame_on_displayed(_rows(make_trials))
+    assert once.iloc[0]["stage1_correct"]  # the model's own answer B was right
+    twice = frame_on_displayed(once)
+    pd.testing.assert_frame_equal(twice, once)
+
+
+def test_measures_frame_a_hand_made_table_themselves(make_trials: Build) -> None:
+    from analysis import com_rates, oucs
+
+    rows = _rows(make_trials)
+    # The answer-wrong trial's final answer B leaves the displayed A: a change of mind
+    # relative to the display, whether the table was prepared first or not.
+    table = com_rates(rows, ("display",)).set_index("display")
+    assert table.loc["answer-wrong", "mean"] == 1.0
+    # OUCS on the displayed answer: 0.1 - 0.14/0.38.
+    cells = oucs(rows).set_index("display")
+    assert cells.loc["answer-wrong", "mean"] == pytest.approx(0.1 - 0.14 / 0.38)

@@ -83,3 +83,55 @@ def test_missing_column(tmp_path: Path, simulated: Simulate) -> None:
     simulated(n_items=2).drop(columns=["advice"]).to_parquet(tmp_path / "trials.parquet")
     with pytest.raises(AnalysisInputError, match="advice"):
         load_run(tmp_path)
+
+
+def test_trials_come_prepared_and_the_table_as_read_is_refused(
+    tmp_path: Path, make_trials: Callable[..., pd.DataFrame]
+) -> None:
+    from analysis import is_prepared, oucs, preparation_of, prepare_trials
+    from tests.analysis.conftest import write_run
+
+    trials = make_trials(
+        [
+            # An answer-wrong trial: the displayed A (stage-1 0.2) is the frame.
+            {
+                "display": "answer-wrong",
+                "advice": "same",
+                "correct": "B",
+                "initial_choice": "B",
+                "initial_confidence": 0.8,
+                "displayed_choice": "A",
+                "initial_prob_displayed": 0.2,
+                "final_choice": "B",
+                "final_prob_initial": 0.9,
+                "final_prob_displayed": 0.1,
+            },
+            {"display": "hidden", "advice": "same", "final_prob_initial": 0.9},
+        ]
+    )
+    run = load_run(write_run(tmp_path / "run", trials), bayes_clip=0.05)
+    assert is_prepared(run.trials) and not is_prepared(run.raw_trials)
+    preparation = preparation_of(run.trials)
+    assert preparation is not None and preparation.bayes_clip == 0.05
+    framed = run.trials.set_index("display")
+    assert framed.loc["answer-wrong", "initial_confidence"] == 0.2
+    assert framed.loc["answer-wrong", "stage1_confidence"] == 0.8
+    assert run.raw_trials.set_index("display").loc["answer-wrong", "initial_confidence"] == 0.8
+    # A measure of run.trials is framed; of the table as read, refused.
+    cell = oucs(run.trials).set_index("display").loc["answer-wrong", "mean"]
+    assert cell == pytest.approx(0.1 - 0.14 / 0.38)
+    with pytest.raises(AnalysisInputError, match="as read"):
+        oucs(run.raw_trials)
+    # A subset of the prepared table is still prepared; preparing it again is a no-op, and
+    # a table whose record was dropped is refused rather than framed twice.
+    subset = run.trials.loc[run.trials["display"] == "answer-wrong"]
+    assert prepare_trials(subset).trials is subset
+    stripped = run.trials.copy()
+    stripped.attrs = {}
+    with pytest.raises(AnalysisInputError, match="no record"):
+        oucs(stripped)
+
+
+def test_load_run_refuses_a_bad_clip(run_dir: Path) -> None:
+    with pytest.raises(AnalysisInputError, match="bayes clip"):
+        load_run(run_dir, bayes_clip=0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from analysis import CLIP_HIGH, CLIP_LOW, clip, expit, logit
 
@@ -27,3 +28,22 @@ def test_logit_clips_before_taking_log_odds() -> None:
 def test_expit_inverts_logit_inside_the_bounds() -> None:
     p = np.array([0.01, 0.2, 0.5, 0.77, 0.99])
     np.testing.assert_allclose(expit(logit(p)), p)
+
+
+def test_the_bound_is_an_option() -> None:
+    from analysis import BAYES_CLIP
+
+    assert BAYES_CLIP == 0.01
+    assert clip([0.0, 1.0], 0.05).tolist() == [0.05, 0.95]
+    # Exact (bound 0): 1.0 and 0.0 have infinite log-odds, 0.999 its own.
+    assert float(logit(1.0, 0.0)) == math.inf and float(logit(0.0, 0.0)) == -math.inf
+    assert float(logit(0.999, 0.0)) == pytest.approx(math.log(0.999 / 0.001), rel=1e-12)
+
+
+def test_check_bound_refuses_values_outside_zero_to_half() -> None:
+    from analysis import AnalysisInputError, check_bound
+
+    assert check_bound(0) == 0.0 and check_bound(0.2) == 0.2
+    for bad in (-0.01, 0.5, 0.7, float("nan"), float("inf"), "x"):
+        with pytest.raises(AnalysisInputError, match="bayes clip"):
+            check_bound(bad)  # type: ignore[arg-type]

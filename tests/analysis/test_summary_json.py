@@ -22,6 +22,9 @@ CONTRACT_KEYS = {
     "confidence_change",
     "oucs",
     "overweighting",
+    "overweighting_hidden",
+    "overweighting_logodds",
+    "n_with_confidence",
     "fit",
 }
 
@@ -46,7 +49,8 @@ def test_contract_keys_for_every_model(summary: dict[str, Any]) -> None:
     assert set(summary["models"]) == {"sim", "choices"}
     for entry in summary["models"].values():
         assert set(entry) >= CONTRACT_KEYS
-        assert set(entry["overweighting"]) == {"same", "opposite"}
+        for version in ("overweighting", "overweighting_hidden", "overweighting_logodds"):
+            assert set(entry[version]) == {"same", "opposite"}
         assert {"choice_support", "w_same", "w_opposite"} <= set(entry["fit"])
 
 
@@ -106,3 +110,14 @@ def test_accuracy_initial_counts_stage1_calls(simulated: Simulate) -> None:
         entry = fallback["models"]["sim"]
         assert entry["accuracy_initial"] == pytest.approx(expected)
         assert entry["accuracy_initial_source"] == "trials.parquet"
+
+
+def test_the_bayes_clip_is_stated(summary: dict[str, Any], simulated: Simulate) -> None:
+    assert summary["analysis"]["bayes_clip"] == 0.01
+    assert summary["analysis"]["clip"] == [0.01, 0.99]
+    exact = summarise(simulated(model="sim", n_items=10, seed=4), bayes_clip=0.0)
+    assert exact["analysis"]["bayes_clip"] == 0.0
+    # a = 1.0 cells under both bounds: the compared one is 0.01 when the analysis is exact.
+    cell = exact["models"]["sim"]["clip_sensitivity"]["hidden"]["opposite"]["1"]
+    assert set(cell) == {"0", "0.01"}
+    assert cell["0"]["oucs"] != cell["0.01"]["oucs"]
