@@ -86,15 +86,20 @@ def inspect_run_dir(run_dir: Path, *, for_run: bool) -> RunDirState:
     return RunDirState(run_dir, True, manifest, names)
 
 
+_LEFT_BEFORE_A_START = frozenset({LOCK_FILE, MANIFEST_FILE + ".tmp"})
+"""What a run killed before its manifest was in place leaves: the lock file, and the
+manifest's temporary copy (renamed into place once complete)."""
+
+
 def _refuse_foreign(run_dir: Path, names: frozenset[str]) -> None:
-    """A directory without a manifest may receive a run only when it holds nothing (a lock
-    left by a run that stopped before it began counts as nothing)."""
+    """A directory without a manifest may receive a run only when it holds nothing (what a
+    run killed before it began leaves counts as nothing)."""
     if CALLS_FILE in names or FAILURES_FILE in names:
         raise RunDirError(
             f"{run_dir} holds a run's calls but no {MANIFEST_FILE}: the config they were made "
             "with is unknown, so no config may resume it; use another --out directory"
         )
-    others = sorted(names - {LOCK_FILE})
+    others = sorted(names - _LEFT_BEFORE_A_START)
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise RunDirError(

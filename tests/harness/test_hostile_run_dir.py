@@ -383,3 +383,31 @@ def test_a_question_file_edited_before_the_resume_is_refused(
     assert main(["run", str(config), "--out", str(run_dir), "--dry-run"]) == 2
     assert "would be refused" in one_error_line(capsys)
     assert fingerprint(run_dir) == before
+
+
+def test_a_run_directory_in_use_is_one_line_not_three(
+    run_copy: Path, write_config: Callable[[str, str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fcntl
+    import os
+
+    lock = os.open(run_copy / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running mindshift holds it
+        before = fingerprint(run_copy)
+        capsys.readouterr()
+        assert main(["run", str(write_config(GOOD, "good.toml")), "--out", str(run_copy)]) == 2
+        assert "in use by another mindshift process" in one_error_line(capsys)
+        assert fingerprint(run_copy) == before
+    finally:
+        os.close(lock)
+
+
+def test_a_run_killed_before_its_manifest_was_written_can_start_again(
+    tmp_path: Path, write_config: Callable[[str, str], Path]
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".lock").touch()  # what a kill during the first preflight leaves
+    (run_dir / "manifest.json.tmp").write_text("{", encoding="utf-8")  # or during its write
+    assert main(["run", str(write_config(GOOD, "good.toml")), "--out", str(run_dir)]) == 0
