@@ -217,6 +217,9 @@ class FaultServer:
     def __init__(self, config: FaultServerConfig | None = None) -> None:
         self.config = config or FaultServerConfig()
         self.stats: Counter[str] = Counter()
+        self.authorization: Counter[tuple[str, str]] = Counter()
+        """Requests by (path, Authorization header or ""): lets a test check that a key
+        reached this server (and the right one), where no file may hold it."""
         self._seen: Counter[bytes] = Counter()
         self._cumulative: list[tuple[float, str]] = []
         running = 0.0
@@ -368,6 +371,7 @@ class FaultServer:
             if ":" in line:
                 name, value = line.split(":", 1)
                 headers[name.strip().lower()] = value.strip()
+        self.authorization[path.split("?", 1)[0], headers.get("authorization", "")] += 1
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = b""
             while True:

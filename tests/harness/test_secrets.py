@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2
@@ -31,17 +32,42 @@ KEYS = (OPENAI_KEY, VLLM_KEY, GEMINI_KEY)
 HEADER = re.compile(rb"authorization|bearer |x-goog-api-key", re.IGNORECASE)
 
 
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    config = FaultServerConfig(
+def _faulty() -> FaultServerConfig:
+    return FaultServerConfig(
         faults=FaultRates.uniform(0.3),
         retry_after_s=0.01,
         stall_s=1.0,
         seed=4,
         models=("served-model",),
     )
-    with FaultServer(config) as running:
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    """The OpenAI model's server."""
+    with FaultServer(_faulty()) as running:
         yield running
+
+
+@pytest.fixture
+def vllm_server() -> Iterator[FaultServer]:
+    """The vLLM model's server: its own, so each key's destination can be checked."""
+    with FaultServer(_faulty()) as running:
+        yield running
+
+
+class Recording:
+    """A MockTransport handler that records each request's key headers, then answers."""
+
+    def __init__(self, handler: Callable[[httpx2.Request], httpx2.Response]) -> None:
+        self.handler = handler
+        self.keys: Counter[str] = Counter()
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        for name in ("authorization", "x-goog-api-key"):
+            if name in request.headers:
+                self.keys[f"{name}: {request.headers[name]}"] += 1
+        return self.handler(request)
 
 
 @pytest.fixture
@@ -62,6 +88,7 @@ def assert_no_secret(blob: bytes, where: str) -> None:
 
 def test_keys_never_reach_a_file_a_log_or_the_terminal(
     server: FaultServer,
+    vllm_server: FaultServer,
     debug_logs: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -72,19 +99,22 @@ def test_keys_never_reach_a_file_a_log_or_the_terminal(
     monkeypatch.setenv("VLLM_API_KEY", VLLM_KEY)
     monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
     fake = FakeGemini()
+    gemini_seen = Recording(fake)
 
     def create(model: ModelSection) -> GeminiBackend:
-        client = httpx2.AsyncClient(transport=httpx2.MockTransport(fake))
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(gemini_seen))
         return GeminiBackend(gemini.settings_of(model), http_client=client)
 
     monkeypatch.setattr(gemini, "create", create)
-    common = f'base_url = "{server.base_url}"\ntimeout_s = 0.3\nretry_backoff_s = 0.01\n'
+    common = "timeout_s = 0.3\nretry_backoff_s = 0.01\n"
     config = tmp_path / "secrets.toml"
     config.write_text(
         '[experiment]\nname = "secrets"\nparadigm = "change-of-mind"\n\n'
         "[paradigm]\nitems = 3\naccuracies = [0.7]\n\n"
-        f'[[models]]\nid = "gpt"\nspec = "openai:gpt-4o"\nconcurrency = 4\n{common}\n'
-        f'[[models]]\nid = "served"\nspec = "vllm:served-model"\nconcurrency = 4\n{common}\n'
+        f'[[models]]\nid = "gpt"\nspec = "openai:gpt-4o"\nconcurrency = 4\n{common}'
+        f'base_url = "{server.base_url}"\n\n'
+        f'[[models]]\nid = "served"\nspec = "vllm:served-model"\nconcurrency = 4\n{common}'
+        f'base_url = "{vllm_server.base_url}"\n\n'
         '[[models]]\nid = "gem"\nspec = "gemini:gemini-2.5-flash"\n',
         encoding="utf-8",
     )
@@ -93,9 +123,10 @@ def test_keys_never_reach_a_file_a_log_or_the_terminal(
     assert main(["run", str(config), "--out", str(run_dir)]) == 0  # retries the failures
     # Batch mode: OpenAI's Files and Batches endpoints are scripted (the fault server has none).
     batches = FakeOpenAI()
+    batch_seen = Recording(batches)
 
     def create_openai(model: ModelSection) -> OpenAIChatBackend:
-        client = httpx2.AsyncClient(transport=httpx2.MockTransport(batches))
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(batch_seen))
         return OpenAIChatBackend(openai_chat.settings_of(model), http_client=client)
 
     monkeypatch.setattr(openai_chat, "create", create_openai)
@@ -118,5 +149,15 @@ def test_keys_never_reach_a_file_a_log_or_the_terminal(
     assert_no_secret(out.err.encode(), "stderr")
     assert debug_logs.records, "the SDKs' debug logs were not captured"
     assert_no_secret(debug_logs.text.encode(), "the logs")
-    # The keys did reach the servers, in headers only.
-    assert server.stats["requests"] > 0 and fake.generate_calls > 0
+    # Each key did reach its own server, in its auth header, and no other key went there.
+    assert server.stats["requests"] > 0 and vllm_server.stats["requests"] > 0
+    for running, key in ((server, OPENAI_KEY), (vllm_server, VLLM_KEY)):
+        calls = {auth for path, auth in running.authorization if path.endswith("/completions")}
+        assert calls == {f"Bearer {key}"}
+        # vLLM's /health and /version need no key (the client sends none there).
+        assert {auth for _, auth in running.authorization} <= {f"Bearer {key}", ""}
+    assert fake.generate_calls > 0 and fake.jobs
+    assert set(gemini_seen.keys) == {f"x-goog-api-key: {GEMINI_KEY}"}
+    assert batches.batches and batches.chat_calls > 0
+    assert set(batch_seen.keys) == {f"authorization: Bearer {OPENAI_KEY}"}
+    assert sum(batch_seen.keys.values()) > len(batches.batches)
