@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis.cells import cell_stats
 from analysis.logodds import BAYES_CLIP
-from analysis.overweighting import ratio_cells, ratio_trials
+from analysis.overweighting import Scale, ratio_cells, ratio_trials
 from analysis.prepare import at_bayes_clip, measure_input
 
 SENSITIVITY_COLUMNS: Final = (
@@ -58,8 +58,12 @@ def clip_sensitivity(trials: pd.DataFrame, compared: float | None = None) -> pd.
         oucs = cell_stats(rows, rows["final_prob_initial"] - rows["bayes_post"], keys[1:])
         oucs = oucs[[*keys, "n", "mean"]].rename(columns={"mean": "oucs"})
         ratios: list[pd.DataFrame] = []
-        for scale, name in (("probability", "overweighting"), ("logodds", "overweighting_logodds")):
-            usable = ratio_trials(table, scale)  # type: ignore[arg-type]
+        versions: tuple[tuple[Scale, str], ...] = (
+            ("probability", "overweighting"),
+            ("logodds", "overweighting_logodds"),
+        )
+        for scale, name in versions:
+            usable = ratio_trials(table, scale)
             usable = usable.loc[_clipped_rows(usable, widest)]
             cells: list[dict[str, Any]] = []
             for value, part in usable.groupby("accuracy"):
@@ -69,7 +73,7 @@ def clip_sensitivity(trials: pd.DataFrame, compared: float | None = None) -> pd.
                             "model": row["model"],
                             "display": row["display"],
                             "advice": row["advice"],
-                            "accuracy": float(value),  # type: ignore[arg-type]
+                            "accuracy": _float(value),
                             f"n_{name}": row["n"],
                             name: row["ratio_of_sums"],
                         }
@@ -82,6 +86,10 @@ def clip_sensitivity(trials: pd.DataFrame, compared: float | None = None) -> pd.
     out["n"] = out["n"].fillna(0).astype(np.int64)
     out["n_ratio"] = out["n_ratio"].fillna(0).astype(np.int64)
     return out[list(SENSITIVITY_COLUMNS)].reset_index(drop=True)
+
+
+def _float(value: Any) -> float:
+    return float(value)
 
 
 def _clipped_rows(table: pd.DataFrame, bound: float) -> np.ndarray:

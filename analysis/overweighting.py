@@ -120,8 +120,9 @@ def display_corrections(trials: pd.DataFrame, scale: Scale = "probability") -> p
 def choice_support_correction(trials: pd.DataFrame, scale: Scale = "probability") -> pd.Series:
     """Per model: mean shown-neutral update minus mean hidden-neutral update on `scale`
     (NaN if unknown)."""
-    table = display_corrections(trials, scale)
-    models = model_ids(ensure_prepared(trials))
+    data = ensure_prepared(trials)
+    table = display_corrections(data, scale)
+    models = model_ids(data)
     values = [float(table.get((model, "shown"), np.nan)) for model in models]
     return pd.Series(values, index=pd.Index(models, name="model"), name="correction")
 

@@ -19,7 +19,9 @@ TRUE = {"choice_support": 0.8, "w_same": 1.0, "w_opposite": 2.5}
 
 def _run_and_analyse(run_dir: Path, config: Path) -> dict[str, Any]:
     assert main(["run", str(config), "--out", str(run_dir)]) == 0
-    summary: dict[str, Any] = analyse_run(run_dir)
+    # The Tobit fit is what summary.json reports; the beta regression (the report's fitted
+    # model when installed) has its own recovery test (tests/analysis/test_beta_regression.py).
+    summary: dict[str, Any] = analyse_run(run_dir, fitted_model="tobit")
     assert (run_dir / "analysis" / "summary.json").is_file()
     assert (run_dir / "analysis" / "report.html").is_file()
     return summary
@@ -38,6 +40,17 @@ def test_fit_recovers_the_agent_within_ten_percent(
     assert model["overweighting"]["opposite"] > model["overweighting"]["same"]
     # Choice-supportive bias: seeing its own answer makes the agent stickier.
     assert model["com_rate"]["shown"] < model["com_rate"]["hidden"]
+    # Overweighting as the paper defines it (issue 9): shown + same is not corrected, so an
+    # agent that weighs supportive advice exactly (w_same = 1) does not read below 1 (the
+    # old correction of shown + same gave 0.83-0.85); hidden trials alone read 1.
+    assert model["overweighting"]["same"] >= 1.0
+    assert model["overweighting_hidden"]["same"] == pytest.approx(1.0, abs=0.05)
+    # Every ratio is biased toward 1 where confidences reach the clip bounds, the log-odds
+    # one included (about 0.94 / 1.92 for the true 1.0 / 2.5); the fit above recovers the
+    # weights.
+    assert 0.85 < model["overweighting_logodds"]["same"] < 1.0
+    assert 1.6 < model["overweighting_logodds"]["opposite"] < 0.9 * TRUE["w_opposite"]
+    assert model["overweighting_detail"]["pooled"]["same"]["median_ratio"] > 0.0
 
 
 def test_ideal_agent_has_zero_oucs_in_every_cell(
@@ -51,6 +64,11 @@ def test_ideal_agent_has_zero_oucs_in_every_cell(
         "ideal.toml",
     )
     summary = _run_and_analyse(tmp_path / "ideal", config)
+    # An ideal agent reads 1 in every overweighting version.
+    model = summary["models"]["sim"]
+    for version in ("overweighting", "overweighting_hidden", "overweighting_logodds"):
+        for advice in ("same", "opposite"):
+            assert model[version][advice] == pytest.approx(1.0, abs=0.02), (version, advice)
     cells = summary["models"]["sim"]["oucs"]
     assert set(cells) == {"shown", "hidden", "other"}
     for display, by_advice in cells.items():
@@ -80,11 +98,14 @@ def test_calibration_undoes_a_distorted_readout(
     assert main(["run", str(config), "--out", str(run_dir)]) == 0
     run = load_run(run_dir)
     calibrated = summarise(run.trials, run.stage1)["models"]["sim"]
+    # The notebook's path gives the report's numbers: load_run prepares (calibrates) too.
+    assert calibrated == summarise(run.raw_trials, run.stage1)["models"]["sim"]
     assert calibrated["calibration"]["temperature"] == pytest.approx(2.5, rel=0.10)
     assert calibrated["calibration"]["confidence_scale"] == "calibrated"
     for name, value in TRUE.items():
         assert calibrated["fit"][name] == pytest.approx(value, rel=0.10), name
-    raw = summarise(run.trials, run.stage1, prior="raw")["models"]["sim"]
+    raw_run = load_run(run_dir, prior="raw")
+    raw = summarise(raw_run.trials, raw_run.stage1)["models"]["sim"]
     assert raw["fit"]["w_opposite"] == pytest.approx(2.5 * 2.5, rel=0.15)
 
 
