@@ -3,8 +3,8 @@
 At a 30 % fault rate (429 with Retry-After, 500, 503, connection resets, stalls past the
 timeout, JSON cut short, answers without logprobs) every planned call must end with exactly
 one record, a success or a failure with its reason, and nothing may crash; a second run
-retries the failures; ten SIGKILLs at random moments, each followed by a resume, must leave
-every trial stored exactly once.
+retries the failures; ten SIGKILLs at random moments, each after the run stored a new call and
+before it finished, then a resume, must leave every trial stored exactly once.
 """
 
 from __future__ import annotations
@@ -187,34 +187,52 @@ def test_rate_limits_lower_the_concurrency_and_the_progress_bar_sees_retries(
     assert sink.failed == report.calls_failed["api"] == sum(r["error"] is not None for r in stored)
 
 
-def _kill_at_random(config: Path, run_dir: Path, rng: random.Random) -> bool:
-    """Start a run and SIGKILL it at a random moment; True when it was still running.
+def _stored_keys(run_dir: Path) -> set[tuple[str, int]]:
+    """The (trial_id, stage) keys in calls.jsonl, as a killed run may have left it."""
+    return {(r["trial_id"], r["stage"]) for r in records_tolerant(run_dir)}
 
-    Half of the kills fall anywhere in the run's first seconds (loading, preflight, moving
-    failures aside, the first calls); the other half fall while it is storing calls: at a
-    random moment after its first new record.
-    """
-    calls = run_dir / "calls.jsonl"
-    size = calls.stat().st_size if calls.exists() else 0
+
+def _kill_after_progress(
+    config: Path, run_dir: Path, rng: random.Random, planned: int
+) -> tuple[int, int, int]:
+    """Start a run, wait until it has stored a call the directory did not hold, then SIGKILL
+    it at a random moment soon after. Returns the calls stored before the start, after the
+    kill, and new with this run (a resume first moves failed records aside, so the second
+    count can be below the first); fails when the run stored nothing new or finished before
+    the kill."""
+    before = _stored_keys(run_dir)
     process = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    if rng.random() < 0.5:
-        time.sleep(rng.uniform(0.2, 2.0))
-    else:
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if calls.exists() and calls.stat().st_size != size:
-                break
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.6))
-    running = process.poll() is None
-    if running:
+    deadline = time.monotonic() + 60
+    while not _stored_keys(run_dir) - before:
+        assert process.poll() is None, "the run ended before it stored a new call"
+        assert time.monotonic() < deadline, "the run stored nothing new in 60 s"
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.6))
+    assert process.poll() is None, "the run finished before its kill: make the run longer"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    after = _stored_keys(run_dir)
+    # The kill landed after this run stored something, and before the run was complete.
+    assert after - before, "no call of this run was stored before the kill"
+    assert len(after) < planned
+    return len(before), len(after), len(after - before)
+
+
+def _kill_during_startup(config: Path, run_dir: Path, rng: random.Random) -> None:
+    """SIGKILL a run in its first moments: loading, preflight, moving failures aside."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(rng.uniform(0.2, 1.5))
+    if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    return running
 
 
 def test_ten_sigkills_then_a_resume_leave_every_trial_stored_exactly_once(
@@ -222,16 +240,23 @@ def test_ten_sigkills_then_a_resume_leave_every_trial_stored_exactly_once(
 ) -> None:
     server = fault_server(0.3, seed=23, latency_s=0.02)
     items = 16
+    planned = items * (1 + CONDITIONS)
     config = write_config(config_text(server.base_url, items=items, concurrency=6))
     run_dir = tmp_path / "run"
     rng = random.Random(20261126)
-    killed = 0
-    for _ in range(10):
-        killed += _kill_at_random(config, run_dir, rng)
+    counts = []
+    for kill in range(10):
+        counts.append(_kill_after_progress(config, run_dir, rng, planned))
         # Whatever the moment of the kill, no call is ever stored twice.
         keys = Counter((r["trial_id"], r["stage"]) for r in records_tolerant(run_dir))
-        assert not keys or set(keys.values()) == {1}
-    assert killed == 10, "a run finished before its kill: make the run longer"
+        assert set(keys.values()) == {1}
+        if kill % 3 == 2:  # and now and then a kill before the run has done anything
+            _kill_during_startup(config, run_dir, rng)
+            keys = Counter((r["trial_id"], r["stage"]) for r in records_tolerant(run_dir))
+            assert set(keys.values()) == {1}
+    # Every kill found the run part-way: something new stored, fewer calls than planned.
+    assert len(counts) == 10
+    assert all(new > 0 and 0 < after < planned for _, after, new in counts), counts
     assert main(["run", str(config), "--out", str(run_dir)]) == 0
     check_every_trial_once(run_dir, items)
 
