@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import special
 
@@ -61,4 +60,3 @@ def test_only_opposite_advice_enters(simulated) -> None:  # type: ignore[no-unty
     table = switching_curves(validate_trials(simulated(n_items=30)))
     assert set(table["display"]) == {"shown", "hidden"}
     assert (table["n"] == 30).all() and len(table) == 2 * 6
-    assert isinstance(table, pd.DataFrame)
