@@ -41,7 +41,12 @@ import pandas as pd
 
 from analysis import choice_support_test, fit_update_model
 from harness.errors import UserError
-from harness.models.sim_bayes import SimBayesBackend, SimBayesParams
+from harness.models.sim_bayes import LOGODDS_BOUND, SimBayesBackend, SimBayesParams
+
+MAX_POWER_ITEMS: Final = 30_000
+"""As many questions as a run may have (`paradigms.change_of_mind` settings)."""
+MAX_SIMULATIONS: Final = 100_000
+"""Monte Carlo error 0.0016 at most: further simulations change no decision."""
 
 DISPLAYS: Final = ("shown", "hidden")
 ADVICE: Final = ("same", "opposite", "neutral")
@@ -107,6 +112,18 @@ class PowerSettings:
             raise UserError("power: --accuracies must lie in [0.5, 1]")
         if "neutral" not in self.advice or not {"shown", "hidden"} <= set(self.displays):
             raise UserError("power: the design needs shown and hidden displays and neutral advice")
+        # The agent's own bounds (`SimBayesParams`): beyond them its numbers stop being finite.
+        effects = [*self.choice_support, *self.w_opposite, self.w_same, self.noise, self.sigma]
+        if any(not math.isfinite(x) or abs(x) > LOGODDS_BOUND for x in effects):
+            raise UserError(
+                f"power: effect sizes, --noise and --sigma must be finite and within "
+                f"±{LOGODDS_BOUND:g} (log-odds)"
+            )
+        if max(self.items) > MAX_POWER_ITEMS or self.simulations > MAX_SIMULATIONS:
+            raise UserError(
+                f"power: at most {MAX_POWER_ITEMS:,} items and {MAX_SIMULATIONS:,} simulations "
+                "per cell (more exhausts memory or time without changing the answer)"
+            )
 
     @property
     def conditions(self) -> list[tuple[str, str, float]]:

@@ -219,3 +219,21 @@ def test_a_refused_config_leaves_no_directory_and_the_corrected_one_runs(
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not run_dir.exists()
     assert main(["run", str(write_config(GOOD, "good.toml")), "--out", str(run_dir)]) == 0
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--noise", "inf"],
+        ["--w-opposite", "nan"],
+        ["--choice-support", "1e308"],
+        ["--items", "1000000000"],
+        ["--simulations", "1000000000000"],
+    ],
+)
+def test_power_refuses_values_the_agent_cannot_simulate(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["power", "--jobs", "1", *arguments]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mindshift: error: power:"), err
