@@ -29,6 +29,8 @@ def measure_tables(results: Results) -> dict[str, pd.DataFrame]:
         "oucs": results.oucs,
         "oucs_by_accuracy": results.oucs_accuracy,
         "overweighting": results.overweighting,
+        "overweighting_logodds": results.overweighting_logodds,
+        "clip_sensitivity": results.clip_sensitivity,
         "fit": results.fit,
         "by_condition": results.by_condition,
         "sequences": results.sequences,
