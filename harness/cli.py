@@ -361,6 +361,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
         raise UserError(f"run directory not found: {run_dir}")
     records = load_logs(state)
     if _trials_are_stale(state):
+        if not state.ours:  # every key the table needs, checked before it is built
+            records = load_logs(state, strict=True)
         try:
             write_trials_table(run_dir, build_trials_table(records.values()))
         except OSError as error:

@@ -112,8 +112,13 @@ def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
         raise RunDirError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def read_manifest(path: Path) -> Manifest:
-    """The validated manifest.json of a run directory; RunDirError naming the problem."""
+def read_manifest(path: Path, *, required: bool = True) -> Manifest | None:
+    """The validated manifest.json of a run directory; RunDirError naming the problem.
+
+    `required` False (reading a run, not writing one): a JSON object without
+    `manifest_version` was not written by mindshift (a table assembled by hand for the
+    analysis, whose manifest is informative only) and gives None instead of an error.
+    """
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_MANIFEST_BYTES + 1)
@@ -125,6 +130,10 @@ def read_manifest(path: Path) -> Manifest:
         payload = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError):
         raise RunDirError(f"{path} is not valid JSON: the run directory is damaged") from None
+    if not isinstance(payload, dict):
+        raise RunDirError(f"{path} is not a JSON object: the run directory is damaged")
+    if not required and "manifest_version" not in payload:
+        return None
     try:
         return Manifest.model_validate(payload)
     except ValidationError as error:

@@ -10,6 +10,9 @@ refuse, with one line naming the file (and the line of a log):
 - a manifest.json that is not the object `harness.manifest` writes;
 - a calls.jsonl or failures.jsonl line that is not a whole call record
   (`harness.run_store.read_call_records`), or a batches.jsonl line that is not an event.
+A directory that `analyse` or `cost` reads but mindshift did not write (a trials table and
+stage-1 calls assembled by hand, with no manifest of mindshift's) is checked for what those
+readers use only: its records need not carry everything a run stores.
 A torn last line is no damage: it is the call that was in flight when a run was killed.
 """
 
@@ -50,6 +53,10 @@ class RunDirState:
     """The validated manifest; None when there is none (a new or empty directory)."""
     names: frozenset[str]
     """The directory's entries (empty when it does not exist)."""
+    ours: bool = True
+    """Whether mindshift wrote it (or is to write it): its logs are checked in full. False
+    for a directory assembled by hand for the analysis (a manifest without
+    `manifest_version`, or none, and no run to write): only what the readers use is checked."""
 
 
 def inspect_run_dir(run_dir: Path, *, for_run: bool) -> RunDirState:
@@ -80,10 +87,12 @@ def inspect_run_dir(run_dir: Path, *, for_run: bool) -> RunDirState:
         raise RunDirError(
             f"{run_dir / ANALYSIS_DIR} is not a directory: the run directory is damaged"
         )
-    manifest = read_manifest(run_dir / MANIFEST_FILE) if MANIFEST_FILE in names else None
+    manifest = (
+        read_manifest(run_dir / MANIFEST_FILE, required=for_run) if MANIFEST_FILE in names else None
+    )
     if for_run and manifest is None:
         _refuse_foreign(run_dir, names)
-    return RunDirState(run_dir, True, manifest, names)
+    return RunDirState(run_dir, True, manifest, names, ours=for_run or manifest is not None)
 
 
 _LEFT_BEFORE_A_START = frozenset({LOCK_FILE, MANIFEST_FILE + ".tmp"})
@@ -108,15 +117,17 @@ def _refuse_foreign(run_dir: Path, names: frozenset[str]) -> None:
         )
 
 
-def load_logs(state: RunDirState) -> dict[CallKey, dict[str, Any]]:
+def load_logs(state: RunDirState, *, strict: bool | None = None) -> dict[CallKey, dict[str, Any]]:
     """Every record of calls.jsonl by key (the first of a key, as the run store keeps it),
-    after checking every line of calls.jsonl, failures.jsonl and batches.jsonl."""
+    after checking every line of calls.jsonl, failures.jsonl and batches.jsonl: in full for
+    a directory mindshift wrote (`strict` None: `state.ours`), else what the readers use."""
+    strict = state.ours if strict is None else strict
     records: dict[CallKey, dict[str, Any]] = {}
     if CALLS_FILE in state.names:
-        for record in read_call_records(state.path / CALLS_FILE):
+        for record in read_call_records(state.path / CALLS_FILE, strict=strict):
             records.setdefault(record_key(record), record)
     if FAILURES_FILE in state.names:
-        for _ in read_call_records(state.path / FAILURES_FILE):
+        for _ in read_call_records(state.path / FAILURES_FILE, strict=strict):
             pass
     if BATCHES_FILE in state.names:
         check_batch_log(state.path / BATCHES_FILE)

@@ -118,15 +118,23 @@ _NULLABLE: tuple[tuple[str, tuple[type, ...]], ...] = (
 )
 
 
-def record_problem(record: object) -> str | None:
+_REQUIRED_TO_READ = frozenset({"trial_id", "stage", "model", "item"})
+"""What even a log assembled by hand must hold for the analysis and the cost report."""
+
+
+def record_problem(record: object, *, strict: bool = True) -> str | None:
     """Why a decoded line is not a call record the harness can use; None when it is one.
 
     Checks every key the runner, the trials table, the cost report and the analysis read,
     with its type, so a damaged log is refused when it is opened rather than failing half
-    way through a run (or silently producing wrong tables).
+    way through a run (or silently producing wrong tables). `strict` False: a log that
+    mindshift did not write (no manifest of its own) needs only the keys the readers use,
+    each of the right type where present.
     """
     if not isinstance(record, dict):
         return f"is a JSON {_kind(record)}, not a call record"
+    if not strict:
+        return _readable_problem(record)
     for key, kinds in _REQUIRED:
         problem = _need(record, key, kinds, optional=False)
         if problem is not None:
@@ -168,12 +176,29 @@ def record_problem(record: object) -> str | None:
     return None
 
 
+def _readable_problem(record: dict[str, Any]) -> str | None:
+    for key, kinds in (*_REQUIRED, *_NULLABLE):
+        problem = _need(record, key, kinds, optional=key not in _REQUIRED_TO_READ)
+        if problem is not None:
+            return problem
+    item = record["item"]
+    for key in ("id", "correct"):
+        if not isinstance(item.get(key), str):
+            return f"has an 'item' without a text '{key}'"
+    labels = item.get("labels")
+    if labels is not None and (
+        not isinstance(labels, list) or not all(isinstance(label, str) for label in labels)
+    ):
+        return "has 'item.labels' that are not a list of texts"
+    return None
+
+
 def _no_constant(name: str) -> None:
     """The run store writes no NaN or Infinity (`allow_nan=False`): one read back is damage."""
     raise ValueError(f"{name} is not a JSON value")
 
 
-def read_call_records(path: Path) -> Iterator[dict[str, Any]]:
+def read_call_records(path: Path, *, strict: bool = True) -> Iterator[dict[str, Any]]:
     """Records of a calls.jsonl, skipping a torn final line (the call that was in flight).
 
     Any other line that is not a whole call record (undecodable, not JSON, JSON of another
@@ -207,7 +232,7 @@ def read_call_records(path: Path) -> Iterator[dict[str, Any]]:
             raise RunDirError(
                 f"{path}: line {number} is not valid JSON; the log is damaged"
             ) from None
-        problem = record_problem(record)
+        problem = record_problem(record, strict=strict)
         if problem is not None:
             raise RunDirError(f"{path}: line {number} {problem}; the log is damaged")
         yield record
