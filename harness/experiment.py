@@ -215,8 +215,14 @@ async def _preflight_run_close(
                 raise
             raise user_error from None
     finally:
-        for backend in backends.values():
-            await backend.aclose()
+        # All at once: a second Ctrl-C cancels every close together, so none is left
+        # unclosed (a server it started) because an earlier one was still closing.
+        closed = await asyncio.gather(
+            *(backend.aclose() for backend in backends.values()), return_exceptions=True
+        )
+        for outcome in closed:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 def _first_user_error(group: BaseExceptionGroup[BaseException]) -> UserError | None:

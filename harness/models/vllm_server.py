@@ -234,8 +234,13 @@ class VllmServer:
             return
         _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        try:
+            while process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            # Stopped while waiting (a second Ctrl-C): no grace left, but no orphan either.
+            _signal_group(process.pid, signal.SIGKILL)
+            raise
         # The group may outlive its leader (engine processes): kill whatever is left.
         _signal_group(process.pid, signal.SIGKILL)
         while process.poll() is None:

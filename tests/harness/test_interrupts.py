@@ -74,3 +74,38 @@ def test_two_quick_interrupts_stop_promptly_and_the_run_resumes(
         keys = _keys(run_dir)
         assert len(keys) == ITEMS * (1 + CONDITIONS)
         assert set(keys.values()) == {1}, "a call was stored twice"
+
+
+def test_a_server_stop_cut_short_by_a_second_interrupt_kills_the_server() -> None:
+    """A second Ctrl-C cancels the clean-up of the first; a vLLM server mindshift started
+    must not be orphaned by that: its process group is killed at once."""
+    import asyncio
+    import contextlib
+
+    from harness.models.vllm_server import VllmServer
+
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(120)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", stubborn], start_new_session=True, stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        server = VllmServer(plan=None)  # type: ignore[arg-type]
+        server.process = process
+
+        async def interrupted_stop() -> None:
+            stopping = asyncio.create_task(server.stop(grace_s=60.0))
+            await asyncio.sleep(0.3)  # SIGTERM sent (and ignored): waiting out the grace
+            stopping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopping
+
+        asyncio.run(interrupted_stop())
+        assert process.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
