@@ -264,6 +264,20 @@ def test_a_failed_preflight_leaves_an_existing_run_byte_identical(
     assert fingerprint(run_dir) == before
 
 
+def test_a_missing_api_key_leaves_an_existing_run_byte_identical(
+    api_run: tuple[Path, Path, int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, run_dir, _ = api_run
+    monkeypatch.delenv("OPENAI_API_KEY")
+    before = fingerprint(run_dir)
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(run_dir)]) == 2
+    assert "OPENAI_API_KEY" in one_error_line(capsys)
+    assert fingerprint(run_dir) == before
+
+
 def test_a_failed_preflight_leaves_no_new_directory_behind(
     api_run: tuple[Path, Path, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
