@@ -109,3 +109,30 @@ def test_a_full_disk_while_failures_are_retired_loses_nothing(
     assert main(["run", str(config), "--out", str(run_dir)]) == 0
     stored = keys(run_dir)
     assert len(stored) == ITEMS * (1 + CONDITIONS) and set(stored.values()) == {1}
+
+
+def test_a_disk_full_before_the_manifest_is_written_leaves_nothing(
+    tmp_path: Path,
+    write_config: Callable[[str, str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Full at the very start: the manifest cannot be written. One line, and the new run
+    directory is taken back, so the next run starts afresh."""
+    real_write_text = Path.write_text
+
+    def write_text(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name.startswith("manifest.json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real_write_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    config = write_config(sim_config_text(items=2), "c.toml")
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "write_text", write_text)
+        capsys.readouterr()
+        assert main(["run", str(config), "--out", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "manifest.json" in err[0] and "No space left" in err[0], err
+    assert not run_dir.exists()
+    assert main(["run", str(config), "--out", str(run_dir)]) == 0
