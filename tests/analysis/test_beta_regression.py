@@ -348,8 +348,9 @@ def test_report_tables_per_model(small_fits: dict[str, Any]) -> None:
 def _agent_runs(
     root: Path, *, noise: float, items: int, seeds: range, beta_kappa: float | None = None
 ) -> Iterator[pd.DataFrame]:
-    """Trials of the real `sim:bayes` agent, run through the harness CLI, one run per seed."""
-    from analysis.load import load_trials
+    """Trials of the real `sim:bayes` agent, run through the harness CLI, one run per seed
+    (as `load_run` prepares them: framed, and on the scale the report uses)."""
+    from analysis import load_run
     from harness.cli import main
 
     for seed in seeds:
@@ -367,7 +368,7 @@ def _agent_runs(
         out = root / config.stem
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             assert main(["run", str(config), "--out", str(out)]) == 0
-        yield load_trials(out / "trials.parquet")
+        yield load_run(out).trials
 
 
 @pytest.mark.slow
