@@ -54,7 +54,8 @@ import pandas as pd
 
 from analysis.bayes import ADVICE_SIGN, with_bayes
 from analysis.errors import AnalysisInputError
-from analysis.logodds import CLIP_HIGH, CLIP_LOW, FloatArray, logit
+from analysis.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, FloatArray, logit
+from analysis.prepare import at_bayes_clip, is_prepared, refuse_as_read
 from analysis.schema import MAIN_DISPLAYS
 
 AdviceCoding = Literal["none", "pooled", "split"]
@@ -183,8 +184,13 @@ def code_trials(trials: pd.DataFrame, terms: tuple[str, ...] = TERM_ORDER) -> Be
     type (a future paradigm's advice type has no term: left out, not read as neutral), whose
     advice evidence is finite (neutral advice needs no accuracy), on a main display (shown,
     hidden, other: the controls are not pooled into the shown flag). The evidence is the
-    Bayes log-odds shift `bayes_shift` (K options; +-logit(a) for two).
+    Bayes log-odds shift `bayes_shift` (K options; +-logit(a) for two), at the simulated
+    agent's clip bounds whatever the table's Bayes baseline used (`analysis.prepare`). A
+    run's trials table as read is refused: its confidences are not on the analysis's scale.
     """
+    refuse_as_read(trials)
+    if is_prepared(trials):
+        trials = at_bayes_clip(trials, BAYES_CLIP)
     c = trials["initial_confidence"].to_numpy(np.float64)
     q = trials["final_prob_initial"].to_numpy(np.float64)
     advice = trials["advice"]

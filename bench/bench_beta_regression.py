@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from analysis.beta_regression import SamplerSettings, fit_beta_model, loo
-from analysis.load import load_trials
+from analysis.load import load_run
 
 CONFIG = """[experiment]
 name = "bench-beta"
@@ -90,7 +90,7 @@ def main() -> None:
 
     run_dir = args.run_dir or Path(tempfile.gettempdir()) / f"mindshift-bench-beta-{args.items}"
     run_seconds = make_run(run_dir, args.items)
-    trials = load_trials(run_dir / "trials.parquet")
+    trials = load_run(run_dir).trials  # prepared as `mindshift analyse` prepares it
 
     settings = SamplerSettings(draws=args.draws, tune=args.tune, chains=args.chains)
     # Other work on a shared machine slows the wall time; the load average says how much.
