@@ -11,9 +11,12 @@ from analysis.prepare import ensure_prepared
 
 
 def answered(trials: pd.DataFrame) -> pd.DataFrame:
-    """The stage-2 trials that have a final choice (a failed call has none)."""
-    choice = trials["final_choice"]
-    return trials.loc[choice.notna() & choice.astype(str).str.len().gt(0)]
+    """The stage-2 trials that have a final choice (a failed call has none), prepared
+    (`analysis.prepare.ensure_prepared`): every measure built on it (the CoM regression, the
+    switching curves) reads framed, calibrated rows, and refuses a run's table as read."""
+    rows = ensure_prepared(trials)
+    choice = rows["final_choice"]
+    return rows.loc[choice.notna() & choice.astype(str).str.len().gt(0)]
 
 
 def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.DataFrame:
@@ -24,5 +27,5 @@ def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.Data
     prepared first (`analysis.prepare.ensure_prepared`): under the answer-wrong control a
     change of mind is leaving the displayed answer.
     """
-    rows = answered(ensure_prepared(trials))
+    rows = answered(trials)
     return cell_stats(rows, rows["changed_mind"].astype(float), by)

@@ -369,3 +369,25 @@ def test_the_table_as_read_is_refused(runs: dict[str, Path]) -> None:
     assert again is run.trials
     with pytest.raises(AnalysisInputError, match="prepared with"):
         prepare_trials(run.trials, run.stage1, prior="raw")
+
+
+def test_every_trial_level_measure_refuses_the_table_as_read(runs: dict[str, Path]) -> None:
+    from analysis import AnalysisInputError, binned_switching, overweighting
+
+    raw = load_run(runs["latitude"]).raw_trials
+    for measure in (
+        com_logistic,
+        switching_curves,
+        binned_switching,
+        confidence_change,
+        overweighting,
+        overweighting_logodds,
+        choice_support_test,
+        condition_table,
+        sequence_table,
+        clip_sensitivity,
+        fit_update_model,
+        answered,
+    ):
+        with pytest.raises(AnalysisInputError, match="as read"):
+            measure(raw)
