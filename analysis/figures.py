@@ -10,6 +10,7 @@ and returns PNG bytes by file name. Error bars are 95 % intervals clustered by i
 from __future__ import annotations
 
 import io
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -47,6 +48,13 @@ _MAX_COLS: Final = 3
 _LEGEND_ENTRY_W: Final = 1.7
 """Inches a legend entry needs in the bottom legend; sets how many fit side by side."""
 _DPI: Final = 110
+_SHARE_LIMIT: Final = 24
+"""Most panels a figure shares axes for through matplotlib (see `_subplots`)."""
+MAX_PANEL_MODELS: Final = 24
+"""Most models a figure with a panel (or row of panels) per model draws. Beyond it the
+figure shows the first MAX_PANEL_MODELS models (sorted by id) and says so in its title:
+hundreds of panels take minutes to draw and make an image nobody can read; every model's
+numbers are in the report's tables and in tables/*.csv."""
 
 
 def _models(trials: pd.DataFrame) -> list[str]:
@@ -59,12 +67,56 @@ def _empty_panel(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
+_SHARED: weakref.WeakKeyDictionary[Figure, tuple[bool, bool]] = weakref.WeakKeyDictionary()
+"""Figures whose axes should share limits, but do it by `_equal_limits` (see `_subplots`)."""
+
+
+def _subplots(
+    figure: Figure, n_rows: int, n_cols: int, *, sharex: bool = False, sharey: bool = False
+) -> np.ndarray:
+    """`figure.subplots` (2-D array of axes), with shared limits that stay fast for many panels.
+
+    Matplotlib's shared axes cost time quadratic in the number of panels (every limit lookup
+    walks every sibling): minutes for a panel per model of 200 models. Above _SHARE_LIMIT
+    panels the axes are left unshared and `_equal_limits` gives them the common limits and
+    outer-only tick labels that sharing would have, once the panels are drawn.
+    """
+    if n_rows * n_cols <= _SHARE_LIMIT:
+        axes = figure.subplots(n_rows, n_cols, squeeze=False, sharex=sharex, sharey=sharey)
+    else:
+        axes = figure.subplots(n_rows, n_cols, squeeze=False)
+        _SHARED[figure] = (sharex, sharey)
+    return np.asarray(axes)
+
+
+def _equal_limits(figure: Figure) -> None:
+    """Give the panels of a large figure the shared limits `_subplots` left out."""
+    sharex, sharey = _SHARED.pop(figure, (False, False))
+    panels = [ax for ax in figure.axes if ax.axison and ax.get_subplotspec() is not None]
+    for share, get, put, hide in (
+        (sharex, Axes.get_xlim, Axes.set_xlim, "labelbottom"),
+        (sharey, Axes.get_ylim, Axes.set_ylim, "labelleft"),
+    ):
+        if not share or not panels:
+            continue
+        limits = [get(ax) for ax in panels]
+        low, high = min(lim[0] for lim in limits), max(lim[1] for lim in limits)
+        for ax in panels:
+            put(ax, low, high)
+            spec = ax.get_subplotspec()
+            assert spec is not None
+            outer = spec.is_last_row() if hide == "labelbottom" else spec.is_first_col()
+            if not outer and hide == "labelbottom":
+                ax.tick_params(axis="x", labelbottom=False)
+            elif not outer:
+                ax.tick_params(axis="y", labelleft=False)
+
+
 def _grid(n_rows: int, n_cols: int, *, sharey: bool = True) -> tuple[Figure, np.ndarray]:
     # A floor on the width keeps a one-panel figure wide enough for its title and legend.
     width = max(_MIN_WIDTH, _PANEL_W * n_cols)
     figure = Figure(figsize=(width, _PANEL_H * n_rows + 1.0), dpi=_DPI, layout="constrained")
-    axes = figure.subplots(n_rows, n_cols, squeeze=False, sharey=sharey)
-    return figure, np.asarray(axes)
+    return figure, _subplots(figure, n_rows, n_cols, sharey=sharey)
 
 
 def _model_panels(n_models: int, *, sharey: bool) -> tuple[Figure, list[Axes]]:
@@ -109,13 +161,22 @@ def _models_of(*tables: pd.DataFrame) -> list[str]:
     return sorted({str(m) for table in tables for m in table["model"]})
 
 
+def _drawn(models: list[str]) -> tuple[list[str], str]:
+    """The models a per-model figure draws, and the note for its title when not all."""
+    if len(models) <= MAX_PANEL_MODELS:
+        return models, ""
+    return models[:MAX_PANEL_MODELS], (
+        f" — first {MAX_PANEL_MODELS} of {len(models)} models (all in the tables)"
+    )
+
+
 def plot_com_by_accuracy(com_accuracy: pd.DataFrame) -> Figure:
     """CoM rate against stated advice accuracy: a line per advice type, a panel per display.
 
     One row of panels per model. Draws `com_rates(trials, ("display", "advice", "accuracy"))`.
     """
     table = com_accuracy
-    models = _models_of(table)
+    models, more = _drawn(_models_of(table))
     displays = canonical_order(table["display"], DISPLAYS) or ["(none)"]
     figure, axes = _grid(max(1, len(models)), len(displays))
     for row, model in enumerate(models):
@@ -143,13 +204,16 @@ def plot_com_by_accuracy(com_accuracy: pd.DataFrame) -> Figure:
                 ax.set_ylabel("change of mind (% of trials)")
             ax.grid(alpha=0.3)
     _legend(figure, axes, "advice")
-    figure.suptitle("Change-of-mind rate by advice accuracy (mean, 95 % CI clustered by item)")
+    figure.suptitle(
+        "Change-of-mind rate by advice accuracy (mean, 95 % CI clustered by item)" + more
+    )
+    _equal_limits(figure)
     return figure
 
 
 def _bars(cells_by_model: pd.DataFrame, title: str, ylabel: str) -> Figure:
     """Bars by display (groups) and advice (colours), a panel per model, 95 % CIs."""
-    models = _models_of(cells_by_model)
+    models, more = _drawn(_models_of(cells_by_model))
     figure, panels = _model_panels(max(1, len(models)), sharey=True)
     for panel, (ax, model) in enumerate(zip(panels, models, strict=False)):
         cells = cells_by_model.loc[cells_by_model["model"] == model]
@@ -181,7 +245,8 @@ def _bars(cells_by_model: pd.DataFrame, title: str, ylabel: str) -> Figure:
     if not models:
         _empty_panel(panels[0], "no confidence data")
     _legend(figure, np.asarray(panels), "advice")
-    figure.suptitle(title)
+    figure.suptitle(title + more)
+    _equal_limits(figure)
     return figure
 
 
@@ -236,7 +301,7 @@ def plot_updates(trials: pd.DataFrame, bins: int = 8) -> Figure:
     data = update_table(trials)
     finite = np.isfinite(data["observed_update"]) & np.isfinite(data["bayes_update"])
     data = data.loc[finite & data["advice"].isin(RATIO_ADVICE)]
-    models = _models(trials)
+    models, more = _drawn(_models(trials))
     figure, panels = _model_panels(max(1, len(models)), sharey=False)
     for panel, (ax, model) in enumerate(zip(panels, models, strict=False)):
         rows = data.loc[data["model"] == model]
@@ -269,7 +334,8 @@ def plot_updates(trials: pd.DataFrame, bins: int = 8) -> Figure:
         ax.set_title(model)
         ax.grid(alpha=0.3)
     _legend(figure, np.asarray(panels), "display / advice")
-    figure.suptitle("Observed vs Bayes-optimal confidence update (binned means ± SEM)")
+    figure.suptitle("Observed vs Bayes-optimal confidence update (binned means ± SEM)" + more)
+    _equal_limits(figure)
     return figure
 
 
@@ -304,7 +370,7 @@ def plot_switching(switching: pd.DataFrame, bins: pd.DataFrame) -> Figure:
     fitted sigmoid; dotted: the linear fit). The black dashed step is the normative observer,
     who switches iff the advice accuracy a exceeds the initial confidence c.
     """
-    models = _models_of(switching) if not switching.empty else []
+    models, more = _drawn(_models_of(switching) if not switching.empty else [])
     accuracies = sorted({float(a) for a in switching["accuracy"]}) or [0.5]
     n_cols = len(accuracies)
     figure = Figure(
@@ -312,9 +378,7 @@ def plot_switching(switching: pd.DataFrame, bins: pd.DataFrame) -> Figure:
         dpi=_DPI,
         layout="constrained",
     )
-    axes = np.asarray(
-        figure.subplots(max(1, len(models)), n_cols, squeeze=False, sharex=True, sharey=True)
-    )
+    axes = _subplots(figure, max(1, len(models)), n_cols, sharex=True, sharey=True)
     grid = np.linspace(0.0, 1.0, 201)
     if not models:
         _empty_panel(axes[0, 0], "no opposite-advice trials with confidence")
@@ -396,7 +460,8 @@ def plot_switching(switching: pd.DataFrame, bins: pd.DataFrame) -> Figure:
         Line2D([], [], color="black", linestyle="--", label="normative: switch iff a > c"),
     ]
     figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
-    figure.suptitle("Switching under opposite advice vs initial confidence")
+    figure.suptitle("Switching under opposite advice vs initial confidence" + more)
+    _equal_limits(figure)
     return figure
 
 
@@ -407,7 +472,7 @@ def plot_reliability(reliability: pd.DataFrame, fitted: pd.DataFrame) -> Figure:
     answer) on the data each temperature was fitted on, with `temperatures` in the title.
     The grey bars at the bottom show how many answers fall in each bin (raw).
     """
-    models = _models_of(reliability) if not reliability.empty else []
+    models, more = _drawn(_models_of(reliability) if not reliability.empty else [])
     figure, panels = _model_panels(max(1, len(models)), sharey=True)
     if not models:
         _empty_panel(panels[0], "no stage-1 confidences")
@@ -454,7 +519,8 @@ def plot_reliability(reliability: pd.DataFrame, fitted: pd.DataFrame) -> Figure:
             ax.set_ylabel("share correct")
         ax.grid(alpha=0.3)
     _legend(figure, np.asarray(panels), "")
-    figure.suptitle("Calibration of the stage-1 confidence (reliability diagram)")
+    figure.suptitle("Calibration of the stage-1 confidence (reliability diagram)" + more)
+    _equal_limits(figure)
     return figure
 
 
@@ -518,6 +584,7 @@ def plot_estimates(estimates: pd.DataFrame) -> Figure:
         ax.set_yticks(range(len(models)), models)
         ax.set_ylim(-0.7, len(models) - 0.3)
     figure.suptitle("Headline estimates by model (95 % CI clustered by item; dashed: Bayes)")
+    _equal_limits(figure)
     return figure
 
 

@@ -173,3 +173,26 @@ def test_estimates_figure_marks_a_model_without_estimates() -> None:
     texts = [text.get_text() for ax in figure.axes for text in ax.texts]
     # Every panel says which model it has no estimate for, rather than leaving a blank row.
     assert texts.count("not estimated") == 4
+
+
+def test_per_model_figures_draw_at_most_a_readable_number_of_models() -> None:
+    """200 models made 200-row figures that took minutes to draw (issue 10): a per-model
+    figure draws the first MAX_PANEL_MODELS and says how many it leaves to the tables."""
+    from analysis.figures import MAX_PANEL_MODELS, plot_oucs
+
+    n = MAX_PANEL_MODELS + 6
+    cells = pd.DataFrame(
+        {
+            "model": [f"m{i:02d}" for i in range(n) for _ in range(2)],
+            "display": ["shown", "hidden"] * n,
+            "advice": "opposite",
+            "mean": 0.1,
+            "ci_low": 0.0,
+            "ci_high": 0.2,
+        }
+    )
+    figure = plot_oucs(cells)
+    titled = [ax.get_title() for ax in figure.axes if ax.axison]
+    assert titled == [f"m{i:02d}" for i in range(MAX_PANEL_MODELS)]
+    suptitle = figure.get_suptitle()
+    assert f"first {MAX_PANEL_MODELS} of {n} models" in suptitle
