@@ -25,21 +25,17 @@ _CANONICAL: Final[dict[str, tuple[str, ...]]] = {"display": DISPLAYS, "advice": 
 
 
 def _stats(values: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
+    """A cell's statistics but its interval (computed for all cells at once, in cell_stats)."""
     n = values.size
     # Codes are global to the table; re-densify so the cell's bincounts stay small.
     codes = np.unique(clusters, return_inverse=True)[1].astype(np.int64)
     g = n_clusters(codes)
-    mean = float(values.mean()) if n else float("nan")
-    se = clustered_mean_se(values, codes)
-    low, high = interval(mean, se, g - 1)
     return {
         "n": float(n),
         "n_items": float(g),
-        "mean": mean,
+        "mean": float(values.mean()) if n else float("nan"),
         "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-        "se_item": se,
-        "ci_low": float(low),
-        "ci_high": float(high),
+        "se_item": clustered_mean_se(values, codes),
     }
 
 
@@ -65,11 +61,23 @@ def cell_stats(
     if data.empty:
         return pd.DataFrame(columns=columns)
     rows: list[dict[str, Any]] = []
-    for cell, group in data.groupby(keys, sort=False):
+    value = data["_value"].to_numpy()
+    cluster_of = data["_cluster"].to_numpy()
+    # Row positions per cell, not a sub-DataFrame per cell: with hundreds of models there are
+    # thousands of cells, and building their frames took most of the time. The rows come in
+    # table order either way, so every number is the same.
+    for cell, positions in data.groupby(keys, sort=False).indices.items():
         levels = cell if isinstance(cell, tuple) else (cell,)
-        stats = _stats(group["_value"].to_numpy(), group["_cluster"].to_numpy())
+        stats = _stats(value[positions], cluster_of[positions])
         rows.append({**dict(zip(keys, levels, strict=True)), **stats})
     out = pd.DataFrame(rows, columns=columns)
+    # One vectorised t quantile for every cell (scipy's per-call overhead dominated).
+    low, high = interval(
+        out["mean"].to_numpy(np.float64),
+        out["se_item"].to_numpy(np.float64),
+        out["n_items"].to_numpy(np.float64) - 1,
+    )
+    out["ci_low"], out["ci_high"] = low, high
     out[["n", "n_items"]] = out[["n", "n_items"]].astype(np.int64)
     return sort_cells(out, keys)
 
