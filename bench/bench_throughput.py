@@ -343,6 +343,15 @@ def main() -> int:
             for results in rounds
         )
         print(f"{name:<12}{cpu}")
+    print("client CPU per call, theirs over mindshift's, within each round")
+    for ours, theirs, _ in ratios:
+        values = [
+            (results[theirs]["cpu_seconds"] / results[theirs]["calls"])
+            / (results[ours]["cpu_seconds"] / results[ours]["calls"])
+            for results in rounds
+        ]
+        shown = ", ".join(f"{value:.2f}" for value in values)
+        print(f"  {theirs} / {ours}: {shown} (median {statistics.median(values):.2f})")
     return 0
 
 
