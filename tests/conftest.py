@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 # Before numpy loads: the tests' matrices are small, and BLAS threads on a busy shared runner
 # only contend (a Tobit fit runs ten times slower with them). Subprocesses inherit it.
@@ -11,6 +10,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,13 +103,22 @@ def _tobit_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     2,000+ trials per model would fit PyMC's four beta-regression variants: minutes per
     analysis, for tests that check other things (recovery, examples, summary keys). The beta
     regression has its own tests (tests/analysis/test_beta_regression.py); an explicit
-    `fitted_model="beta"` is not affected.
+    `fitted_model="beta"` is not affected, and every choice the real rule makes for Tobit
+    (with its reason, word for word, as an analysis in a subprocess writes it) is kept.
     """
     if request.node.get_closest_marker("auto_beta"):
         return
     from analysis import fitted_model
 
-    monkeypatch.setattr(fitted_model, "BETA_MIN_TRIALS", sys.maxsize)
+    real = fitted_model.choose_kind
+
+    def tobit_for_auto(trials: Any, wanted: Any = "auto") -> tuple[Any, str]:
+        kind, reason = real(trials, wanted)
+        if kind == "beta" and wanted == "auto":
+            return "tobit", "tests: the beta regression runs only where a test asks for it"
+        return kind, reason
+
+    monkeypatch.setattr(fitted_model, "choose_kind", tobit_for_auto)
 
 
 @pytest.fixture
