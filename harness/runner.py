@@ -191,11 +191,10 @@ class ExperimentRunner:
         item: Item,
         condition: Condition,
         repeat: int,
-        initial_record: dict[str, Any],
+        tid: str,
+        initial: InitialAnswer,
+        initial_trial_id: str,
     ) -> PlannedCall:
-        tid = self._id(model.id, item.item_id, condition.name, repeat, 2)
-        readout = initial_record.get("readout") or {}
-        initial = InitialAnswer(choice=str(initial_record["choice"]), probs=readout.get("probs"))
         staged = self.paradigm.followup_prompt(item, condition, initial)
         return PlannedCall(
             request=self._request(model, tid, 2, staged),
@@ -203,7 +202,7 @@ class ExperimentRunner:
             condition=condition.name,
             factors=dict(condition.factors),
             repeat=repeat,
-            initial_trial_id=str(initial_record["trial_id"]),
+            initial_trial_id=initial_trial_id,
         )
 
     def _followups(
@@ -218,11 +217,19 @@ class ExperimentRunner:
             return []
         if initial_record.get("condition") == CALIBRATION_CONDITION:
             return []  # a calibration item has no stage 2
+        # The stage-1 answer once for all the item's conditions, each trial id once.
+        readout = initial_record.get("readout") or {}
+        initial = InitialAnswer(choice=str(initial_record["choice"]), probs=readout.get("probs"))
+        initial_trial_id = str(initial_record["trial_id"])
         calls = []
         for condition in self.conditions:
             tid = self._id(model.id, item.item_id, condition.name, repeat, 2)
             if (tid, 2) not in stored:
-                calls.append(self._followup_call(model, item, condition, repeat, initial_record))
+                calls.append(
+                    self._followup_call(
+                        model, item, condition, repeat, tid, initial, initial_trial_id
+                    )
+                )
         return calls
 
     def _not_run(

@@ -223,6 +223,10 @@ async def post_chat_completion(
 
     `retries`: the SDK's own retries, for the preflight only (trial calls are retried by
     the runner, which counts them)."""
+    if retries == client.max_retries:
+        # The client's own setting: no per-request options for the SDK to merge (the trial
+        # calls' case, as the raw `client.post` loop of bench/bench_throughput.py sends).
+        return await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
     return await client.post(
         "/chat/completions", body=body, cast_to=httpx2.Response, options={"max_retries": retries}
     )
