@@ -27,8 +27,11 @@ SLOW_SIM = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3,
 
 
 def _keys(run_dir: Path) -> Counter[tuple[str, int]]:
-    lines = (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()
-    return Counter((r["trial_id"], r["stage"]) for r in map(json.loads, lines))
+    lines = (run_dir / "calls.jsonl").read_bytes().split(b"\n")
+    # A SIGKILL may tear the last line mid-write (the store cuts it on the next open): a
+    # line without its newline is not a stored record yet. Every other line must parse.
+    whole = lines[:-1]
+    return Counter((r["trial_id"], r["stage"]) for r in map(json.loads, whole))
 
 
 def _start(config: Path, run_dir: Path) -> subprocess.Popen[bytes]:
