@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from harness.models.sim_bayes import SimBayesBackend, SimBayesParams
+from harness.trials_table import write_trials_table
 
 DISPLAYS = ("shown", "hidden")
 ADVICE = ("same", "opposite", "neutral")
@@ -190,7 +191,9 @@ def write_run(run_dir: Path, n_trials: int, n_models: int) -> None:
                     f'"outside_mass":0.0,"censored":false}},"usage":{{"input_tokens":0,'
                     f'"output_tokens":0}},"latency_s":0.001,"attempts":1,"error":null}}\n'
                 )
-    pd.concat(frames, ignore_index=True).to_parquet(run_dir / "trials.parquet", index=False)
+    # As the harness writes it: stamped with the fingerprint of the calls.jsonl it was built
+    # from, which tells `analyse` the log is unchanged since the harness read it.
+    write_trials_table(run_dir, pd.concat(frames, ignore_index=True))
     manifest = {"config": {"experiment": {"name": "bench"}, "models": [{"id": m} for m in models]}}
     (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 

@@ -35,7 +35,7 @@ from harness.config import ExperimentConfig, load_config, parse_config
 from harness.errors import RunDirError, UserError
 from harness.experiment import check_run_dir, execute, prepare
 from harness.pricing import PRICES_ENV
-from harness.run_dir import RunDirState, inspect_run_dir, load_logs
+from harness.run_dir import RunDirState, check_logs, inspect_run_dir, load_logs
 from harness.run_store import CALLS_FILE
 from harness.runner import RunReport
 from harness.trials_table import (
@@ -314,7 +314,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     calls = run_dir / CALLS_FILE
     if CALLS_FILE not in state.names:
         raise UserError(f"no {CALLS_FILE} in {run_dir}: is this a run directory?")
-    load_logs(state)  # every line checked before any is counted
+    check_logs(state)  # every line checked before any is counted
     table = load_price_table(Path(args.prices) if args.prices else None)
     failures = run_dir / FAILURES_FILE
     retired = read_call_records(failures) if failures.is_file() else iter(())
@@ -359,10 +359,18 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     state = inspect_run_dir(run_dir, for_run=False)
     if not state.exists:
         raise UserError(f"run directory not found: {run_dir}")
-    records = load_logs(state)
-    if _trials_are_stale(state):
-        if not state.ours:  # every key the table needs, checked before it is built
-            records = load_logs(state, strict=True)
+    table_state = _trials_table_state(state)
+    if table_state == "current":
+        # calls.jsonl is byte for byte the log the harness read (checking every record) and
+        # built trials.parquet from: only the other logs need their check. Re-parsing a
+        # million calls here would cost more than the whole analysis.
+        check_logs(state, calls=False)
+    elif table_state in ("unstamped", "absent"):
+        check_logs(state)
+    else:
+        # Every key the table needs is checked before it is built, also in a directory
+        # assembled by hand.
+        records = load_logs(state, strict=True)
         try:
             write_trials_table(run_dir, build_trials_table(records.values()))
         except OSError as error:
@@ -376,22 +384,27 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _trials_are_stale(state: RunDirState) -> bool:
-    """Whether trials.parquet must be rebuilt from calls.jsonl before it is analysed: it is
-    missing, or was built from another calls.jsonl than the one there now (a run killed
-    after it stored more calls, or a resume stopped before its end). A table without the
-    fingerprint (an older mindshift's) is used as it is."""
+TrialsTableState = Literal["current", "stale", "unstamped", "absent"]
+
+
+def _trials_table_state(state: RunDirState) -> TrialsTableState:
+    """How trials.parquet stands to calls.jsonl. "stale": it must be rebuilt before it is
+    analysed — missing, or built from another calls.jsonl than the one there now (a run
+    killed after it stored more calls, or a resume stopped before its end). "current": it
+    was built from this very calls.jsonl. "unstamped": written by an older mindshift, or by
+    hand, so it is used as it is. "absent": no calls.jsonl to compare with."""
     if CALLS_FILE not in state.names:
-        return False
+        return "absent"
     if TRIALS_FILE not in state.names:
-        return True
+        return "stale"
     stamp = trials_stamp(state.path / TRIALS_FILE)
     if stamp is None:
-        return False
+        return "unstamped"
     try:
-        return stamp != calls_fingerprint(state.path / CALLS_FILE)
+        current = stamp == calls_fingerprint(state.path / CALLS_FILE)
     except OSError as error:
         raise RunDirError(f"cannot read {state.path / CALLS_FILE}: {error.strerror}") from None
+    return "current" if current else "stale"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -126,12 +126,22 @@ def load_logs(state: RunDirState, *, strict: bool | None = None) -> dict[CallKey
     if CALLS_FILE in state.names:
         for record in read_call_records(state.path / CALLS_FILE, strict=strict):
             records.setdefault(record_key(record), record)
-    if FAILURES_FILE in state.names:
-        for _ in read_call_records(state.path / FAILURES_FILE, strict=strict):
-            pass
+    check_logs(state, calls=False, strict=strict)
+    return records
+
+
+def check_logs(state: RunDirState, *, calls: bool = True, strict: bool | None = None) -> None:
+    """RunDirError unless every line of the run's logs is whole (see `load_logs`), keeping
+    no record: a reader that needs only the verdict stays flat in memory on a million calls.
+    `calls=False` leaves calls.jsonl out (its caller knows it unchanged since it was read)."""
+    strict = state.ours if strict is None else strict
+    logs = ((CALLS_FILE,) if calls else ()) + (FAILURES_FILE,)
+    for name in logs:
+        if name in state.names:
+            for _ in read_call_records(state.path / name, strict=strict):
+                pass
     if BATCHES_FILE in state.names:
         check_batch_log(state.path / BATCHES_FILE)
-    return records
 
 
 def check_batch_log(path: Path) -> None:

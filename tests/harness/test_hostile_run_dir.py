@@ -327,6 +327,33 @@ def test_a_stale_trials_table_is_rebuilt_before_it_is_analysed(
     assert summary["models"]["sim"]["n_trials"] == len(full)
 
 
+def test_analyse_of_a_current_table_does_not_reparse_its_calls(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trials.parquet stamped with this very calls.jsonl: the log is what the harness read
+    and checked, so `analyse` does not parse a million calls again (issue 10's speed); one
+    byte changed in the log makes the table stale and the log is checked in full."""
+    import harness.run_dir as run_dir_module
+
+    parsed: list[Path] = []
+    real = run_dir_module.read_call_records
+
+    def spy(path: Path, **options: object) -> Iterator[dict[str, object]]:
+        parsed.append(path)
+        return real(path, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_dir_module, "read_call_records", spy)
+    assert main(["analyse", str(run_copy)]) == 0
+    assert run_copy / "calls.jsonl" not in parsed
+    calls = run_copy / "calls.jsonl"
+    lines = calls.read_bytes().splitlines(keepends=True)
+    calls.write_bytes(b"".join(lines[:3]) + b'{"trial_id": 7}\n' + b"".join(lines[3:]))
+    capsys.readouterr()
+    assert main(["analyse", str(run_copy)]) == 2
+    line = one_error_line(capsys)
+    assert "calls.jsonl" in line and "4" in line
+
+
 def test_a_missing_trials_table_is_rebuilt_from_the_calls(run_copy: Path) -> None:
     full = pd.read_parquet(run_copy / "trials.parquet")
     (run_copy / "trials.parquet").unlink()
