@@ -11,7 +11,7 @@ import math
 import re
 import stat
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -279,34 +279,37 @@ def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
         raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
 
 
-def read_bounded_text(path: Path, limit: int, what: str) -> str:
-    """The UTF-8 text of a regular file of at most `limit` bytes, or ConfigError.
+def read_bounded_text(
+    path: Path, limit: int, what: str, *, error: Callable[[str], Exception] = ConfigError
+) -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes, or `error(reason)`.
 
     Checked before it is opened: a FIFO would block the open forever, a device such as
-    /dev/zero would never end; and only `limit` + 1 bytes are ever read.
+    /dev/zero would never end; and only `limit` + 1 bytes are ever read. `what` names the
+    file in the one-line reason ("config file", "question file").
     """
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ConfigError(f"{what} not found: {path}") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read {what} {path}: {error.strerror}") from None
+        raise error(f"{what} not found: {path}") from None
+    except OSError as problem:
+        raise error(f"cannot read {what} {path}: {problem.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{what.split()[0]} path is a directory, not a file: {path}")
+        raise error(f"{what.split()[0]} path is a directory, not a file: {path}")
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{what} {path} is not a regular file (a pipe or a device?)")
+        raise error(f"{what} {path} is not a regular file (a pipe or a device?)")
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
-    except OSError as error:
-        raise ConfigError(f"cannot read {what} {path}: {error.strerror}") from None
+    except OSError as problem:
+        raise error(f"cannot read {what} {path}: {problem.strerror}") from None
     if len(data) > limit:
-        raise ConfigError(f"{what} {path} is larger than {limit:,} bytes")
+        raise error(f"{what} {path} is larger than {limit:,} bytes")
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"{what} {path} is not UTF-8 text (byte {error.start} cannot be decoded)"
+    except UnicodeDecodeError as problem:
+        raise error(
+            f"{what} {path} is not UTF-8 text (byte {problem.start} cannot be decoded)"
         ) from None
 
 

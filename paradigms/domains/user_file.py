@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import csv
 import json
-import stat
 from pathlib import Path
 from typing import Any
 
+from harness.config import read_bounded_text
 from harness.paradigm import Item
 from paradigms.domains.layout import labels_for
 
@@ -103,34 +103,8 @@ def _item(row: dict[str, Any], where: str, number: int) -> Item:
     )
 
 
-def _read_text(path: Path) -> str:
-    """The file's text; a FIFO or device is refused before it is opened (its open or read
-    would never end) and at most MAX_FILE_BYTES + 1 bytes are read."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise QuestionFileError(f"question file not found: {path}") from None
-    except OSError as error:
-        raise QuestionFileError(f"cannot read question file {path}: {error.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise QuestionFileError(f"question file {path} is not a regular file")
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise QuestionFileError(f"cannot read question file {path}: {error.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise QuestionFileError(f"question file {path} is larger than {MAX_FILE_BYTES:,} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise QuestionFileError(
-            f"question file {path} is not UTF-8 text (byte {error.start} cannot be decoded)"
-        ) from None
-
-
 def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    text = _read_text(path)
+    text = read_bounded_text(path, MAX_FILE_BYTES, "question file", error=QuestionFileError)
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         rows = []
