@@ -8,6 +8,11 @@ import os
 # only contend (a Tobit fit runs ten times slower with them). Subprocesses inherit it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +134,31 @@ def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+def stored_keys(run_dir: Path) -> Counter[tuple[str, int]]:
+    """How often each (trial_id, stage) is stored in RUN_DIR/calls.jsonl.
+
+    A kill may tear the last line mid-write (the store cuts it on the next open): a line
+    without its newline is not a stored record yet. Every other line must parse."""
+    whole = (run_dir / "calls.jsonl").read_bytes().split(b"\n")[:-1]
+    return Counter((r["trial_id"], r["stage"]) for r in map(json.loads, whole))
+
+
+def start_run_until_stored(
+    config: Path, run_dir: Path, *, stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`mindshift run CONFIG --out RUN_DIR` in a subprocess, returned once it has stored a
+    call (so a signal sent next lands in a run that is under way)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    calls = run_dir / "calls.jsonl"
+    deadline = time.monotonic() + 60
+    while not (calls.exists() and calls.stat().st_size > 0):
+        assert process.poll() is None, "the run ended before it stored anything"
+        assert time.monotonic() < deadline, "the run stored nothing within 60 s"
+        time.sleep(0.005)
+    return process

@@ -4,20 +4,18 @@ stay resumable, every (trial_id, stage) stored exactly once after the resume."""
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-from tests.conftest import sim_config_text
+from tests.conftest import sim_config_text, start_run_until_stored, stored_keys
 
 ITEMS = 8
 CONDITIONS = 36
@@ -26,25 +24,10 @@ TRIES = 10
 STOP_WITHIN_S = 15.0
 
 
-def _keys(run_dir: Path) -> Counter[tuple[str, int]]:
-    lines = (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()
-    return Counter((r["trial_id"], r["stage"]) for r in map(json.loads, lines))
-
-
 def _interrupt_twice(config: Path, run_dir: Path, gap_s: float) -> int:
     """Start a run, wait until it stored something, send SIGINT twice `gap_s` apart; returns
     the exit code (fails the test if the process does not stop promptly)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    calls = run_dir / "calls.jsonl"
-    deadline = time.monotonic() + 60
-    while not (calls.exists() and calls.stat().st_size > 0):
-        assert process.poll() is None, "the run ended before it stored anything"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    process = start_run_until_stored(config, run_dir, stderr=subprocess.PIPE)
     process.send_signal(signal.SIGINT)
     time.sleep(gap_s)
     process.send_signal(signal.SIGINT)
@@ -71,7 +54,7 @@ def test_two_quick_interrupts_stop_promptly_and_the_run_resumes(
         # 130: interrupted; 0: the run happened to finish between the two signals.
         assert code in (130, 0), f"try {attempt}: exit code {code}"
         assert main(["run", str(config), "--out", str(run_dir)]) == 0, f"try {attempt}"
-        keys = _keys(run_dir)
+        keys = stored_keys(run_dir)
         assert len(keys) == ITEMS * (1 + CONDITIONS)
         assert set(keys.values()) == {1}, "a call was stored twice"
 

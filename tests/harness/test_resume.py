@@ -3,14 +3,11 @@ ends with every trial stored exactly once and results identical to an uninterrup
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,38 +16,16 @@ import pytest
 
 from harness.cli import main
 from harness.run_store import RunStore
-from tests.conftest import sim_config_text
+from tests.conftest import sim_config_text, start_run_until_stored, stored_keys
 
 ITEMS = 30
 CONDITIONS = 36
 SLOW_SIM = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3, latency_s = 0.02 }"
 
 
-def _keys(run_dir: Path) -> Counter[tuple[str, int]]:
-    lines = (run_dir / "calls.jsonl").read_bytes().split(b"\n")
-    # A SIGKILL may tear the last line mid-write (the store cuts it on the next open): a
-    # line without its newline is not a stored record yet. Every other line must parse.
-    whole = lines[:-1]
-    return Counter((r["trial_id"], r["stage"]) for r in map(json.loads, whole))
-
-
-def _start(config: Path, run_dir: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def _kill_mid_run(config: Path, run_dir: Path, rng: random.Random) -> None:
     """Start a run and SIGKILL it at a random moment after it has stored something."""
-    process = _start(config, run_dir)
-    calls = run_dir / "calls.jsonl"
-    deadline = time.monotonic() + 60
-    while not (calls.exists() and calls.stat().st_size > 0):
-        assert process.poll() is None, "the run ended before it stored anything"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    process = start_run_until_stored(config, run_dir)
     time.sleep(rng.uniform(0.0, 1.5))
     assert process.poll() is None, "the run finished before the kill: make it slower"
     os.kill(process.pid, signal.SIGKILL)
@@ -67,13 +42,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
     interrupted, uninterrupted = tmp_path / "interrupted", tmp_path / "uninterrupted"
 
     _kill_mid_run(config, interrupted, random.Random(kill_seed))
-    stored_before_resume = sum(_keys(interrupted).values())
+    stored_before_resume = sum(stored_keys(interrupted).values())
     assert 0 < stored_before_resume < ITEMS * (1 + CONDITIONS)
 
     assert main(["run", str(config), "--out", str(interrupted)]) == 0
     assert main(["run", str(config), "--out", str(uninterrupted)]) == 0
 
-    keys = _keys(interrupted)
+    keys = stored_keys(interrupted)
     assert len(keys) == ITEMS * (1 + CONDITIONS)
     assert set(keys.values()) == {1}, "a call was stored twice"
     resumed = pd.read_parquet(interrupted / "trials.parquet")
@@ -99,7 +74,7 @@ def test_a_torn_last_line_is_cut_and_the_run_completes(
     calls.write_bytes(b"".join(lines[:-1]) + torn)
 
     assert main(["run", str(config), "--out", str(run_dir)]) == 0
-    keys = _keys(run_dir)
+    keys = stored_keys(run_dir)
     assert len(keys) == 4 * (1 + CONDITIONS) and set(keys.values()) == {1}
 
 
@@ -119,21 +94,12 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
 ) -> None:
     config = write_config(sim_config_text(items=ITEMS, params=SLOW_SIM, batch_size=8), "c.toml")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    calls = run_dir / "calls.jsonl"
-    deadline = time.monotonic() + 60
-    while not (calls.exists() and calls.stat().st_size > 0):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    process = start_run_until_stored(config, run_dir, stderr=subprocess.PIPE)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert b"run the same command again to resume" in err
     assert b"Traceback" not in err
     assert main(["run", str(config), "--out", str(run_dir)]) == 0
-    keys = _keys(run_dir)
+    keys = stored_keys(run_dir)
     assert len(keys) == ITEMS * (1 + CONDITIONS) and set(keys.values()) == {1}
