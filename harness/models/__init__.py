@@ -1,9 +1,11 @@
 """Backends: one module per provider, behind the `ModelBackend` interface."""
 
 from harness.models.base import Capabilities, ModelBackend
-from harness.models.registry import PROVIDERS, Provider, create_backend, validate_model
+from harness.models.provider import ENTRY_POINT_GROUP, Provider
+from harness.models.registry import PROVIDERS, create_backend, validate_model
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "PROVIDERS",
     "Capabilities",
     "ModelBackend",

