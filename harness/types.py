@@ -9,9 +9,48 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 Role = Literal["system", "user", "assistant"]
 JsonValue = Any
 """A value that survives `json.dumps` unchanged (used for free-form records)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One multiple-choice question."""
+
+    item_id: str
+    question: str
+    labels: tuple[str, ...]
+    options: tuple[str, ...]
+    """Option texts, in the order of `labels`."""
+    correct: str
+    """The label of the correct option."""
+    meta: dict[str, JsonValue] = field(default_factory=dict)
+    """Domain facts worth keeping (the city, its true latitude, the foil's offset, ...)."""
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "id": self.item_id,
+            "question": self.question,
+            "labels": list(self.labels),
+            "options": list(self.options),
+            "correct": self.correct,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JsonValue]) -> Item:
+        """The item of a stored record (`harness.record` checked its shape)."""
+        return cls(
+            item_id=str(data["id"]),
+            question=str(data.get("question", "")),
+            labels=tuple(data.get("labels") or ()),
+            options=tuple(data.get("options") or ()),
+            correct=str(data["correct"]),
+            meta=dict(data.get("meta") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -47,14 +86,28 @@ class Prompt:
         }
 
 
+class TurnFacts(BaseModel):
+    """The structured facts a turn's prompt states in words, in a protocol's own schema.
+
+    Each protocol subclasses this with the fields its prompts express (the earlier answer,
+    what was displayed, what was advised, ...). The engine never reads them: it hands them to
+    the backend with the request and stores their JSON with the call (`request.situation`).
+    Language models ignore them; a simulated agent reads them instead of the text, which is
+    what lets the analysis check that it recovers the agent's known parameters.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """The stored form: the fields the protocol set, in declaration order."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
 @dataclass(frozen=True)
 class ChoiceRequest:
     """One model call: a prompt, the sampling settings, and the trial it belongs to.
 
-    `situation` carries the structured facts of the trial (stage, condition, the earlier
-    answer) that the text of the prompt expresses in words. Language models ignore it; the
-    simulated agent (`sim:bayes`) reads it instead of the text, which is what lets the
-    analysis check that it recovers the agent's known parameters.
+    `facts` carries the structured facts of the turn (see `TurnFacts`).
     """
 
     trial_id: str
@@ -63,7 +116,11 @@ class ChoiceRequest:
     temperature: float
     seed: int
     """Per-call seed derived from the trial id: sampling is reproducible and resumable."""
-    situation: dict[str, JsonValue] = field(default_factory=dict)
+    facts: TurnFacts | None = None
+
+    def situation_json(self) -> dict[str, JsonValue]:
+        """The facts as stored with the call ({} when the turn states none)."""
+        return {} if self.facts is None else self.facts.to_json()
 
 
 @dataclass(frozen=True)
@@ -96,6 +153,19 @@ class OptionReadout:
             "top_logprobs": [[tok, lp] for tok, lp in self.top_logprobs],
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, JsonValue]) -> OptionReadout:
+        """The readout of a stored record (`harness.record` checked `probs`)."""
+        probs = data.get("probs")
+        return cls(
+            mass=dict(data.get("mass") or {}),
+            probs=None if probs is None else {str(k): float(v) for k, v in probs.items()},
+            outside_mass=data.get("outside_mass"),
+            censored=bool(data.get("censored", probs is None)),
+            upper_bound=dict(data.get("upper_bound") or {}),
+            top_logprobs=[(str(tok), float(lp)) for tok, lp in data.get("top_logprobs") or []],
+        )
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -120,6 +190,17 @@ class Usage:
             "reasoning_tokens": self.reasoning_tokens,
             "cached_tokens": self.cached_tokens,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JsonValue] | None) -> Usage:
+        """The usage of a stored record; counts it lacks are 0."""
+        data = data or {}
+        return cls(
+            input_tokens=int(data.get("input_tokens") or 0),
+            output_tokens=int(data.get("output_tokens") or 0),
+            reasoning_tokens=int(data.get("reasoning_tokens") or 0),
+            cached_tokens=int(data.get("cached_tokens") or 0),
+        )
 
 
 @dataclass(frozen=True)
