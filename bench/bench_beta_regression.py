@@ -56,7 +56,7 @@ def make_run(run_dir: Path, items: int) -> float:
     config = run_dir.parent / f"{run_dir.name}.toml"
     config.write_text(CONFIG.format(items=items), encoding="utf-8")
     started = time.perf_counter()
-    command = "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = "import sys; from mindshift.cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run(
         [sys.executable, "-c", command, "run", str(config), "--out", str(run_dir)],
         capture_output=True,

@@ -59,7 +59,7 @@ def config_text(models: int, items: int) -> str:
 
 
 def mindshift(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", *args]
+    return [sys.executable, "-m", "mindshift.cli", *args]
 
 
 def make_run(root: Path, models: int, items: int, fresh: bool) -> Path:

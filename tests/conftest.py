@@ -151,7 +151,7 @@ def start_run_until_stored(
     """`mindshift run CONFIG --out RUN_DIR` in a subprocess, returned once it has stored a
     call (so a signal sent next lands in a run that is under way)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
+        [sys.executable, "-m", "mindshift.cli", "run", str(config), "--out", str(run_dir)],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from analysis import analyse_run
-from harness.cli import main
+from mindshift.cli import main
 from harness.config import load_config
 from harness.experiment import execute, prepare
 from paradigms import PARADIGMS

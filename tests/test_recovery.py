@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from analysis import analyse_run
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 TRUE = {"choice_support": 0.8, "w_same": 1.0, "w_opposite": 2.5}

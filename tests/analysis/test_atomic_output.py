@@ -22,7 +22,7 @@ import pytest
 
 from analysis import AnalysisInputError, analyse_run
 from analysis import outputs as outputs_module
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 Snapshot = dict[str, bytes]
@@ -180,7 +180,7 @@ def test_compare_refuses_an_out_directory_with_foreign_files(
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", *args]
+    return [sys.executable, "-m", "mindshift.cli", *args]
 
 
 def _env() -> dict[str, str]:

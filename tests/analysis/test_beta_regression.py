@@ -351,7 +351,7 @@ def _agent_runs(
     """Trials of the real `sim:bayes` agent, run through the harness CLI, one run per seed
     (as `load_run` prepares them: framed, and on the scale the report uses)."""
     from analysis import load_run
-    from harness.cli import main
+    from mindshift.cli import main
 
     for seed in seeds:
         params = (

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import AnalysisInputError, compare_runs
-from harness.cli import main
+from mindshift.cli import main
 
 Simulate = Callable[..., pd.DataFrame]
 WriteRun = Callable[[Path, pd.DataFrame], Path]

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import analyse_run, condition_table, sequence_table, validate_trials, with_bayes
-from harness.cli import main
+from mindshift.cli import main
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

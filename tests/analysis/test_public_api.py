@@ -47,7 +47,7 @@ from analysis import (
     sequence_table,
     switching_curves,
 )
-from harness.cli import main
+from mindshift.cli import main
 
 SIM = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3, tau = 2.0 }"
 BY2 = ("display", "advice")

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from analysis import FIGURES
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 SMALL_RUNS: dict[str, tuple[str, int, str]] = {

@@ -12,7 +12,7 @@ import pytest
 from scipy import integrate, special, stats
 
 from analysis import UpdateFit, predicted_confidence, transfer_runs, validate_trials
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 GOOD = sim_config_text(items=3)
@@ -166,7 +166,7 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[experiment\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(bad)],
+        [sys.executable, "-m", "mindshift.cli", "run", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -166,7 +166,7 @@ def test_failed_and_unanswered_batch_requests_are_failures_that_a_rerun_retries(
 def test_dry_run_prices_batch_calls_at_the_discount(
     fake_openai: FakeOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.cli import main
+    from mindshift.cli import main
 
     path = tmp_path / "c.toml"
     path.write_text(

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import load_run, summarise
-from harness.cli import main
+from mindshift.cli import main
 from paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
 from tests.conftest import sim_config_text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from harness.errors import ConfigError
 from harness.pricing import PRICES_ENV, cost_of_records, load_price_table
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 ITEMS = 6

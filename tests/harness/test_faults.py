@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from harness.config import load_config
 from harness.experiment import execute, prepare
 from harness.runner import NoProgress
@@ -202,7 +202,7 @@ def _kill_after_progress(
     the kill."""
     before = _stored_keys(run_dir)
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
+        [sys.executable, "-m", "mindshift.cli", "run", str(config), "--out", str(run_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -225,7 +225,7 @@ def _kill_after_progress(
 def _kill_during_startup(config: Path, run_dir: Path, rng: random.Random) -> None:
     """SIGKILL a run in its first moments: loading, preflight, moving failures aside."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(run_dir)],
+        [sys.executable, "-m", "mindshift.cli", "run", str(config), "--out", str(run_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

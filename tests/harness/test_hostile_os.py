@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 from tests.harness.test_hostile_run_dir import fingerprint, one_error_line
 
@@ -30,7 +30,7 @@ def _cli(*args: str, memory_limit: int | None = None) -> subprocess.CompletedPro
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "mindshift.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -153,7 +153,7 @@ def test_an_unwritable_model_cache_is_one_line_naming_it(tmp_path: Path) -> None
     )
     environment = {**os.environ, "MINDSHIFT_CACHE": str(blocker / "cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(config), "--out", str(tmp_path / "run")],
+        [sys.executable, "-m", "mindshift.cli", "run", str(config), "--out", str(tmp_path / "run")],
         capture_output=True,
         text=True,
         timeout=300,

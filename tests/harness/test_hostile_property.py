@@ -6,7 +6,7 @@ byte-identical after a command that refused it.
 The cases come from a seeded generator of mutations (truncations, byte flips, junk lines,
 values of the wrong type, deleted keys, directories where files belong, ...) applied to a
 real finished run, its config and its question file. They run in-process through
-`harness.cli.main` (a few through the installed command, for realism).
+`mindshift.cli.main` (a few through the installed command, for realism).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 SEED = 20261130
@@ -414,7 +414,7 @@ def test_a_few_cases_through_the_installed_command(
         argv = [["run", str(config), "--out", str(copy)], ["cost", str(copy)]][number % 2]
         before = snapshot(copy)
         result = subprocess.run(
-            [sys.executable, "-m", "harness.cli", *argv],
+            [sys.executable, "-m", "mindshift.cli", *argv],
             capture_output=True,
             text=True,
             timeout=120,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from harness.run_store import RunStore
 from harness.testing.fault_server import FaultServer, FaultServerConfig
 from harness.trials_table import build_trials_table, write_trials_table
@@ -368,16 +368,16 @@ def test_ctrl_c_of_analyse_and_power_says_nothing_about_stored_calls(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import harness.cli
+    import mindshift.cli
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     if command == "analyse":
-        monkeypatch.setattr(harness.cli, "_analyse", interrupted)
+        monkeypatch.setattr(mindshift.cli, "_analyse", interrupted)
         argv = ["analyse", str(run_copy)]
     else:
-        monkeypatch.setattr("harness.power.power_study", interrupted)
+        monkeypatch.setattr("mindshift.power.power_study", interrupted)
         argv = ["power", "--items", "10", "--simulations", "2", "--jobs", "1"]
     capsys.readouterr()
     assert main(argv) == 130

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import sim_config_text, start_run_until_stored, stored_keys
 
 ITEMS = 8

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from harness.models.base import Capabilities
 from harness.models.registry import PROVIDERS
 

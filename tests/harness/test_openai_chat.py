@@ -13,7 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from harness.concurrency import AdaptiveLimiter
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from harness.errors import UserError
-from harness.power import CHUNK, PowerSettings, power_study
+from mindshift.power import CHUNK, PowerSettings, power_study
 
 
 def _study(**overrides: object) -> dict[str, float]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from harness.cli import main
+from mindshift.cli import main
 from harness.config import ModelSection
 from harness.models import gemini, openai_chat
 from harness.models.gemini import GeminiBackend

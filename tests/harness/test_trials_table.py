@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.cli import main
+from mindshift.cli import main
 from tests.conftest import SIM_PARAMS
 
 

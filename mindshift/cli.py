@@ -428,7 +428,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_power(args: argparse.Namespace) -> int:
-    from harness.power import PowerSettings, power_study
+    from mindshift.power import PowerSettings, power_study
 
     settings = PowerSettings(
         items=tuple(args.items),
