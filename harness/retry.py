@@ -15,14 +15,13 @@ backoff wait: waiting calls leave room for others.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 from harness.concurrency import AdaptiveLimiter, Outcome
+from harness.http_retry_after import retry_after_s as retry_after_s
 from harness.models.base import ModelBackend
 from harness.types import ChoiceRequest, ChoiceResponse, Transient
 
@@ -65,33 +64,6 @@ class RetryPolicy:
             return self.backoff_s(retry, rng)
         asked = min(max(retry_after_s, 0.0), RETRY_AFTER_CAP_S)
         return asked * rng.uniform(1.0, 1.1)
-
-
-def retry_after_s(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
-    """Seconds a response asks the client to wait: `retry-after-ms` (OpenAI's), else
-    `retry-after` in seconds or as an HTTP date; None when absent or unreadable."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(float(millis) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 def _outcome(responses: Sequence[ChoiceResponse]) -> Outcome:
