@@ -1,13 +1,32 @@
-"""mindshift's engine: config, trial identity, backends, runner, run store and CLI."""
+"""mindshift's engine: config, trial identity, backends, planner, runner and run store."""
 
 from harness.config import ExperimentConfig, ModelSection, load_config, parse_config
 from harness.errors import ConfigError, RunDirError, UserError
 from harness.experiment import PreparedExperiment, execute, prepare
-from harness.paradigm import Condition, InitialAnswer, Item, Paradigm, StagePrompt
+from harness.paradigm import (
+    Condition,
+    InitialAnswer,
+    Paradigm,
+    StagePrompt,
+    TrialColumns,
+    TurnAnswer,
+    TwoTurnParadigm,
+)
+from harness.record import CallRecord
 from harness.runner import ExperimentRunner, ProgressSink, RunReport
-from harness.types import ChoiceRequest, ChoiceResponse, Message, OptionReadout, Prompt, Usage
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    Item,
+    Message,
+    OptionReadout,
+    Prompt,
+    TurnFacts,
+    Usage,
+)
 
 __all__ = [
+    "CallRecord",
     "ChoiceRequest",
     "ChoiceResponse",
     "Condition",
@@ -26,6 +45,10 @@ __all__ = [
     "RunDirError",
     "RunReport",
     "StagePrompt",
+    "TrialColumns",
+    "TurnAnswer",
+    "TurnFacts",
+    "TwoTurnParadigm",
     "Usage",
     "UserError",
     "execute",

@@ -23,9 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.run_store import CallKey
-
-BATCHES_FILE = "batches.jsonl"
+from harness.run_format import BATCHES_FILE, CallKey
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """`--batch`: one model's calls as waves of provider batches instead of single requests.
 
-Wave 1 submits every pending stage-1 call (split into batches within the provider's
-limits); once they are all collected, wave 2 submits every stage-2 call, each built from
-its stored stage-1 answer exactly as in a normal run. Every batch is logged in batches.jsonl
-(`harness.batch_log`) before and after it is submitted, so a run that stops — Ctrl-C, a
-crash, a closed laptop — resumes by collecting what it submitted: first the batches still
-open from before, then whatever was never submitted.
+Wave 1 submits every pending turn-1 call (split into batches within the provider's
+limits); once they are all collected, wave 2 submits every call their answers unlock (turn 2
+under every condition), each built from the stored answers exactly as in a normal run, and so
+on, one wave per turn, until no call is left (`harness.planner`). Every batch is logged in
+batches.jsonl (`harness.batch_log`) before and after it is submitted, so a run that stops —
+Ctrl-C, a crash, a closed laptop — resumes by collecting what it submitted: first the
+batches still open from before, then whatever was never submitted.
 
 A request the batch answers with an error, or does not answer (an expired batch), is stored
 as a failure like any failed call; the next run retries it (in a new batch). Records of
@@ -19,17 +20,16 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
 from harness.batch_api import BatchApi, BatchError, Prepared
 from harness.batch_log import BatchLog, OpenBatch
-from harness.config import ModelSection
 from harness.errors import UserError
-from harness.run_store import CallKey, is_failure
+from harness.planner import CallPlanner, PlannedCall
+from harness.record import CallRecord
+from harness.run_format import CallKey
 from harness.types import ChoiceResponse
-
-if TYPE_CHECKING:
-    from harness.runner import ExperimentRunner, PlannedCall
 
 T = TypeVar("T")
 
@@ -44,30 +44,29 @@ class BatchWaves:
 
     def __init__(
         self,
-        runner: ExperimentRunner,
-        model: ModelSection,
+        planner: CallPlanner,
+        model_id: str,
         api: BatchApi,
-        stored: dict[CallKey, Any],
-        store: Callable[[list[dict[str, Any]]], None],
+        stored: dict[CallKey, CallRecord],
+        store: Callable[[list[CallRecord]], None],
+        run_dir: Path,
         poll_s: float = DEFAULT_POLL_S,
     ) -> None:
-        self.runner = runner
-        self.model = model
+        self.planner = planner
+        self.model_id = model_id
         self.api = api
         self.stored = stored
         self._store = store
         self.poll_s = poll_s
-        self.log = BatchLog(runner.store.run_dir)
+        self.log = BatchLog(run_dir)
 
-    async def run(
-        self, pending_initial: Sequence[PlannedCall], ready_followups: Sequence[PlannedCall]
-    ) -> None:
-        calls = {call.key: call for call in [*pending_initial, *ready_followups]}
-        followups: list[PlannedCall] = list(ready_followups)
+    async def run(self, first_turns: Sequence[PlannedCall], ready: Sequence[PlannedCall]) -> None:
+        calls = {call.key: call for call in [*first_turns, *ready]}
+        unlocked: list[PlannedCall] = list(ready)
         # Batches submitted before a stop: collect them, never submit their calls again.
         reopened = []
         for batch in self.log.open_batches():
-            if batch.model != self.model.id:
+            if batch.model != self.model_id:
                 continue
             if batch.batch_id is None:
                 batch.batch_id = await self._retrying(partial(self.api.find, batch.token))
@@ -77,19 +76,21 @@ class BatchWaves:
                 self.log.submitted(batch.token, batch.batch_id)
             reopened.append(batch)
         if reopened:
-            followups.extend(await self._finish(reopened, calls))
+            unlocked.extend(await self._finish(reopened, calls))
         done = {key for batch in reopened for key in batch.keys}
-        stage1 = [call for call in pending_initial if call.key not in done]
-        followups.extend(await self._wave(stage1))
-        stage2 = [
-            call for call in followups if call.key not in done and call.key not in self.stored
-        ]
-        unique = list({call.key: call for call in stage2}.values())
-        await self._wave(unique)
+        wave = [call for call in first_turns if call.key not in done]
+        # One wave per turn: each wave's answers unlock the next one's calls.
+        while wave or unlocked:
+            unlocked.extend(await self._wave(wave))
+            pending = [
+                call for call in unlocked if call.key not in done and call.key not in self.stored
+            ]
+            wave = list({call.key: call for call in pending}.values())
+            unlocked = []
 
     async def _wave(self, calls: Sequence[PlannedCall]) -> list[PlannedCall]:
-        """Submit `calls` as batches and collect them; returns the stage-2 calls their
-        stage-1 answers make possible."""
+        """Submit `calls` as batches (one turn per batch) and collect them; returns the
+        calls their answers unlock."""
         if not calls:
             return []
         by_key = {call.key: call for call in calls}
@@ -103,14 +104,15 @@ class BatchWaves:
                 lines.append(prepared)
         followups = self._keep(refused, batch_id=None, size=0)
         batches = []
-        for chunk in self._chunks(lines):
-            token = f"mindshift-{uuid.uuid4().hex}"
-            keys = [(line.request.trial_id, line.request.stage) for line in chunk]
-            stage = chunk[0].request.stage
-            self.log.submitting(token, self.model.id, stage, keys)
-            batch_id = await self._retrying(partial(self.api.submit, chunk, token))
-            self.log.submitted(token, batch_id)
-            batches.append(OpenBatch(token, self.model.id, stage, keys, batch_id))
+        for stage in sorted({line.request.stage for line in lines}):
+            of_stage = [line for line in lines if line.request.stage == stage]
+            for chunk in self._chunks(of_stage):
+                token = f"mindshift-{uuid.uuid4().hex}"
+                keys = [(line.request.trial_id, line.request.stage) for line in chunk]
+                self.log.submitting(token, self.model_id, stage, keys)
+                batch_id = await self._retrying(partial(self.api.submit, chunk, token))
+                self.log.submitted(token, batch_id)
+                batches.append(OpenBatch(token, self.model_id, stage, keys, batch_id))
         followups.extend(await self._finish(batches, by_key))
         return followups
 
@@ -135,7 +137,7 @@ class BatchWaves:
         self, batches: list[OpenBatch], calls: dict[CallKey, PlannedCall]
     ) -> list[PlannedCall]:
         """Poll `batches` until each is done, storing each one's answers as it finishes."""
-        followups: list[PlannedCall] = []
+        unlocked: list[PlannedCall] = []
         waiting = list(batches)
         while waiting:
             still = []
@@ -150,12 +152,12 @@ class BatchWaves:
                     partial(self.api.collect, batch.batch_id, [c.request for c in todo])
                 )
                 answered = list(zip(todo, responses, strict=True))
-                followups.extend(self._keep(answered, batch.batch_id, len(batch.keys)))
+                unlocked.extend(self._keep(answered, batch.batch_id, len(batch.keys)))
                 self.log.collected(batch.token, batch.batch_id)
             waiting = still
             if waiting:
                 await asyncio.sleep(self.poll_s)
-        return followups
+        return unlocked
 
     def _keep(
         self,
@@ -163,29 +165,23 @@ class BatchWaves:
         batch_id: str | None,
         size: int,
     ) -> list[PlannedCall]:
-        """Store answers (and the "not run" records of failed stage-1 calls); returns the
-        stage-2 calls of the stage-1 answers among them."""
-        runner, model = self.runner, self.model
-        records: list[dict[str, Any]] = []
-        followups: list[PlannedCall] = []
+        """Store answers (and the "not run" records of the turns a failure leaves without
+        an answer); returns the calls the answers unlock."""
+        records: list[CallRecord] = []
+        unlocked: list[PlannedCall] = []
         for call, response in answered:
-            record = runner._record(model, call, response, 0.0, size)
-            if batch_id is not None:
-                record["batch_id"] = batch_id
+            record = self.planner.record(
+                call, response, elapsed=0.0, batch_size=size, batch_id=batch_id
+            )
             records.append(record)
+            calls, not_run = self.planner.after(record, call.item, self.stored)
             self.stored[call.key] = record
-            if call.request.stage == 1:
-                if is_failure(record):
-                    not_run = runner._not_run(model, call.item, call.repeat, record, self.stored)
-                    records.extend(not_run)
-                    for entry in not_run:
-                        self.stored[(entry["trial_id"], entry["stage"])] = entry
-                else:
-                    followups.extend(
-                        runner._followups(model, call.item, call.repeat, record, self.stored)
-                    )
+            records.extend(not_run)
+            for entry in not_run:
+                self.stored[entry.key] = entry
+            unlocked.extend(calls)
         self._store(records)
-        return followups
+        return unlocked
 
     async def _retrying(self, step: Callable[[], Awaitable[T]]) -> T:
         """A batch request, retried with a growing wait while its failure is transient."""
@@ -196,7 +192,7 @@ class BatchWaves:
             except BatchError as error:
                 if not error.transient or attempt == SUBMIT_RETRIES:
                     raise UserError(
-                        f"model '{self.model.id}': batch API: {error} (submitted batches are "
+                        f"model '{self.model_id}': batch API: {error} (submitted batches are "
                         "logged in batches.jsonl; run again to collect them)"
                     ) from None
             await asyncio.sleep(min(wait, self.poll_s))

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 from harness.batch_api import BATCH_PROVIDERS
 from harness.experiment import PreparedExperiment
-from harness.paradigm import InitialAnswer, Item, StagePrompt
+from harness.paradigm import TurnAnswer
+from harness.planner import CallPlanner, ModelPlan, PlannedCall
 from harness.pricing import PriceTable
-from harness.run_store import CALLS_FILE, CallKey, is_failure, read_call_records, record_key
-from harness.trial_ids import CALIBRATION_CONDITION, INITIAL_CONDITION, trial_id
-from harness.types import Prompt, Usage
+from harness.record import CallRecord, read_call_records
+from harness.run_format import CALLS_FILE, CallKey
+from harness.types import Item, Prompt, Usage
 
 CHARS_PER_TOKEN = 4.0
 TOKENS_PER_MESSAGE = 4
@@ -46,6 +45,7 @@ class ModelEstimate:
     stored: int = 0
     stage1: int = 0
     stage2: int = 0
+    """Calls of later turns (2, 3, ...)."""
     input_tokens: float = 0.0
     output_tokens: float = 0.0
     output_is_upper_bound: bool = False
@@ -66,34 +66,33 @@ def prompt_tokens(prompt: Prompt) -> float:
     ) + ANSWER_FORMAT_TOKENS
 
 
-def _stored_records(run_dir: Path) -> dict[CallKey, dict[str, Any]]:
+def _stored_records(run_dir: Path) -> dict[CallKey, CallRecord]:
     path = run_dir / CALLS_FILE
     if not path.is_file():
         return {}
-    records: dict[CallKey, dict[str, Any]] = {}
+    records: dict[CallKey, CallRecord] = {}
     for record in read_call_records(path):
-        records.setdefault(record_key(record), record)
+        records.setdefault(record.key, record)
     return records
 
 
-def _measured(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], tuple[float, float]]:
+def _measured(records: Iterable[CallRecord]) -> dict[tuple[str, int], tuple[float, float]]:
     """Mean (input, output) tokens per (model, stage) of stored calls that report usage."""
     sums: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     for record in records:
-        usage = record.get("usage") or {}
-        inputs = usage.get("input_tokens")
-        if not isinstance(inputs, int) or inputs <= 0:
+        inputs = record.usage.input_tokens
+        if inputs <= 0:
             continue
-        entry = sums[(str(record.get("model")), int(record.get("stage", 0)))]
+        entry = sums[(record.model, record.stage)]
         entry[0] += inputs
-        entry[1] += float(usage.get("output_tokens") or 0)
+        entry[1] += float(record.usage.output_tokens)
         entry[2] += 1
     return {key: (s[0] / s[2], s[1] / s[2]) for key, s in sums.items()}
 
 
-def _stand_in(item: Item) -> InitialAnswer:
+def _stand_in(item: Item) -> TurnAnswer:
     share = 1.0 / len(item.labels)
-    return InitialAnswer(choice=item.labels[0], probs=dict.fromkeys(item.labels, share))
+    return TurnAnswer(choice=item.labels[0], probs=dict.fromkeys(item.labels, share))
 
 
 def estimate_run(
@@ -108,56 +107,36 @@ def estimate_run(
     config, paradigm = prepared.config, prepared.paradigm
     stored = _stored_records(run_dir)
     if retry_failed:
-        stored = {key: record for key, record in stored.items() if not is_failure(record)}
+        stored = {key: record for key, record in stored.items() if not record.failed}
     measured = _measured(stored.values())
     items = list(paradigm.items())
     calibration = list(paradigm.calibration_items())
     conditions = list(paradigm.conditions())
     estimates = []
     for model in config.models:
-        trial = partial(
-            trial_id,
+        planner = CallPlanner(
             experiment=config.experiment.name,
             seed=config.experiment.seed,
-            model=model.id,
-            paradigm=paradigm.name,
+            repeats=config.experiment.repeats,
+            paradigm=paradigm,
+            model=ModelPlan(model.id, model.spec, model.temperature),
+            items=items,
+            calibration_items=calibration,
+            conditions=conditions,
         )
-        estimate = ModelEstimate(model.id, model.spec)
-        prompts: dict[int, list[StagePrompt]] = {1: [], 2: []}
-        for repeat in range(config.experiment.repeats):
-            for item in items:
-                first_id = trial(
-                    item=item.item_id, condition=INITIAL_CONDITION, repeat=repeat, stage=1
-                )
-                first = stored.get((first_id, 1))
-                estimate.planned += 1 + len(conditions)
-                if first is None:
-                    prompts[1].append(paradigm.initial_prompt(item))
-                answer = _stand_in(item)
-                if first is not None and not is_failure(first):
-                    probs = (first.get("readout") or {}).get("probs")
-                    answer = InitialAnswer(choice=str(first["choice"]), probs=probs)
-                for condition in conditions:
-                    key = (
-                        trial(item=item.item_id, condition=condition.name, repeat=repeat, stage=2),
-                        2,
-                    )
-                    if key in stored:
-                        continue
-                    if first is not None and is_failure(first):
-                        continue  # recorded as "not run", no call
-                    prompts[2].append(paradigm.followup_prompt(item, condition, answer))
-        for item in calibration:
-            estimate.planned += 1
-            calibration_id = trial(
-                item=item.item_id, condition=CALIBRATION_CONDITION, repeat=0, stage=1
-            )
-            if (calibration_id, 1) not in stored:
-                prompts[1].append(paradigm.initial_prompt(item))
-        estimate.stage1, estimate.stage2 = len(prompts[1]), len(prompts[2])
+        left = planner.remaining(stored, stand_in=_stand_in)
+        estimate = ModelEstimate(model.id, model.spec, planned=left.planned)
+        # A later turn whose earlier answer is not stored yet is sized with a stand-in
+        # answer; "not run" records are no calls.
+        calls: list[PlannedCall] = [*left.first_turns, *left.ready, *left.stand_ins]
+        prompts: dict[int, list[Prompt]] = defaultdict(list)
+        for call in calls:
+            prompts[call.turn].append(call.request.prompt)
+        estimate.stage1 = len(prompts[1])
+        estimate.stage2 = sum(len(staged) for turn, staged in prompts.items() if turn > 1)
         estimate.stored = estimate.planned - estimate.calls
         measured_stages = []
-        for stage, staged in prompts.items():
+        for stage, staged in sorted(prompts.items()):
             if not staged:
                 continue
             mean = measured.get((model.id, stage))
@@ -166,7 +145,7 @@ def estimate_run(
                 estimate.input_tokens += mean[0] * len(staged)
                 estimate.output_tokens += mean[1] * len(staged)
                 continue
-            estimate.input_tokens += sum(prompt_tokens(s.prompt) for s in staged)
+            estimate.input_tokens += sum(prompt_tokens(prompt) for prompt in staged)
             if model.choice_only:
                 estimate.output_is_upper_bound = True
                 estimate.output_tokens += (model.max_tokens or 4096) * len(staged)

@@ -24,9 +24,10 @@ from harness.models.base import ModelBackend
 from harness.models.registry import create_backend, validate_model
 from harness.paradigm import Paradigm
 from harness.run_dir import RunDirState, inspect_run_dir, load_logs
-from harness.run_store import CALLS_FILE, LOCK_FILE, RunStore
+from harness.run_format import CALLS_FILE, LOCK_FILE, TRIALS_FILE
+from harness.run_store import RunStore
 from harness.runner import ExperimentRunner, ProgressSink, RunReport
-from harness.trials_table import TRIALS_FILE, build_trials_table, write_trials_table
+from harness.trials_table import build_trials_table, write_trials_table
 
 MAX_PLANNED_CALLS = 20_000_000
 """More calls than any experiment needs (the paper's largest design is some hundred thousand
@@ -156,22 +157,23 @@ def execute(
             except BaseException:
                 if started:  # what was stored stays analysable; the first error is the news
                     with contextlib.suppress(RunDirError):
-                        _write_trials(run_dir, store)
+                        _write_trials(run_dir, store, prepared.paradigm)
                 raise
             if started:
-                _write_trials(run_dir, store)
+                _write_trials(run_dir, store, prepared.paradigm)
             return report
     finally:
         if created and not started:
             _remove_new_directory(run_dir)
 
 
-def _write_trials(run_dir: Path, store: RunStore) -> None:
+def _write_trials(run_dir: Path, store: RunStore, paradigm: Paradigm) -> None:
     """trials.parquet from the stored calls (derived data: `analyse` rebuilds it from
     calls.jsonl when it is missing or older than the calls)."""
     path = run_dir / TRIALS_FILE
     try:
-        write_trials_table(run_dir, build_trials_table(store.records().values()))
+        table = build_trials_table(store.records().values(), type(paradigm))
+        write_trials_table(run_dir, table)
     except OSError as error:
         raise RunDirError(
             f"cannot write {path}: {error.strerror or error}; every call is stored in "

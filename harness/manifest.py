@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.config import ExperimentConfig
 from harness.errors import RunDirError
+from harness.run_format import MANIFEST_FILE, RECORD_SCHEMA_VERSION
 from harness.types import JsonValue
 
-MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
 _TRACKED_PACKAGES = (
     "mindshift",
@@ -98,6 +98,9 @@ class Manifest(BaseModel):
     stimuli_sha256: str | None = None
     """Digest of the paradigm's items when the run started (`stimuli_digest`); None for runs
     made before it was recorded."""
+    record_schema: int = 1
+    """The call-record schema its calls.jsonl was started with (`harness.run_format`); runs
+    made before it was recorded are version 1."""
 
 
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
@@ -191,6 +194,8 @@ def start_or_resume(
         payload["resumes"] = [*manifest.resumes, {"at": _now(), "git": git_state()}]
         if manifest.stimuli_sha256 is None:
             payload.pop("stimuli_sha256", None)  # an older run: written as it was
+        if "record_schema" not in manifest.model_fields_set:
+            payload.pop("record_schema", None)
         _write_atomically(path, payload)
         return True
     payload = {
@@ -205,6 +210,7 @@ def start_or_resume(
         "models": models,
         "resumes": [],
         "stimuli_sha256": stimuli,
+        "record_schema": RECORD_SCHEMA_VERSION,
     }
     _write_atomically(path, payload)
     return False

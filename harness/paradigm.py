@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.record import CallRecord
 from harness.types import Item, JsonValue, Prompt, TurnFacts
 
 
@@ -49,6 +50,16 @@ class TurnAnswer:
     def confidence(self) -> float | None:
         """Probability of the chosen option, when known."""
         return None if self.probs is None else self.probs[self.choice]
+
+    @classmethod
+    def of(cls, record: CallRecord) -> TurnAnswer:
+        """A stored answer (a successful call's record)."""
+        return cls(
+            choice=str(record.choice),
+            probs=record.probs,
+            turn=record.stage,
+            prompt=None if record.request is None else record.request.prompt,
+        )
 
 
 InitialAnswer = TurnAnswer

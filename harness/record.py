@@ -102,6 +102,8 @@ class CallRecord:
     attempt_errors: tuple[str, ...] = ()
     error: str | None = None
     finished_at: str | None = None
+    batch_id: str | None = None
+    """The provider batch that answered the call (`--batch` runs)."""
     retired_at: str | None = None
     """Set on the records of failures.jsonl: when a later run retired this failure."""
 
@@ -158,6 +160,8 @@ class CallRecord:
                 "finished_at": self.finished_at,
             }
         )
+        if self.batch_id is not None:
+            data["batch_id"] = self.batch_id
         if self.retired_at is not None:
             data["retired_at"] = self.retired_at
         return data
@@ -193,6 +197,7 @@ class CallRecord:
             attempt_errors=tuple(str(one) for one in data.get("attempt_errors") or ()),
             error=data.get("error"),
             finished_at=data.get("finished_at"),
+            batch_id=data.get("batch_id"),
             retired_at=data.get("retired_at"),
         )
 
@@ -239,6 +244,7 @@ _NULLABLE: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("attempts", (int,)),
     ("attempt_errors", (list,)),
     ("finished_at", (str,)),
+    ("batch_id", (str,)),
     ("retired_at", (str,)),
 )
 _REQUIRED_TO_READ = frozenset({"trial_id", "stage", "model", "item"})

@@ -22,22 +22,21 @@ import json
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from harness.batch_log import BATCHES_FILE
 from harness.errors import RunDirError
-from harness.manifest import MANIFEST_FILE, Manifest, read_manifest
-from harness.run_store import (
+from harness.manifest import Manifest, read_manifest
+from harness.record import CallRecord, read_call_records
+from harness.run_format import (
+    ANALYSIS_DIR,
+    BATCHES_FILE,
     CALLS_FILE,
     FAILURES_FILE,
     LOCK_FILE,
+    MANIFEST_FILE,
+    TRIALS_FILE,
     CallKey,
-    read_call_records,
-    record_key,
 )
-from harness.trials_table import TRIALS_FILE
 
-ANALYSIS_DIR = "analysis"
 RUN_FILES = (MANIFEST_FILE, CALLS_FILE, FAILURES_FILE, TRIALS_FILE, BATCHES_FILE, LOCK_FILE)
 """Names that must be regular files where they exist."""
 
@@ -117,15 +116,15 @@ def _refuse_foreign(run_dir: Path, names: frozenset[str]) -> None:
         )
 
 
-def load_logs(state: RunDirState, *, strict: bool | None = None) -> dict[CallKey, dict[str, Any]]:
+def load_logs(state: RunDirState, *, strict: bool | None = None) -> dict[CallKey, CallRecord]:
     """Every record of calls.jsonl by key (the first of a key, as the run store keeps it),
     after checking every line of calls.jsonl, failures.jsonl and batches.jsonl: in full for
     a directory mindshift wrote (`strict` None: `state.ours`), else what the readers use."""
     strict = state.ours if strict is None else strict
-    records: dict[CallKey, dict[str, Any]] = {}
+    records: dict[CallKey, CallRecord] = {}
     if CALLS_FILE in state.names:
         for record in read_call_records(state.path / CALLS_FILE, strict=strict):
-            records.setdefault(record_key(record), record)
+            records.setdefault(record.key, record)
     check_logs(state, calls=False, strict=strict)
     return records
 

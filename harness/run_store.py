@@ -22,229 +22,32 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from harness.errors import RunDirError
+from harness.record import CallRecord, read_call_records
+from harness.run_format import CALLS_FILE, FAILURES_FILE, LOCK_FILE, CallKey, line_key
 
-CALLS_FILE = "calls.jsonl"
-FAILURES_FILE = "failures.jsonl"
-LOCK_FILE = ".lock"
 FSYNC_INTERVAL_S = 2.0
 """Data written survives a killed process at once; fsync only guards against power loss."""
 
-CallKey = tuple[str, int]
-
-
-def record_key(record: dict[str, Any]) -> CallKey:
-    return (str(record["trial_id"]), int(record["stage"]))
-
-
-def is_failure(record: dict[str, Any]) -> bool:
-    """A record of a call that produced no answer."""
-    return record.get("error") is not None or record.get("choice") is None
-
-
-_KEY_PREFIX = re.compile(rb'^\{"trial_id":"([^"\\]*)","stage":(\d+)[,}]')
-"""The first bytes of a record as `append` writes it: its key, readable without parsing."""
-
 
 def _line_key(line: bytes) -> CallKey:
-    match = _KEY_PREFIX.match(line)
-    if match is not None:
-        return (match.group(1).decode(), int(match.group(2)))
-    return record_key(json.loads(line))
+    key = line_key(line)
+    if key is not None:
+        return key
+    record = json.loads(line)
+    return (str(record["trial_id"]), int(record["stage"]))
 
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:  # os.write may write less than asked; finish the data
         written = os.write(fd, data)
         data = data[written:]
-
-
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
-)
-"""Built once: `json.dumps` with options builds an encoder per call. The same bytes as
-`json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)`, NaN and
-Infinity still refused; a record is a tree of fresh JSON values, never circular, so the
-circularity check only cost time (bench/bench_throughput.py)."""
-_encode_json = _ENCODER.encode
-
-
-def _encode(record: dict[str, Any]) -> bytes:
-    return (_encode_json(record) + "\n").encode("utf-8")
-
-
-MAX_LINE_BYTES = 64 << 20
-"""No record is this long (a prompt and a raw response are some kilobytes): a longer line is
-damage, reported before it is parsed."""
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _need(record: dict[str, Any], key: str, kinds: tuple[type, ...], optional: bool) -> str | None:
-    """Why `record[key]` does not fit `kinds` (None when it does); bool is no int here."""
-    if key not in record:
-        return None if optional else f"has no '{key}'"
-    value = record[key]
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) and bool not in kinds:
-        return f"'{key}' is {_kind(value)}"
-    if not isinstance(value, kinds):
-        return f"'{key}' is {_kind(value)}"
-    return None
-
-
-_REQUIRED: tuple[tuple[str, tuple[type, ...]], ...] = (
-    ("trial_id", (str,)),
-    ("stage", (int,)),
-    ("model", (str,)),
-    ("item", (dict,)),
-    ("condition", (str,)),
-    ("repeat", (int,)),
-)
-_NULLABLE: tuple[tuple[str, tuple[type, ...]], ...] = (
-    ("choice", (str,)),
-    ("error", (str,)),
-    ("spec", (str,)),
-    ("factors", (dict,)),
-    ("initial_trial_id", (str,)),
-    ("request", (dict,)),
-    ("readout", (dict,)),
-    ("usage", (dict,)),
-    ("latency_s", (int, float)),
-    ("attempts", (int,)),
-    ("finished_at", (str,)),
-)
-
-
-_REQUIRED_TO_READ = frozenset({"trial_id", "stage", "model", "item"})
-"""What even a log assembled by hand must hold for the analysis and the cost report."""
-
-
-def record_problem(record: object, *, strict: bool = True) -> str | None:
-    """Why a decoded line is not a call record the harness can use; None when it is one.
-
-    Checks every key the runner, the trials table, the cost report and the analysis read,
-    with its type, so a damaged log is refused when it is opened rather than failing half
-    way through a run (or silently producing wrong tables). `strict` False: a log that
-    mindshift did not write (no manifest of its own) needs only the keys the readers use,
-    each of the right type where present.
-    """
-    if not isinstance(record, dict):
-        return f"is a JSON {_kind(record)}, not a call record"
-    if not strict:
-        return _readable_problem(record)
-    for key, kinds in _REQUIRED:
-        problem = _need(record, key, kinds, optional=False)
-        if problem is not None:
-            return problem
-    for key, kinds in _NULLABLE:
-        problem = _need(record, key, kinds, optional=True)
-        if problem is not None:
-            return problem
-    if not record["trial_id"] or record["stage"] < 1 or record["repeat"] < 0:
-        return "has an empty 'trial_id', a 'stage' below 1 or a negative 'repeat'"
-    item = record["item"]
-    labels, options = item.get("labels"), item.get("options")
-    if (
-        not isinstance(item.get("id"), str)
-        or not isinstance(item.get("correct"), str)
-        or not isinstance(labels, list)
-        or not all(isinstance(label, str) for label in labels)
-        or not isinstance(options, list)
-    ):
-        return "has an 'item' without a text 'id', 'correct' and a list of text 'labels'"
-    readout = record.get("readout")
-    if readout is not None:
-        probs = readout.get("probs")
-        if probs is not None and (
-            not isinstance(probs, dict)
-            or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in probs.values()
-            )
-        ):
-            return "has 'readout.probs' that are not numbers by label"
-    if not is_failure(record):
-        if record["stage"] > 1 and not isinstance(record.get("initial_trial_id"), str):
-            return "is a stage-2 answer without an 'initial_trial_id'"
-        request = record.get("request")
-        if record["stage"] > 1 and not isinstance(request, dict):
-            return "is a stage-2 answer without its 'request'"
-        if isinstance(request, dict) and not isinstance(request.get("situation") or {}, dict):
-            return "has a 'request.situation' that is not an object"
-    return None
-
-
-def _readable_problem(record: dict[str, Any]) -> str | None:
-    for key, kinds in (*_REQUIRED, *_NULLABLE):
-        problem = _need(record, key, kinds, optional=key not in _REQUIRED_TO_READ)
-        if problem is not None:
-            return problem
-    item = record["item"]
-    for key in ("id", "correct"):
-        if not isinstance(item.get(key), str):
-            return f"has an 'item' without a text '{key}'"
-    labels = item.get("labels")
-    if labels is not None and (
-        not isinstance(labels, list) or not all(isinstance(label, str) for label in labels)
-    ):
-        return "has 'item.labels' that are not a list of texts"
-    return None
-
-
-def _no_constant(name: str) -> None:
-    """The run store writes no NaN or Infinity (`allow_nan=False`): one read back is damage."""
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def read_call_records(path: Path, *, strict: bool = True) -> Iterator[dict[str, Any]]:
-    """Records of a calls.jsonl, skipping a torn final line (the call that was in flight).
-
-    Any other line that is not a whole call record (undecodable, not JSON, JSON of another
-    shape, a key missing or of the wrong type) raises RunDirError naming the file and line.
-    """
-    try:
-        with path.open("rb") as handle:
-            data = handle.read()
-    except IsADirectoryError:
-        raise RunDirError(
-            f"{path} is a directory, not a file: the run directory is damaged"
-        ) from None
-    except OSError as error:
-        raise RunDirError(f"cannot read {path}: {error.strerror}") from None
-    lines = data.split(b"\n")
-    # Everything after the last newline is an unfinished write, or empty.
-    for number, line in enumerate(lines[:-1], start=1):
-        if not line.strip():
-            continue
-        if len(line) > MAX_LINE_BYTES:
-            raise RunDirError(
-                f"{path}: line {number} is {len(line):,} bytes long; the log is damaged"
-            )
-        try:
-            record = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
-        except UnicodeDecodeError:
-            raise RunDirError(
-                f"{path}: line {number} is not UTF-8 text; the log is damaged"
-            ) from None
-        except (ValueError, RecursionError):  # JSONDecodeError, NaN, a 5000-digit number
-            raise RunDirError(
-                f"{path}: line {number} is not valid JSON; the log is damaged"
-            ) from None
-        problem = record_problem(record, strict=strict)
-        if problem is not None:
-            raise RunDirError(f"{path}: line {number} {problem}; the log is damaged")
-        yield record
 
 
 def _write_error(path: Path, error: OSError) -> RunDirError:
@@ -305,7 +108,7 @@ class RunStore:
         self._lock_fd: int | None = None
         self._calls_fd: int | None = None
         self._last_sync = time.monotonic()
-        self._records: dict[CallKey, dict[str, Any]] | None = None
+        self._records: dict[CallKey, CallRecord] | None = None
         """Every record, once `load` has read them, kept current by `append_many` and
         `retire_failures`: the end of a run builds trials.parquet from it instead of
         parsing calls.jsonl again (the same records `load` would return)."""
@@ -367,35 +170,35 @@ class RunStore:
                 raise _write_error(path, error) from None
         return removed
 
-    def load(self) -> dict[CallKey, dict[str, Any]]:
+    def load(self) -> dict[CallKey, CallRecord]:
         """Every stored call by key (after `repair`), read from calls.jsonl.
 
         The returned dict is the store's own view: records appended later are added to it.
         """
         self._require_lock()
-        records: dict[CallKey, dict[str, Any]] = {}
+        records: dict[CallKey, CallRecord] = {}
         if self.calls_path.exists():
             for record in read_call_records(self.calls_path):
-                records.setdefault(record_key(record), record)
+                records.setdefault(record.key, record)
         self._records = records
         return records
 
-    def adopt(self, records: dict[CallKey, dict[str, Any]]) -> None:
+    def adopt(self, records: dict[CallKey, CallRecord]) -> None:
         """Take `records` as what `load` would return: the run directory's check read them
         under this store's lock already (`harness.run_dir.load_logs`)."""
         self._require_lock()
         self._records = records
 
-    def records(self) -> dict[CallKey, dict[str, Any]]:
+    def records(self) -> dict[CallKey, CallRecord]:
         """Every stored call by key: the view `load` made and appends kept current (read
         from calls.jsonl when nothing was loaded yet)."""
         return self.load() if self._records is None else self._records
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: CallRecord) -> None:
         """Write one finished call: a single write of one line."""
         self.append_many((record,))
 
-    def append_many(self, records: Iterable[dict[str, Any]]) -> None:
+    def append_many(self, records: Iterable[CallRecord]) -> None:
         """Write finished calls, each a whole line, in one write where the OS allows.
 
         A write the OS refuses (a full disk, a read-only file system) is undone — the file
@@ -404,7 +207,7 @@ class RunStore:
         """
         self._require_lock()
         records = list(records)
-        data = b"".join(_encode(record) for record in records)
+        data = b"".join(record.to_line() for record in records)
         try:
             if self._calls_fd is None:
                 self._calls_fd = os.open(
@@ -423,7 +226,7 @@ class RunStore:
             raise _write_error(self.calls_path, error) from None
         if self._records is not None:
             for record in records:
-                self._records[record_key(record)] = record
+                self._records[record.key] = record
         now = time.monotonic()
         if now - self._last_sync > FSYNC_INTERVAL_S:
             try:
@@ -432,30 +235,26 @@ class RunStore:
                 raise _write_error(self.calls_path, error) from None
             self._last_sync = now
 
-    def load_failures(self) -> list[dict[str, Any]]:
+    def load_failures(self) -> list[CallRecord]:
         """The retired failed records of failures.jsonl, oldest first."""
         self._require_lock()
         if not self.failures_path.exists():
             return []
         return list(read_call_records(self.failures_path))
 
-    def retire_failures(
-        self, records: dict[CallKey, dict[str, Any]]
-    ) -> dict[CallKey, dict[str, Any]]:
+    def retire_failures(self, records: dict[CallKey, CallRecord]) -> dict[CallKey, CallRecord]:
         """Move every failed record out of calls.jsonl into failures.jsonl, so the run makes
         those calls again; returns `records` (as `load` gave them) without the failures."""
         self._require_lock()
-        failed = {key: record for key, record in records.items() if is_failure(record)}
+        failed = {key: record for key, record in records.items() if record.failed}
         if not failed:
             return records
         retired_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        already = {
-            (record_key(record), record.get("finished_at")) for record in self.load_failures()
-        }
+        already = {(record.key, record.finished_at) for record in self.load_failures()}
         history = b"".join(
-            _encode({**record, "retired_at": retired_at})
+            record.retired(retired_at).to_line()
             for key, record in failed.items()
-            if (key, record.get("finished_at")) not in already
+            if (key, record.finished_at) not in already
         )
         if history:
             _append_whole(self.failures_path, history)

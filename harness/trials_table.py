@@ -1,24 +1,25 @@
-"""`trials.parquet`: one row per stage-2 trial, joined with the stage-1 call it was built from.
+"""`trials.parquet`: one row per answered later turn, joined with the turn-1 call of its item.
 
 It is derived entirely from calls.jsonl and rewritten at the end of every run (or resume),
-so it can always be rebuilt; calls.jsonl stays the record of truth.
+so it can always be rebuilt; calls.jsonl stays the record of truth. The engine's columns say
+what any protocol's turns have in common (which answer, with what confidence, changed or
+not, right or wrong); the paradigm adds its own (`Paradigm.trial_columns`), the engine names
+none of them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from harness.run_store import CALLS_FILE
-
-TRIALS_FILE = "trials.parquet"
+from harness.paradigm import Paradigm, TurnAnswer
+from harness.record import CallRecord
+from harness.run_format import CALLS_FILE, TRIALS_FILE
 
 COLUMNS = [
     "trial_id",
@@ -29,10 +30,7 @@ COLUMNS = [
     "correct",
     "n_options",
     "condition",
-    "display",
-    "advice",
-    "accuracy",
-    "advised",
+    "turn",
     "initial_choice",
     "initial_confidence",
     "initial_correct",
@@ -45,109 +43,93 @@ COLUMNS = [
     "final_correct",
     "final_censored",
     "final_outside_mass",
-    "initial_prob_advised",
-    "displayed_choice",
-    "initial_prob_displayed",
-    "final_prob_displayed",
-    "advisors",
 ]
-"""The last five serve K options and the paradigms beyond change-of-mind's main design:
-`initial_prob_advised` is the stage-1 probability of the advised option (the K-option Bayes
-update needs it); `displayed_choice` the answer the stage-2 prompt displayed as the initial
-one (null when hidden; under `answer-wrong` it differs from the stage-1 answer), with its
-stage-1 and final probabilities; `advisors` a sequence of advisors as JSON text
-(`multi-advice`: advice, accuracy, advised, initial_prob_advised each), null otherwise."""
+"""The engine's columns. `initial_*` describe the item's turn-1 answer, `final_*` the row's
+own turn (`turn`: 2 for a two-turn protocol; 2, 3, ... for longer ones), `changed_mind` whether
+that turn's answer differs from turn 1's."""
 
 
-def _prob(record: dict[str, Any], label: str | None) -> float:
+def _prob(record: CallRecord, label: str | None) -> float:
     """Probability of `label` in a call's readout; NaN when unknown (never a made-up 0)."""
-    readout = record.get("readout")
-    if label is None or readout is None or readout.get("probs") is None:
+    probs = record.probs
+    if label is None or probs is None:
         return math.nan
-    value = readout["probs"].get(label)
+    value = probs.get(label)
     return math.nan if value is None else float(value)
 
 
-def _readout_field(record: dict[str, Any], name: str, missing: Any) -> Any:
-    readout = record.get("readout")
-    if readout is None or readout.get(name) is None:
-        return missing
-    return readout[name]
+def _outside_mass(record: CallRecord) -> float:
+    readout = record.readout
+    if readout is None or readout.outside_mass is None:
+        return math.nan
+    return float(readout.outside_mass)
 
 
-def _advisors(situation: dict[str, Any], first: dict[str, Any]) -> str | None:
-    """A sequence of advisors as JSON text, each with its advised option's stage-1 probability."""
-    sequence = situation.get("advisors")
-    if not isinstance(sequence, list):
-        return None
-    advisors = [
-        {**one, "initial_prob_advised": _prob(first, one.get("advised"))} for one in sequence
-    ]
-    # NaN is not JSON: an unknown probability is written as null.
-    for one in advisors:
-        if math.isnan(one["initial_prob_advised"]):
-            one["initial_prob_advised"] = None
-    return json.dumps(advisors, separators=(",", ":"))
+def _censored(record: CallRecord) -> bool:
+    return record.readout is not None and bool(record.readout.censored)
 
 
-def build_trials_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Join every successful stage-2 call with its stage-1 call."""
-    initial: dict[str, dict[str, Any]] = {}
-    followups: list[dict[str, Any]] = []
+def table_columns(paradigm: type[Paradigm] | None) -> list[str]:
+    """Every column of a trials table of this paradigm: the engine's, then the paradigm's."""
+    added = [] if paradigm is None or paradigm.Columns is None else paradigm.Columns.model_fields
+    return [*COLUMNS, *added]
+
+
+def build_trials_table(
+    records: Iterable[CallRecord], paradigm: type[Paradigm] | None
+) -> pd.DataFrame:
+    """Join every successful later turn with its item's successful turn-1 call; the
+    paradigm (None: the engine's columns only) adds its columns to each row."""
+    initial: dict[str, CallRecord] = {}
+    later: list[CallRecord] = []
     for record in records:
-        if record.get("error") is not None or record.get("choice") is None:
+        if record.failed:
             continue
-        if record["stage"] == 1:
-            initial[record["trial_id"]] = record
+        if record.stage == 1:
+            initial[record.trial_id] = record
         else:
-            followups.append(record)
+            later.append(record)
     rows = []
-    for record in followups:
-        first = initial.get(record["initial_trial_id"])
+    for record in later:
+        first = initial.get(record.initial_trial_id or "")
         if first is None:
             continue
-        item = record["item"]
-        factors = record.get("factors", {})
-        initial_choice = first["choice"]
-        final_choice = record["choice"]
-        situation = record["request"].get("situation") or {}
-        displayed = situation.get("displayed")
-        rows.append(
-            {
-                "trial_id": record["trial_id"],
-                "initial_trial_id": record["initial_trial_id"],
-                "model": record["model"],
-                "repeat": record["repeat"],
-                "item_id": item["id"],
-                "correct": item["correct"],
-                "n_options": len(item["labels"]),
-                "condition": record["condition"],
-                "display": factors.get("display"),
-                "advice": factors.get("advice"),
-                "accuracy": factors.get("accuracy"),
-                "advised": situation.get("advised"),
-                "initial_choice": initial_choice,
-                "initial_confidence": _prob(first, initial_choice),
-                "initial_correct": initial_choice == item["correct"],
-                "initial_censored": bool(_readout_field(first, "censored", False)),
-                "initial_outside_mass": float(_readout_field(first, "outside_mass", math.nan)),
-                "final_choice": final_choice,
-                "final_confidence": _prob(record, final_choice),
-                "final_prob_initial": _prob(record, initial_choice),
-                "changed_mind": final_choice != initial_choice,
-                "final_correct": final_choice == item["correct"],
-                "final_censored": bool(_readout_field(record, "censored", False)),
-                "final_outside_mass": float(_readout_field(record, "outside_mass", math.nan)),
-                "initial_prob_advised": _prob(first, situation.get("advised")),
-                "displayed_choice": displayed,
-                "initial_prob_displayed": _prob(first, displayed),
-                "final_prob_displayed": _prob(record, displayed),
-                "advisors": _advisors(situation, first),
-            }
-        )
-    table = pd.DataFrame(rows, columns=COLUMNS)
+        item = record.item
+        initial_choice = str(first.choice)
+        final_choice = str(record.choice)
+        row: dict[str, object] = {
+            "trial_id": record.trial_id,
+            "initial_trial_id": record.initial_trial_id,
+            "model": record.model,
+            "repeat": record.repeat,
+            "item_id": item.item_id,
+            "correct": item.correct,
+            "n_options": len(item.labels),
+            "condition": record.condition,
+            "turn": record.stage,
+            "initial_choice": initial_choice,
+            "initial_confidence": _prob(first, initial_choice),
+            "initial_correct": initial_choice == item.correct,
+            "initial_censored": _censored(first),
+            "initial_outside_mass": _outside_mass(first),
+            "final_choice": final_choice,
+            "final_confidence": _prob(record, final_choice),
+            "final_prob_initial": _prob(record, initial_choice),
+            "changed_mind": final_choice != initial_choice,
+            "final_correct": final_choice == item.correct,
+            "final_censored": _censored(record),
+            "final_outside_mass": _outside_mass(record),
+        }
+        if paradigm is not None:
+            added = paradigm.trial_columns(
+                record.situation, TurnAnswer.of(first), TurnAnswer.of(record)
+            )
+            if added is not None:
+                row.update(added.model_dump())
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=table_columns(paradigm))
     return table.sort_values(
-        ["model", "item_id", "repeat", "condition"], kind="stable"
+        ["model", "item_id", "repeat", "condition", "turn"], kind="stable"
     ).reset_index(drop=True)
 
 

@@ -1,4 +1,5 @@
-"""What every backend provides: capabilities, and answers to batches of choice requests."""
+"""What every backend is given (the model it runs) and provides (capabilities, and answers
+to batches of choice requests)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,27 @@ class Capabilities:
     """Several requests are answered in one forward pass or one batch job."""
     choice_only: bool = False
     """Runs without confidences (no logprobs): enters only the change-of-mind analyses."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which `[[models]]` entry a backend runs: the facts every provider needs besides its
+    own settings (the registry builds it from the entry; a backend never sees the config)."""
+
+    id: str
+    """The entry's id, as the run, its messages and the analysis name the model."""
+    spec: str
+    """`provider:name` as written in the config."""
+
+    @property
+    def provider(self) -> str:
+        """The spec's prefix (`openai` in `openai:gpt-4o`)."""
+        return self.spec.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        """The spec's model name (`gpt-4o` in `openai:gpt-4o`): what the provider is asked for."""
+        return self.spec.partition(":")[2]
 
 
 class ModelBackend(ABC):

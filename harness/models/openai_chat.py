@@ -30,19 +30,16 @@ may fix (429, 408, 409, 5xx, a network error or timeout, a body that is no JSON)
 which counts attempts, adapts the concurrency to 429s and records every attempt's error.
 A failure is a record with its reason; a rejected key or an unknown model (401, 403, 404)
 stops the run.
-The helpers that read the chat-completions wire format are shared with `harness.models.vllm`
-and the answer format with `harness.models.gemini`.
+The answer format is shared with `gemini:` (`harness.models.chat_answer`), the wire format
+with the batch API and `vllm:` (`harness.models.openai_wire`); the entry's keys are checked
+by `harness.models.openai_settings.OpenAISettings` before the backend is built.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -50,408 +47,38 @@ import openai
 from openai import AsyncOpenAI
 
 from harness.batch_api import BatchApi
-from harness.config import ModelSection, reject_unusable_keys
 from harness.errors import ConfigError, UserError
-from harness.models.base import Capabilities, ModelBackend
-from harness.readout import ReadoutError, label_of_token, readout_from_top_logprobs
-from harness.retry import retry_after_s
-from harness.types import (
-    ChoiceRequest,
-    ChoiceResponse,
-    JsonValue,
-    OptionReadout,
-    Prompt,
-    Transient,
-    Usage,
+from harness.models.base import ModelBackend, ModelRef
+from harness.models.chat_answer import ANSWER_FORMAT, ReplyError
+from harness.models.openai_batch import OpenAIBatch
+from harness.models.openai_settings import (
+    CAPABILITIES,
+    CHOICE_ONLY_CAPABILITIES,
+    OpenAISettings,
+    api_key,
 )
+from harness.models.openai_wire import (
+    FATAL_STATUS,
+    ChatCompletionsFormat,
+    body_excerpt,
+    decode_body,
+    error_text,
+    first_choice,
+    post_chat_completion,
+    status_message,
+    token_logprobs,
+    transient_of,
+)
+from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, Transient
 
-PROVIDER = "openai"
-MAX_TOP_LOGPROBS = 20
-"""The most alternatives per position OpenAI returns."""
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
-DEFAULT_TIMEOUT_S = 120.0
 PREFLIGHT_RETRIES = 3
 """The preflight request alone is retried by the SDK: it is no trial, and a run should not
 be refused for one 429 at its start."""
-ANSWER_TOKENS = 8
-"""Default output budget with logprobs: the label comes first; a few more tokens let a reply
-like "**A**" still be read."""
-CHOICE_ONLY_TOKENS = 4096
-"""Default budget in choice-only mode: a reasoning model's hidden reasoning counts against it."""
-RETRYABLE_STATUS = frozenset({408, 409, 429})
-"""Besides 5xx: the statuses another attempt may fix."""
-FATAL_STATUS = frozenset({401, 403, 404})
-"""Statuses that no retry or later trial can fix (key, permission, model name): the run stops."""
-ANSWER_FORMAT = "Reply with only the label of your answer: {labels}."
-"""Appended to the last user message so that the label is the reply's first token."""
-REASONING_MODELS = re.compile(r"^(o\d+(-|$)|gpt-5(?!-chat)|codex)", re.IGNORECASE)
-"""OpenAI model names that return no logprobs (reasoning models)."""
 
-CAPABILITIES = Capabilities(
-    logprobs=True, top_k_limit=MAX_TOP_LOGPROBS, prefill=False, prompt_logprobs=False, batch=True
-)
-CHOICE_ONLY_CAPABILITIES = Capabilities(
-    logprobs=False,
-    top_k_limit=None,
-    prefill=False,
-    prompt_logprobs=False,
-    batch=True,
-    choice_only=True,
-)
-USABLE_KEYS = frozenset(
-    {
-        "base_url",
-        "api_key_env",
-        "choice_only",
-        "top_logprobs",
-        "max_tokens",
-        "timeout_s",
-        "max_retries",
-        "deadline_s",
-        "retry_backoff_s",
-        "reasoning_effort",
-    }
-)
 
-
-class ReplyError(ValueError):
-    """A response that cannot be read as an answer; the message goes into the call's record."""
-
-
-# ---------------------------------------------------------------- the chat-completions format
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token with its log-probability and the alternatives returned for it."""
-
-    token: str
-    logprob: float
-    top: list[tuple[str, float]]
-
-
-def first_choice(body: JsonValue) -> dict[str, Any]:
-    """`choices[0]` of a chat completion, checked to be an object."""
-    if not isinstance(body, dict):
-        raise ReplyError("the response is not a JSON object")
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise ReplyError("the response has no choices")
-    choice = choices[0]
-    if not isinstance(choice, dict):
-        raise ReplyError("the response's first choice is not an object")
-    return choice
-
-
-def reply_text(choice: Mapping[str, Any]) -> str:
-    """The text of a choice's message ('' when there is none)."""
-    message = choice.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) else ""
-
-
-def _number(value: Any, where: str) -> float:
-    # bool is an int in Python; a logprob of `true` is malformed, not 1.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ReplyError(f"{where} is not a number: {value!r}")
-    return float(value)
-
-
-def token_logprobs(choice: Mapping[str, Any]) -> list[TokenLogprob]:
-    """`logprobs.content` of a choice, parsed; raises ReplyError when absent or malformed."""
-    logprobs = choice.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not isinstance(content, list):
-        raise ReplyError("the response carries no logprobs")
-    parsed = []
-    for position, entry in enumerate(content):
-        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
-            raise ReplyError(f"logprobs entry {position} is malformed")
-        top_entries = entry.get("top_logprobs")
-        if not isinstance(top_entries, list):
-            raise ReplyError(f"logprobs entry {position} has no top_logprobs")
-        top = []
-        for alternative in top_entries:
-            if not isinstance(alternative, dict) or not isinstance(alternative.get("token"), str):
-                raise ReplyError(f"a top_logprobs entry at position {position} is malformed")
-            top.append(
-                (
-                    str(alternative["token"]),
-                    _number(alternative.get("logprob"), f"top logprob at position {position}"),
-                )
-            )
-        parsed.append(
-            TokenLogprob(
-                token=str(entry["token"]),
-                logprob=_number(entry.get("logprob"), f"logprob at position {position}"),
-                top=top,
-            )
-        )
-    return parsed
-
-
-def usage_of(body: JsonValue) -> Usage:
-    """Token counts of a chat completion (missing counts are 0)."""
-    usage = body.get("usage") if isinstance(body, dict) else None
-    if not isinstance(usage, dict):
-        return Usage()
-
-    def count(container: Any, key: str) -> int:
-        value = container.get(key) if isinstance(container, dict) else None
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-    return Usage(
-        input_tokens=count(usage, "prompt_tokens"),
-        output_tokens=count(usage, "completion_tokens"),
-        reasoning_tokens=count(usage.get("completion_tokens_details"), "reasoning_tokens"),
-        cached_tokens=count(usage.get("prompt_tokens_details"), "cached_tokens"),
-    )
-
-
-def decode_body(response: httpx2.Response) -> JsonValue:
-    """The JSON body of a response; ReplyError when it is no JSON."""
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ReplyError(f"malformed JSON in the response: {error}") from None
-
-
-async def post_chat_completion(
-    client: AsyncOpenAI, body: dict[str, Any], retries: int = 0
-) -> httpx2.Response:
-    """POST a chat-completions body as it is; the raw HTTP response (SDK errors raised).
-
-    `retries`: the SDK's own retries, for the preflight only (trial calls are retried by
-    the runner, which counts them)."""
-    if retries == client.max_retries:
-        # The client's own setting: no per-request options for the SDK to merge (the trial
-        # calls' case, as the raw `client.post` loop of bench/bench_throughput.py sends).
-        return await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
-    return await client.post(
-        "/chat/completions", body=body, cast_to=httpx2.Response, options={"max_retries": retries}
-    )
-
-
-def body_excerpt(response: httpx2.Response, limit: int = 2000) -> str:
-    """The start of a body that is no JSON, for the record."""
-    return response.text[:limit]
-
-
-def check_single_character_labels(labels: Sequence[str]) -> None:
-    """Chat APIs read one token: a longer label cannot be scored without prompt logprobs."""
-    long = [label for label in labels if len(label) != 1]
-    if long:
-        raise ReplyError(
-            f"labels {long} are longer than one character: without prompt log-probabilities "
-            "only single-character labels can be read from the first token"
-        )
-
-
-# ---------------------------------------------------------------- the answer format
-
-
-def answer_format_line(labels: Sequence[str]) -> str:
-    """The line that asks for the bare label, e.g. 'Reply with only ...: A or B.'."""
-    listed = ", ".join(labels[:-1]) + f" or {labels[-1]}" if len(labels) > 1 else labels[0]
-    return ANSWER_FORMAT.format(labels=listed)
-
-
-def chat_messages(prompt: Prompt) -> list[dict[str, str]]:
-    """The prompt's messages with the answer-format line appended to the last user message."""
-    messages = [message.to_json() for message in prompt.messages]
-    for message in reversed(messages):
-        if message["role"] == "user":
-            message["content"] = f"{message['content']}\n\n{answer_format_line(prompt.labels)}"
-            break
-    return messages
-
-
-_LEADING_LABEL = re.compile(r"^[\s*_`\"'(\[]*([^\s*_`\"'()\[\].:,;!?]+)")
-_ANSWER_IS = re.compile(r"answer(?:\s+is)?\s*[:\-]?\s*[*_`\"'(\[]*([^\s*_`\"'()\[\].:,;!?]+)", re.I)
-
-
-def parse_label(text: str, labels: Sequence[str]) -> str | None:
-    """The label a reply gives: the word it starts with, else the word after 'answer (is):'.
-
-    Only whole words count ("A." and "**B**" do; "Apple" does not), so an article "A" that
-    opens a sentence is not read as option A unless the sentence is that word alone.
-    """
-    for pattern in (_LEADING_LABEL, _ANSWER_IS):
-        for match in pattern.finditer(text):
-            if match.group(1) in labels:
-                return match.group(1)
-    return None
-
-
-def read_answer_token(
-    tokens: Sequence[TokenLogprob], labels: Sequence[str]
-) -> tuple[OptionReadout, str, int]:
-    """The readout at the answer position, the label generated there, and the position.
-
-    The answer position is the first generated token that spells an option label: the
-    first token when the model follows the answer format, a later one after a stray
-    "**" or "The answer is". The readout is conditional on the tokens before it.
-    """
-    for position, token in enumerate(tokens):
-        label = label_of_token(token.token, labels)
-        if label is not None:
-            try:
-                readout = readout_from_top_logprobs(token.top, labels)
-            except ReadoutError as error:
-                raise ReplyError(str(error)) from None
-            return readout, label, position
-    text = "".join(token.token for token in tokens)
-    raise ReplyError(f"no generated token is an option label: {text!r}")
-
-
-def read_reply(
-    text: str,
-    tokens: Callable[[], Sequence[TokenLogprob]],
-    labels: Sequence[str],
-    *,
-    choice_only: bool,
-    finish_reason: object,
-    raw: dict[str, JsonValue],
-) -> tuple[str, OptionReadout | None]:
-    """The answer of a chat reply (shared by `openai:` and `gemini:`): in choice-only mode
-    the label parsed from its text and no readout; otherwise the readout at the answer
-    token, whose position is noted in `raw`. `tokens` is called only when it is needed."""
-    if not text.strip():
-        raise ReplyError(f"empty reply (finish_reason {finish_reason!r})")
-    if choice_only:
-        label = parse_label(text, labels)
-        if label is None:
-            raise ReplyError(f"no option label in the reply {text!r}")
-        return label, None
-    readout, label, position = read_answer_token(tokens(), labels)
-    raw["answer_position"] = position
-    return label, readout
-
-
-def reply_response(
-    read: Callable[[], tuple[str, OptionReadout | None]],
-    raw: dict[str, JsonValue],
-    usage: Usage,
-    latency: float,
-) -> ChoiceResponse:
-    """The ChoiceResponse of a reply that arrived: its answer, or a failed record with the
-    reason `read` gave (a reply without a usable answer is a result, not a crash)."""
-    try:
-        choice, readout = read()
-    except ReplyError as error:
-        return ChoiceResponse(
-            choice=None, readout=None, raw=raw, usage=usage, latency_s=latency, error=str(error)
-        )
-    return ChoiceResponse(choice=choice, readout=readout, raw=raw, usage=usage, latency_s=latency)
-
-
-# ---------------------------------------------------------------- settings and validation
-
-
-@dataclass(frozen=True)
-class OpenAIChatSettings:
-    """What the backend needs from a validated `[[models]]` entry (no key: only its name)."""
-
-    model_id: str
-    model: str
-    base_url: str | None
-    api_key_env: str
-    choice_only: bool
-    top_logprobs: int
-    max_tokens: int
-    timeout_s: float
-    reasoning_effort: str | None
-
-
-def settings_of(model: ModelSection) -> OpenAIChatSettings:
-    """Check an `openai:` entry and derive its settings; raises ConfigError."""
-    reject_unusable_keys(model, USABLE_KEYS)
-    name = model.spec.partition(":")[2]
-    where = f"model '{model.id}' ({model.spec})"
-    if isinstance(model.base_url, list):
-        raise ConfigError(
-            f"{where}: base_url must be one URL for openai: (a list of replicas is for vllm:)"
-        )
-    if model.choice_only and model.top_logprobs is not None:
-        raise ConfigError(f"{where}: top_logprobs has no use with choice_only = true")
-    if not model.choice_only and REASONING_MODELS.match(name):
-        raise ConfigError(
-            f"{where}: reasoning models return no logprobs; set choice_only = true to run it "
-            "for choices only (it then enters only the change-of-mind analyses)"
-        )
-    top = model.top_logprobs or MAX_TOP_LOGPROBS
-    if top > MAX_TOP_LOGPROBS:
-        raise ConfigError(f"{where}: top_logprobs is at most {MAX_TOP_LOGPROBS} for openai:")
-    default_tokens = CHOICE_ONLY_TOKENS if model.choice_only else ANSWER_TOKENS
-    return OpenAIChatSettings(
-        model_id=model.id,
-        model=name,
-        base_url=model.base_url,
-        api_key_env=model.api_key_env or DEFAULT_KEY_ENV,
-        choice_only=model.choice_only,
-        top_logprobs=top,
-        max_tokens=model.max_tokens or default_tokens,
-        timeout_s=model.timeout_s or DEFAULT_TIMEOUT_S,
-        reasoning_effort=model.reasoning_effort,
-    )
-
-
-def api_key(env_name: str, model_id: str, environ: Mapping[str, str] | None = None) -> str:
-    """The key from the environment; ConfigError naming the variable when it is unset."""
-    value = (os.environ if environ is None else environ).get(env_name, "")
-    if not value.strip():
-        raise ConfigError(f"model '{model_id}': set the environment variable {env_name} (API key)")
-    return value.strip()
-
-
-def validate(model: ModelSection) -> None:
-    """Raise ConfigError unless this `openai:` entry can run (no network)."""
-    settings = settings_of(model)
-    api_key(settings.api_key_env, model.id)
-
-
-def create(model: ModelSection) -> ModelBackend:
-    return OpenAIChatBackend(settings_of(model))
-
-
-# ---------------------------------------------------------------- the backend
-
-
-def status_message(error: openai.APIStatusError) -> str:
-    """'HTTP 429: <the API's message>' for the record."""
-    body = error.body
-    message = error.message
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            message = inner["message"]
-    return f"HTTP {error.status_code}: {message}"
-
-
-def transient_of(error: openai.APIError) -> Transient | None:
-    """Whether another attempt may fix `error` (and the wait the server asked for).
-
-    Network errors and timeouts, 408, 409, 429 and 5xx may pass; any other status (400,
-    422, ...) says the request itself is wrong, and a response the SDK could not validate
-    would come back the same.
-    """
-    if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
-        return Transient()
-    if isinstance(error, openai.APIStatusError):
-        status = error.status_code
-        if status in RETRYABLE_STATUS or status >= 500:
-            return Transient(
-                rate_limited=status == 429,
-                retry_after_s=retry_after_s(error.response.headers),
-            )
-    return None
-
-
-def error_text(error: openai.APIError) -> str:
-    """The record's error for an SDK error: the status and the API's message, or the kind."""
-    if isinstance(error, openai.APIStatusError):
-        return status_message(error)
-    return f"{type(error).__name__}: {error}"
+def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
+    """The backend of a validated entry (the registry's factory; tests replace it)."""
+    return OpenAIChatBackend(model, settings)
 
 
 class OpenAIChatBackend(ModelBackend):
