@@ -34,17 +34,18 @@ from harness.batch_api import BATCH_PROVIDERS
 from harness.config import ExperimentConfig, load_config, parse_config
 from harness.errors import RunDirError, UserError
 from harness.experiment import check_run_dir, execute, prepare
+from harness.paradigm import Paradigm
 from harness.pricing import PRICES_ENV
 from harness.run_dir import RunDirState, check_logs, inspect_run_dir, load_logs
-from harness.run_store import CALLS_FILE
+from harness.run_format import CALLS_FILE, TRIALS_FILE
 from harness.runner import RunReport
 from harness.trials_table import (
-    TRIALS_FILE,
     build_trials_table,
     calls_fingerprint,
     trials_stamp,
     write_trials_table,
 )
+from paradigms.registry import installed_paradigms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,9 +144,7 @@ def _run(
     batch: bool = False,
     batch_poll_s: float = 30.0,
 ) -> RunReport:
-    from paradigms import PARADIGMS
-
-    prepared = prepare(config, PARADIGMS)
+    prepared = prepare(config, installed_paradigms())
     check_run_dir(prepared, run_dir)  # before any output: a refused run prints one line
     if batch:
         batched = [m.id for m in config.models if m.spec.startswith(BATCH_PROVIDERS)]
@@ -255,9 +254,8 @@ def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) 
     """Count the calls and estimate tokens and cost; touches neither models nor run_dir."""
     from harness.estimate import estimate_run
     from harness.pricing import load_price_table
-    from paradigms import PARADIGMS
 
-    prepared = prepare(config, PARADIGMS)
+    prepared = prepare(config, installed_paradigms())
     try:
         check_run_dir(prepared, run_dir)
     except RunDirError as error:
@@ -305,7 +303,8 @@ def _money(value: float | None, prefix: str) -> str:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from harness.pricing import cost_of_records, load_price_table
-    from harness.run_store import FAILURES_FILE, read_call_records
+    from harness.record import read_call_records
+    from harness.run_format import FAILURES_FILE
 
     run_dir = Path(args.run_dir)
     state = inspect_run_dir(run_dir, for_run=False)
@@ -370,9 +369,10 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     else:
         # Every key the table needs is checked before it is built, also in a directory
         # assembled by hand.
+        paradigm = _paradigm_of_run(state)
         records = load_logs(state, strict=True)
         try:
-            write_trials_table(run_dir, build_trials_table(records.values()))
+            write_trials_table(run_dir, build_trials_table(records.values(), paradigm))
         except OSError as error:
             raise RunDirError(
                 f"{run_dir / TRIALS_FILE} is older than {CALLS_FILE} (a run stopped before it "
@@ -382,6 +382,25 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     _print_markdown(out / "summary.md")
     _out.print(f"summary: {out / 'summary.json'}\nreport: {out / 'report.html'}", markup=False)
     return EXIT_OK
+
+
+def _paradigm_of_run(state: RunDirState) -> type[Paradigm] | None:
+    """The paradigm a run was made with (its manifest's config names it), whose columns its
+    rebuilt trials table holds; None for a directory with no mindshift manifest (assembled by
+    hand): its table gets the engine's columns only."""
+    if state.manifest is None:
+        return None
+    experiment = state.manifest.config.get("experiment")
+    name = experiment.get("paradigm") if isinstance(experiment, dict) else None
+    if not isinstance(name, str):
+        return None
+    paradigms = installed_paradigms()
+    if name not in paradigms:
+        raise RunDirError(
+            f"{state.path} is a run of the paradigm {name!r}, which is not installed here "
+            f"(known: {', '.join(paradigms)}); install the package that provides it"
+        )
+    return paradigms[name]
 
 
 TrialsTableState = Literal["current", "stale", "unstamped", "absent"]
@@ -481,7 +500,7 @@ def _print_power(table: pd.DataFrame, alpha: float) -> None:
 
 
 def demo_config_text() -> str:
-    return resources.files("harness").joinpath(DEMO_CONFIG).read_text(encoding="utf-8")
+    return resources.files("mindshift").joinpath(DEMO_CONFIG).read_text(encoding="utf-8")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

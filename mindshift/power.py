@@ -1,9 +1,9 @@
 """Power analysis: simulate the `sim:bayes` agent at chosen effect sizes and item counts, and
 count how often the analysis detects its biases — to size an API budget before spending it.
 
-Why it lives in the harness: it must run the real simulated agent (a backend), and the
-analysis may never import a backend (docs/design.md: analysis reads files only). The harness, like
-the CLI, may use the analysis, so the dependency runs one way: harness -> analysis.
+Why it lives in `mindshift`, the composition root: it joins the simulated agent and the
+analysis's tests, and the engine (`harness`) may import neither, while the analysis reads run
+directories and never runs a model (docs/design.md).
 
 Per simulated experiment: a fresh population of `items` questions, every condition of the
 design (display x advice x accuracy), the agent's answers from `SimBayesBackend.simulate` (the
