@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from analysis import analyse_run
-from mindshift.cli import main
 from harness.config import load_config
 from harness.experiment import execute, prepare
+from mindshift.cli import main
 from paradigms import PARADIGMS
 
 REPO = Path(__file__).resolve().parents[1]

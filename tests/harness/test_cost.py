@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mindshift.cli import main
 from harness.errors import ConfigError
 from harness.pricing import PRICES_ENV, cost_of_records, load_price_table
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
+from mindshift.cli import main
 
 KEY = "sk-cost-test-key-777"
 

@@ -24,11 +24,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mindshift.cli import main
 from harness.config import load_config
 from harness.experiment import execute, prepare
 from harness.runner import NoProgress
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
+from mindshift.cli import main
 from paradigms import PARADIGMS
 
 KEY = "sk-fault-test-key-0123456789"

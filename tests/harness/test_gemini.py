@@ -13,7 +13,6 @@ from typing import Any
 import httpx2
 import pytest
 
-from mindshift.cli import main
 from harness.concurrency import AdaptiveLimiter
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
@@ -22,6 +21,7 @@ from harness.models.gemini import GeminiBackend, settings_of
 from harness.models.registry import GEMINI_CAPABILITIES, PROVIDERS, validate_model
 from harness.retry import CallRetrier, RetryPolicy
 from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
+from mindshift.cli import main
 
 KEY = "AIza-test-not-a-real-key-5678"
 ENV = {"GEMINI_API_KEY": KEY}

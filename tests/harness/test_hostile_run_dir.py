@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mindshift.cli import main
 from harness.run_store import RunStore
 from harness.testing.fault_server import FaultServer, FaultServerConfig
 from harness.trials_table import build_trials_table, write_trials_table
+from mindshift.cli import main
 from tests.conftest import sim_config_text
 
 GOOD = sim_config_text(items=3)

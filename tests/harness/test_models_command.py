@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from mindshift.cli import main
 from harness.models.base import Capabilities
 from harness.models.registry import PROVIDERS
+from mindshift.cli import main
 
 COLUMNS = ("provider", "logprobs", "top-k", "prefill", "prompt lp", "batch", "choice-only")
 EXPECTED = {

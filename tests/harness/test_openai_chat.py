@@ -13,7 +13,6 @@ from typing import Any
 import httpx2
 import pytest
 
-from mindshift.cli import main
 from harness.concurrency import AdaptiveLimiter
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
@@ -22,6 +21,7 @@ from harness.models.openai_chat import OpenAIChatBackend, settings_of
 from harness.models.registry import OPENAI_CAPABILITIES, PROVIDERS, validate_model
 from harness.retry import CallRetrier, RetryPolicy
 from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
+from mindshift.cli import main
 
 KEY = "sk-test-not-a-real-key-1234"
 ENV = {"OPENAI_API_KEY": KEY}

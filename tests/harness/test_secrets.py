@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from mindshift.cli import main
 from harness.config import ModelSection
 from harness.models import gemini, openai_chat
 from harness.models.gemini import GeminiBackend
 from harness.models.openai_chat import OpenAIChatBackend
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
+from mindshift.cli import main
 from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
 
 OPENAI_KEY = "sk-secret-openai-5f2b9c1e7a"
