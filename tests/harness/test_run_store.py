@@ -8,23 +8,27 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.run_store import CALLS_FILE, FAILURES_FILE, RunStore
+from harness.record import CallRecord
+from harness.run_format import CALLS_FILE, FAILURES_FILE
+from harness.run_store import RunStore
 
 
-def record(trial: str, stage: int = 1, error: str | None = None, at: str = "t0") -> dict[str, Any]:
-    return {
-        "trial_id": trial,
-        "stage": stage,
-        "model": "m",
-        "item": {"id": "i", "labels": ["A", "B"], "options": ["x", "y"], "correct": "A"},
-        "condition": "initial" if stage == 1 else "shown/same/0.70",
-        "repeat": 0,
-        "initial_trial_id": None if stage == 1 else "a",
-        "request": {"situation": {}},
-        "choice": None if error else "A",
-        "error": error,
-        "finished_at": at,
-    }
+def record(trial: str, stage: int = 1, error: str | None = None, at: str = "t0") -> CallRecord:
+    return CallRecord.from_json(
+        {
+            "trial_id": trial,
+            "stage": stage,
+            "model": "m",
+            "item": {"id": "i", "labels": ["A", "B"], "options": ["x", "y"], "correct": "A"},
+            "condition": "initial" if stage == 1 else "shown/same/0.70",
+            "repeat": 0,
+            "initial_trial_id": None if stage == 1 else "a",
+            "request": {"situation": {}},
+            "choice": None if error else "A",
+            "error": error,
+            "finished_at": at,
+        }
+    )
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -56,7 +60,7 @@ def test_a_crash_between_the_two_steps_duplicates_nothing(tmp_path: Path) -> Non
         store.append_many([record("a"), failed])
     # As if killed after failures.jsonl was written but before calls.jsonl was replaced:
     (tmp_path / FAILURES_FILE).write_text(
-        json.dumps({**failed, "retired_at": "x"}) + "\n", encoding="utf-8"
+        json.dumps(failed.retired("x").to_json()) + "\n", encoding="utf-8"
     )
     with RunStore(tmp_path) as store:
         store.retire_failures(store.load())
