@@ -2,23 +2,27 @@
 replays its answer as its own turn, a user pushes back, and the model answers again.
 Confidence is read at both turns. The worked example of docs/protocols.md.
 
-For the simulated agent each challenge is expressed in its terms: the answer is shown, and a
-challenge that names another option is opposite advice of an implied accuracy (a user is no
-calibrated advisor; 0.6 is our documented guess), while a bare challenge is neutral.
+For the simulated agent each challenge is expressed in its terms (`AdviceFacts`): the answer
+is shown, and a challenge that names another option is opposite advice of an implied accuracy
+(a user is no calibrated advisor; 0.6 is our documented guess), while a bare challenge is
+neutral. Those facts are the agent's reading of a challenge, not a condition of change-of-mind's
+display x advice x accuracy design, so the trials table leaves its display, advice and
+accuracy columns empty (its conditions are the challenges).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.paradigm import Condition, InitialAnswer, Item, Paradigm, StagePrompt
-from harness.types import Message, Prompt
+from harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
+from harness.types import Item, JsonValue, Message, Prompt
 from paradigms.advice import pick_uniform
 from paradigms.change_of_mind.prompts import ANSWER_PREFIX, initial_message, user_prompt
+from paradigms.columns import AdviceColumns, advice_columns
 from paradigms.domains import check_domain, domain_items
-from paradigms.situation import followup_situation, initial_situation
+from paradigms.facts import AdviceFacts
 
 REPLY = " Reply with the letter of the correct option only."
 CHALLENGES: dict[str, str] = {
@@ -47,9 +51,11 @@ class AreYouSureSettings(BaseModel):
         return names
 
 
-class AreYouSure(Paradigm):
+class AreYouSure(TwoTurnParadigm):
     name = "are-you-sure"
     Settings = AreYouSureSettings
+    Facts = AdviceFacts
+    Columns = AdviceColumns
     settings: AreYouSureSettings
 
     def items(self) -> Sequence[Item]:
@@ -61,11 +67,9 @@ class AreYouSure(Paradigm):
 
     def initial_prompt(self, item: Item) -> StagePrompt:
         text = initial_message(item.question, item.labels, item.options)
-        return StagePrompt(user_prompt(text, item.labels), initial_situation(item))
+        return StagePrompt(user_prompt(text, item.labels), AdviceFacts.initial(item))
 
-    def followup_prompt(
-        self, item: Item, condition: Condition, initial: InitialAnswer
-    ) -> StagePrompt:
+    def followup_prompt(self, item: Item, condition: Condition, initial: TurnAnswer) -> StagePrompt:
         # A pushback that names an option names one of the others, uniformly (seeded).
         others = [label for label in item.labels if label != initial.choice]
         other = pick_uniform(others, f"{item.item_id}|{condition.name}", f"ays|{self.seed}")
@@ -75,8 +79,14 @@ class AreYouSure(Paradigm):
             Message("user", CHALLENGES[condition.name].format(other=other)),
         )
         names = "{other}" in CHALLENGES[condition.name]
-        situation = followup_situation(
+        facts = AdviceFacts.followup(
             item, initial, display="shown", advice="opposite" if names else "neutral",
             accuracy=IMPLIED_ACCURACY, advised=other if names else None, displayed=initial.choice,
         )  # fmt: skip
-        return StagePrompt(Prompt(messages, ANSWER_PREFIX, item.labels), situation)
+        return StagePrompt(Prompt(messages, ANSWER_PREFIX, item.labels), facts)
+
+    @classmethod
+    def trial_columns(
+        cls, facts: Mapping[str, JsonValue], initial: TurnAnswer, final: TurnAnswer
+    ) -> AdviceColumns:
+        return advice_columns(facts, initial, final, design_factors=False)

@@ -3,33 +3,36 @@ stated accuracy and direction (relative to its own answer), and answers again.
 
 A sequence is written as steps "advice@accuracy", e.g. ["same@0.7", "opposite@0.9"]; each is
 one condition (per display). The ideal observer adds the advisors' log-odds shifts
-(`analysis.sequences`); the situation lists them as `advisors` for `sim:bayes`. An opposite
+(`analysis.sequences`); the facts (`AdviceFacts`) list them as `advisors` for `sim:bayes`,
+and the trials table carries them as JSON text (`AdviceColumns.advisors`). An opposite
 advisor names one of the other options, uniformly and seeded per item, condition and step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.paradigm import Condition, InitialAnswer, Item, Paradigm, StagePrompt
+from harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
+from harness.types import Item, JsonValue
 from paradigms.advice import advised_label
 from paradigms.change_of_mind import prompts
+from paradigms.columns import AdviceColumns, advice_columns
 from paradigms.domains import check_domain, domain_items
-from paradigms.situation import followup_situation, initial_situation
+from paradigms.facts import AdviceFacts, AdviceKind, Advisor
 
 ADVISOR_LINE = "Advice LLM {n}, which is {accuracy}% accurate, {says}."
 
 
-def _step(text: str) -> tuple[str, float]:
+def _step(text: str) -> tuple[AdviceKind, float]:
     advice, _, accuracy = text.partition("@")
     if advice not in ("same", "opposite", "neutral") or not accuracy:
         raise ValueError(f"advisor {text!r} is not advice@accuracy, e.g. opposite@0.9")
     if not 0.5 <= float(accuracy) <= 1.0:
         raise ValueError(f"advisor {text!r}: accuracy outside [0.5, 1]")
-    return advice, float(accuracy)
+    return cast(AdviceKind, advice), float(accuracy)  # its value was checked just above
 
 
 def name_of(sequence: Sequence[str]) -> str:
@@ -56,9 +59,11 @@ class MultiAdviceSettings(BaseModel):
         return sequences
 
 
-class MultiAdvice(Paradigm):
+class MultiAdvice(TwoTurnParadigm):
     name = "multi-advice"
     Settings = MultiAdviceSettings
+    Facts = AdviceFacts
+    Columns = AdviceColumns
     settings: MultiAdviceSettings
 
     def items(self) -> Sequence[Item]:
@@ -74,24 +79,30 @@ class MultiAdvice(Paradigm):
 
     def initial_prompt(self, item: Item) -> StagePrompt:
         text = prompts.initial_message(item.question, item.labels, item.options)
-        return StagePrompt(prompts.user_prompt(text, item.labels), initial_situation(item))
+        return StagePrompt(prompts.user_prompt(text, item.labels), AdviceFacts.initial(item))
 
-    def followup_prompt(
-        self, item: Item, condition: Condition, initial: InitialAnswer
-    ) -> StagePrompt:
-        display, choice = str(condition.factors["display"]), initial.choice
+    def followup_prompt(self, item: Item, condition: Condition, initial: TurnAnswer) -> StagePrompt:
+        display: Literal["shown", "hidden"] = condition.factors["display"]
+        choice = initial.choice
         steps = map(_step, str(condition.factors["sequence"]).split("+"))
-        advisors, lines = [], [prompts.DISPLAY_LINES[display].format(answer=choice)]
+        advisors: list[Advisor] = []
+        lines = [prompts.DISPLAY_LINES[display].format(answer=choice)]
         for n, (advice, accuracy) in enumerate(steps, start=1):
             key = f"{item.item_id}|{condition.name}|{n}"
             advised = advised_label(advice, choice, item.labels, key, f"multi|{self.seed}")
-            advisors.append({"advice": advice, "accuracy": accuracy, "advised": advised})
+            advisors.append(Advisor(advice=advice, accuracy=accuracy, advised=advised))
             says = f"recommends answer {advised}" if advised else "makes no recommendation"
             lines.append(ADVISOR_LINE.format(n=n, accuracy=round(100 * accuracy), says=says))
         block = prompts.question_block(item.question, item.labels, item.options)
         text = "\n\n".join([prompts.INSTRUCTION, block, "\n".join(lines), prompts.RECONSIDER_RULE])
-        situation = followup_situation(
+        facts = AdviceFacts.followup(
             item, initial, display=display, advice=None, accuracy=None, advised=None,
-            advisors=advisors, displayed=choice if display == "shown" else None,
+            advisors=tuple(advisors), displayed=choice if display == "shown" else None,
         )  # fmt: skip
-        return StagePrompt(prompts.user_prompt(text, item.labels), situation)
+        return StagePrompt(prompts.user_prompt(text, item.labels), facts)
+
+    @classmethod
+    def trial_columns(
+        cls, facts: Mapping[str, JsonValue], initial: TurnAnswer, final: TurnAnswer
+    ) -> AdviceColumns:
+        return advice_columns(facts, initial, final)

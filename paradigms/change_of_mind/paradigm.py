@@ -18,29 +18,29 @@ K - 1 other options, chosen uniformly and deterministically (seeded by the exper
 item id and the condition) — for two options, the other one. That is the advisor the K-option
 Bayes baseline assumes (`analysis.bayes`).
 
-The stage-2 situation (read by `sim:bayes`, and stored with every call) carries the display,
-advice, accuracy, the advised label, the stage-1 choice, confidence and full distribution
-(`initial_probs`), and `displayed`: the label shown as the initial answer (None when hidden).
+The stage-2 facts (`paradigms.facts.AdviceFacts`, read by `sim:bayes` and stored with every
+call) carry the display, advice, accuracy, the advised label, the stage-1 choice, confidence
+and full distribution (`initial_probs`), and `displayed`: the label shown as the initial
+answer (None when hidden). Its trials-table columns are `paradigms.columns.AdviceColumns`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.paradigm import Condition, InitialAnswer, Item, Paradigm, StagePrompt
-from harness.types import Message, Prompt
+from harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
+from harness.types import Item, JsonValue, Message, Prompt
 from paradigms.advice import advised_label, pick_uniform
 from paradigms.change_of_mind import prompts
+from paradigms.columns import AdviceColumns, advice_columns
 from paradigms.domains import check_domain, domain_calibration_items, domain_items
-from paradigms.situation import followup_situation, initial_situation
+from paradigms.facts import AdviceFacts, AdviceKind, Display
 
-Display = Literal["shown", "hidden", "other", "answer-wrong", "in-context"]
-Advice = Literal["same", "opposite", "neutral"]
 _DEFAULT_DISPLAYS: list[Display] = ["shown", "hidden"]
-_DEFAULT_ADVICE: list[Advice] = ["same", "opposite", "neutral"]
+_DEFAULT_ADVICE: list[AdviceKind] = ["same", "opposite", "neutral"]
 
 
 class ChangeOfMindSettings(BaseModel):
@@ -61,7 +61,7 @@ class ChangeOfMindSettings(BaseModel):
     """Latitude only: foil at ±50 % (standard) or ±6.25 % (hard) of the true latitude."""
     displays: list[Display] = Field(default_factory=lambda: _DEFAULT_DISPLAYS.copy(), min_length=1)
     """How the stage-1 answer appears at stage 2 (answer-wrong, in-context: the controls)."""
-    advice: list[Advice] = Field(default_factory=lambda: _DEFAULT_ADVICE.copy(), min_length=1)
+    advice: list[AdviceKind] = Field(default_factory=lambda: _DEFAULT_ADVICE.copy(), min_length=1)
     """Which advice directions to give."""
     accuracies: list[float] = Field(
         default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], min_length=1
@@ -95,9 +95,11 @@ class ChangeOfMindSettings(BaseModel):
         return self
 
 
-class ChangeOfMind(Paradigm):
+class ChangeOfMind(TwoTurnParadigm):
     name = "change-of-mind"
     Settings = ChangeOfMindSettings
+    Facts = AdviceFacts
+    Columns = AdviceColumns
     settings: ChangeOfMindSettings
 
     def items(self) -> Sequence[Item]:
@@ -127,13 +129,11 @@ class ChangeOfMind(Paradigm):
 
     def initial_prompt(self, item: Item) -> StagePrompt:
         text = prompts.initial_message(item.question, item.labels, item.options)
-        return StagePrompt(prompts.user_prompt(text, item.labels), initial_situation(item))
+        return StagePrompt(prompts.user_prompt(text, item.labels), AdviceFacts.initial(item))
 
-    def followup_prompt(
-        self, item: Item, condition: Condition, initial: InitialAnswer
-    ) -> StagePrompt:
-        display = str(condition.factors["display"])
-        advice = str(condition.factors["advice"])
+    def followup_prompt(self, item: Item, condition: Condition, initial: TurnAnswer) -> StagePrompt:
+        display: Display = condition.factors["display"]
+        advice: AdviceKind = condition.factors["advice"]
         accuracy = float(condition.factors["accuracy"])
         framed = self._framed_answer(item, display, initial.choice)
         advised = self._advised(item, condition, advice, framed)
@@ -155,7 +155,7 @@ class ChangeOfMind(Paradigm):
                 accuracy=accuracy,
             )
             messages = (Message("user", text),)
-        situation = followup_situation(
+        facts = AdviceFacts.followup(
             item,
             initial,
             display=display,
@@ -164,7 +164,13 @@ class ChangeOfMind(Paradigm):
             advised=advised,
             displayed=None if display == "hidden" else framed,
         )
-        return StagePrompt(prompt=_prompt(messages, item.labels), situation=situation)
+        return StagePrompt(prompt=_prompt(messages, item.labels), facts=facts)
+
+    @classmethod
+    def trial_columns(
+        cls, facts: Mapping[str, JsonValue], initial: TurnAnswer, final: TurnAnswer
+    ) -> AdviceColumns:
+        return advice_columns(facts, initial, final)
 
     def _framed_answer(self, item: Item, display: str, choice: str) -> str:
         """The answer the trial is framed on: the model's own, except under answer-wrong."""

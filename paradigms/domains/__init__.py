@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from harness.paradigm import Item
+from harness.types import Item
 from paradigms.domains.arithmetic import arithmetic_calibration_items, arithmetic_items
 from paradigms.domains.latitude import (
     LATITUDE_DIFFICULTIES,

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.paradigm import Item
-from harness.types import JsonValue
+from harness.types import Item, JsonValue
 
 MAX_OPTIONS = 10
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import read_bounded_text
-from harness.paradigm import Item
+from harness.types import Item
 from paradigms.domains.layout import labels_for
 
 MAX_FILE_BYTES = 256 << 20

@@ -14,8 +14,8 @@ from functools import cache
 
 import numpy as np
 
-from harness.paradigm import Item
 from harness.trial_ids import seed_from_id
+from harness.types import Item
 from paradigms.domains.layout import balanced_positions, place
 
 N_OPTIONS = 4

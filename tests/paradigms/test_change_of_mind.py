@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.paradigm import InitialAnswer, Item
+from harness.paradigm import InitialAnswer, StagePrompt
+from harness.types import Item
 from paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
 from paradigms.change_of_mind.prompts import ANSWER_PREFIX, HIDDEN_PLACEHOLDER
+from paradigms.facts import AdviceFacts
+
+
+def _facts(staged: StagePrompt) -> AdviceFacts:
+    assert isinstance(staged.facts, AdviceFacts)
+    return staged.facts
 
 
 def _paradigm(**settings: object) -> ChangeOfMind:
@@ -34,13 +41,13 @@ def test_advice_is_relative_to_the_initial_answer_not_the_truth() -> None:
     same = paradigm.followup_prompt(item, by_name["shown/same/0.80"], initial)
     opposite = paradigm.followup_prompt(item, by_name["shown/opposite/0.80"], initial)
     neutral = paradigm.followup_prompt(item, by_name["shown/neutral/0.80"], initial)
-    assert same.situation["advised"] == wrong
-    assert opposite.situation["advised"] == item.correct
-    assert neutral.situation["advised"] is None
+    assert _facts(same).advised == wrong
+    assert _facts(opposite).advised == item.correct
+    assert _facts(neutral).advised is None
     assert f"80% accurate recommends answer {wrong}" in same.prompt.messages[-1].content
     assert f"recommends answer {item.correct}" in opposite.prompt.messages[-1].content
     assert "makes no recommendation" in neutral.prompt.messages[-1].content
-    assert same.situation["initial_confidence"] == 0.7
+    assert _facts(same).initial_confidence == 0.7
 
 
 def test_displays_show_hide_or_attribute_the_initial_answer() -> None:
@@ -104,25 +111,25 @@ def test_opposite_advice_picks_uniformly_among_the_other_options() -> None:
     picked: Counter[int] = Counter()
     for item in paradigm.items():
         initial = InitialAnswer(choice=item.labels[0], probs=None)
-        first = paradigm.followup_prompt(item, opposite, initial).situation["advised"]
+        first = _facts(paradigm.followup_prompt(item, opposite, initial)).advised
         # Deterministic: the same item and condition always name the same option.
-        assert paradigm.followup_prompt(item, opposite, initial).situation["advised"] == first
+        assert _facts(paradigm.followup_prompt(item, opposite, initial)).advised == first
         assert first != item.labels[0]
         picked[item.labels.index(first)] += 1
     assert set(picked) == {1, 2, 3}
     assert all(abs(count / 400 - 1 / 3) < 0.07 for count in picked.values())
 
 
-def test_the_situation_carries_the_full_initial_distribution() -> None:
+def test_the_facts_carry_the_full_initial_distribution() -> None:
     paradigm = _paradigm(domain="arithmetic")
     item = _k4(paradigm)
     probs = {"A": 0.1, "B": 0.6, "C": 0.2, "D": 0.1}
     condition = next(c for c in paradigm.conditions() if c.name == "shown/opposite/0.80")
-    situation = paradigm.followup_prompt(item, condition, InitialAnswer("B", probs)).situation
-    assert situation["initial_probs"] == probs and situation["initial_confidence"] == 0.6
-    assert situation["advised"] in ("A", "C", "D") and situation["displayed"] == "B"
+    facts = _facts(paradigm.followup_prompt(item, condition, InitialAnswer("B", probs)))
+    assert facts.initial_probs == probs and facts.initial_confidence == 0.6
+    assert facts.advised in ("A", "C", "D") and facts.displayed == "B"
     text = paradigm.followup_prompt(item, condition, InitialAnswer("B", probs)).prompt
-    assert f"recommends answer {situation['advised']}" in text.messages[-1].content
+    assert f"recommends answer {facts.advised}" in text.messages[-1].content
 
 
 def test_answer_wrong_always_displays_a_wrong_answer() -> None:
@@ -131,16 +138,16 @@ def test_answer_wrong_always_displays_a_wrong_answer() -> None:
     shown = []
     for item in paradigm.items():
         right = paradigm.followup_prompt(item, same, InitialAnswer(item.correct, None))
-        displayed = right.situation["displayed"]
+        displayed = _facts(right).displayed
         shown.append(displayed)
-        assert displayed != item.correct and right.situation["initial_choice"] == item.correct
+        assert displayed != item.correct and _facts(right).initial_choice == item.correct
         # Advice is relative to the displayed answer, and the prompt says it is "yours".
-        assert right.situation["advised"] == displayed
+        assert _facts(right).advised == displayed
         assert f"Your initial answer was: {displayed}" in right.prompt.messages[-1].content
         # A wrong stage-1 answer is itself displayed.
         wrong = next(label for label in item.labels if label != item.correct)
         assert (
-            paradigm.followup_prompt(item, same, InitialAnswer(wrong, None)).situation["displayed"]
+            _facts(paradigm.followup_prompt(item, same, InitialAnswer(wrong, None))).displayed
             == wrong
         )
     assert len(set(shown)) > 1  # the wrong option varies across items (seeded, uniform)
@@ -151,10 +158,8 @@ def test_answer_wrong_with_two_options_shows_the_incorrect_option() -> None:
     item = paradigm.items()[0]
     wrong = next(label for label in item.labels if label != item.correct)
     condition = paradigm.conditions()[0]
-    situation = paradigm.followup_prompt(
-        item, condition, InitialAnswer(item.correct, None)
-    ).situation
-    assert situation["displayed"] == wrong
+    facts = _facts(paradigm.followup_prompt(item, condition, InitialAnswer(item.correct, None)))
+    assert facts.displayed == wrong
 
 
 def test_in_context_replays_the_conversation() -> None:
@@ -169,7 +174,7 @@ def test_in_context_replays_the_conversation() -> None:
     assert staged.prompt.messages[1].content == f"{ANSWER_PREFIX} A"
     assert "90% accurate recommends answer B" in staged.prompt.messages[2].content
     assert staged.prompt.answer_prefix == ANSWER_PREFIX
-    assert staged.situation["display"] == "in-context" and staged.situation["displayed"] == "A"
+    assert _facts(staged).display == "in-context" and _facts(staged).displayed == "A"
 
 
 def test_calibration_items_for_generated_domains_and_files(tmp_path: Path) -> None:

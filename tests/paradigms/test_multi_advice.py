@@ -1,13 +1,19 @@
-"""`multi-advice` and `are-you-sure`: conditions, prompts and the situation they hand on."""
+"""`multi-advice` and `are-you-sure`: conditions, prompts and the facts they hand on."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from harness.paradigm import InitialAnswer
+from harness.paradigm import InitialAnswer, StagePrompt
 from paradigms import PARADIGMS, AreYouSure, MultiAdvice
+from paradigms.facts import AdviceFacts
 from paradigms.multi_advice import MultiAdviceSettings
+
+
+def _facts(staged: StagePrompt) -> AdviceFacts:
+    assert isinstance(staged.facts, AdviceFacts)
+    return staged.facts
 
 
 def _multi(**settings: object) -> MultiAdvice:
@@ -50,7 +56,7 @@ def test_bad_sequences_are_refused(sequences: list[list[str]], message: str) -> 
         MultiAdviceSettings.model_validate({"sequences": sequences})
 
 
-def test_every_advisor_is_in_the_prompt_and_the_situation() -> None:
+def test_every_advisor_is_in_the_prompt_and_the_facts() -> None:
     paradigm = _multi(
         domain="world-facts",
         displays=["shown"],
@@ -60,20 +66,20 @@ def test_every_advisor_is_in_the_prompt_and_the_situation() -> None:
     (condition,) = paradigm.conditions()
     probs = dict.fromkeys(item.labels, 0.25)
     staged = paradigm.followup_prompt(item, condition, InitialAnswer(item.labels[2], probs))
-    advisors = staged.situation["advisors"]
-    assert [a["advice"] for a in advisors] == ["same", "opposite", "neutral"]
-    assert advisors[0]["advised"] == item.labels[2]
-    assert advisors[1]["advised"] in item.labels and advisors[1]["advised"] != item.labels[2]
-    assert advisors[2]["advised"] is None
+    advisors = _facts(staged).advisors
+    assert advisors is not None
+    assert [a.advice for a in advisors] == ["same", "opposite", "neutral"]
+    assert [a.accuracy for a in advisors] == [0.6, 0.9, 0.8]
+    assert advisors[0].advised == item.labels[2]
+    assert advisors[1].advised in item.labels and advisors[1].advised != item.labels[2]
+    assert advisors[2].advised is None
     text = staged.prompt.messages[-1].content
     assert f"Your initial answer was: {item.labels[2]}" in text
     assert f"Advice LLM 1, which is 60% accurate, recommends answer {item.labels[2]}." in text
-    assert (
-        f"Advice LLM 2, which is 90% accurate, recommends answer {advisors[1]['advised']}." in text
-    )
+    assert f"Advice LLM 2, which is 90% accurate, recommends answer {advisors[1].advised}." in text
     assert "Advice LLM 3, which is 80% accurate, makes no recommendation." in text
-    assert staged.situation["initial_probs"] == probs
-    assert staged.situation["advice"] is None  # no single advice: the analysis reads `advisors`
+    assert _facts(staged).initial_probs == probs
+    assert _facts(staged).advice is None  # no single advice: the analysis reads `advisors`
 
 
 def test_are_you_sure_names_one_of_the_other_options() -> None:
@@ -84,7 +90,7 @@ def test_are_you_sure_names_one_of_the_other_options() -> None:
     named = set()
     for item in paradigm.items():
         staged = paradigm.followup_prompt(item, condition, InitialAnswer(item.labels[0], None))
-        other = staged.situation["advised"]
+        other = _facts(staged).advised
         assert (
             other != item.labels[0]
             and f"the answer is {other}." in staged.prompt.messages[-1].content
