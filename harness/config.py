@@ -11,11 +11,12 @@ import math
 import re
 import stat
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from harness.errors import ConfigError
 
@@ -59,58 +60,17 @@ class ExperimentSection(_Strict):
         return value
 
 
-class VllmServeSection(_Strict):
-    """`serve` of a `vllm:` model: mindshift starts vLLM's server itself and stops it at the end.
+class ModelSection(BaseModel):
+    """One `[[models]]` entry: a model under test and how the engine calls it.
 
-    The spec's name (`vllm:<name>`) becomes the served model name. Each replica is one
-    `vllm serve` process on its own port and its own GPUs; calls are spread across them.
+    The fields here are the keys the engine reads for every model. Any other key of the
+    entry belongs to its provider and is kept as written (`provider_keys`): the provider
+    checks it with its own settings model (`harness.models.registry.validate_model`, before
+    any run starts), so a key that provider cannot use is an error there, and the entry stays
+    flat, in TOML as in the manifest's copy of the config.
     """
 
-    model: str | None = None
-    """Weights to serve: a Hugging Face repo id or a local folder (default: the spec's name)."""
-    python: str | None = None
-    """Python interpreter that has vLLM installed (default: the one running mindshift)."""
-    host: str = "127.0.0.1"
-    """Address the server listens on (loopback by default: nothing outside can reach it)."""
-    port: int = Field(default=8000, ge=1, le=65535)
-    """Port of the first replica; replica i listens on port + i."""
-    replicas: int = Field(default=1, ge=1, le=64)
-    """How many independent servers to start (data parallel, one per GPU group)."""
-    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
-    """GPUs each replica shards every layer over (`--tensor-parallel-size`)."""
-    pipeline_parallel_size: int = Field(default=1, ge=1, le=64)
-    """Pipeline stages of each replica (`--pipeline-parallel-size`)."""
-    gpus: list[int] | None = None
-    """CUDA device indices to use, split in order among the replicas (CUDA_VISIBLE_DEVICES);
-    its length must be replicas x tensor_parallel_size x pipeline_parallel_size. Unset: every
-    replica sees all devices."""
-    dtype: str | None = None
-    """`--dtype` (auto, bfloat16, float16, float32); unset: vLLM's default."""
-    max_model_len: int | None = Field(default=None, ge=16)
-    """`--max-model-len`: shorter contexts leave more memory for the KV cache."""
-    gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
-    """`--gpu-memory-utilization`: share of each GPU's memory vLLM may take."""
-    logprobs_mode: Literal["raw_logprobs", "processed_logprobs"] = "raw_logprobs"
-    """`--logprobs-mode`: raw (before temperature, top-k/top-p and other processors; the
-    same quantity the local backend reads) or processed (after them)."""
-    max_logprobs: int = Field(default=20, ge=1, le=1000)
-    """`--max-logprobs`: the most top_logprobs the server returns per position."""
-    extra_args: list[str] = Field(default_factory=list)
-    """More `vllm serve` arguments, passed as given (e.g. ["--enforce-eager"])."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment variables for the server (recorded in the manifest: no secrets)."""
-    startup_timeout_s: float = Field(default=1800.0, gt=0.0)
-    """How long to wait for /health before giving up (large models load for minutes)."""
-    log_dir: str | None = None
-    """Where the servers' output goes, one file per replica (default: the system temp dir)."""
-
-
-class ModelSection(_Strict):
-    """One `[[models]]` entry: a model under test and how to call it.
-
-    Keys past `batch_size` belong to some providers only; a provider refuses a key it cannot
-    use (`reject_unusable_keys`), so a config never asks silently for something not done.
-    """
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     id: str
     """The name the run and the analysis use for this model; unique in the config."""
@@ -124,23 +84,6 @@ class ModelSection(_Strict):
     """Sampling temperature of the answer (the paper used 1.0)."""
     batch_size: int | None = Field(default=None, ge=1, le=4096)
     """Requests per backend call; the backend's own default when unset."""
-    base_url: str | list[str] | None = None
-    """OpenAI-compatible endpoint (`openai:`, `vllm:`), e.g. "http://127.0.0.1:8000/v1"; for
-    `vllm:` a list of replicas, across which calls are spread."""
-    api_key_env: str | None = None
-    """Name of the environment variable holding the API key (default: OPENAI_API_KEY,
-    GEMINI_API_KEY, VLLM_API_KEY by provider). Keys are read from the environment only."""
-    choice_only: bool = False
-    """Run without confidences (models that return no logprobs, e.g. OpenAI reasoning
-    models): the choice is parsed from the reply and the readout is empty."""
-    top_logprobs: int | None = Field(default=None, ge=1, le=1000)
-    """Alternatives requested per token position (default 20, the most OpenAI and Gemini
-    return; for vLLM at most the server's --max-logprobs)."""
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    """Most tokens generated per call (default: just enough for the answer; reasoning
-    models need room to think)."""
-    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
-    """Timeout of one HTTP attempt, in seconds (default 120)."""
     max_retries: int | None = Field(default=None, ge=0, le=20)
     """Retries of a call whose attempt failed transiently (default 5): 429, 408, 409 and
     5xx answers, network errors, timeouts and bodies that are no JSON; capped exponential
@@ -151,13 +94,6 @@ class ModelSection(_Strict):
     retry_backoff_s: float | None = Field(default=None, gt=0.0, le=600.0)
     """Wait before the first retry when the server names none (default 1 s); it doubles
     with each retry, up to 60 s, jittered over the upper half of each step."""
-    reasoning_effort: str | None = None
-    """`openai:` reasoning models only: the `reasoning_effort` sent (e.g. "low", "high")."""
-    thinking_budget: int | None = Field(default=None, ge=-1)
-    """`gemini:` only: thinking tokens allowed (0 turns thinking off where the model allows
-    it, so the first output token is the answer; -1: the model decides)."""
-    serve: VllmServeSection | None = None
-    """`vllm:` only: start the server(s) here instead of using `base_url`."""
 
     @field_validator("id")
     @classmethod
@@ -170,17 +106,6 @@ class ModelSection(_Strict):
             raise ValueError(f"is longer than {MAX_NAME_LENGTH} characters")
         return value
 
-    @field_validator("base_url")
-    @classmethod
-    def _urls(cls, value: str | list[str] | None) -> str | list[str] | None:
-        urls = [value] if isinstance(value, str) else (value or [])
-        if isinstance(value, list) and not value:
-            raise ValueError("the list of base URLs is empty")
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
-        return value
-
     @field_validator("spec")
     @classmethod
     def _spec_shape(cls, value: str) -> str:
@@ -189,19 +114,10 @@ class ModelSection(_Strict):
             raise ValueError(f"model spec {value!r} is not of the form provider:name")
         return value
 
-
-COMMON_MODEL_KEYS = frozenset({"id", "spec", "params", "concurrency", "temperature"})
-"""Keys every provider uses; any other key of a model entry is some providers' only."""
-
-
-def reject_unusable_keys(model: ModelSection, usable: Iterable[str]) -> None:
-    """Raise ConfigError naming each key set in this entry that its provider cannot use."""
-    allowed = COMMON_MODEL_KEYS | set(usable)
-    unusable = sorted(key for key in model.model_fields_set if key not in allowed)
-    if unusable:
-        provider = model.spec.partition(":")[0]
-        keys = ", ".join(f"'{key}'" for key in unusable)
-        raise ConfigError(f"model '{model.id}': {keys} cannot be used by {provider}: models")
+    @property
+    def provider_keys(self) -> dict[str, Any]:
+        """The entry's keys beyond the fields above, as written: its provider's settings."""
+        return dict(self.model_extra or {})
 
 
 class ExperimentConfig(_Strict):
@@ -234,17 +150,18 @@ class ExperimentConfig(_Strict):
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming every problem and where it is, in the config's own terms."""
-    problems = []
-    for detail in error.errors():
-        where = ".".join(str(part) for part in detail["loc"])
-        if detail["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{where}'")
-        elif detail["type"] == "missing":
-            problems.append(f"missing key '{where}'")
-        else:
-            message = str(detail["msg"]).removeprefix("Value error, ")
-            problems.append(f"'{where}': {message}" if where else message)
-    return "; ".join(problems)
+    return "; ".join(describe_error_detail(detail) for detail in error.errors())
+
+
+def describe_error_detail(detail: ErrorDetails) -> str:
+    """One problem of a validation error and where it is, in the config's own terms."""
+    where = ".".join(str(part) for part in detail["loc"])
+    if detail["type"] == "extra_forbidden":
+        return f"unknown key '{where}'"
+    if detail["type"] == "missing":
+        return f"missing key '{where}'"
+    message = str(detail["msg"]).removeprefix("Value error, ")
+    return f"'{where}': {message}" if where else message
 
 
 def _non_finite(value: object, where: str) -> str | None:

@@ -1,15 +1,9 @@
-"""Backends: one module per provider, behind the `ModelBackend` interface."""
+"""Backends: one module per provider, behind the `ModelBackend` interface.
 
-from harness.models.base import Capabilities, ModelBackend
-from harness.models.provider import ENTRY_POINT_GROUP, Provider
-from harness.models.registry import PROVIDERS, create_backend, validate_model
+The package exports the contracts only; `harness.models.registry` finds a spec's provider
+(importing it here would load every provider's settings with any one backend).
+"""
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "PROVIDERS",
-    "Capabilities",
-    "ModelBackend",
-    "Provider",
-    "create_backend",
-    "validate_model",
-]
+from harness.models.base import Capabilities, ModelBackend, ModelRef
+
+__all__ = ["Capabilities", "ModelBackend", "ModelRef"]

@@ -7,7 +7,7 @@ and `metadata.key` naming the call), polled with `batches.get(name)` until its s
 final (JOB_STATE_SUCCEEDED, _FAILED, _CANCELLED or _EXPIRED), and read from
 `dest.inlined_responses` (a response or an error per request). Inlined requests are limited
 to about 20 MB per job, so a wave is split into jobs of at most 15 MB of requests. The
-answers are read by the same code as single calls (`GeminiBackend.response_from`).
+answers are read by the same code as single calls (`GeminiFormat.response_from`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx2
+from google.genai import batches as genai_batches
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
 from harness.batch_api import BatchError, BatchStatus, Prepared, custom_id
 from harness.errors import UserError
-from harness.models.gemini import (
+from harness.models.gemini_wire import (
     FATAL_STATUS,
     RETRYABLE_STATUS,
-    GeminiBackend,
-    contents_of,
+    GeminiFormat,
     error_message,
 )
-from harness.models.openai_chat import ReplyError, check_single_character_labels
 from harness.types import ChoiceRequest, ChoiceResponse, JsonValue
 
 MAX_REQUESTS = 10_000
@@ -43,33 +42,33 @@ LIST_LIMIT = 500
 
 
 class GeminiBatch:
-    """Batch mode through one `GeminiBackend`'s client and settings."""
+    """Batch mode for one `gemini:` model: its SDK's batch client, its request format, its id."""
 
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
 
-    def __init__(self, backend: GeminiBackend) -> None:
-        self.backend = backend
-        self._batches = backend._client.aio.batches
+    def __init__(
+        self, batches: genai_batches.AsyncBatches, wire: GeminiFormat, model_id: str
+    ) -> None:
+        """`batches`: the model's client's `aio.batches`; `model_id` names the model in
+        messages."""
+        self._batches = batches
+        self.wire = wire
+        self.model_id = model_id
 
     def prepare(self, request: ChoiceRequest) -> Prepared:
-        if not self.backend.settings.choice_only:
-            try:
-                check_single_character_labels(request.prompt.labels)
-            except ReplyError as error:
-                failure = ChoiceResponse(choice=None, readout=None, raw={}, error=str(error))
-                return Prepared(request, None, failure)
-        system, contents = contents_of(request.prompt)
-        config = self.backend.config(
-            temperature=request.temperature, seed=request.seed, system=system
-        )
+        problem = self.wire.unanswerable(request)
+        if problem is not None:
+            failure = ChoiceResponse(choice=None, readout=None, raw={}, error=problem)
+            return Prepared(request, None, failure)
+        contents, config = self.wire.request(request)
         line = {"contents": contents, "config": config, "metadata": {"key": custom_id(request)}}
         return Prepared(request, line)
 
     async def submit(self, lines: Sequence[Prepared], token: str) -> str:
         inlined = [
             genai_types.InlinedRequest(
-                model=self.backend.settings.model,
+                model=self.wire.model,
                 contents=p.line["contents"],
                 config=genai_types.GenerateContentConfig.model_validate(p.line["config"]),
                 metadata=p.line["metadata"],
@@ -79,7 +78,7 @@ class GeminiBatch:
         ]
         job = await self._call(
             self._batches.create(
-                model=self.backend.settings.model,
+                model=self.wire.model,
                 src=inlined,
                 config=genai_types.CreateBatchJobConfig(display_name=token),
             )
@@ -133,7 +132,7 @@ class GeminiBatch:
         line = prepared.line or {}
         raw: dict[str, JsonValue] = {
             "request": {
-                "model": self.backend.settings.model,
+                "model": self.wire.model,
                 "contents": line.get("contents"),
                 "config": line.get("config"),
             }
@@ -156,7 +155,7 @@ class GeminiBatch:
                 raw=raw,
                 error=f"batch error {code}: {message}" if code else f"batch error: {message}",
             )
-        return self.backend.response_from(answer.response, request.prompt.labels, raw, 0.0)
+        return self.wire.response_from(answer.response, request.prompt.labels, raw, 0.0)
 
     async def _call(self, step: Any) -> Any:
         try:
@@ -167,9 +166,7 @@ class GeminiBatch:
     def _failure(self, error: Exception) -> BatchError:
         if isinstance(error, genai_errors.APIError):
             if error.code in FATAL_STATUS:
-                raise UserError(
-                    f"model '{self.backend.settings.model_id}': batch API: {error_message(error)}"
-                )
+                raise UserError(f"model '{self.model_id}': batch API: {error_message(error)}")
             transient = error.code in RETRYABLE_STATUS or error.code >= 500
             return BatchError(error_message(error), transient=transient)
         return BatchError(f"{type(error).__name__}: {error}", transient=True)

@@ -6,7 +6,7 @@ purpose "batch" (`POST /files`), then run by `POST /batches` (endpoint
 once it is completed (or failed, expired, cancelled) its output file holds one line per
 answered request (`custom_id`, `response.status_code`, `response.body`) and its error file
 one line per request that failed. The bodies are the exact ones `openai:` sends one at a
-time, and the answers are read by the same code (`OpenAIChatBackend.response_from_body`).
+time, and the answers are read by the same code (`ChatCompletionsFormat.response_from_body`).
 At most 50,000 requests and 200 MB per batch.
 """
 
@@ -17,15 +17,13 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import openai
+from openai import AsyncOpenAI
 
 from harness.batch_api import BatchError, BatchStatus, Prepared, custom_id
 from harness.errors import UserError
-from harness.models.openai_chat import (
+from harness.models.openai_wire import (
     FATAL_STATUS,
-    OpenAIChatBackend,
-    ReplyError,
-    chat_messages,
-    check_single_character_labels,
+    ChatCompletionsFormat,
     error_text,
     transient_of,
 )
@@ -41,26 +39,24 @@ LIST_PAGES = 5
 
 
 class OpenAIBatch:
-    """The Batch API through one `OpenAIChatBackend`'s client and settings."""
+    """The Batch API for one `openai:` model: its client, its request format, its id."""
 
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
 
-    def __init__(self, backend: OpenAIChatBackend) -> None:
-        self.backend = backend
-        # One attempt per request, like every call: `harness.batch_runner` retries.
-        self._client = backend._client
+    def __init__(self, client: AsyncOpenAI, wire: ChatCompletionsFormat, model_id: str) -> None:
+        """`client`: the model's SDK client, which makes one attempt per request, like every
+        call (`harness.batch_runner` retries); `model_id` names the model in messages."""
+        self._client = client
+        self.wire = wire
+        self.model_id = model_id
 
     def prepare(self, request: ChoiceRequest) -> Prepared:
-        if not self.backend.settings.choice_only:
-            try:
-                check_single_character_labels(request.prompt.labels)
-            except ReplyError as error:
-                failure = ChoiceResponse(choice=None, readout=None, raw={}, error=str(error))
-                return Prepared(request, None, failure)
-        body = self.backend.payload(
-            chat_messages(request.prompt), temperature=request.temperature, seed=request.seed
-        )
+        problem = self.wire.unanswerable(request)
+        if problem is not None:
+            failure = ChoiceResponse(choice=None, readout=None, raw={}, error=problem)
+            return Prepared(request, None, failure)
+        body = self.wire.request_body(request)
         line = {"custom_id": custom_id(request), "method": "POST", "url": ENDPOINT, "body": body}
         return Prepared(request, line)
 
@@ -150,7 +146,7 @@ class OpenAIBatch:
         status = response.get("status_code")
         body = response.get("body")
         if status == 200 and body is not None:
-            return self.backend.response_from_body(body, request.prompt.labels, raw, 0.0)
+            return self.wire.response_from_body(body, request.prompt.labels, raw, 0.0)
         error = line.get("error") or (body or {}).get("error") or {}
         message = error.get("message") if isinstance(error, dict) else str(error)
         raw["response"] = body if body is not None else line.get("error")
@@ -163,7 +159,5 @@ class OpenAIBatch:
 
     def _failure(self, error: openai.APIError) -> BatchError:
         if isinstance(error, openai.APIStatusError) and error.status_code in FATAL_STATUS:
-            raise UserError(
-                f"model '{self.backend.settings.model_id}': batch API: {error_text(error)}"
-            )
+            raise UserError(f"model '{self.model_id}': batch API: {error_text(error)}")
         return BatchError(error_text(error), transient=transient_of(error) is not None)

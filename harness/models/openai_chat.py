@@ -88,18 +88,21 @@ class OpenAIChatBackend(ModelBackend):
 
     def __init__(
         self,
-        settings: OpenAIChatSettings,
+        model: ModelRef,
+        settings: OpenAISettings,
         *,
         http_client: httpx2.AsyncClient | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         """`http_client` replaces the SDK's own (tests pass one with a MockTransport)."""
+        self.model = model
         self.settings = settings
+        self.format = ChatCompletionsFormat(model.name, settings)
         self.capabilities = CHOICE_ONLY_CAPABILITIES if settings.choice_only else CAPABILITIES
         # The key goes into the client and nowhere else: records hold the payload only.
         # max_retries=0: the runner retries (harness.retry), counting every attempt.
         self._client = AsyncOpenAI(
-            api_key=api_key(settings.api_key_env, settings.model_id, environ),
+            api_key=api_key(settings.api_key_env, model.id, environ),
             base_url=settings.base_url,
             timeout=settings.timeout_s,
             max_retries=0,
@@ -107,29 +110,6 @@ class OpenAIChatBackend(ModelBackend):
         )
         self.attempt_timeout_s = settings.timeout_s
         self._model_version: str | None = None
-
-    def payload(
-        self, messages: list[dict[str, str]], *, temperature: float, seed: int
-    ) -> dict[str, Any]:
-        """The request body sent for one call (the exact JSON, without headers)."""
-        body: dict[str, Any] = {
-            "model": self.settings.model,
-            "messages": messages,
-            "max_completion_tokens": self.settings.max_tokens,
-            "seed": seed,
-        }
-        if self.settings.choice_only:
-            # Reasoning models accept only their default temperature (1); omitting it there
-            # is the same request, and any other value is still sent, for the API to refuse.
-            if temperature != 1.0:
-                body["temperature"] = temperature
-            if self.settings.reasoning_effort is not None:
-                body["reasoning_effort"] = self.settings.reasoning_effort
-        else:
-            body["temperature"] = temperature
-            body["logprobs"] = True
-            body["top_logprobs"] = self.settings.top_logprobs
-        return body
 
     async def _post(self, body: dict[str, Any], retries: int = 0) -> httpx2.Response:
         """Send one chat completion (one attempt unless `retries`); the HTTP response.
@@ -145,9 +125,9 @@ class OpenAIChatBackend(ModelBackend):
         """One small request like a trial's: stops the run if the model cannot do what the
         config asks (a reasoning model asked for logprobs, a wrong key or model name)."""
         messages = [{"role": "user", "content": "Reply with only the letter A."}]
-        body = self.payload(messages, temperature=1.0, seed=0)
+        body = self.format.payload(messages, temperature=1.0, seed=0)
         body["max_completion_tokens"] = 16 if self.settings.choice_only else 1
-        where = f"model '{self.settings.model_id}' (openai:{self.settings.model})"
+        where = f"model '{self.model.id}' ({self.model.spec})"
         try:
             response = await self._post(body, retries=PREFLIGHT_RETRIES)
         except openai.APIStatusError as error:
@@ -183,24 +163,18 @@ class OpenAIChatBackend(ModelBackend):
         return list(await asyncio.gather(*(self._answer_one(request) for request in requests)))
 
     async def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
-        messages = chat_messages(request.prompt)
-        body = self.payload(messages, temperature=request.temperature, seed=request.seed)
+        body = self.format.request_body(request)
         raw: dict[str, JsonValue] = {"request": body}
-        labels = request.prompt.labels
-        if not self.settings.choice_only:
-            try:
-                check_single_character_labels(labels)
-            except ReplyError as error:
-                return ChoiceResponse(choice=None, readout=None, raw=raw, error=str(error))
+        problem = self.format.unanswerable(request)
+        if problem is not None:
+            return ChoiceResponse(choice=None, readout=None, raw=raw, error=problem)
         started = time.perf_counter()
         try:
             response = await self._post(body)
         except openai.APIError as error:
             if isinstance(error, openai.APIStatusError):
                 if error.status_code in FATAL_STATUS:
-                    raise UserError(
-                        f"model '{self.settings.model_id}': {status_message(error)}"
-                    ) from None
+                    raise UserError(f"model '{self.model.id}': {status_message(error)}") from None
                 raw["response"] = error.body if isinstance(error.body, dict) else str(error.body)
             return ChoiceResponse(
                 choice=None,
@@ -225,53 +199,25 @@ class OpenAIChatBackend(ModelBackend):
                 error=str(error),
                 transient=Transient(),
             )
-        return self.response_from_body(body_json, labels, raw, latency)
-
-    def response_from_body(
-        self,
-        body_json: JsonValue,
-        labels: Sequence[str],
-        raw: dict[str, JsonValue],
-        latency: float,
-    ) -> ChoiceResponse:
-        """The answer a chat completion's JSON body gives (also for batch results)."""
-        raw["response"] = body_json
-        return reply_response(
-            lambda: self._read(body_json, labels, raw), raw, usage_of(body_json), latency
-        )
-
-    def _read(
-        self, body: JsonValue, labels: Sequence[str], raw: dict[str, JsonValue]
-    ) -> tuple[str, OptionReadout | None]:
-        choice = first_choice(body)
-        return read_reply(
-            reply_text(choice),
-            lambda: token_logprobs(choice),
-            labels,
-            choice_only=self.settings.choice_only,
-            finish_reason=choice.get("finish_reason"),
-            raw=raw,
-        )
+        return self.format.response_from_body(body_json, request.prompt.labels, raw, latency)
 
     def batch_api(self) -> BatchApi:
         """The provider's batch API (`--batch`), through this backend's client."""
-        from harness.models.openai_batch import OpenAIBatch
-
-        return OpenAIBatch(self)
+        return OpenAIBatch(self._client, self.format, self.model.id)
 
     def describe(self) -> dict[str, str]:
         facts = {
-            "provider": PROVIDER,
-            "model": self.settings.model,
+            "provider": self.model.provider,
+            "model": self.model.name,
             # The client's, not the config's: the SDK also reads OPENAI_BASE_URL.
             "base_url": str(self._client.base_url),
             "mode": "choice-only" if self.settings.choice_only else "first-token logprobs",
-            "max_completion_tokens": str(self.settings.max_tokens),
+            "max_completion_tokens": str(self.settings.completion_tokens),
             "answer_format": ANSWER_FORMAT,
             "openai_sdk": openai.__version__,
         }
         if not self.settings.choice_only:
-            facts["top_logprobs"] = str(self.settings.top_logprobs)
+            facts["top_logprobs"] = str(self.settings.top_k)
         if self._model_version is not None:
             facts["model_version"] = self._model_version
         return facts

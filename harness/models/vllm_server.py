@@ -29,8 +29,8 @@ from pathlib import Path
 
 import httpx2
 
-from harness.config import VllmServeSection
 from harness.errors import UserError
+from harness.models.vllm_settings import VllmServeSection
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 HEALTH_POLL_S = 1.0
@@ -75,25 +75,9 @@ def gpu_groups(serve: VllmServeSection) -> list[list[int] | None]:
     ]
 
 
-def check_serve(serve: VllmServeSection) -> None:
-    """Raise ValueError when the GPU list does not fit the replicas and their parallelism."""
-    if serve.gpus is None:
-        return
-    per_replica = serve.tensor_parallel_size * serve.pipeline_parallel_size
-    needed = serve.replicas * per_replica
-    if len(serve.gpus) != needed:
-        raise ValueError(
-            f"serve.gpus lists {len(serve.gpus)} GPUs but {serve.replicas} replica(s) x "
-            f"tensor_parallel_size {serve.tensor_parallel_size} x pipeline_parallel_size "
-            f"{serve.pipeline_parallel_size} need {needed}"
-        )
-    if len(set(serve.gpus)) != len(serve.gpus) or min(serve.gpus) < 0:
-        raise ValueError("serve.gpus must be distinct, non-negative device indices")
-
-
 def plan_servers(served_name: str, serve: VllmServeSection) -> list[ServerPlan]:
-    """The command line and environment of each replica."""
-    check_serve(serve)
+    """The command line and environment of each replica (`serve.gpus` fits them: checked
+    when the section was read)."""
     python = serve.python or sys.executable
     log_dir = Path(serve.log_dir).expanduser() if serve.log_dir else Path(tempfile.gettempdir())
     safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", served_name)

@@ -1,0 +1,195 @@
+"""The Gemini API's requests, replies and errors, through the `google-genai` SDK's types.
+
+Shared by `gemini:` single calls (`harness.models.gemini`) and its batch mode
+(`harness.models.gemini_batch`). `GeminiFormat` holds one model's exact request (contents and
+generation config) and reads its replies, so a batch reads an answer exactly as a single call
+does. The API's JSON leaves out fields that hold their default value, so a token of
+probability 1 comes without a `logProbability`: it is read as 0.0, never as missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
+
+from harness.http_retry_after import retry_after_s as retry_after_s_of_headers
+from harness.models.chat_answer import (
+    ReplyError,
+    TokenLogprob,
+    chat_messages,
+    check_single_character_labels,
+    read_reply,
+    reply_response,
+)
+from harness.models.gemini_settings import GeminiSettings
+from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, OptionReadout, Prompt, Usage
+
+SEED_RANGE = 2**31
+"""Gemini's seed is a 32-bit signed integer."""
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+FATAL_STATUS = frozenset({401, 403, 404})
+"""Statuses that no retry or later trial can fix (key, permission, model name): the run stops."""
+
+
+def contents_of(prompt: Prompt) -> tuple[str | None, list[dict[str, Any]]]:
+    """System instruction and `contents` (Gemini's roles) of a prompt, answer format added."""
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    for message in chat_messages(prompt):
+        if message["role"] == "system":
+            system.append(message["content"])
+        else:
+            role = "model" if message["role"] == "assistant" else "user"
+            contents.append({"role": role, "parts": [{"text": message["content"]}]})
+    return ("\n\n".join(system) if system else None), contents
+
+
+def usage_of(response: genai_types.GenerateContentResponse) -> Usage:
+    meta = response.usage_metadata
+    if meta is None:
+        return Usage()
+    thoughts = meta.thoughts_token_count or 0
+    return Usage(
+        input_tokens=meta.prompt_token_count or 0,
+        # Thoughts are billed as output but counted apart from the candidates' tokens.
+        output_tokens=(meta.candidates_token_count or 0) + thoughts,
+        reasoning_tokens=thoughts,
+        cached_tokens=meta.cached_content_token_count or 0,
+    )
+
+
+def reply_text(candidate: genai_types.Candidate) -> str:
+    parts = candidate.content.parts if candidate.content is not None else None
+    # Thought summaries are not the answer.
+    return "".join(part.text for part in parts or [] if part.text and not part.thought)
+
+
+def token_logprobs(candidate: genai_types.Candidate) -> list[TokenLogprob]:
+    """The chosen token and top candidates at each output position; ReplyError if absent."""
+    result = candidate.logprobs_result
+    if result is None or result.top_candidates is None or result.chosen_candidates is None:
+        raise ReplyError("the response carries no logprobs")
+    if len(result.top_candidates) != len(result.chosen_candidates):
+        raise ReplyError(
+            f"logprobs are malformed: {len(result.chosen_candidates)} chosen tokens but "
+            f"{len(result.top_candidates)} lists of top candidates"
+        )
+    tokens = []
+    for position, (chosen, top) in enumerate(
+        zip(result.chosen_candidates, result.top_candidates, strict=True)
+    ):
+        if chosen.token is None:
+            raise ReplyError(f"logprobs entry {position} has no token")
+        alternatives = []
+        for alternative in top.candidates or []:
+            if alternative.token is None:
+                raise ReplyError(f"a top candidate at position {position} has no token")
+            alternatives.append((alternative.token, _logprob(alternative)))
+        tokens.append(TokenLogprob(chosen.token, _logprob(chosen), alternatives))
+    return tokens
+
+
+def _logprob(candidate: genai_types.LogprobsResultCandidate) -> float:
+    # The API's JSON leaves out fields holding their default value, so a token with
+    # probability 1 arrives without `logProbability`: absent is 0.0, never "unknown".
+    value = candidate.log_probability
+    return 0.0 if value is None else float(value)
+
+
+def first_candidate(response: genai_types.GenerateContentResponse) -> genai_types.Candidate:
+    if not response.candidates:
+        feedback = response.prompt_feedback
+        reason = feedback.block_reason if feedback is not None else None
+        suffix = f" (prompt blocked: {reason})" if reason is not None else ""
+        raise ReplyError(f"the response has no candidates{suffix}")
+    return response.candidates[0]
+
+
+def error_message(error: genai_errors.APIError) -> str:
+    return f"HTTP {error.code}: {error.message or error.status}"
+
+
+def retry_after_s(error: genai_errors.APIError) -> float | None:
+    """Seconds the server asked to wait (Retry-After); None if not said."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    return retry_after_s_of_headers(headers) if headers is not None else None
+
+
+@dataclass(frozen=True)
+class GeminiFormat:
+    """The exact request of one `gemini:` model, and how its replies are read (the same for
+    a single call and a batch line)."""
+
+    model: str
+    """The model name every request names."""
+    settings: GeminiSettings
+
+    def config(self, *, temperature: float, seed: int, system: str | None) -> dict[str, Any]:
+        """The generation config of one call, as a JSON-able dict (what the record shows)."""
+        config: dict[str, Any] = {
+            "temperature": temperature,
+            "seed": seed % SEED_RANGE,
+            "candidate_count": 1,
+            "max_output_tokens": self.settings.output_tokens,
+        }
+        if system is not None:
+            config["system_instruction"] = system
+        if not self.settings.choice_only:
+            config["response_logprobs"] = True
+            config["logprobs"] = self.settings.top_k
+        if self.settings.thinking_budget is not None:
+            config["thinking_config"] = {"thinking_budget": self.settings.thinking_budget}
+        return config
+
+    def request(self, request: ChoiceRequest) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The contents and generation config of a trial's call."""
+        system, contents = contents_of(request.prompt)
+        config = self.config(temperature=request.temperature, seed=request.seed, system=system)
+        return contents, config
+
+    def unanswerable(self, request: ChoiceRequest) -> str | None:
+        """Why this request cannot be read (labels longer than one character, with
+        logprobs); None when it can."""
+        if self.settings.choice_only:
+            return None
+        try:
+            check_single_character_labels(request.prompt.labels)
+        except ReplyError as error:
+            return str(error)
+        return None
+
+    def response_from(
+        self,
+        response: genai_types.GenerateContentResponse,
+        labels: Sequence[str],
+        raw: dict[str, JsonValue],
+        latency: float,
+    ) -> ChoiceResponse:
+        """The answer a GenerateContentResponse gives (single calls and batch results)."""
+        raw["response"] = response.model_dump(
+            mode="json", exclude_none=True, exclude={"sdk_http_response"}
+        )
+        return reply_response(
+            lambda: self._read(response, labels, raw), raw, usage_of(response), latency
+        )
+
+    def _read(
+        self,
+        response: genai_types.GenerateContentResponse,
+        labels: Sequence[str],
+        raw: dict[str, JsonValue],
+    ) -> tuple[str, OptionReadout | None]:
+        candidate = first_candidate(response)
+        return read_reply(
+            reply_text(candidate),
+            lambda: token_logprobs(candidate),
+            labels,
+            choice_only=self.settings.choice_only,
+            finish_reason=candidate.finish_reason,
+            raw=raw,
+        )
