@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness.batch_api import BATCH_PROVIDERS
 from harness.experiment import PreparedExperiment
+from harness.models.registry import free_reply_tokens
 from harness.paradigm import TurnAnswer
 from harness.planner import CallPlanner, ModelPlan, PlannedCall
 from harness.pricing import PriceTable
@@ -32,7 +33,7 @@ CHARS_PER_TOKEN = 4.0
 TOKENS_PER_MESSAGE = 4
 """Chat formats wrap each message in a few tokens of role markers."""
 ANSWER_FORMAT_TOKENS = 12
-"""The answer-format line chat APIs append (see `harness.models.openai_chat`)."""
+"""The answer-format line chat APIs append (see `harness.models.chat_answer`)."""
 
 
 @dataclass
@@ -146,9 +147,10 @@ def estimate_run(
                 estimate.output_tokens += mean[1] * len(staged)
                 continue
             estimate.input_tokens += sum(prompt_tokens(prompt) for prompt in staged)
-            if model.choice_only:
+            reply_limit = free_reply_tokens(model)
+            if reply_limit is not None:  # choice-only: a free-text reply, up to its limit
                 estimate.output_is_upper_bound = True
-                estimate.output_tokens += (model.max_tokens or 4096) * len(staged)
+                estimate.output_tokens += reply_limit * len(staged)
             else:
                 estimate.output_tokens += len(staged)
         estimate.measured_stages = tuple(measured_stages)
