@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.models.sim_bayes import SimBayesParams
+from paradigms.agent.sim_bayes import SimBayesParams
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

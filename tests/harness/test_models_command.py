@@ -84,8 +84,8 @@ def _cells(caps: Capabilities) -> tuple[str, ...]:
 
 def test_every_row_is_its_backend_classes_own_capabilities(printed: str) -> None:
     from harness.models import gemini, openai_chat, vllm
-    from harness.models.sim_bayes import SimBayesBackend
     from harness.models.transformers_lm import TransformersBackend
+    from paradigms.agent.sim_bayes import SimBayesBackend
 
     _, rows = _table(printed)
     assert rows["sim"] == _cells(SimBayesBackend.capabilities)

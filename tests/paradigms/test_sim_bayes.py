@@ -3,21 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from harness.models.sim_bayes import CLIP_HIGH, CLIP_LOW, SimBayesBackend, SimBayesParams
-from harness.types import ChoiceRequest, Message, Prompt
+from harness.config import ModelSection
+from harness.errors import ConfigError, UserError
+from harness.types import ChoiceRequest, Message, Prompt, TurnFacts
+from paradigms.agent.sim_bayes import (
+    CLIP_HIGH,
+    CLIP_LOW,
+    PROVIDER,
+    SimBayesBackend,
+    SimBayesParams,
+)
+from paradigms.facts import AdviceFacts
 
 PROMPT = Prompt(messages=(Message("user", "q"),), answer_prefix="My answer is:", labels=("A", "B"))
 
 
+def _facts(stage: int, facts: dict[str, object]) -> AdviceFacts:
+    """The facts of a turn; the item is only what a test does not set (turn 2 ignores it)."""
+    return AdviceFacts.model_validate({"stage": stage, "item_id": "i", "correct": "A", **facts})
+
+
 def _ask(
-    agent: SimBayesBackend, stage: int, seed: int, **situation: object
+    agent: SimBayesBackend, stage: int, seed: int, **facts: object
 ) -> tuple[str, dict[str, float]]:
     request = ChoiceRequest(
-        trial_id="t", stage=stage, prompt=PROMPT, temperature=1.0, seed=seed, situation=situation
+        trial_id="t",
+        stage=stage,
+        prompt=PROMPT,
+        temperature=1.0,
+        seed=seed,
+        facts=_facts(stage, facts),
     )
     (response,) = asyncio.run(agent.answer([request]))
     assert (
@@ -113,16 +135,16 @@ def test_ideal_agent_is_the_bayesian_posterior_with_clipping() -> None:
 
 def test_noise_is_seeded_per_call() -> None:
     agent = SimBayesBackend(SimBayesParams(noise=0.5))
-    situation = dict(
+    facts = dict(
         initial_choice="A", initial_confidence=0.7, display="hidden", advice="neutral", accuracy=0.6
     )
-    first = _ask(agent, 2, 11, **situation)
-    assert _ask(agent, 2, 11, **situation) == first
-    assert _ask(agent, 2, 12, **situation)[1] != first[1]
+    first = _ask(agent, 2, 11, **facts)
+    assert _ask(agent, 2, 11, **facts) == first
+    assert _ask(agent, 2, 12, **facts)[1] != first[1]
 
 
 def test_clip_bounds_match_the_analysis() -> None:
-    from analysis import logodds
+    from analysis.engines import logodds
 
     assert (CLIP_LOW, CLIP_HIGH) == (logodds.CLIP_LOW, logodds.CLIP_HIGH)
 
@@ -197,10 +219,15 @@ PROMPT4 = Prompt(
 
 
 def _ask4(
-    agent: SimBayesBackend, stage: int, seed: int, **situation: object
+    agent: SimBayesBackend, stage: int, seed: int, **facts: object
 ) -> tuple[str, dict[str, float]]:
     request = ChoiceRequest(
-        trial_id="t", stage=stage, prompt=PROMPT4, temperature=1.0, seed=seed, situation=situation
+        trial_id="t",
+        stage=stage,
+        prompt=PROMPT4,
+        temperature=1.0,
+        seed=seed,
+        facts=_facts(stage, facts),
     )
     (response,) = asyncio.run(agent.answer([request]))
     assert response.choice is not None and response.readout is not None
@@ -255,7 +282,7 @@ def test_ideal_k_option_agent_reports_the_full_bayes_posterior(advice: str, advi
 
 
 def test_k_option_weights_scale_the_bayes_log_odds_shift() -> None:
-    from analysis.bayes import bayes_shift
+    from analysis.engines.bayes import bayes_shift
 
     agent = SimBayesBackend(
         SimBayesParams(choice_support=0.8, w_same=1.5, w_opposite=2.5, noise=0.0)
@@ -286,8 +313,8 @@ def test_the_agents_shift_is_the_analysis_bayes_shift() -> None:
     # The agent may not import the analysis: the two definitions are kept in step here.
     import numpy as np
 
-    from analysis.bayes import advised_share, bayes_shift, sequence_shifts
-    from harness.models import sim_bayes
+    from analysis.engines.bayes import advised_share, bayes_shift, sequence_shifts
+    from paradigms.agent import sim_bayes
 
     p = np.array([0.45, 0.3, 0.15, 0.1])
     for advice, advised, accuracy in (("same", 0, 0.6), ("opposite", 1, 0.9), ("opposite", 3, 1.0)):
@@ -357,16 +384,86 @@ def test_answer_wrong_frames_the_update_on_the_displayed_answer() -> None:
 
 
 def test_beta_noise_draws_q_around_its_mean_with_the_set_precision() -> None:
-    from harness.models.sim_bayes import SimBayesBackend as Agent
-    from harness.models.sim_bayes import SimBayesParams as Params
+    from paradigms.agent.sim_bayes import SimBayesBackend as Agent
+    from paradigms.agent.sim_bayes import SimBayesParams as Params
 
     agent = Agent(Params(beta_kappa=40.0))
-    situation = dict(
+    facts = dict(
         initial_choice="A", initial_confidence=0.8, display="hidden", advice="neutral", accuracy=0.6
     )
-    draws = [_ask(agent, 2, seed, **situation)[1]["A"] for seed in range(3000)]
+    draws = [_ask(agent, 2, seed, **facts)[1]["A"] for seed in range(3000)]
     mean = sum(draws) / len(draws)
     variance = sum((d - mean) ** 2 for d in draws) / len(draws)
     assert mean == pytest.approx(0.8, abs=0.01)
     # Beta(m k, (1 - m) k) has variance m (1 - m) / (k + 1).
     assert variance == pytest.approx(0.8 * 0.2 / 41, rel=0.1)
+
+
+# The stored runs and the provider -----------------------------------------------------------
+
+OLD_RUNS = Path(__file__).parents[1] / "fixtures" / "old_runs"
+
+
+@pytest.mark.parametrize("name", ["change-of-mind", "are-you-sure", "multi-advice"])
+def test_the_agent_answers_every_stored_call_of_an_old_run_exactly(name: str) -> None:
+    # The runs were made by the agent when it read an untyped situation dict; reading the
+    # typed facts parsed from that JSON must give every number back bit for bit.
+    config = tomllib.loads((OLD_RUNS / f"{name}.toml").read_text(encoding="utf-8"))
+    (model,) = config["models"]
+    agent = SimBayesBackend(SimBayesParams.model_validate(model["params"]))
+    lines = (OLD_RUNS / name / "calls.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    requests = [
+        ChoiceRequest(
+            trial_id=record["trial_id"],
+            stage=record["stage"],
+            prompt=Prompt(
+                tuple(Message(m["role"], m["content"]) for m in record["request"]["messages"]),
+                record["request"]["answer_prefix"],
+                tuple(record["request"]["labels"]),
+            ),
+            temperature=record["request"]["temperature"],
+            seed=record["request"]["seed"],
+            facts=AdviceFacts.model_validate(record["request"]["situation"]),
+        )
+        for record in records
+    ]
+    responses = asyncio.run(agent.answer(requests))
+    for record, response in zip(records, responses, strict=True):
+        assert response.choice == record["choice"], record["trial_id"]
+        assert response.raw == record["response"], record["trial_id"]
+        assert response.readout is not None
+        assert response.readout.to_json() == record["readout"], record["trial_id"]
+
+
+class _OtherFacts(TurnFacts):
+    round: int
+
+
+@pytest.mark.parametrize("facts", [None, _OtherFacts(round=1)])
+def test_a_turn_without_advice_facts_is_refused_in_one_line(facts: TurnFacts | None) -> None:
+    request = ChoiceRequest(
+        trial_id="t", stage=1, prompt=PROMPT, temperature=1.0, seed=0, facts=facts
+    )
+    with pytest.raises(UserError, match="advice protocols only") as raised:
+        asyncio.run(SimBayesBackend(SimBayesParams()).answer([request]))
+    assert "\n" not in str(raised.value)
+
+
+def _entry(**keys: object) -> ModelSection:
+    return ModelSection.model_validate({"id": "agent", "spec": "sim:bayes", **keys})
+
+
+def test_the_provider_checks_an_entry_and_builds_the_agent() -> None:
+    assert PROVIDER.name == "sim" and PROVIDER.capabilities == SimBayesBackend.capabilities
+    entry = _entry(params={"w_opposite": 2.5, "noise": 0.3})
+    PROVIDER.validate(entry)
+    backend = PROVIDER.create(entry)
+    assert isinstance(backend, SimBayesBackend)
+    assert backend.params == SimBayesParams(w_opposite=2.5, noise=0.3)
+    with pytest.raises(ConfigError, match=r"model 'agent' params: unknown key 'w_oposite'"):
+        PROVIDER.validate(_entry(params={"w_oposite": 2.5}))
+    with pytest.raises(ConfigError, match="'noise'"):
+        PROVIDER.validate(_entry(params={"noise": -1.0}))
+    with pytest.raises(ConfigError, match="unknown simulated agent 'sim:frequentist'"):
+        PROVIDER.validate(_entry(spec="sim:frequentist"))

@@ -1,8 +1,10 @@
 """`sim:bayes`: a simulated participant with known parameters (docs/design.md, "The simulated
 agent").
 
-It reads the structured `situation` of each request rather than the prompt text. All of its
-arithmetic is on the log-odds of the initially chosen option:
+It answers the advice protocols (`change-of-mind`, `are-you-sure`, `multi-advice`): it reads
+the typed facts their prompts carry (`paradigms.facts.AdviceFacts`, the request's `facts`)
+rather than the prompt text, and refuses, in one line, a request whose turn states no such
+facts. All of its arithmetic is on the log-odds of the initially chosen option:
 - stage 1: the item has a latent log-odds d ~ Normal(mu, sigma) for the correct option,
   seeded by the item id; the answer is sampled from sigmoid(d); its confidence c is the
   probability of the sampled answer.
@@ -30,11 +32,11 @@ bit for bit):
   over the other alternatives exactly as the evidence says, and the agent's biases act only
   on how much it keeps for option i. The ideal agent's whole stage-2 distribution is then the
   Bayes posterior.
-- a sequence of advisors (situation key `advisors`, the `multi-advice` protocol) adds one
+- a sequence of advisors (the facts' `advisors`, the `multi-advice` protocol) adds one
   weighted term per advisor, w_type(k) Delta_k, with Delta_k the ideal observer's shift after
   the advisors before it; for K = 2 that is sum_k +-w logit(a_k), the Bayes log-odds sum.
 - the option i is the stage-1 answer, or the answer displayed as the agent's own
-  (situation key `displayed`, e.g. the `answer-wrong` control); choice support applies to
+  (the facts' `displayed`, e.g. the `answer-wrong` control); choice support applies to
   every display that presents an answer as the agent's own: shown, answer-wrong, in-context.
 
 Miscalibrated readout (`tau`): the option logits the agent *reports* are its true ones times
@@ -58,6 +60,10 @@ The arithmetic is written once, vectorised (`stage1_probability`, `followup_logo
 `report`): `answer` applies it to a batch of requests with their per-request random draws,
 and `simulate` applies it to whole item x condition blocks for power analysis, so both paths
 run the same agent.
+
+It lives with the protocols, not the engine, because it speaks their language (displays,
+advice, accuracies); mindshift finds it as the provider `PROVIDER` of the `sim:` specs,
+registered under the entry-point group `mindshift.backends`.
 """
 
 from __future__ import annotations
@@ -69,13 +75,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import special
 
+from harness.config import ModelSection, describe_validation_error
+from harness.errors import ConfigError, UserError
 from harness.models.base import Capabilities, ModelBackend
+from harness.models.provider import RETRY_KEYS, NoSettings, Provider, entry_settings
 from harness.readout import readout_from_masses
 from harness.trial_ids import seed_from_id
 from harness.types import ChoiceRequest, ChoiceResponse, JsonValue
+from paradigms.facts import OWN_DISPLAYS, AdviceFacts
 
 CLIP_LOW = 0.01
 CLIP_HIGH = 0.99
@@ -207,26 +217,20 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-OWN_DISPLAYS = ("shown", "answer-wrong", "in-context")
-"""Displays that present an answer as the agent's own: the ones with choice support."""
-
-Advisor = tuple[str, float, JsonValue]
+Advice = tuple[str, float, str | None]
 """(advice type, stated accuracy, advised label or None)."""
 
 
-def _advisors(situation: dict[str, JsonValue]) -> list[Advisor]:
-    """The advice of a stage-2 situation: one advisor, or the `advisors` of a sequence."""
-    sequence = situation.get("advisors")
-    if sequence is None:
-        accuracy = situation.get("accuracy")
-        return [
-            (
-                str(situation["advice"]),
-                float(accuracy) if accuracy is not None else 0.5,
-                situation.get("advised"),
-            )
-        ]
-    return [(str(one["advice"]), float(one["accuracy"]), one.get("advised")) for one in sequence]
+def _advice_of(facts: AdviceFacts) -> list[Advice]:
+    """The advice of a later turn: its one advisor, or its sequence of `advisors`.
+
+    One advisor of no stated direction counts as neutral and one of no stated accuracy as
+    uninformative (0.5): neither moves the agent.
+    """
+    if facts.advisors is None:
+        accuracy = facts.accuracy if facts.accuracy is not None else 0.5
+        return [(facts.advice or "neutral", float(accuracy), facts.advised)]
+    return [(one.advice, float(one.accuracy), one.advised) for one in facts.advisors]
 
 
 def report_many(p_true: npt.ArrayLike, tau: float) -> FloatArray:
@@ -335,19 +339,26 @@ class SimBayesBackend(ModelBackend):
         return [self._answer_one(request) for request in requests]
 
     def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
-        situation = request.situation
+        facts = request.facts
+        if not isinstance(facts, AdviceFacts):
+            # Every call of such a run would fail alike: stop it, saying why, in one line.
+            stated = "no facts" if facts is None else f"{type(facts).__name__} facts"
+            raise UserError(
+                "sim:bayes answers the advice protocols only (change-of-mind, are-you-sure, "
+                f"multi-advice), whose prompts state AdviceFacts; this turn states {stated}"
+            )
         labels = request.prompt.labels
         rng = np.random.default_rng(request.seed)
         if request.stage == 1:
-            return self._stage1(situation, labels, rng)
-        return self._stage2(situation, labels, rng)
+            return self._stage1(facts, labels, rng)
+        return self._stage2(facts, labels, rng)
 
     def _stage1(
-        self, situation: dict[str, JsonValue], labels: Sequence[str], rng: np.random.Generator
+        self, facts: AdviceFacts, labels: Sequence[str], rng: np.random.Generator
     ) -> ChoiceResponse:
         tau = self.params.tau
-        correct = str(situation["correct"])
-        latent = self._item_latent(str(situation["item_id"]))
+        correct = facts.correct
+        latent = self._item_latent(facts.item_id)
         p_correct = float(stage1_probability(latent))
         raw: dict[str, JsonValue] = {"latent_logodds": latent}
         if len(labels) == 2:
@@ -370,22 +381,23 @@ class SimBayesBackend(ModelBackend):
         )
 
     def _stage2(
-        self, situation: dict[str, JsonValue], labels: Sequence[str], rng: np.random.Generator
+        self, facts: AdviceFacts, labels: Sequence[str], rng: np.random.Generator
     ) -> ChoiceResponse:
         tau = self.params.tau
-        initial = str(situation["initial_choice"])
-        displayed = situation.get("displayed")
+        initial = facts.initial_choice
+        if initial is None:
+            raise ValueError("sim:bayes: a later turn's facts must state the initial_choice")
         # The option the trial is framed on: the answer displayed as the agent's own (which
         # the answer-wrong control makes differ from the stage-1 answer), else the stage-1 one.
-        reference = str(displayed) if displayed is not None else initial
+        reference = facts.displayed if facts.displayed is not None else initial
         if reference not in labels:
             raise ValueError(f"sim:bayes: {reference!r} is not an option")
-        shown = str(situation.get("display")) in OWN_DISPLAYS
-        advisors = _advisors(situation)
+        shown = facts.display in OWN_DISPLAYS
+        advisors = _advice_of(facts)
         noise_draw = float(rng.standard_normal())
-        true = self._true_initial(situation, labels, reference, initial)
+        true = self._true_initial(facts, labels, reference, initial)
         ref = labels.index(reference)
-        if len(labels) == 2 and "advisors" not in situation:
+        if len(labels) == 2 and facts.advisors is None:
             kind, accuracy, _ = advisors[0]
             logodds = float(
                 followup_logodds(
@@ -399,7 +411,7 @@ class SimBayesBackend(ModelBackend):
             )
         else:
             indexed = [
-                (kind, accuracy, None if advised is None else labels.index(str(advised)))
+                (kind, accuracy, None if advised is None else labels.index(advised))
                 for kind, accuracy, advised in advisors
             ]
             shifts = sequence_shifts(true, ref, indexed)
@@ -451,28 +463,29 @@ class SimBayesBackend(ModelBackend):
 
     def _true_initial(
         self,
-        situation: dict[str, JsonValue],
+        facts: AdviceFacts,
         labels: Sequence[str],
         reference: str,
         initial: str,
     ) -> FloatArray:
         """The agent's true stage-1 distribution (label order), from what it reported."""
         tau = self.params.tau
-        probs = situation.get("initial_probs")
+        probs = facts.initial_probs
+        confidence = facts.initial_confidence
         if len(labels) == 2:
             # The two-option path reads the one confidence, exactly as it always has.
-            if reference == initial and situation.get("initial_confidence") is not None:
-                reported = float(situation["initial_confidence"])
-            elif isinstance(probs, dict) and probs.get(reference) is not None:
+            if reference == initial and confidence is not None:
+                reported = float(confidence)
+            elif probs is not None and probs.get(reference) is not None:
                 reported = float(probs[reference])
-            elif situation.get("initial_confidence") is not None:
-                reported = 1.0 - float(situation["initial_confidence"])
+            elif confidence is not None:
+                reported = 1.0 - float(confidence)
             else:
                 raise ValueError("sim:bayes needs the stage-1 confidence")
             c = float(unreport(reported, tau))
             ref = labels.index(reference)
             return np.array([c, 1.0 - c] if ref == 0 else [1.0 - c, c], dtype=np.float64)
-        if not isinstance(probs, dict) or any(probs.get(label) is None for label in labels):
+        if probs is None or any(probs.get(label) is None for label in labels):
             raise ValueError("sim:bayes needs the stage-1 option probabilities (initial_probs)")
         reported_many = np.array([float(probs[label]) for label in labels], dtype=np.float64)
         return report_many(reported_many, 1.0 / tau)
@@ -525,3 +538,37 @@ class SimBayesBackend(ModelBackend):
             final_prob_initial=report(q, p.tau),
             changed_mind=np.asarray(~stays, dtype=np.bool_),
         )
+
+
+def _params(model: ModelSection) -> SimBayesParams:
+    try:
+        return SimBayesParams.model_validate(model.params)
+    except ValidationError as error:
+        raise ConfigError(
+            f"model '{model.id}' params: {describe_validation_error(error)}"
+        ) from None
+
+
+def _validate(model: ModelSection) -> None:
+    entry_settings(model, NoSettings)  # the agent takes no key beyond the common ones
+    if model.spec != "sim:bayes":
+        raise ConfigError(
+            f"model '{model.id}': unknown simulated agent {model.spec!r} (known: sim:bayes)"
+        )
+    _params(model)
+
+
+def _create(model: ModelSection) -> ModelBackend:
+    return SimBayesBackend(_params(model))
+
+
+PROVIDER = Provider(
+    "sim",
+    "sim:bayes - simulated Bayesian-update agent with known parameters (no model)",
+    SimBayesBackend.capabilities,
+    _validate,
+    _create,
+    unusable_common_keys=RETRY_KEYS,  # its calls never fail transiently
+)
+"""The `sim` provider, registered under the entry-point group `mindshift.backends`
+(pyproject.toml: `sim = "paradigms.agent.sim_bayes:PROVIDER"`)."""
