@@ -7,10 +7,11 @@ to `PARADIGMS` (docs/protocols.md walks through one). No file under `harness/` c
 from harness.paradigm import Paradigm
 from paradigms.are_you_sure import AreYouSure
 from paradigms.change_of_mind import ChangeOfMind
+from paradigms.flip_flop import FlipFlop
 from paradigms.multi_advice import MultiAdvice
 
 PARADIGMS: dict[str, type[Paradigm]] = {
-    paradigm.name: paradigm for paradigm in (ChangeOfMind, AreYouSure, MultiAdvice)
+    paradigm.name: paradigm for paradigm in (ChangeOfMind, AreYouSure, MultiAdvice, FlipFlop)
 }
 
-__all__ = ["PARADIGMS", "AreYouSure", "ChangeOfMind", "MultiAdvice"]
+__all__ = ["PARADIGMS", "AreYouSure", "ChangeOfMind", "FlipFlop", "MultiAdvice"]
