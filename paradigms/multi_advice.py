@@ -3,9 +3,10 @@ stated accuracy and direction (relative to its own answer), and answers again.
 
 A sequence is written as steps "advice@accuracy", e.g. ["same@0.7", "opposite@0.9"]; each is
 one condition (per display). The ideal observer adds the advisors' log-odds shifts
-(`analysis.sequences`); the facts (`AdviceFacts`) list them as `advisors` for `sim:bayes`,
-and the trials table carries them as JSON text (`AdviceColumns.advisors`). An opposite
-advisor names one of the other options, uniformly and seeded per item, condition and step.
+(`analysis.measures.sequences`); the facts (`AdviceFacts`) list them as `advisors` for
+`sim:bayes`, and the trials table carries them as JSON text (`AdviceColumns.advisors`). An
+opposite advisor names one of the other options, uniformly and seeded per item, condition
+and step.
 """
 
 from __future__ import annotations

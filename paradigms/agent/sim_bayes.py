@@ -19,10 +19,10 @@ bit for bit):
   p(correct) = sigmoid(d), and the rest, 1 - sigmoid(d), is spread evenly over the K - 1
   wrong options (the agent knows something or nothing; it has no favourite foil).
 - stage 2: logit(q) = logit(c) + choice_support [own answer shown] + w_same Delta [same]
-  + w_opposite Delta [opposite] + Normal(0, noise), where Delta is the ideal observer's log-odds
-  shift of the option i the trial is framed on (`analysis.bayes`: an advisor of accuracy a
-  recommends r; it is wrong with probability 1 - a and then picks uniformly among the K - 1
-  other options): Delta = logit(a) + log(K - 1) for same advice, and
+  + w_opposite Delta [opposite] + Normal(0, noise), where Delta is the ideal observer's
+  log-odds shift of the option i the trial is framed on (`analysis.engines.bayes`: an advisor
+  of accuracy a recommends r; it is wrong with probability 1 - a and then picks uniformly
+  among the K - 1 other options): Delta = logit(a) + log(K - 1) for same advice, and
   log((1 - a)/(K - 1)) - log(w a + (1 - w)(1 - a)/(K - 1)) for opposite advice, with
   w = p_r / (1 - p_i). For K = 2 Delta = +-logit(a), so the weights keep their meaning.
 - the remaining 1 - q goes to the other options in proportion to the ideal observer's
@@ -90,7 +90,7 @@ from paradigms.facts import OWN_DISPLAYS, AdviceFacts
 CLIP_LOW = 0.01
 CLIP_HIGH = 0.99
 """Accuracies and confidences are clipped to this range before any logit. The analysis clips
-the same way (`analysis.logodds`); a test keeps the two in step."""
+the same way (`analysis.engines.logodds`); a test keeps the two in step."""
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -248,8 +248,8 @@ def bayes_shift(
 ) -> float:
     """The ideal observer's log-odds shift of option `reference` by one advisor.
 
-    The same definition as `analysis.bayes.bayes_shift` (a test keeps the two in step): the
-    harness's agent may not import the analysis, and the analysis reads files only.
+    The same definition as `analysis.engines.bayes.bayes_shift` (a test keeps the two in
+    step): `paradigms` may not import the analysis, and the analysis reads files only.
     """
     k = len(probs)
     a = float(np.clip(accuracy, CLIP_LOW, CLIP_HIGH))

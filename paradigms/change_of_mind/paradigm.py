@@ -16,7 +16,7 @@ model's answer as its own assistant turn, then the advice).
 K options: `same` advice recommends the framed answer; `opposite` advice recommends one of the
 K - 1 other options, chosen uniformly and deterministically (seeded by the experiment seed, the
 item id and the condition) — for two options, the other one. That is the advisor the K-option
-Bayes baseline assumes (`analysis.bayes`).
+Bayes baseline assumes (`analysis.engines.bayes`).
 
 The stage-2 facts (`paradigms.facts.AdviceFacts`, read by `sim:bayes` and stored with every
 call) carry the display, advice, accuracy, the advised label, the stage-1 choice, confidence
