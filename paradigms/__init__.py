@@ -9,9 +9,11 @@ from paradigms.are_you_sure import AreYouSure
 from paradigms.change_of_mind import ChangeOfMind
 from paradigms.flip_flop import FlipFlop
 from paradigms.multi_advice import MultiAdvice
+from paradigms.sequential_advice import SequentialAdvice
 
 PARADIGMS: dict[str, type[Paradigm]] = {
-    paradigm.name: paradigm for paradigm in (ChangeOfMind, AreYouSure, MultiAdvice, FlipFlop)
+    paradigm.name: paradigm
+    for paradigm in (ChangeOfMind, AreYouSure, MultiAdvice, FlipFlop, SequentialAdvice)
 }
 
-__all__ = ["PARADIGMS", "AreYouSure", "ChangeOfMind", "FlipFlop", "MultiAdvice"]
+__all__ = ["PARADIGMS", "AreYouSure", "ChangeOfMind", "FlipFlop", "MultiAdvice", "SequentialAdvice"]
