@@ -159,6 +159,6 @@ def estimate_run(
             output_tokens=math.ceil(estimate.output_tokens),
         )
         batched = batch and model.spec.startswith(BATCH_PROVIDERS)
-        estimate.cost = table.cost(model.spec, usage.to_json(), batch=batched)
+        estimate.cost = table.cost(model.spec, usage, batch=batched)
         estimates.append(estimate)
     return estimates

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.config import describe_validation_error
 from harness.errors import ConfigError
+from harness.record import CallRecord
+from harness.types import Usage
 
 PRICES_ENV = "MINDSHIFT_PRICES"
 SHIPPED_TABLE = "prices.toml"
@@ -71,28 +72,23 @@ class PriceTable(_Strict):
             return None
         return self.models[max(matches, key=len)]
 
-    def cost(self, spec: str, usage: Mapping[str, Any], *, batch: bool = False) -> float | None:
-        """Cost of one call's usage (a `Usage.to_json()` dict); None when unpriced."""
+    def cost(self, spec: str, usage: Usage, *, batch: bool = False) -> float | None:
+        """Cost of one call's usage; None when unpriced."""
         price = self.price_of(spec)
         if price is None:
             return None
-        inputs = _count(usage, "input_tokens")
-        cached = min(_count(usage, "cached_tokens"), inputs)
+        inputs = usage.input_tokens
+        cached = min(usage.cached_tokens, inputs)
         cached_price = price.input if price.cached_input is None else price.cached_input
         total = (
             (inputs - cached) * price.input
             + cached * cached_price
-            + _count(usage, "output_tokens") * price.output
+            + usage.output_tokens * price.output
         ) / PER
         if batch:
             discount = price.batch_discount or self.defaults.batch_discount
             total *= discount
         return total
-
-
-def _count(usage: Mapping[str, Any], key: str) -> int:
-    value = usage.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def load_price_table(
@@ -140,17 +136,17 @@ class CostLine:
     retired: int = 0
     """Records of earlier failed outcomes (failures.jsonl) whose usage is counted too."""
 
-    def add(self, record: Mapping[str, Any], table: PriceTable, *, retired: bool = False) -> None:
-        usage = record.get("usage") or {}
-        batch = record.get("batch_id") is not None
+    def add(self, record: CallRecord, table: PriceTable, *, retired: bool = False) -> None:
+        usage = record.usage
+        batch = record.batch_id is not None
         self.calls += 0 if retired else 1
         self.retired += 1 if retired else 0
-        self.failed += 1 if record.get("error") is not None and not retired else 0
+        self.failed += 1 if record.error is not None and not retired else 0
         self.batched += 1 if batch else 0
-        self.input_tokens += _count(usage, "input_tokens")
-        self.cached_tokens += _count(usage, "cached_tokens")
-        self.output_tokens += _count(usage, "output_tokens")
-        self.reasoning_tokens += _count(usage, "reasoning_tokens")
+        self.input_tokens += usage.input_tokens
+        self.cached_tokens += usage.cached_tokens
+        self.output_tokens += usage.output_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
         cost = table.cost(self.spec, usage, batch=batch)
         self.cost = None if cost is None or self.cost is None else self.cost + cost
 
@@ -169,18 +165,15 @@ class CostReport:
 
 
 def cost_of_records(
-    records: Iterable[Mapping[str, Any]],
-    table: PriceTable,
-    retired: Iterable[Mapping[str, Any]] = (),
+    records: Iterable[CallRecord], table: PriceTable, retired: Iterable[CallRecord] = ()
 ) -> CostReport:
     """Usage and cost by model of stored records (calls.jsonl) and of retired failures
     (failures.jsonl), which were billed too when they carry usage."""
     report = CostReport(table)
     for source, is_retired in ((records, False), (retired, True)):
         for record in source:
-            model = str(record.get("model", "?"))
-            line = report.lines.get(model)
+            line = report.lines.get(record.model)
             if line is None:
-                line = report.lines[model] = CostLine(model, str(record.get("spec", "?")))
+                line = report.lines[record.model] = CostLine(record.model, record.spec or "?")
             line.add(record, table, retired=is_retired)
     return report

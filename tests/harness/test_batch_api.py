@@ -15,12 +15,15 @@ import httpx2
 import pytest
 
 from harness.batch_log import BatchLog
-from harness.config import ModelSection, parse_config
+from harness.config import parse_config
 from harness.errors import UserError
 from harness.experiment import execute, prepare
 from harness.models import gemini, openai_chat
+from harness.models.base import ModelRef
 from harness.models.gemini import GeminiBackend
+from harness.models.gemini_settings import GeminiSettings
 from harness.models.openai_chat import OpenAIChatBackend
+from harness.models.openai_settings import OpenAISettings
 from harness.runner import RunReport
 from paradigms import PARADIGMS
 from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
@@ -72,9 +75,9 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     service = FakeOpenAI()
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
 
-    def create(model: ModelSection) -> OpenAIChatBackend:
+    def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
-        return OpenAIChatBackend(openai_chat.settings_of(model), http_client=client)
+        return OpenAIChatBackend(model, settings, http_client=client)
 
     monkeypatch.setattr(openai_chat, "create", create)
     return service
@@ -194,9 +197,9 @@ def fake_gemini(monkeypatch: pytest.MonkeyPatch) -> FakeGemini:
     service = FakeGemini()
     monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
 
-    def create(model: ModelSection) -> GeminiBackend:
+    def create(model: ModelRef, settings: GeminiSettings) -> GeminiBackend:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
-        return GeminiBackend(gemini.settings_of(model), http_client=client)
+        return GeminiBackend(model, settings, http_client=client)
 
     monkeypatch.setattr(gemini, "create", create)
     return service

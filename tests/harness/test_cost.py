@@ -10,7 +10,9 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.pricing import PRICES_ENV, cost_of_records, load_price_table
+from harness.record import CallRecord, read_call_records
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
+from harness.types import Item, Usage
 from mindshift.cli import main
 
 KEY = "sk-cost-test-key-777"
@@ -40,7 +42,7 @@ def test_the_shipped_table_prices_specs_by_the_most_specific_pattern() -> None:
     assert table.price_of("openai:gpt-4o-2024-08-06") == table.models["openai:gpt-4o*"]
     assert table.price_of("openai:gpt-4o-mini") == table.models["openai:gpt-4o-mini*"]
     assert table.price_of("openai:some-future-model") is None
-    usage = {"input_tokens": 1_000_000, "cached_tokens": 200_000, "output_tokens": 100_000}
+    usage = Usage(input_tokens=1_000_000, cached_tokens=200_000, output_tokens=100_000)
     # 800k uncached at 2.50 + 200k cached at 1.25 + 100k output at 10.00 (per million)
     assert table.cost("openai:gpt-4o", usage) == pytest.approx(2.0 + 0.25 + 1.0)
     assert table.cost("openai:gpt-4o", usage, batch=True) == pytest.approx(3.25 / 2)
@@ -55,7 +57,7 @@ def test_a_users_table_replaces_the_shipped_one(tmp_path: Path) -> None:
     )
     table = load_price_table(environ={PRICES_ENV: str(path)})
     assert table.version == "mine-1" and table.source == str(path)
-    assert table.cost("openai:x", {"input_tokens": 10**6, "output_tokens": 10**6}) == 3.0
+    assert table.cost("openai:x", Usage(input_tokens=10**6, output_tokens=10**6)) == 3.0
     path.write_text('version = "x"\n[models]\n"a:*" = { input = 1.0 }\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"missing key 'models\.a:\*\.output'"):
         load_price_table(path)
@@ -71,20 +73,18 @@ def test_cost_of_a_run_counts_every_call_and_retired_failure(
     run_dir = tmp_path / "run"
     assert main(["run", str(config), "--out", str(run_dir)]) == 0
     assert main(["run", str(config), "--out", str(run_dir)]) == 0  # retries the failures
-    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
-    retired = [json.loads(line) for line in (run_dir / "failures.jsonl").read_text().splitlines()]
-    gpt_calls = [r for r in calls if r["model"] == "gpt" and r["attempts"]]
-    assert all(r["usage"]["input_tokens"] > 0 for r in gpt_calls)  # usage logged per call
+    calls = list(read_call_records(run_dir / "calls.jsonl"))
+    retired = list(read_call_records(run_dir / "failures.jsonl"))
+    gpt_calls = [r for r in calls if r.model == "gpt" and r.attempts]
+    assert all(r.usage.input_tokens > 0 for r in gpt_calls)  # usage logged per call
     table = load_price_table(environ={})
     report = cost_of_records(calls, table, retired)
     gpt = report.lines["gpt"]
-    tokens_in = sum(r["usage"]["input_tokens"] for r in calls + retired if r["model"] == "gpt")
+    tokens_in = sum(r.usage.input_tokens for r in calls + retired if r.model == "gpt")
     assert gpt.input_tokens == tokens_in
-    assert gpt.retired == sum(r["model"] == "gpt" for r in retired) > 0
+    assert gpt.retired == sum(r.model == "gpt" for r in retired) > 0
     assert gpt.cost == pytest.approx(
-        sum(
-            table.cost(r["spec"], r["usage"]) or 0.0 for r in calls + retired if r["model"] == "gpt"
-        )
+        sum(table.cost(r.spec or "", r.usage) or 0.0 for r in calls + retired if r.model == "gpt")
     )
     assert report.lines["sim"].cost == 0.0
 
@@ -97,7 +97,17 @@ def test_cost_of_a_run_counts_every_call_and_retired_failure(
 
 def test_an_unpriced_model_has_an_unknown_cost_not_zero() -> None:
     table = load_price_table(environ={})
-    record = {"model": "x", "spec": "openai:unlisted", "usage": {"input_tokens": 5}}
+    item = Item("i", "Which?", ("A", "B"), ("yes", "no"), "A")
+    record = CallRecord(
+        trial_id="t",
+        stage=1,
+        model="x",
+        item=item,
+        condition="c",
+        repeat=0,
+        spec="openai:unlisted",
+        usage=Usage(input_tokens=5),
+    )
     report = cost_of_records([record], table)
     assert report.lines["x"].cost is None and report.total is None
 

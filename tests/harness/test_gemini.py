@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ import pytest
 from harness.concurrency import AdaptiveLimiter
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
-from harness.models import gemini
-from harness.models.gemini import GeminiBackend, settings_of
-from harness.models.registry import GEMINI_CAPABILITIES, PROVIDERS, validate_model
+from harness.models import gemini, gemini_settings
+from harness.models.base import ModelRef
+from harness.models.gemini import GeminiBackend
+from harness.models.gemini_settings import GeminiSettings
+from harness.models.provider import entry_settings, model_ref
+from harness.models.registry import PROVIDERS, validate_model
 from harness.retry import CallRetrier, RetryPolicy
 from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
 from mindshift.cli import main
@@ -107,7 +111,9 @@ def section(spec: str = "gemini:gemini-2.5-flash", **keys: Any) -> ModelSection:
 def make_backend(recorder: Recorder, **keys: Any) -> GeminiBackend:
     spec = keys.pop("spec", "gemini:gemini-2.5-flash")
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(recorder))
-    return GeminiBackend(settings_of(section(spec, **keys)), http_client=client, environ=ENV)
+    model = section(spec, **keys)
+    settings = entry_settings(model, GeminiSettings)
+    return GeminiBackend(model_ref(model), settings, http_client=client, environ=ENV)
 
 
 def ask(backend: GeminiBackend, *requests: ChoiceRequest) -> list[ChoiceResponse]:
@@ -436,7 +442,7 @@ def test_choice_only_preflight_asks_for_no_logprobs() -> None:
 )
 def test_unusable_settings_are_config_errors(keys: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
-        settings_of(section(**keys))
+        validate_model(section(**keys))
 
 
 def test_missing_key_names_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -448,11 +454,16 @@ def test_missing_key_names_both_variables(monkeypatch: pytest.MonkeyPatch) -> No
     validate_model(section())
 
 
-def test_capability_table_matches_the_backend() -> None:
-    assert PROVIDERS["gemini"].capabilities == GEMINI_CAPABILITIES
-    assert gemini.CAPABILITIES.top_k_limit == GEMINI_CAPABILITIES.top_k_limit
-    assert gemini.CAPABILITIES.prefill == GEMINI_CAPABILITIES.prefill
-    assert gemini.CHOICE_ONLY_CAPABILITIES.choice_only == GEMINI_CAPABILITIES.choice_only
+def test_the_registry_and_the_backend_share_one_capability_declaration() -> None:
+    assert PROVIDERS["gemini"].capabilities is gemini_settings.OFFERED
+    assert replace(gemini_settings.CAPABILITIES, choice_only=True) == gemini_settings.OFFERED
+    for keys, expected in (
+        ({}, gemini_settings.CAPABILITIES),
+        ({"choice_only": True}, gemini_settings.CHOICE_ONLY_CAPABILITIES),
+    ):
+        backend = make_backend(Recorder(ok({})), **keys)
+        assert backend.capabilities is expected
+        asyncio.run(backend.aclose())
 
 
 # ---------------------------------------------------------------- a whole run
@@ -465,9 +476,9 @@ def test_a_run_through_gemini(
     top = [("B", math.log(0.6)), ("A", math.log(0.4))]
     recorder = Recorder(ok(generated([("B", math.log(0.6), top)])))
 
-    def create(model: ModelSection) -> GeminiBackend:
+    def create(model: ModelRef, settings: GeminiSettings) -> GeminiBackend:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(recorder))
-        return GeminiBackend(settings_of(model), http_client=client)
+        return GeminiBackend(model, settings, http_client=client)
 
     monkeypatch.setattr(gemini, "create", create)
     config = write_config(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ import pytest
 from harness.concurrency import AdaptiveLimiter
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
-from harness.models import openai_chat
-from harness.models.openai_chat import OpenAIChatBackend, settings_of
-from harness.models.registry import OPENAI_CAPABILITIES, PROVIDERS, validate_model
+from harness.models import openai_chat, openai_settings
+from harness.models.base import ModelRef
+from harness.models.openai_chat import OpenAIChatBackend
+from harness.models.openai_settings import OpenAISettings, check_model_name
+from harness.models.provider import entry_settings, model_ref
+from harness.models.registry import PROVIDERS, validate_model
 from harness.retry import CallRetrier, RetryPolicy
 from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
 from mindshift.cli import main
@@ -111,7 +115,9 @@ def section(spec: str = "openai:gpt-4o", **keys: Any) -> ModelSection:
 def make_backend(recorder: Recorder, **keys: Any) -> OpenAIChatBackend:
     spec = keys.pop("spec", "openai:gpt-4o")
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(recorder))
-    return OpenAIChatBackend(settings_of(section(spec, **keys)), http_client=client, environ=ENV)
+    model = section(spec, **keys)
+    settings = entry_settings(model, OpenAISettings)
+    return OpenAIChatBackend(model_ref(model), settings, http_client=client, environ=ENV)
 
 
 def ask(backend: OpenAIChatBackend, *requests: ChoiceRequest) -> list[ChoiceResponse]:
@@ -370,9 +376,10 @@ def test_revoked_key_stops_the_run() -> None:
 def test_reasoning_model_without_choice_only_is_a_config_error() -> None:
     for name in ("o1-preview", "o3", "o4-mini", "gpt-5", "gpt-5-mini"):
         with pytest.raises(ConfigError, match="choice_only = true"):
-            settings_of(section(f"openai:{name}"))
-    assert not settings_of(section("openai:gpt-5-chat-latest")).choice_only
-    assert not settings_of(section("openai:gpt-4o")).choice_only
+            validate_model(section(f"openai:{name}"))
+    assert check_model_name("gpt-5-chat-latest", OpenAISettings()) is None
+    assert check_model_name("gpt-4o", OpenAISettings()) is None
+    assert check_model_name("o3", OpenAISettings(choice_only=True)) is None
 
 
 def test_choice_only_payload_and_parsed_choices() -> None:
@@ -465,7 +472,7 @@ def test_preflight_reports_a_wrong_model_name() -> None:
 )
 def test_unusable_settings_are_config_errors(keys: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
-        settings_of(section(**keys))
+        validate_model(section(**keys))
 
 
 def test_missing_key_is_a_config_error_naming_the_variable(
@@ -478,15 +485,23 @@ def test_missing_key_is_a_config_error_naming_the_variable(
     validate_model(section(api_key_env="MY_KEY"))
 
 
-def test_capability_table_matches_the_backend() -> None:
-    assert PROVIDERS["openai"].capabilities == OPENAI_CAPABILITIES
-    logprob_mode = openai_chat.CAPABILITIES
-    assert (logprob_mode.logprobs, logprob_mode.top_k_limit, logprob_mode.prefill) == (
-        OPENAI_CAPABILITIES.logprobs,
-        OPENAI_CAPABILITIES.top_k_limit,
-        OPENAI_CAPABILITIES.prefill,
-    )
-    assert openai_chat.CHOICE_ONLY_CAPABILITIES.choice_only == OPENAI_CAPABILITIES.choice_only
+def test_the_registry_and_the_backend_share_one_capability_declaration() -> None:
+    assert PROVIDERS["openai"].capabilities is openai_settings.OFFERED
+    assert replace(openai_settings.CAPABILITIES, choice_only=True) == openai_settings.OFFERED
+    for keys, expected in (
+        ({}, openai_settings.CAPABILITIES),
+        ({"choice_only": True}, openai_settings.CHOICE_ONLY_CAPABILITIES),
+    ):
+        backend = make_backend(Recorder(ok({})), **keys)
+        assert backend.capabilities is expected
+        asyncio.run(backend.aclose())
+
+
+def test_a_mistyped_key_is_named_with_the_likely_one() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'top_logprob' \(did you mean 'top_logprobs'"
+    ):
+        validate_model(section(top_logprob=5))
 
 
 # ---------------------------------------------------------------- a whole run
@@ -515,9 +530,9 @@ def scripted_openai(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     recorder = Recorder(scripted_api)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
-    def create(model: ModelSection) -> OpenAIChatBackend:
+    def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(recorder))
-        return OpenAIChatBackend(settings_of(model), http_client=client)
+        return OpenAIChatBackend(model, settings, http_client=client)
 
     monkeypatch.setattr(openai_chat, "create", create)
     return recorder
@@ -562,9 +577,9 @@ def test_a_preflight_failure_stops_the_run_before_any_trial(
     rejected = httpx2.Response(400, json={"error": {"message": "logprobs are not supported"}})
     recorder = Recorder(rejected)
 
-    def create(model: ModelSection) -> OpenAIChatBackend:
+    def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(recorder))
-        return OpenAIChatBackend(settings_of(model), http_client=client)
+        return OpenAIChatBackend(model, settings, http_client=client)
 
     monkeypatch.setattr(openai_chat, "create", create)
     config = write_config(run_config('[[models]]\nid = "x"\nspec = "openai:new-model"\n'))

@@ -17,10 +17,12 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from harness.config import ModelSection
 from harness.models import gemini, openai_chat
+from harness.models.base import ModelRef
 from harness.models.gemini import GeminiBackend
+from harness.models.gemini_settings import GeminiSettings
 from harness.models.openai_chat import OpenAIChatBackend
+from harness.models.openai_settings import OpenAISettings
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
 from mindshift.cli import main
 from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
@@ -101,9 +103,9 @@ def test_keys_never_reach_a_file_a_log_or_the_terminal(
     fake = FakeGemini()
     gemini_seen = Recording(fake)
 
-    def create(model: ModelSection) -> GeminiBackend:
+    def create(model: ModelRef, settings: GeminiSettings) -> GeminiBackend:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(gemini_seen))
-        return GeminiBackend(gemini.settings_of(model), http_client=client)
+        return GeminiBackend(model, settings, http_client=client)
 
     monkeypatch.setattr(gemini, "create", create)
     common = "timeout_s = 0.3\nretry_backoff_s = 0.01\n"
@@ -125,9 +127,9 @@ def test_keys_never_reach_a_file_a_log_or_the_terminal(
     batches = FakeOpenAI()
     batch_seen = Recording(batches)
 
-    def create_openai(model: ModelSection) -> OpenAIChatBackend:
+    def create_openai(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(batch_seen))
-        return OpenAIChatBackend(openai_chat.settings_of(model), http_client=client)
+        return OpenAIChatBackend(model, settings, http_client=client)
 
     monkeypatch.setattr(openai_chat, "create", create_openai)
     batch_dir = tmp_path / "batch-run"

@@ -17,12 +17,14 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.config import ModelSection, VllmServeSection, parse_config
+from harness.config import ModelSection, parse_config
 from harness.errors import ConfigError, UserError
-from harness.models import vllm, vllm_server
-from harness.models.registry import PROVIDERS, VLLM_CAPABILITIES
-from harness.models.vllm import VllmBackend, settings_of
+from harness.models import vllm_server, vllm_settings
+from harness.models.provider import entry_settings, model_ref
+from harness.models.registry import PROVIDERS, validate_model
+from harness.models.vllm import VllmBackend
 from harness.models.vllm_server import plan_servers
+from harness.models.vllm_settings import VllmServeSection, VllmSettings
 from harness.readout import sample_choice
 from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt
 
@@ -111,9 +113,17 @@ def section(**keys: Any) -> ModelSection:
     return ModelSection(id="v", spec="vllm:smollm2", **keys)
 
 
+def backend_of(
+    model: ModelSection, client: httpx2.AsyncClient, environ: dict[str, str] | None = None
+) -> VllmBackend:
+    """The backend the registry would build for this entry, on a scripted HTTP client."""
+    settings = entry_settings(model, VllmSettings)
+    return VllmBackend(model_ref(model), settings, http_client=client, environ=environ)
+
+
 def make_backend(fake: Callable[[httpx2.Request], Any], **keys: Any) -> VllmBackend:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(fake))
-    return VllmBackend(settings_of(section(**keys)), http_client=client, environ={})
+    return backend_of(section(**keys), client, environ={})
 
 
 def ask(backend: VllmBackend, *requests: ChoiceRequest) -> list[ChoiceResponse]:
@@ -375,24 +385,28 @@ def test_preflight_reports_an_unreachable_server() -> None:
 )
 def test_unusable_settings_are_config_errors(keys: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
-        settings_of(section(**keys))
+        validate_model(section(**keys))
 
 
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        ({"base_url": "localhost:8000"}, "'models.0.base_url': 'localhost:8000' is not an http"),
-        ({"base_url": []}, "list of base URLs is empty"),
-        ({"serve": {"prot": 8000}}, "unknown key 'models.0.serve.prot'"),
+        ({"base_url": "localhost:8000"}, "'base_url': 'localhost:8000' is not an http"),
+        ({"base_url": []}, "'base_url': the list of base URLs is empty"),
+        ({"serve": {"prot": 8000}}, "unknown key 'serve.prot'"),
     ],
 )
-def test_config_shape_errors(model: dict[str, Any], expected: str) -> None:
+def test_config_shape_errors_name_the_model_and_the_key(
+    model: dict[str, Any], expected: str
+) -> None:
     data = {
         "experiment": {"name": "x", "paradigm": "change-of-mind"},
         "models": [{"id": "v", "spec": "vllm:m", **model}],
     }
-    with pytest.raises(ConfigError, match=expected):
-        parse_config(data)
+    # The config reads an entry's provider keys as written; its provider checks them.
+    entry = parse_config(data).models[0]
+    with pytest.raises(ConfigError, match=rf"^model 'v' \(vllm:m\): {expected}"):
+        validate_model(entry)
 
 
 def fake_python(tmp_path: Path, script: str) -> str:
@@ -405,30 +419,30 @@ def fake_python(tmp_path: Path, script: str) -> str:
 
 def serve_section(tmp_path: Path, script: str = "exec sleep 600", **serve: Any) -> ModelSection:
     settings = {"python": fake_python(tmp_path, script), "log_dir": str(tmp_path), **serve}
-    return ModelSection(id="v", spec="vllm:smollm2", serve=VllmServeSection(**settings))
+    return ModelSection(id="v", spec="vllm:smollm2", serve=settings)
 
 
 def test_serve_and_base_url_exclude_each_other(tmp_path: Path) -> None:
     both = serve_section(tmp_path).model_copy(update={"base_url": URL})
     with pytest.raises(ConfigError, match="either base_url"):
-        settings_of(both)
+        validate_model(both)
 
 
 def test_serve_checks_gpus_top_k_and_the_interpreter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(ConfigError, match="need 4"):
-        settings_of(serve_section(tmp_path, gpus=[0, 1, 2], replicas=2, tensor_parallel_size=2))
+        validate_model(serve_section(tmp_path, gpus=[0, 1, 2], replicas=2, tensor_parallel_size=2))
     with pytest.raises(ConfigError, match=r"above serve\.max_logprobs"):
-        settings_of(serve_section(tmp_path, max_logprobs=5).model_copy(update={"top_logprobs": 8}))
-    missing = ModelSection(
-        id="v", spec="vllm:x", serve=VllmServeSection(python=str(tmp_path / "nope"))
-    )
+        validate_model(
+            serve_section(tmp_path, max_logprobs=5).model_copy(update={"top_logprobs": 8})
+        )
+    missing = ModelSection(id="v", spec="vllm:x", serve={"python": str(tmp_path / "nope")})
     with pytest.raises(ConfigError, match="does not exist"):
-        settings_of(missing)
-    monkeypatch.setattr(vllm.importlib.util, "find_spec", lambda name: None)
+        validate_model(missing)
+    monkeypatch.setattr(vllm_settings.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"mindshift\[gpu\]"):
-        settings_of(ModelSection(id="v", spec="vllm:x", serve=VllmServeSection()))
+        validate_model(ModelSection(id="v", spec="vllm:x", serve={}))
 
 
 def test_server_command_lines_and_gpu_split(tmp_path: Path) -> None:
@@ -506,7 +520,7 @@ def test_mindshift_starts_the_server_waits_for_health_and_stops_it(
 ) -> None:
     fake = FakeVllm(next_token(" A", [(" A", -0.1), (" B", -2.0)]))
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(fake))
-    backend = VllmBackend(settings_of(serve_section(tmp_path, replicas=2)), http_client=client)
+    backend = backend_of(serve_section(tmp_path, replicas=2), client)
     pids: list[int] = []
 
     async def go() -> list[ChoiceResponse]:
@@ -533,7 +547,7 @@ def test_a_server_that_dies_while_starting_is_reported_with_its_log(
 ) -> None:
     script = 'echo "ModuleNotFoundError: No module named vllm"; exit 3'
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda r: httpx2.Response(503)))
-    backend = VllmBackend(settings_of(serve_section(tmp_path, script)), http_client=client)
+    backend = backend_of(serve_section(tmp_path, script), client)
     with pytest.raises(UserError, match=r"exited with code 3.*No module named vllm"):
         run_preflight(backend)
 
@@ -543,7 +557,7 @@ def test_a_server_that_never_gets_healthy_times_out_and_is_stopped(
 ) -> None:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda r: httpx2.Response(503)))
     section = serve_section(tmp_path, startup_timeout_s=0.3)
-    backend = VllmBackend(settings_of(section), http_client=client)
+    backend = backend_of(section, client)
     with pytest.raises(UserError, match="not healthy after"):
         run_preflight(backend)
     assert all(server.exited() for server in backend._servers)
@@ -552,7 +566,7 @@ def test_a_server_that_never_gets_healthy_times_out_and_is_stopped(
 def test_a_port_in_use_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vllm_server, "port_in_use", lambda host, port: True)
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda r: httpx2.Response(200)))
-    backend = VllmBackend(settings_of(serve_section(tmp_path)), http_client=client)
+    backend = backend_of(serve_section(tmp_path), client)
     with pytest.raises(UserError, match="already in use"):
         run_preflight(backend)
 
@@ -567,10 +581,7 @@ def test_a_server_that_dies_mid_run_stops_the_run(tmp_path: Path, free_ports: No
         return fake(request)
 
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    backend = VllmBackend(
-        settings_of(serve_section(tmp_path).model_copy(update={"max_retries": 0})),
-        http_client=client,
-    )
+    backend = backend_of(serve_section(tmp_path).model_copy(update={"max_retries": 0}), client)
 
     async def go() -> None:
         nonlocal dead
@@ -589,8 +600,9 @@ def test_a_server_that_dies_mid_run_stops_the_run(tmp_path: Path, free_ports: No
         asyncio.run(go())
 
 
-def test_capability_table_matches_the_backend() -> None:
-    assert PROVIDERS["vllm"].capabilities == VLLM_CAPABILITIES == vllm.CAPABILITIES
+def test_the_registry_and_the_backend_share_one_capability_declaration() -> None:
+    assert PROVIDERS["vllm"].capabilities is vllm_settings.CAPABILITIES
+    assert VllmBackend.capabilities is vllm_settings.CAPABILITIES
 
 
 def test_the_paper_models_example_validates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -601,11 +613,11 @@ def test_the_paper_models_example_validates(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("GEMINI_API_KEY", "AIza-test")
     # `serve` needs vLLM where mindshift runs; this test environment has none.
-    monkeypatch.setattr(vllm.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(vllm_settings.importlib.util, "find_spec", lambda name: object())
     example = Path(__file__).resolve().parents[2] / "examples" / "paper-models.toml"
     config = load_config(example)
     prepare(config, PARADIGMS)
     specs = {model.spec.partition(":")[0] for model in config.models}
     assert specs == {"vllm", "openai", "gemini"}
-    assert any(model.choice_only for model in config.models)
+    assert any(model.provider_keys.get("choice_only") for model in config.models)
     assert config.paradigm["items"] == 2000
