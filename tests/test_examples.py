@@ -24,14 +24,15 @@ def _check(summary: dict[str, Any], example: str, models: set[str]) -> None:
     config = load_config(EXAMPLES / f"{example}.toml")
     paradigm = prepare(config, PARADIGMS).paradigm
     conditions = {condition.name for condition in paradigm.conditions()}
-    items = len(paradigm.items())
+    # One trials row per later turn: a condition of n turns has n - 1 per item.
+    rows = len(paradigm.items()) * sum(paradigm.turns(c) - 1 for c in paradigm.conditions())
     assert set(summary["models"]) == models
     for model in models:
         entry = summary["models"][model]
         assert set(entry["by_condition"]) <= conditions
-        assert entry["n_trials"] <= items * len(conditions)
+        assert entry["n_trials"] <= rows
         if model == "sim":  # the agent never fails a call
-            assert entry["n_trials"] == items * len(conditions)
+            assert entry["n_trials"] == rows
             assert set(entry["by_condition"]) == conditions
         if config.experiment.paradigm == "multi-advice" and entry["n_trials"]:
             assert entry["sequences"]
