@@ -38,7 +38,18 @@ BAD_CONFIGS = {
         GOOD.replace("seed = 0", "seed = 0\nsed = 1"),
         "unknown key 'experiment.sed'",
     ),
-    "unknown model key": (GOOD + "tempreature = 1.0\n", "unknown key 'models.0.tempreature'"),
+    "unknown model key": (
+        GOOD + "tempreature = 1.0\n",
+        "model 'sim' (sim:bayes): unknown key 'tempreature' (did you mean 'temperature'?)",
+    ),
+    "another provider's model key": (
+        GOOD + 'base_url = "http://127.0.0.1:8000/v1"\n',
+        "model 'sim' (sim:bayes): 'base_url' cannot be used by sim: models",
+    ),
+    "a common key the provider cannot use": (
+        GOOD + "max_retries = 2\n",
+        "model 'sim' (sim:bayes): 'max_retries' cannot be used by sim: models",
+    ),
     "unknown paradigm key": (
         GOOD.replace("items = 3", "items = 3\nitmes = 4"),
         "unknown key 'itmes'",

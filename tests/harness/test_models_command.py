@@ -8,11 +8,16 @@ row equal to the backend class's own capabilities.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from importlib.metadata import EntryPoint
+
 import pytest
 
 from harness.models.base import Capabilities
-from harness.models.registry import PROVIDERS
+from harness.models.provider import ENTRY_POINT_GROUP, Provider
+from harness.models.registry import BUILTIN, PROVIDERS, BackendPluginError, ProviderRegistry
 from mindshift.cli import main
+from paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
 
 COLUMNS = ("provider", "logprobs", "top-k", "prefill", "prompt lp", "batch", "choice-only")
 EXPECTED = {
@@ -83,15 +88,15 @@ def _cells(caps: Capabilities) -> tuple[str, ...]:
 
 
 def test_every_row_is_its_backend_classes_own_capabilities(printed: str) -> None:
-    from harness.models import gemini, openai_chat, vllm
+    from harness.models import gemini_settings, openai_settings, vllm_settings
     from harness.models.transformers_lm import TransformersBackend
     from paradigms.agent.sim_bayes import SimBayesBackend
 
     _, rows = _table(printed)
     assert rows["sim"] == _cells(SimBayesBackend.capabilities)
     assert rows["local"] == rows["hf"] == _cells(TransformersBackend.capabilities)
-    assert rows["vllm"] == _cells(vllm.CAPABILITIES)
-    for provider, module in (("openai", openai_chat), ("gemini", gemini)):
+    assert rows["vllm"] == _cells(vllm_settings.CAPABILITIES)
+    for provider, module in (("openai", openai_settings), ("gemini", gemini_settings)):
         # The row: logprobs as the normal mode, and choice-only mode on offer.
         with_logprobs = _cells(module.CAPABILITIES)
         assert rows[provider][:5] == with_logprobs[:5], provider
@@ -115,3 +120,52 @@ def test_models_with_an_argument_is_a_one_line_user_error(
     out, err = capsys.readouterr()
     assert out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "openai" in err
+
+
+# ---------------------------------------------------------------- providers from other packages
+
+PLUGIN = Provider(
+    "acme",
+    "acme:<model> - a provider another package registers",
+    Capabilities(
+        logprobs=False, top_k_limit=None, prefill=False, prompt_logprobs=False, batch=False
+    ),
+    lambda model: None,
+    lambda model: SimBayesBackend(SimBayesParams()),
+)
+SECOND = replace(PLUGIN, summary="acme:<model> - the same name from another package")
+NOT_A_PROVIDER = "acme"
+
+
+def plugin(name: str, attribute: str) -> EntryPoint:
+    """An entry point naming an object of this module (as an installed package's would)."""
+    return EntryPoint(name, f"{__name__}:{attribute}", ENTRY_POINT_GROUP)
+
+
+def test_a_plugin_provider_is_listed_after_the_builtins_and_found_by_name() -> None:
+    registry = ProviderRegistry(BUILTIN, [plugin("acme", "PLUGIN")])
+    assert list(registry) == [*(provider.name for provider in BUILTIN), "acme"]
+    assert registry["acme"] is PLUGIN
+
+
+@pytest.mark.parametrize(
+    ("name", "attribute", "expected"),
+    [
+        ("acme", "NOT_A_PROVIDER", r"'acme' \(.*\) is not a harness\.models\.provider\.Provider"),
+        ("other", "PLUGIN", "names itself 'acme': the entry point's name must be"),
+        ("acme", "NO_SUCH_NAME", "cannot be loaded: AttributeError"),
+        ("openai", "PLUGIN", "takes the name of the built-in provider 'openai'"),
+    ],
+)
+def test_a_broken_plugin_is_one_line_naming_it(name: str, attribute: str, expected: str) -> None:
+    registry = ProviderRegistry(BUILTIN, [plugin(name, attribute)])
+    assert name in registry  # listed by name without importing it
+    with pytest.raises(BackendPluginError, match=expected) as raised:
+        registry[name]
+    assert "\n" not in str(raised.value)
+
+
+def test_two_plugins_of_one_name_are_refused() -> None:
+    twice = [plugin("acme", "PLUGIN"), plugin("acme", "SECOND")]
+    with pytest.raises(BackendPluginError, match="registered by two plugins"):
+        ProviderRegistry(BUILTIN, twice)["acme"]

@@ -6,6 +6,7 @@ process: the real server is tested in test_vllm_cpu.py). No network."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import math
 import os
@@ -419,7 +420,7 @@ def fake_python(tmp_path: Path, script: str) -> str:
 
 def serve_section(tmp_path: Path, script: str = "exec sleep 600", **serve: Any) -> ModelSection:
     settings = {"python": fake_python(tmp_path, script), "log_dir": str(tmp_path), **serve}
-    return ModelSection(id="v", spec="vllm:smollm2", serve=settings)
+    return ModelSection.model_validate({"id": "v", "spec": "vllm:smollm2", "serve": settings})
 
 
 def test_serve_and_base_url_exclude_each_other(tmp_path: Path) -> None:
@@ -437,12 +438,14 @@ def test_serve_checks_gpus_top_k_and_the_interpreter(
         validate_model(
             serve_section(tmp_path, max_logprobs=5).model_copy(update={"top_logprobs": 8})
         )
-    missing = ModelSection(id="v", spec="vllm:x", serve={"python": str(tmp_path / "nope")})
+    missing = ModelSection.model_validate(
+        {"id": "v", "spec": "vllm:x", "serve": {"python": str(tmp_path / "nope")}}
+    )
     with pytest.raises(ConfigError, match="does not exist"):
         validate_model(missing)
-    monkeypatch.setattr(vllm_settings.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"mindshift\[gpu\]"):
-        validate_model(ModelSection(id="v", spec="vllm:x", serve={}))
+        validate_model(ModelSection.model_validate({"id": "v", "spec": "vllm:x", "serve": {}}))
 
 
 def test_server_command_lines_and_gpu_split(tmp_path: Path) -> None:
@@ -613,7 +616,7 @@ def test_the_paper_models_example_validates(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("GEMINI_API_KEY", "AIza-test")
     # `serve` needs vLLM where mindshift runs; this test environment has none.
-    monkeypatch.setattr(vllm_settings.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     example = Path(__file__).resolve().parents[2] / "examples" / "paper-models.toml"
     config = load_config(example)
     prepare(config, PARADIGMS)
