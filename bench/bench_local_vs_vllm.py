@@ -161,9 +161,9 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    from harness.config import VllmServeSection
     from harness.models.smollm2 import smollm2_folder
     from harness.models.vllm_server import VllmServer, plan_servers, start_servers, stop_servers
+    from harness.models.vllm_settings import VllmServeSection
 
     python = vllm_python(args.vllm_python)
     if not python.is_file():

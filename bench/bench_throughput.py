@@ -62,7 +62,7 @@ def build_prompts(items: int, path: Path) -> None:
     """Stage-1 messages and, for each possible stage-1 answer, the 36 stage-2 messages."""
     from harness.config import parse_config
     from harness.experiment import prepare
-    from harness.models.openai_chat import chat_messages
+    from harness.models.chat_answer import chat_messages
     from harness.paradigm import InitialAnswer
     from paradigms import PARADIGMS
 

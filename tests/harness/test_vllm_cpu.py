@@ -34,10 +34,11 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.config import ModelSection, VllmServeSection, parse_config
+from harness.config import parse_config
 from harness.experiment import execute, prepare
+from harness.models.base import ModelRef
 from harness.models.smollm2 import cache_root, smollm2_folder
-from harness.models.vllm import VllmBackend, settings_of
+from harness.models.vllm import VllmBackend
 from harness.models.vllm_server import (
     VllmServer,
     plan_servers,
@@ -45,6 +46,7 @@ from harness.models.vllm_server import (
     start_servers,
     stop_servers,
 )
+from harness.models.vllm_settings import VllmServeSection, VllmSettings
 from harness.types import ChoiceRequest, Message, Prompt
 from paradigms import PARADIGMS
 
@@ -328,7 +330,7 @@ def test_multi_token_options_match_transformers(server: str, local: Any) -> None
         answer_prefix="My answer is:",
         labels=labels,
     )
-    backend = VllmBackend(settings_of(ModelSection(id="v", spec="vllm:smollm2", base_url=server)))
+    backend = VllmBackend(ModelRef("v", "vllm:smollm2"), VllmSettings(base_url=server))
 
     async def go() -> Any:
         try:
