@@ -18,6 +18,7 @@ from harness.run_store import RunStore
 from harness.testing.fault_server import FaultServer, FaultServerConfig
 from harness.trials_table import build_trials_table, write_trials_table
 from mindshift.cli import main
+from paradigms.registry import paradigm_class
 from tests.conftest import sim_config_text
 
 GOOD = sim_config_text(items=3)
@@ -317,7 +318,8 @@ def test_a_stale_trials_table_is_rebuilt_before_it_is_analysed(
     lines = everything.splitlines(keepends=True)
     calls.write_bytes(b"".join(lines[: len(lines) // 3]))
     with RunStore(run_copy) as store:
-        write_trials_table(run_copy, build_trials_table(store.load().values()))
+        table = build_trials_table(store.load().values(), paradigm_class("change-of-mind"))
+        write_trials_table(run_copy, table)
     calls.write_bytes(everything)
     assert len(pd.read_parquet(run_copy / "trials.parquet")) < len(full)
     assert main(["analyse", str(run_copy)]) == 0
