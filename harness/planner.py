@@ -24,7 +24,7 @@ from harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
 from harness.record import CallRecord, StoredRequest
 from harness.run_format import CallKey
 from harness.trial_ids import CALIBRATION_CONDITION, INITIAL_CONDITION, seed_from_id, trial_id
-from harness.types import ChoiceRequest, ChoiceResponse, Item, JsonValue
+from harness.types import ChoiceRequest, ChoiceResponse, Item, JsonValue, Prompt
 
 
 @dataclass(frozen=True)
@@ -372,10 +372,14 @@ class CallPlanner:
         previous = first
         if first is not None and not first.failed:
             answers.append(TurnAnswer.of(first))
+        elif first is None and stand_in is not None:
+            opening = self.paradigm.initial_prompt(item).prompt
+            answers.append(self._standing_in(stand_in, item, 1, opening))
+        waiting = first is None
         for turn in range(2, self.turns(condition) + 1):
             tid = self.trial_id(item, condition.name, repeat, turn)
             mine = stored.get((tid, turn))
-            if mine is not None:
+            if mine is not None and not waiting:
                 previous = mine
                 if not mine.failed:
                     answers.append(TurnAnswer.of(mine))
@@ -386,16 +390,22 @@ class CallPlanner:
                     self._not_run(item, condition, repeat, turn, previous, first_id)
                 )
                 continue
-            if previous is not None and len(answers) == turn - 1:
+            if not waiting:
                 left.ready.append(self.later_call(item, condition, repeat, turn, answers, ids))
-            elif stand_in is not None:
-                filled = answers + [stand_in(item)] * (turn - 1 - len(answers))
-                filled_ids = ids + [tid] * (turn - len(ids))
-                left.stand_ins.append(
-                    self.later_call(item, condition, repeat, turn, filled, filled_ids)
-                )
-                left.waiting.append((item, condition, repeat, turn))
             else:
                 left.waiting.append((item, condition, repeat, turn))
-            previous = None
+                if stand_in is not None:
+                    call = self.later_call(item, condition, repeat, turn, answers, ids)
+                    left.stand_ins.append(call)
+                    answers.append(self._standing_in(stand_in, item, turn, call.request.prompt))
+            # Every turn after the first one not stored waits on it.
+            waiting = True
             ids.append(tid)
+
+    @staticmethod
+    def _standing_in(
+        stand_in: Callable[[Item], TurnAnswer], item: Item, turn: int, prompt: Prompt
+    ) -> TurnAnswer:
+        """A stand-in answer for a turn not answered yet, with the prompt that turn asks."""
+        answer = stand_in(item)
+        return TurnAnswer(choice=answer.choice, probs=answer.probs, turn=turn, prompt=prompt)
