@@ -89,11 +89,11 @@ def _problem(detail: ErrorDetails, model: ModelSection, settings: type[BaseModel
     """One problem of a settings error, in the config's terms."""
     location = detail["loc"]
     if detail["type"] == "extra_forbidden" and len(location) == 1:
-        return unusable_key(str(location[0]), model, settings)
+        return _unusable_key(str(location[0]), model, settings)
     return describe_error_detail(detail)
 
 
-def unusable_key(key: str, model: ModelSection, settings: type[BaseModel]) -> str:
+def _unusable_key(key: str, model: ModelSection, settings: type[BaseModel]) -> str:
     """Why `key` has no place in this entry: a likely typo of a key it has, or a key of
     other providers."""
     own = list(settings.model_fields)
