@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import pytest
 
 from mindshift.cli import main
 from tests.conftest import sim_config_text
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_models_lists_every_backend_and_its_capabilities(
@@ -70,3 +75,22 @@ def test_resume_check_compares_what_the_user_wrote() -> None:
     assert (
         parse_config(written).canonical_json() != parse_config(explicit_defaults).canonical_json()
     )
+
+
+def test_python_dash_m_mindshift_is_the_command() -> None:
+    """`python -m mindshift` runs the same `main` as the console script pyproject declares."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["scripts"]["mindshift"] == "mindshift.cli:main"
+    done = subprocess.run(
+        [sys.executable, "-m", "mindshift", "models"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "backends and what each can do" in done.stdout
+    usage = subprocess.run(
+        [sys.executable, "-m", "mindshift", "frobnicate"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2
+    assert usage.stderr.count("\n") == 1 and "invalid choice" in usage.stderr

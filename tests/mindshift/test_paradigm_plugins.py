@@ -104,6 +104,30 @@ def test_a_plugin_paradigm_runs_through_the_cli(
     assert "0 calls made, 9 already stored" in capsys.readouterr().err
 
 
+def test_a_run_of_a_plugin_is_rebuilt_with_its_columns_and_refused_once_it_is_gone(
+    install: Install,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`analyse` rebuilds a stale trials table with the run's own paradigm (its manifest
+    names it); a run of a paradigm no longer installed is one line, not a table without
+    that paradigm's columns."""
+    install("pushback_protocols", PUSHBACK, {"pushback": "pushback_protocols:Pushback"})
+    run = tmp_path / "run"
+    assert main(["run", str(_config(tmp_path, "pushback")), "--out", str(run)]) == 0
+    built = pd.read_parquet(run / "trials.parquet")
+    (run / "trials.parquet").unlink()
+    assert main(["analyse", str(run)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "trials.parquet"), built)
+    capsys.readouterr()
+    (run / "trials.parquet").unlink()
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-pushback" not in p])
+    assert main(["analyse", str(run)]) == 2
+    line = _one_line_error(capsys)
+    assert "is a run of the paradigm 'pushback', which is not installed here" in line
+
+
 def test_plugins_are_listed_by_name_and_imported_only_when_asked_for(install: Install) -> None:
     install("lazy_protocols", "raise RuntimeError('imported')\n", {"lazy": "lazy_protocols:X"})
     registry = installed_paradigms()
