@@ -10,15 +10,47 @@ answer:
     oucs(run.trials)                   # = summary.json's oucs
     overweighting(run.trials)          # = summary.json's overweighting (+ detail)
 
-`run.trials` is prepared (`analysis.prepare`: framed on the displayed answer, calibrated on
+`run.trials` is prepared (`analysis.data.prepare`: framed on the displayed answer, calibrated on
 the `prior` scale, with the Bayes posterior); `run.raw_trials` is the table as read, which the
 measures refuse. A table built by hand is prepared by each measure as `compute_results`
 prepares it.
 """
 
-from analysis.accuracy import initial_accuracy, initial_accuracy_table, stage1_from_trials
 from analysis.analyse import analyse_run
-from analysis.bayes import (
+from analysis.beta.fitted_model import FittedModelSection, ModelTable
+from analysis.beta.regression import (
+    BayesExtraMissing,
+    BetaFit,
+    compare_models,
+    fit_beta_model,
+)
+from analysis.compare import compare_runs
+from analysis.data.framing import frame_on_displayed
+from analysis.data.load import RunData, load_run, load_stage1_calls, load_trials, read_jsonl
+from analysis.data.prepare import (
+    Preparation,
+    Prepared,
+    answered,
+    at_bayes_clip,
+    ensure_prepared,
+    is_prepared,
+    preparation_of,
+    prepare_trials,
+)
+from analysis.data.schema import ADVICE_TYPES, DISPLAYS, TRIAL_COLUMNS, validate_trials
+from analysis.data.stage1 import stage1_from_trials
+from analysis.data.temperature import (
+    PRIOR_MODES,
+    Prior,
+    apply_calibration,
+    chosen_temperatures,
+    fit_temperature,
+    scale_binary,
+    scale_probs,
+    stage1_matrix,
+    temperatures,
+)
+from analysis.engines.bayes import (
     advice_evidence,
     advice_sign,
     advised_share,
@@ -27,40 +59,72 @@ from analysis.bayes import (
     sequence_posterior,
     with_bayes,
 )
-from analysis.beta_regression import (
-    BayesExtraMissing,
-    BetaFit,
-    compare_models,
-    fit_beta_model,
+from analysis.engines.clustered import clustered_mean_se, sandwich
+from analysis.engines.logistic import LogisticResult, logistic_fit
+from analysis.engines.logodds import (
+    BAYES_CLIP,
+    CLIP_HIGH,
+    CLIP_LOW,
+    check_bound,
+    clip,
+    expit,
+    logit,
 )
-from analysis.calibration import (
-    PRIOR_MODES,
-    Prior,
-    apply_calibration,
+from analysis.engines.tobit import TobitResult, tobit_fit
+from analysis.errors import AnalysisInputError
+from analysis.measures.accuracy import initial_accuracy, initial_accuracy_table
+from analysis.measures.calibration import (
     auroc,
     brier_score,
     calibration_metrics,
-    chosen_temperatures,
     expected_calibration_error,
-    fit_temperature,
     reliability_bins,
     reliability_table,
-    scale_binary,
-    scale_probs,
-    stage1_matrix,
-    temperatures,
 )
-from analysis.cells import cell_stats, nest
-from analysis.change_of_mind import answered, com_rates
-from analysis.clip_sensitivity import clip_sensitivity
-from analysis.clustered import clustered_mean_se, sandwich
-from analysis.com_regression import DISPLAY_TERM, com_logistic, display_coefficient
-from analysis.compare import compare_runs
-from analysis.conditions import condition_table
-from analysis.confidence_change import confidence_change, observed_update
-from analysis.design import design_table
-from analysis.errors import AnalysisInputError
-from analysis.figures import (
+from analysis.measures.cells import cell_stats, nest
+from analysis.measures.change_of_mind import com_rates
+from analysis.measures.choice_support import (
+    choice_support_correction,
+    choice_support_test,
+    display_corrections,
+    logodds_update,
+)
+from analysis.measures.clip_sensitivity import clip_sensitivity
+from analysis.measures.com_regression import DISPLAY_TERM, com_logistic, display_coefficient
+from analysis.measures.conditions import condition_table
+from analysis.measures.confidence_change import confidence_change, observed_update
+from analysis.measures.design import design_table
+from analysis.measures.fit import (
+    TERMS,
+    UpdateFit,
+    design_matrix,
+    fit_by_model,
+    fit_table,
+    fit_update_model,
+)
+from analysis.measures.oucs import oucs, oucs_paper_table
+from analysis.measures.overweighting import (
+    POOLED,
+    overweighting,
+    overweighting_logodds,
+    update_table,
+)
+from analysis.measures.results import (
+    Results,
+    compute_results,
+    results_for_run,
+    results_from_prepared,
+)
+from analysis.measures.sequences import sequence_table
+from analysis.measures.switching import binned_switching, switching_curves
+from analysis.measures.transfer import (
+    UpdateTransfer,
+    predicted_confidence,
+    transfer_runs,
+    transfer_table,
+    transfer_update_fit,
+)
+from analysis.render.figures import (
     FIGURES,
     figure_png,
     plot_com_by_accuracy,
@@ -72,48 +136,10 @@ from analysis.figures import (
     plot_updates,
     render_figures,
 )
-from analysis.fit import TERMS, UpdateFit, design_matrix, fit_by_model, fit_table, fit_update_model
-from analysis.fitted_model import FittedModelSection, ModelTable
-from analysis.framing import frame_on_displayed
-from analysis.load import RunData, load_run, load_stage1_calls, load_trials, read_jsonl
-from analysis.logistic import LogisticResult, logistic_fit
-from analysis.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, check_bound, clip, expit, logit
-from analysis.oucs import oucs, oucs_paper_table
-from analysis.overweighting import (
-    POOLED,
-    choice_support_correction,
-    choice_support_test,
-    display_corrections,
-    logodds_update,
-    overweighting,
-    overweighting_logodds,
-    update_table,
-)
-from analysis.prepare import (
-    Preparation,
-    Prepared,
-    at_bayes_clip,
-    ensure_prepared,
-    is_prepared,
-    preparation_of,
-    prepare_trials,
-)
-from analysis.report import render_report
-from analysis.results import Results, compute_results, results_for_run, results_from_prepared
-from analysis.schema import ADVICE_TYPES, DISPLAYS, TRIAL_COLUMNS, validate_trials
-from analysis.sequences import sequence_table
-from analysis.summary import json_ready, summarise, summary_document
-from analysis.summary_md import summary_markdown
-from analysis.switching import binned_switching, switching_curves
-from analysis.tables import measure_tables
-from analysis.tobit import TobitResult, tobit_fit
-from analysis.transfer import (
-    UpdateTransfer,
-    predicted_confidence,
-    transfer_runs,
-    transfer_table,
-    transfer_update_fit,
-)
+from analysis.render.report import render_report
+from analysis.render.summary import json_ready, summarise, summary_document
+from analysis.render.summary_md import summary_markdown
+from analysis.render.tables import measure_tables
 
 __all__ = [
     "ADVICE_TYPES",

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from analysis.calibration import Prior
-from analysis.load import RunData, load_run
-from analysis.logodds import BAYES_CLIP
-from analysis.outputs import output_lock, write_outputs
-from analysis.results import results_for_run
+from analysis.data.load import RunData, load_run
+from analysis.data.temperature import Prior
+from analysis.engines.logodds import BAYES_CLIP
+from analysis.measures.results import results_for_run
+from analysis.render.outputs import output_lock, write_outputs
 
 OUTPUT_DIR: Final = "analysis"
 
@@ -57,14 +57,14 @@ def analyse_run(
 ) -> dict[str, Any]:
     """Analyse RUN_DIR: write RUN_DIR/analysis/{summary.json, summary.md, *.png, report.html}.
 
-    `prior` picks the confidence scale (see `analysis.calibration`); `fitted_model` whether
-    the report's fitted-model section may run the beta regression (see
-    `analysis.fitted_model`); `bayes_clip` the Bayes baseline's clip bound (`analysis.logodds`;
-    0 = exact Bayes). The analysis directory is replaced as a whole, and two analyses of
-    one run are serialised: the second waits for the first (`on_wait`, if given, hears a
-    sentence saying so; see `analysis.outputs`). Returns the summary (the content of
-    summary.json, NaN as None). Raises `AnalysisInputError` when the run directory is
-    missing, empty or corrupt, or the analysis cannot be written into it.
+    `prior` picks the confidence scale (see `analysis.data.temperature`); `fitted_model`
+    whether the report's fitted-model section may run the beta regression (see
+    `analysis.beta.fitted_model`); `bayes_clip` the Bayes baseline's clip bound
+    (`analysis.engines.logodds`; 0 = exact Bayes). The analysis directory is replaced as a
+    whole, and two analyses of one run are serialised: the second waits for the first
+    (`on_wait`, if given, hears a sentence saying so; see `analysis.render.outputs`). Returns
+    the summary (the content of summary.json, NaN as None). Raises `AnalysisInputError` when
+    the run directory is missing, empty or corrupt, or the analysis cannot be written into it.
     """
     # Read first: a directory that is not a run is refused before a lock file is made in it.
     run = load_run(run_dir, prior=prior, bayes_clip=bayes_clip)

@@ -1,10 +1,10 @@
 """Many models side by side, from several run directories.
 
 Every analysis already writes one table per measure across its models
-(`analysis.tables.measure_tables`, as `tables/*.csv` beside the report), so a run with several
-models has its comparison. `compare_runs(RUN_DIR, ...)` pools several run directories into one
-analysis (the same measures, tables and report, figures with a panel per model) written to an
-output directory of its own.
+(`analysis.render.tables.measure_tables`, as `tables/*.csv` beside the report), so a run with
+several models has its comparison. `compare_runs(RUN_DIR, ...)` pools several run directories
+into one analysis (the same measures, tables and report, figures with a panel per model)
+written to an output directory of its own.
 
 Pooling keeps each model's trials, items and stage-1 calls as they were; measures are always
 computed per model, so runs need not share items or conditions. A model id used by more than
@@ -21,12 +21,12 @@ from typing import Any, Final, Literal
 
 import pandas as pd
 
-from analysis.calibration import Prior
-from analysis.load import RunData, load_run
-from analysis.logodds import BAYES_CLIP
-from analysis.outputs import output_lock, write_outputs
-from analysis.results import compute_results
-from analysis.schema import model_ids
+from analysis.data.load import RunData, load_run
+from analysis.data.schema import model_ids
+from analysis.data.temperature import Prior
+from analysis.engines.logodds import BAYES_CLIP
+from analysis.measures.results import compute_results
+from analysis.render.outputs import output_lock, write_outputs
 
 RUNS_FILE: Final = "runs.csv"
 
@@ -90,7 +90,7 @@ def compare_runs(
 
     Raises `AnalysisInputError` for a missing or corrupt run directory, or an unwritable
     `out`, or an `out` that holds files other than an analysis (it is replaced as a whole,
-    see `analysis.outputs`; a second comparison into the same `out` waits for the first,
+    see `analysis.render.outputs`; a second comparison into the same `out` waits for the first,
     telling `on_wait`). Returns the summary (as summary.json).
     """
     paths = [Path(p) for p in run_dirs]

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from analysis import AnalysisInputError, analyse_run
-from analysis import outputs as outputs_module
+from analysis.render import outputs as outputs_module
 from mindshift.cli import main
 from tests.conftest import sim_config_text
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import advice_sign, bayes_posterior, expit, logit, with_bayes
-from analysis.bayes import advice_evidence, bayes_shift, sequence_posterior
+from analysis.engines.bayes import advice_evidence, bayes_shift, sequence_posterior
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

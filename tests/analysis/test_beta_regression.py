@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from analysis.beta_models import (
+from analysis.beta.models import (
     VARIANTS,
     BayesExtraMissing,
     BetaModelSpec,
@@ -107,7 +107,7 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     )
     with pytest.raises(BayesExtraMissing, match=r"mindshift\[bayes\]"):
         require_bayes()
-    from analysis.beta_regression import fit_beta_model
+    from analysis.beta.regression import fit_beta_model
 
     with pytest.raises(ImportError, match="pymc"):
         fit_beta_model(pd.DataFrame())
@@ -118,7 +118,7 @@ def test_analysis_imports_without_pymc() -> None:
     code = (
         "import sys\n"
         "for name in ('pymc', 'arviz', 'numba', 'pytensor'): sys.modules[name] = None\n"
-        "import analysis, analysis.beta_regression as br\n"
+        "import analysis, analysis.beta.regression as br\n"
         "try:\n"
         "    br.fit_beta_model(None)\n"
         "except br.BayesExtraMissing as error:\n"
@@ -137,7 +137,7 @@ def test_analysis_imports_without_pymc() -> None:
 @pytest.mark.parametrize("kappa", [0.5, 5.0, 80.0, 2000.0])
 def test_log_betainc_matches_scipy_with_its_derivatives(kappa: float) -> None:
     _needs_pymc()
-    from analysis.beta_likelihood import _log_betainc
+    from analysis.beta.likelihood import _log_betainc
 
     rng = np.random.default_rng(0)
     eta = rng.uniform(-10.0, 10.0, 300)
@@ -158,7 +158,7 @@ def test_log_betainc_matches_scipy_with_its_derivatives(kappa: float) -> None:
 
 def test_likelihood_is_the_censored_beta_and_its_gradient_is_exact() -> None:
     _needs_pymc()
-    from analysis.beta_likelihood import (
+    from analysis.beta.likelihood import (
         HIGH,
         LOW,
         OBSERVED,
@@ -225,7 +225,7 @@ SMALL = SamplerSettings(draws=300, tune=200, chains=2, seed=1)
 @pytest.fixture(scope="module")
 def small_fits(simulated: Simulate) -> dict[str, Any]:
     _needs_pymc()
-    from analysis.beta_regression import fit_beta_model
+    from analysis.beta.regression import fit_beta_model
 
     exact = simulated(choice_support=0.8, w_same=1.0, w_opposite=2.5, noise=0.0, n_items=30)
     trials = _beta_noise(exact, kappa=40.0, seed=3)
@@ -257,7 +257,7 @@ def test_small_fit_gives_a_converged_summary(small_fits: dict[str, Any]) -> None
 
 
 def test_loo_ranks_the_true_model_first(small_fits: dict[str, Any]) -> None:
-    from analysis.beta_regression import COMPARE_COLUMNS, compare_fits, loo
+    from analysis.beta.regression import COMPARE_COLUMNS, compare_fits, loo
 
     result = loo(small_fits["D"])
     assert result.n == 30 * 36 and result.n_draws == 600
@@ -274,8 +274,8 @@ def test_loo_agrees_with_arviz_loo(small_fits: dict[str, Any]) -> None:
     import arviz as az
     import xarray as xr
 
-    from analysis.beta_likelihood import beta_response, loglik_pointwise
-    from analysis.beta_regression import loo
+    from analysis.beta.likelihood import beta_response, loglik_pointwise
+    from analysis.beta.regression import loo
 
     fit = small_fits["D"]
     coef, kappa = fit.draws()
@@ -294,7 +294,7 @@ def test_loo_agrees_with_arviz_loo(small_fits: dict[str, Any]) -> None:
 
 
 def test_transfer_scores_new_data(small_fits: dict[str, Any], simulated: Simulate) -> None:
-    from analysis.beta_regression import predicted_mean, transfer
+    from analysis.beta.regression import predicted_mean, transfer
 
     other = _beta_noise(
         simulated(noise=0.0, n_items=20, seed=9, displays=("shown", "hidden", "other")),
@@ -314,14 +314,14 @@ def test_transfer_scores_new_data(small_fits: dict[str, Any], simulated: Simulat
 
 
 def test_fit_is_reproducible_from_its_seed(small_fits: dict[str, Any]) -> None:
-    from analysis.beta_regression import fit_beta_model
+    from analysis.beta.regression import fit_beta_model
 
     again = fit_beta_model(small_fits["trials"], "A", settings=SMALL)
     np.testing.assert_array_equal(again.coef, small_fits["A"].coef)
 
 
 def test_report_tables_per_model(small_fits: dict[str, Any]) -> None:
-    from analysis.beta_regression import report_tables
+    from analysis.beta.regression import report_tables
 
     trials = pd.concat(
         [small_fits["trials"], small_fits["trials"].assign(model="twin")], ignore_index=True
@@ -378,7 +378,7 @@ def test_model_d_intervals_cover_the_agent_in_nine_of_ten(tmp_path: Path) -> Non
     beta regression assumes). Model D's 95 % intervals must cover each true parameter 9+
     times."""
     _needs_pymc()
-    from analysis.beta_regression import fit_beta_model
+    from analysis.beta.regression import fit_beta_model
 
     covered = dict.fromkeys(TRUE, 0)
     runs = _agent_runs(tmp_path, noise=0.0, items=100, seeds=range(10), beta_kappa=40.0)
@@ -397,7 +397,7 @@ def test_gaussian_log_odds_noise_attenuates_the_weights_slightly(tmp_path: Path)
     estimates the weights of the mean confidence, a few per cent below the agent's
     (E[expit(x + e)] is pulled towards 1/2). Documented, and pinned here."""
     _needs_pymc()
-    from analysis.beta_regression import fit_beta_model
+    from analysis.beta.regression import fit_beta_model
 
     (trials,) = _agent_runs(tmp_path, noise=0.3, items=200, seeds=range(1))
     fit = fit_beta_model(trials, "D", settings=SamplerSettings(draws=500, tune=300))

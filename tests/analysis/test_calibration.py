@@ -24,8 +24,8 @@ from analysis import (
     stage1_matrix,
     temperatures,
 )
-from analysis.calibration import SOURCE_MAIN, SOURCE_SPLIT
-from harness.models.sim_bayes import SimBayesBackend, SimBayesParams
+from analysis.data.temperature import SOURCE_MAIN, SOURCE_SPLIT
+from paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
 
 
 def _stage1(rows: list[tuple[tuple[float, ...], int, int]], split: str = "main") -> pd.DataFrame:

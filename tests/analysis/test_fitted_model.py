@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import ModelTable, compute_results, render_report
-from analysis import fitted_model as fitted
+from analysis.beta import fitted_model as fitted
 
 Simulate = Callable[..., pd.DataFrame]
 
@@ -17,7 +17,7 @@ def test_tobit_when_asked_or_too_small(simulated: Simulate) -> None:
     trials = simulated(n_items=10)
     section = compute_results(trials, fitted_model="tobit").fitted_model
     assert section.kind == "tobit" and "asked for" in section.reason
-    assert section.tables[0].source == "analysis.fit.fit_update_model"
+    assert section.tables[0].source == "analysis.measures.fit.fit_update_model"
     auto = compute_results(trials).fitted_model
     assert auto.kind == "tobit"  # without PyMC, or with too few trials: says which
 
@@ -39,4 +39,4 @@ def test_beta_tables_are_rendered_when_the_extra_is_there(
     assert "Models A-D by PSIS-LOO" in html and "17263.000" in html
     assert "<code>analysis.fake.compare</code>" in html
     # The Tobit fit stays beside it, as the cross-check.
-    assert "<code>analysis.fit.fit_update_model</code>" in html
+    assert "<code>analysis.measures.fit.fit_update_model</code>" in html

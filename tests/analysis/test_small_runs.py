@@ -156,7 +156,7 @@ def test_compare_a_one_item_run_with_a_normal_run(
 
 
 def test_estimates_figure_marks_a_model_without_estimates() -> None:
-    from analysis.figures import plot_estimates
+    from analysis.render.figures import plot_estimates
 
     nan = float("nan")
     names = ["display coefficient", "choice_support", "w_same", "w_opposite"]
@@ -178,7 +178,7 @@ def test_estimates_figure_marks_a_model_without_estimates() -> None:
 def test_per_model_figures_draw_at_most_a_readable_number_of_models() -> None:
     """200 models made 200-row figures that took minutes to draw (issue 10): a per-model
     figure draws the first MAX_PANEL_MODELS and says how many it leaves to the tables."""
-    from analysis.figures import MAX_PANEL_MODELS, plot_oucs
+    from analysis.render.figures import MAX_PANEL_MODELS, plot_oucs
 
     n = MAX_PANEL_MODELS + 6
     cells = pd.DataFrame(

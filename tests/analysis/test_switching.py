@@ -7,7 +7,7 @@ import pytest
 from scipy import special
 
 from analysis import switching_curves, validate_trials
-from analysis.switching import binned_r2
+from analysis.measures.switching import binned_r2
 
 
 def test_binned_r2_hand_case() -> None:

@@ -1,0 +1,11 @@
+"""Reading and preparing a run: the data layer of the analysis.
+
+The trials table's contract (`schema`), reading a run directory (`load`), the stage-1 table
+(`stage1`), temperature scaling of the confidence readout (`temperature`), framing on the
+displayed answer (`framing`) and the preparation every measure reads (`prepare`). Nothing here
+computes a measure: it shapes the data the measures are computed from.
+
+May import: `analysis.errors`, `analysis.engines` and each other. Never `analysis.beta`,
+`analysis.measures`, `analysis.render` or the orchestration modules
+(tests/analysis/test_layers.py checks it).
+"""

@@ -1,0 +1,69 @@
+"""Measures by condition, for any paradigm: change-of-mind rate, confidence change and OUCS.
+
+Every paradigm's stage-2 conditions have a name (part of the trial id) but not necessarily
+the display / advice / accuracy factors of change-of-mind (`are-you-sure` has a challenge
+wording, `multi-advice` a sequence of advisors). The condition is the one factor every trial
+has, so this table is what the analysis reports for any protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.data.prepare import answered, ensure_prepared
+from analysis.measures.cells import cell_stats
+from analysis.measures.confidence_change import observed_update
+
+CONDITION_COLUMNS: Final = (
+    "model",
+    "condition",
+    "n",
+    "n_items",
+    "com_rate",
+    "com_ci_low",
+    "com_ci_high",
+    "n_with_confidence",
+    "confidence_change",
+    "change_ci_low",
+    "change_ci_high",
+    "oucs",
+    "oucs_ci_low",
+    "oucs_ci_high",
+)
+
+
+def _cells(table: pd.DataFrame, prefix: str, value: str) -> pd.DataFrame:
+    renamed = {"mean": value, "ci_low": f"{prefix}_ci_low", "ci_high": f"{prefix}_ci_high"}
+    return table.rename(columns=renamed)[["model", "condition", *renamed.values()]]
+
+
+def condition_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per model x condition (CONDITION_COLUMNS): counts, CoM rate, confidence change, OUCS,
+    each mean with its item-clustered 95 % interval; NaN where a measure has no data.
+
+    `n` counts answered trials (the CoM rate's), `n_with_confidence` those with both
+    confidences (the confidence change's). An unprepared table is prepared first
+    (`analysis.data.prepare.ensure_prepared`).
+    """
+    rows = answered(ensure_prepared(trials))
+    com = cell_stats(rows, rows["changed_mind"].astype(float), ("condition",))
+    if com.empty:
+        return pd.DataFrame(columns=list(CONDITION_COLUMNS))
+    change = cell_stats(rows, observed_update(rows), ("condition",))
+    oucs = cell_stats(rows, rows["final_prob_initial"] - rows["bayes_post"], ("condition",))
+    table = (
+        com[["model", "condition", "n", "n_items", "mean", "ci_low", "ci_high"]]
+        .rename(columns={"mean": "com_rate", "ci_low": "com_ci_low", "ci_high": "com_ci_high"})
+        .merge(
+            change[["model", "condition", "n"]].rename(columns={"n": "n_with_confidence"}),
+            on=["model", "condition"],
+            how="left",
+        )
+        .merge(_cells(change, "change", "confidence_change"), on=["model", "condition"], how="left")
+        .merge(_cells(oucs, "oucs", "oucs"), on=["model", "condition"], how="left")
+    )
+    table["n_with_confidence"] = table["n_with_confidence"].fillna(0).astype(np.int64)
+    return table[list(CONDITION_COLUMNS)].reset_index(drop=True)

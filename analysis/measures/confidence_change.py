@@ -1,0 +1,29 @@
+"""Confidence change: final minus initial probability of the initially chosen option."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from analysis.data.prepare import ensure_prepared, refuse_as_read
+from analysis.measures.cells import cell_stats
+
+
+def observed_update(trials: pd.DataFrame) -> pd.Series:
+    """Per trial of `trials` as given: final_prob_initial - initial_confidence (NaN where
+    either is unknown). A run's table as read is refused: its rows are not framed."""
+    refuse_as_read(trials)
+    return trials["final_prob_initial"] - trials["initial_confidence"]
+
+
+def confidence_change(
+    trials: pd.DataFrame, by: Sequence[str] = ("display", "advice")
+) -> pd.DataFrame:
+    """Mean confidence change per model x `by` cell (columns `model, *by, n, mean, sem, se_item`).
+
+    Trials whose initial or final confidence is unknown (censored, choice-only) are left out.
+    An unprepared table is prepared first (`analysis.data.prepare.ensure_prepared`).
+    """
+    trials = ensure_prepared(trials)
+    return cell_stats(trials, observed_update(trials), by)
