@@ -86,11 +86,11 @@ def make_run(root: Path, models: int, items: int, fresh: bool) -> Path:
 def staged(run_dir: Path) -> dict[str, float]:
     """The analysis in its stages, in this process (seconds per stage)."""
     from analysis.analyse import _facts
-    from analysis.figures import render_figures
-    from analysis.load import load_run
-    from analysis.report import render_report
-    from analysis.results import results_for_run
-    from analysis.summary import summary_document
+    from analysis.data.load import load_run
+    from analysis.measures.results import results_for_run
+    from analysis.render.figures import render_figures
+    from analysis.render.report import render_report
+    from analysis.render.summary import summary_document
 
     times: dict[str, float] = {}
     started = time.perf_counter()
