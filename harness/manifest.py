@@ -102,6 +102,14 @@ class Manifest(BaseModel):
     """The call-record schema its calls.jsonl was started with (`harness.run_format`); runs
     made before it was recorded are version 1."""
 
+    @property
+    def paradigm(self) -> str | None:
+        """The name of the paradigm the run was made with (its config's); None when the
+        stored config does not say (a manifest written by hand)."""
+        experiment = self.config.get("experiment")
+        name = experiment.get("paradigm") if isinstance(experiment, dict) else None
+        return name if isinstance(name, str) else None
+
 
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
     temporary = path.with_suffix(".json.tmp")

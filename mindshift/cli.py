@@ -388,11 +388,8 @@ def _paradigm_of_run(state: RunDirState) -> type[Paradigm] | None:
     """The paradigm a run was made with (its manifest's config names it), whose columns its
     rebuilt trials table holds; None for a directory with no mindshift manifest (assembled by
     hand): its table gets the engine's columns only."""
-    if state.manifest is None:
-        return None
-    experiment = state.manifest.config.get("experiment")
-    name = experiment.get("paradigm") if isinstance(experiment, dict) else None
-    if not isinstance(name, str):
+    name = None if state.manifest is None else state.manifest.paradigm
+    if name is None:
         return None
     paradigms = installed_paradigms()
     if name not in paradigms:
