@@ -26,7 +26,7 @@ class Capabilities:
     batch: bool
     """Several requests are answered in one forward pass or one batch job."""
     choice_only: bool = False
-    """Runs without confidences (no logprobs): enters only the change-of-mind analyses."""
+    """Runs without confidences (no logprobs): only measures of choices can use it."""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ OpenAI samples from the full distribution, of which this backend sees only the t
 
 Reasoning models (o1, o3, o4-mini, the gpt-5 family, ...) return no logprobs. They run only in
 choice-only mode (`choice_only = true`): the choice is parsed from the reply (its first word,
-or the word after "answer is") and the readout is empty, so the analysis uses them for
-change-of-mind rates only. A reasoning model without `choice_only`, or any model whose
+or the word after "answer is") and the readout is empty, so only measures of choices can
+use them. A reasoning model without `choice_only`, or any model whose
 preflight request comes back without logprobs, stops the run before it spends anything, with
 the fix in the message.
 

@@ -115,7 +115,7 @@ def check_model_name(name: str, settings: OpenAISettings) -> str | None:
     if not settings.choice_only and REASONING_MODELS.match(name):
         return (
             "reasoning models return no logprobs; set choice_only = true to run it for "
-            "choices only (it then enters only the change-of-mind analyses)"
+            "choices only (only measures of choices can then use it)"
         )
     return None
 
