@@ -14,6 +14,13 @@ answer:
 the `prior` scale, with the Bayes posterior); `run.raw_trials` is the table as read, which the
 measures refuse. A table built by hand is prepared by each measure as `compute_results`
 prepares it.
+
+The package is built in layers, each importing only those below it (tests/analysis/
+test_layers.py): `errors`; `engines` (numerics); `data` (reading and preparing a run); `beta`
+(the beta regression); `measures` (one module per measure, each declared in the measure
+registry, `analysis.measures.registry`, and `Results`); `render` (summary.json, summary.md,
+tables, figures, report.html); and `analyse` and `compare` on top. Everything public is
+re-exported here.
 """
 
 from analysis.analyse import analyse_run

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pandas as pd
 
 from analysis.data.schema import MAIN
 from analysis.data.stage1 import stage1_from_trials
+from analysis.measures.registry import HeadlineRow, Measure, MeasureResults, model_rows, register
 
 
 def main_split(stage1: pd.DataFrame) -> pd.DataFrame:
@@ -49,3 +53,34 @@ def initial_accuracy_table(trials: pd.DataFrame, stage1: pd.DataFrame | None) ->
     return pd.DataFrame.from_dict(
         rows, orient="index", columns=["accuracy_initial", "n_initial_calls", "source"]
     ).rename_axis("model")
+
+
+def _accuracy_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """accuracy_initial, its source and the number of stage-1 calls (NaN, None, 0 if none)."""
+    rows = model_rows(results.table("accuracy"), model)
+
+    def first(column: str, missing: Any) -> Any:
+        return rows[column].iloc[0] if len(rows) else missing
+
+    return {
+        "accuracy_initial": first("accuracy_initial", math.nan),
+        "accuracy_initial_source": first("source", None),
+        "n_initial_calls": first("n_initial_calls", 0),
+    }
+
+
+register(
+    Measure(
+        key="accuracy",
+        title="Initial accuracy",
+        function=initial_accuracy_table,
+        compute=lambda data: initial_accuracy_table(
+            data.prepared.stage1_trials, data.stage1
+        ).reset_index(),
+        caption="Per model, the share of main-item stage-1 answers that are correct, the "
+        "number of stage-1 calls and the file they were counted from.",
+        summary=_accuracy_entries,
+        scale="rate",
+        headline=(HeadlineRow("initial accuracy", column="accuracy_initial", style="rate"),),
+    )
+)

@@ -13,6 +13,7 @@ temperature scaling puts it on (`analysis.data.temperature`).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 import numpy as np
@@ -28,9 +29,18 @@ from analysis.data.temperature import (
     negative_log_likelihood,
     scale_probs,
     split_matrix,
+    temperatures,
 )
 from analysis.engines.logodds import FloatArray
 from analysis.measures.cells import records
+from analysis.measures.registry import (
+    FigureSpec,
+    HeadlineRow,
+    Measure,
+    MeasureResults,
+    model_rows,
+    register,
+)
 
 ECE_BINS: Final = 10
 METRIC_COLUMNS: Final = (
@@ -177,3 +187,74 @@ def reliability_table(stage1: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame
     if not parts:
         return pd.DataFrame(columns=[*columns, "se"])
     return pd.concat(parts, ignore_index=True)[[*columns, "se"]]
+
+
+def _records(table: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{name: row[name] for name in columns} for _, row in table.iterrows()]
+
+
+def _calibration_entry(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's `calibration`: the scale used, the temperature and the metrics."""
+    fitted = model_rows(results.table("calibration_temperature"), model)
+    metrics = model_rows(results.table("calibration_metrics"), model)
+    entry: dict[str, Any] = {
+        "confidence_scale": "calibrated" if model in results.chosen else "raw",
+        "temperature_applied": results.chosen.get(model, math.nan),
+        "metrics": _records(
+            metrics,
+            ("data", "scale", "n", "accuracy", "mean_confidence", "ece", "brier", "auroc", "nll"),
+        ),
+    }
+    if not fitted.empty:
+        row = fitted.iloc[0]
+        entry |= {
+            "temperature": row["temperature"],
+            "temperature_ci": [row["ci_low"], row["ci_high"]],
+            "source": row["source"],
+            "n": int(row["n"]),
+            "usable": bool(row["usable"]),
+        }
+    return {"calibration": entry}
+
+
+register(
+    Measure(
+        key="calibration_temperature",
+        title="Temperature scaling",
+        function=temperatures,
+        compute=lambda data: data.prepared.temperatures,
+        caption="Per model, the temperature T fitted to the stage-1 answers (T > 1: the raw "
+        "readout was overconfident), its interval and the answers it was fitted on.",
+        headline=(
+            HeadlineRow("temperature (applied?)", column="temperature", style="temperature"),
+        ),
+    )
+)
+register(
+    Measure(
+        key="calibration_metrics",
+        title="Calibration",
+        function=calibration_metrics,
+        compute=lambda data: calibration_metrics(data.prepared.stage1, data.prepared.temperatures),
+        caption="ECE, Brier score, AUROC and NLL of the stage-1 answers, on the raw readout and "
+        "after temperature scaling.",
+        summary=_calibration_entry,
+    )
+)
+register(
+    Measure(
+        key="reliability",
+        title="Reliability",
+        function=reliability_table,
+        compute=lambda data: reliability_table(data.prepared.stage1, data.prepared.temperatures),
+        caption="Per confidence bin, the share of stage-1 answers that are correct.",
+        csv=False,
+        figure=FigureSpec(
+            "calibration_reliability.png",
+            "reliability",
+            "Share of stage-1 answers that are correct against the confidence in them, in "
+            f"{ECE_BINS} equal-width bins (raw readout and after temperature scaling; ±1.96 "
+            "binomial SE). On the diagonal is perfect calibration.",
+        ),
+    )
+)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from analysis.data.prepare import answered
 from analysis.measures.cells import cell_stats
+from analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
 
 
 def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.DataFrame:
@@ -20,3 +21,54 @@ def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.Data
     """
     rows = answered(trials)
     return cell_stats(rows, rows["changed_mind"].astype(float), by)
+
+
+register(
+    Measure(
+        key="com_rate",
+        title="Change of mind by display",
+        function=com_rates,
+        cells=("display",),
+        intervals=True,
+        scale="rate",
+        factorial=True,
+        caption="Share of trials whose final answer differs from the initial one, per display.",
+        headline=(
+            HeadlineRow("CoM, shown", (("display", "shown"),), style="rate"),
+            HeadlineRow("CoM, hidden", (("display", "hidden"),), style="rate"),
+        ),
+    )
+)
+register(
+    Measure(
+        key="com_rate_by_advice",
+        title="Change of mind by display and advice",
+        function=com_rates,
+        cells=("display", "advice"),
+        intervals=True,
+        scale="rate",
+        factorial=True,
+        caption="Share of trials whose final answer differs from the initial one, per display "
+        "and advice type.",
+    )
+)
+register(
+    Measure(
+        key="com_rate_by_accuracy",
+        title="Change of mind by advice accuracy",
+        function=com_rates,
+        cells=("display", "advice", "accuracy"),
+        scale="rate",
+        factorial=True,
+        caption="Share of trials whose final answer differs from the initial one, per display, "
+        "advice type and stated advice accuracy.",
+        figure=FigureSpec(
+            "com_by_accuracy.png",
+            "accuracy_lines",
+            "Change-of-mind rate against stated advice accuracy, a line per advice type and a "
+            "panel per display.",
+            title="Change-of-mind rate by advice accuracy (mean, 95 % CI clustered by item)",
+            ylabel="change of mind (% of trials)",
+        ),
+    )
+)

@@ -21,6 +21,15 @@ from analysis.data.schema import OWN_DISPLAYS, model_ids
 from analysis.engines.clustered import cluster_codes, interval, n_clusters, p_value
 from analysis.engines.logodds import logit
 from analysis.measures.confidence_change import observed_update
+from analysis.measures.registry import (
+    HeadlineRow,
+    Measure,
+    MeasureInput,
+    MeasureResults,
+    model_rows,
+    on_trials,
+    register,
+)
 
 Scale = Literal["probability", "logodds"]
 """The scale of a confidence update: q - c, or logit(q) - logit(c)."""
@@ -138,3 +147,54 @@ def choice_support_test(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["model", "estimate", "se_item", "ci_low", "ci_high", "p_value", "n_items"]
     )
+
+
+def _test_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's `choice_support_test` ({} for a model without the two neutral cells)."""
+    rows = model_rows(results.table("choice_support"), model)
+    names = ("estimate", "se_item", "ci_low", "ci_high", "p_value", "n_items")
+    return {"choice_support_test": {k: rows.iloc[0][k] for k in names} if not rows.empty else {}}
+
+
+def _corrections(data: MeasureInput) -> pd.DataFrame:
+    """Per model, the choice-support correction on both scales (`choice_support_correction`)."""
+    probability = choice_support_correction(data.trials)
+    logodds = choice_support_correction(data.trials, "logodds")
+    return pd.DataFrame(
+        {
+            "model": probability.index.to_numpy(),
+            "probability": probability.to_numpy(),
+            "logodds": logodds.reindex(probability.index).to_numpy(),
+        }
+    )
+
+
+register(
+    Measure(
+        key="choice_support",
+        title="Choice-supportive bias",
+        function=choice_support_test,
+        compute=on_trials(choice_support_test),
+        caption="Mean confidence change under neutral advice, shown minus hidden, with its "
+        "item-clustered interval and t test.",
+        summary=_test_entries,
+        scale="signed",
+        factorial=True,
+        headline=(
+            HeadlineRow("choice-support shift (conf.)", column="estimate", style="estimate"),
+        ),
+    )
+)
+register(
+    Measure(
+        key="choice_support_correction",
+        title="Choice-support correction",
+        function=choice_support_correction,
+        compute=_corrections,
+        caption="Per model, the mean shown-neutral minus hidden-neutral update on the "
+        "probability and the log-odds scale: what the overweighting ratios subtract.",
+        csv=False,
+        scale="signed",
+        factorial=True,
+    )
+)

@@ -20,6 +20,7 @@ from analysis.engines.logodds import BAYES_CLIP
 from analysis.measures.cells import cell_stats
 from analysis.measures.choice_support import Scale
 from analysis.measures.overweighting import ratio_cells, ratio_trials
+from analysis.measures.registry import Measure, MeasureResults, model_rows, on_trials, register
 
 SENSITIVITY_COLUMNS: Final = (
     "model",
@@ -96,3 +97,33 @@ def _float(value: Any) -> float:
 def _clipped_rows(table: pd.DataFrame, bound: float) -> np.ndarray:
     accuracy = table["accuracy"].to_numpy(np.float64)
     return np.asarray((accuracy < bound) | (accuracy > 1.0 - bound), dtype=bool)
+
+
+def _clip_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's `clip_sensitivity`: {display: {advice: {accuracy: {bayes_clip: {n, oucs,
+    overweighting, ...}}}}} of the cells the clip bites."""
+    entry: dict[str, Any] = {}
+    for _, row in model_rows(results.table("clip_sensitivity"), model).iterrows():
+        cell = entry.setdefault(str(row["display"]), {}).setdefault(str(row["advice"]), {})
+        cell.setdefault(f"{float(row['accuracy']):g}", {})[f"{float(row['bayes_clip']):g}"] = {
+            "n": int(row["n"]),
+            "oucs": row["oucs"],
+            "n_ratio": int(row["n_ratio"]),
+            "overweighting": row["overweighting"],
+            "overweighting_logodds": row["overweighting_logodds"],
+        }
+    return {"clip_sensitivity": entry}
+
+
+register(
+    Measure(
+        key="clip_sensitivity",
+        title="How much the clip moves the a = 100 % cells",
+        function=clip_sensitivity,
+        compute=on_trials(clip_sensitivity),
+        caption="OUCS and overweighting ratios of the trials whose stated accuracy the clip "
+        "changes, under the analysis's clip and the compared one.",
+        summary=_clip_entries,
+        factorial=True,
+    )
+)

@@ -23,6 +23,14 @@ import pandas as pd
 from analysis.data.prepare import answered
 from analysis.engines.clustered import MIN_ITEMS, cluster_codes, interval, p_value, too_few_items
 from analysis.engines.logistic import logistic_fit
+from analysis.measures.registry import (
+    HeadlineRow,
+    Measure,
+    MeasureResults,
+    model_rows,
+    on_trials,
+    register,
+)
 
 DISPLAY_TERM: Final = "display: shown"
 """The term whose coefficient is the paper's display coefficient."""
@@ -154,3 +162,40 @@ def display_coefficient(table: pd.DataFrame, model: str) -> dict[str, float]:
     if row.empty:
         return {name: float("nan") for name in names}
     return {name: float(row[name].iloc[0]) for name in names}
+
+
+def _regression_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's `com_regression` (per term) and `display_coefficient`."""
+    table = results.table("com_regression")
+    return {
+        "com_regression": {
+            str(row["term"]): {
+                k: row[k]
+                for k in ("estimate", "se_item", "ci_low", "ci_high", "p_value", "odds_ratio")
+            }
+            for _, row in model_rows(table, model).iterrows()
+        },
+        "display_coefficient": display_coefficient(table, model)["estimate"],
+    }
+
+
+register(
+    Measure(
+        key="com_regression",
+        title="Logistic regression of change of mind",
+        function=com_logistic,
+        compute=on_trials(com_logistic),
+        caption="logit P(change) on display (reference: hidden), advice (reference: neutral) "
+        "and stated accuracy, with item-clustered errors.",
+        summary=_regression_entries,
+        factorial=True,
+        headline=(
+            HeadlineRow(
+                "display coefficient",
+                (("term", DISPLAY_TERM),),
+                column="estimate",
+                style="estimate",
+            ),
+        ),
+    )
+)

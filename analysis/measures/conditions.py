@@ -8,7 +8,7 @@ has, so this table is what the analysis reports for any protocol.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ import pandas as pd
 from analysis.data.prepare import answered, ensure_prepared
 from analysis.measures.cells import cell_stats
 from analysis.measures.confidence_change import observed_update
+from analysis.measures.registry import Measure, MeasureResults, model_rows, on_trials, register
 
 CONDITION_COLUMNS: Final = (
     "model",
@@ -67,3 +68,27 @@ def condition_table(trials: pd.DataFrame) -> pd.DataFrame:
     )
     table["n_with_confidence"] = table["n_with_confidence"].fillna(0).astype(np.int64)
     return table[list(CONDITION_COLUMNS)].reset_index(drop=True)
+
+
+def _condition_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's `by_condition`: {condition: {n, com_rate, confidence_change, oucs, ...}}."""
+    keys = ("n", "n_items", "com_rate", "n_with_confidence", "confidence_change", "oucs")
+    rows = model_rows(results.table("by_condition"), model)
+    return {
+        "by_condition": {
+            str(row["condition"]): {key: row[key] for key in keys} for _, row in rows.iterrows()
+        }
+    }
+
+
+register(
+    Measure(
+        key="by_condition",
+        title="By condition",
+        function=condition_table,
+        compute=on_trials(condition_table),
+        caption="Per stage-2 condition, for any protocol: the change-of-mind rate, the "
+        "confidence change and the OUCS where a Bayes posterior is defined.",
+        summary=_condition_entries,
+    )
+)

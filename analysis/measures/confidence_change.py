@@ -8,6 +8,7 @@ import pandas as pd
 
 from analysis.data.prepare import ensure_prepared, refuse_as_read
 from analysis.measures.cells import cell_stats
+from analysis.measures.registry import FigureSpec, Measure, register
 
 
 def observed_update(trials: pd.DataFrame) -> pd.Series:
@@ -27,3 +28,39 @@ def confidence_change(
     """
     trials = ensure_prepared(trials)
     return cell_stats(trials, observed_update(trials), by)
+
+
+register(
+    Measure(
+        key="confidence_change",
+        title="Confidence change",
+        function=confidence_change,
+        cells=("display", "advice"),
+        intervals=True,
+        scale="signed",
+        factorial=True,
+        caption="Final minus initial probability of the initially chosen option, per display "
+        "and advice type.",
+        figure=FigureSpec(
+            "confidence_change.png",
+            "bars",
+            "Confidence change (final minus initial probability of the initially chosen option) "
+            "by display and advice.",
+            title="Confidence change by display and advice (mean, 95 % CI clustered by item)",
+            ylabel="confidence change\n(final \N{MINUS SIGN} initial, initial choice)",
+            empty="no confidence data",
+        ),
+    )
+)
+register(
+    Measure(
+        key="confidence_change_by_accuracy",
+        title="Confidence change by advice accuracy",
+        function=confidence_change,
+        cells=("display", "advice", "accuracy"),
+        scale="signed",
+        factorial=True,
+        caption="Final minus initial probability of the initially chosen option, per display, "
+        "advice type and stated advice accuracy.",
+    )
+)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from analysis.data.prepare import answered
 from analysis.data.schema import ADVICE_TYPES, CALIBRATION, DISPLAYS, canonical_order
+from analysis.measures.registry import Measure, register
 
 DESIGN_COLUMNS: Final = (
     "model",
@@ -64,3 +65,15 @@ def design_table(trials: pd.DataFrame, stage1: pd.DataFrame | None = None) -> pd
             }
         )
     return pd.DataFrame(rows, columns=list(DESIGN_COLUMNS))
+
+
+register(
+    Measure(
+        key="design",
+        title="Design",
+        function=design_table,
+        compute=lambda data: design_table(data.trials, data.prepared.stage1),
+        caption="Per model, the design as read back from the data: questions, repeats, the "
+        "displays, advice types and accuracies present, conditions and trials.",
+    )
+)

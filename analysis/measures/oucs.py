@@ -14,6 +14,7 @@ import pandas as pd
 from analysis.data.prepare import ensure_prepared
 from analysis.data.schema import ADVICE_TYPES, canonical_order
 from analysis.measures.cells import cell_stats
+from analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
 
 
 def oucs(trials: pd.DataFrame, by: Sequence[str] = ("display", "advice")) -> pd.DataFrame:
@@ -47,3 +48,43 @@ def oucs_paper_table(cells: pd.DataFrame, value: str = "mean") -> pd.DataFrame:
         key=lambda key: (key[0], advice_rank.get(key[1], len(advice_rank)), *key[2:]),
     )
     return wide.loc[order, displays].rename_axis(columns=None)
+
+
+register(
+    Measure(
+        key="oucs",
+        title="OUCS",
+        function=oucs,
+        cells=("display", "advice"),
+        intervals=True,
+        scale="signed",
+        factorial=True,
+        caption="Over/under-confidence score: final confidence minus the Bayes posterior, both "
+        "of the initially chosen option (positive: overconfident in it).",
+        figure=FigureSpec(
+            "oucs.png",
+            "bars",
+            "Over/under-confidence score: final confidence minus the Bayes posterior, both on "
+            "the initially chosen option.",
+            title="Over/under-confidence vs the Bayesian observer (OUCS, mean, 95 % CI)",
+            ylabel="OUCS (final \N{MINUS SIGN} Bayes posterior)\n< 0 underconfident · > 0 "
+            "overconfident",
+            empty="no confidence data",
+        ),
+        headline=(
+            HeadlineRow("OUCS hidden / opposite", (("display", "hidden"), ("advice", "opposite"))),
+        ),
+    )
+)
+register(
+    Measure(
+        key="oucs_by_accuracy",
+        title="OUCS by advice accuracy",
+        function=oucs,
+        cells=("display", "advice", "accuracy"),
+        scale="signed",
+        factorial=True,
+        caption="Final confidence minus the Bayes posterior, per display, advice type and stated "
+        "advice accuracy.",
+    )
+)

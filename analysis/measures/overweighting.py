@@ -40,6 +40,7 @@ towards 1 (a clipped final confidence cannot show the whole update); the Tobit u
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 import numpy as np
@@ -50,6 +51,15 @@ from analysis.data.schema import OWN_DISPLAYS
 from analysis.engines.logodds import logit
 from analysis.measures.cells import sort_cells
 from analysis.measures.choice_support import Scale, display_corrections, updates
+from analysis.measures.registry import (
+    FigureSpec,
+    HeadlineRow,
+    Measure,
+    MeasureResults,
+    model_rows,
+    on_trials,
+    register,
+)
 
 RATIO_ADVICE: Final = ("same", "opposite")
 """Advice types with a non-zero Bayes update, for which a ratio is defined."""
@@ -172,3 +182,113 @@ def overweighting_logodds(trials: pd.DataFrame) -> pd.DataFrame:
     """Overweighting on the log-odds scale (choice support, in log-odds, removed from every
     own-answer trial): columns and rows as `overweighting`."""
     return ratio_cells(ratio_trials(trials, "logodds"))
+
+
+_RATIO_STATS: Final = (
+    "n",
+    "mean_ratio",
+    "median_ratio",
+    "ratio_of_sums",
+    "mean_update",
+    "mean_bayes_update",
+)
+
+
+def _headline(table: pd.DataFrame, display: str) -> dict[str, float]:
+    """{same, opposite}: the ratio of sums of `display`'s rows (NaN where absent)."""
+    rows = table.loc[table["display"] == display]
+    return {
+        advice: float(rows.loc[rows["advice"] == advice, "ratio_of_sums"].iloc[0])
+        if (rows["advice"] == advice).any()
+        else math.nan
+        for advice in RATIO_ADVICE
+    }
+
+
+def _ratio_detail(table: pd.DataFrame, correction: float) -> dict[str, Any]:
+    def stats(row: pd.Series) -> dict[str, Any]:
+        return {name: row[name] for name in _RATIO_STATS}
+
+    pooled = table.loc[table["display"] == POOLED]
+    by_display: dict[str, dict[str, Any]] = {}
+    for _, row in table.loc[table["display"] != POOLED].iterrows():
+        by_display.setdefault(str(row["display"]), {})[str(row["advice"])] = stats(row)
+    return {
+        "choice_support_correction": correction,
+        "pooled_displays": POOLED,
+        "pooled": {str(row["advice"]): stats(row) for _, row in pooled.iterrows()},
+        "by_display": by_display,
+    }
+
+
+def _overweighting_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's three versions (`overweighting`, `overweighting_hidden`,
+    `overweighting_logodds`) and `overweighting_detail`."""
+    paper = model_rows(results.table("overweighting"), model)
+    logodds = model_rows(results.table("overweighting_logodds"), model)
+    corrections = model_rows(results.table("choice_support_correction"), model)
+
+    def correction(scale: str) -> float:
+        return float(corrections[scale].iloc[0]) if len(corrections) else math.nan
+
+    detail = _ratio_detail(paper, correction("probability"))
+    detail["corrected"] = "shown + opposite (and each own-answer control + opposite)"
+    detail["logodds"] = _ratio_detail(logodds, correction("logodds")) | {
+        "corrected": "every shown trial (and each own-answer control's)"
+    }
+    return {
+        "overweighting": _headline(paper, POOLED),
+        "overweighting_hidden": _headline(paper, "hidden"),
+        "overweighting_logodds": _headline(logodds, POOLED),
+        "overweighting_detail": detail,
+    }
+
+
+register(
+    Measure(
+        key="overweighting",
+        title="Overweighting of advice",
+        function=overweighting,
+        compute=on_trials(overweighting),
+        caption="Observed over Bayes confidence update (probability scale), per display and "
+        "advice and pooled over shown and hidden, the choice-supportive part removed from "
+        "shown + opposite updates.",
+        summary=_overweighting_entries,
+        scale="ratio",
+        factorial=True,
+        figure=FigureSpec(
+            "updates_observed_vs_bayes.png",
+            "updates",
+            "Observed confidence update against the ideal observer's update, binned means "
+            "(± SEM); the dashed line is the Bayes-optimal identity. Steeper than the identity "
+            "means the advice is overweighted. Observed updates are uncorrected here.",
+            cites=(update_table,),
+        ),
+        headline=(
+            HeadlineRow(
+                "overweighting same",
+                (("display", POOLED), ("advice", "same")),
+                column="ratio_of_sums",
+                style="ratio",
+            ),
+            HeadlineRow(
+                "overweighting opposite",
+                (("display", POOLED), ("advice", "opposite")),
+                column="ratio_of_sums",
+                style="ratio",
+            ),
+        ),
+    )
+)
+register(
+    Measure(
+        key="overweighting_logodds",
+        title="Overweighting of advice, log-odds",
+        function=overweighting_logodds,
+        compute=on_trials(overweighting_logodds),
+        caption="Observed over Bayes update on the log-odds scale, the choice-supportive part "
+        "removed from every shown trial.",
+        scale="ratio",
+        factorial=True,
+    )
+)

@@ -11,13 +11,14 @@ each with an item-clustered 95 % interval.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 
 from analysis.data.prepare import answered, ensure_prepared
 from analysis.engines.bayes import parse_advisors
 from analysis.measures.cells import cell_stats
+from analysis.measures.registry import Measure, MeasureResults, model_rows, on_trials, register
 
 SEQUENCE_COLUMNS: Final = (
     "model",
@@ -75,3 +76,39 @@ def sequence_table(trials: pd.DataFrame) -> pd.DataFrame:
     table["sequence"] = table["advisors"].map(describe_sequence)
     table["advisors"] = table["advisors"].map(lambda text: len(parse_advisors(text)))
     return table[list(SEQUENCE_COLUMNS)].reset_index(drop=True)
+
+
+def _sequence_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's `sequences` ({condition: {sequence, n, com_rate, final_confidence,
+    bayes_posterior, oucs, ...}}), for a model that heard sequences of advisors."""
+    rows = model_rows(results.table("sequences"), model)
+    if rows.empty:
+        return {}
+    return {
+        "sequences": {
+            str(row["condition"]): {
+                "sequence": row["sequence"],
+                "advisors": int(row["advisors"]),
+                "n": int(row["n"]),
+                "com_rate": row["com_rate"],
+                "final_confidence": row["final_confidence"],
+                "bayes_posterior": row["bayes_post"],
+                "oucs": row["oucs"],
+                "oucs_ci95": [row["oucs_ci_low"], row["oucs_ci_high"]],
+            }
+            for _, row in rows.iterrows()
+        }
+    }
+
+
+register(
+    Measure(
+        key="sequences",
+        title="Sequences of advisors",
+        function=sequence_table,
+        compute=on_trials(sequence_table),
+        caption="Per sequence of advisors (multi-advice): the change-of-mind rate, the final "
+        "confidence, the Bayes posterior of the summed shifts and their difference (OUCS).",
+        summary=_sequence_entries,
+    )
+)

@@ -29,6 +29,14 @@ from analysis.engines.clustered import cluster_codes, interval
 from analysis.engines.logistic import logistic_fit
 from analysis.engines.logodds import clip
 from analysis.measures.cells import sort_cells
+from analysis.measures.registry import (
+    FigureSpec,
+    Measure,
+    MeasureResults,
+    model_rows,
+    on_trials,
+    register,
+)
 
 BINS: Final = 10
 """Quantile bins of initial confidence for the binned means and their R^2."""
@@ -170,3 +178,56 @@ def switching_curves(trials: pd.DataFrame, bins: int = BINS) -> pd.DataFrame:
         records.append(record)
     table = pd.DataFrame(records, columns=list(SWITCHING_COLUMNS))
     return sort_cells(table, ("model", "display", "accuracy"))
+
+
+def _switching_entries(results: MeasureResults, model: str) -> dict[str, Any]:
+    """summary.json's `switching`: the fitted curves, a record per display and accuracy."""
+    rows = model_rows(results.table("switching"), model)
+    columns = (
+        "display",
+        "accuracy",
+        "n",
+        "switch_rate",
+        "normative_inflection",
+        "inflection",
+        "inflection_ci_low",
+        "inflection_ci_high",
+        "sigmoid_slope",
+        "sigmoid_r2",
+        "linear_slope",
+        "linear_r2",
+    )
+    return {"switching": [{name: row[name] for name in columns} for _, row in rows.iterrows()]}
+
+
+register(
+    Measure(
+        key="switching",
+        title="Switching curves",
+        function=switching_curves,
+        compute=on_trials(switching_curves),
+        caption="Under opposite advice, per stated accuracy: a sigmoid and a line of change of "
+        "mind against initial confidence, with the inflection the ideal observer puts at c = a.",
+        summary=_switching_entries,
+        factorial=True,
+        figure=FigureSpec(
+            "switching_vs_confidence.png",
+            "switching",
+            "Change of mind under opposite advice against initial confidence: binned rates, the "
+            "fitted sigmoid (solid) and line (dotted); the ideal observer switches iff a > c "
+            "(dashed line at c = a).",
+            cites=(switching_curves, binned_switching),
+        ),
+    )
+)
+register(
+    Measure(
+        key="switching_bins",
+        title="Switching by confidence bin",
+        function=binned_switching,
+        compute=on_trials(binned_switching),
+        caption="Under opposite advice, the change-of-mind rate per bin of initial confidence.",
+        csv=False,
+        factorial=True,
+    )
+)

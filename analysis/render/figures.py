@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -25,6 +25,7 @@ from scipy import special
 from analysis.data.schema import ADVICE_TYPES, DISPLAYS, canonical_order, model_ids
 from analysis.measures.cells import records
 from analysis.measures.overweighting import RATIO_ADVICE, update_table
+from analysis.measures.registry import Chart, FigureSpec, Measure, measure, measures
 from analysis.measures.results import Results
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
@@ -170,12 +171,10 @@ def _drawn(models: list[str]) -> tuple[list[str], str]:
     )
 
 
-def plot_com_by_accuracy(com_accuracy: pd.DataFrame) -> Figure:
-    """CoM rate against stated advice accuracy: a line per advice type, a panel per display.
-
-    One row of panels per model. Draws `com_rates(trials, ("display", "advice", "accuracy"))`.
-    """
-    table = com_accuracy
+def _accuracy_lines(table: pd.DataFrame, spec: FigureSpec, percent: bool) -> Figure:
+    """A cell measure by display, advice and accuracy: a line per advice type against stated
+    accuracy, a panel per display, a row of panels per model (rates in percent)."""
+    scale = 100.0 if percent else 1.0
     models, more = _drawn(_models_of(table))
     displays = canonical_order(table["display"], DISPLAYS) or ["(none)"]
     figure, axes = _grid(max(1, len(models)), len(displays))
@@ -190,35 +189,50 @@ def plot_com_by_accuracy(com_accuracy: pd.DataFrame) -> Figure:
                 line = cells.loc[cells["advice"] == advice]
                 ax.errorbar(
                     line["accuracy"] * 100,
-                    line["mean"] * 100,
-                    yerr=_ci_error(line, 100.0),
+                    line["mean"] * scale,
+                    yerr=_ci_error(line, scale),
                     marker="o",
                     capsize=3,
                     color=ADVICE_COLOURS.get(advice, _FALLBACK_COLOUR),
                     label=advice,
                 )
-            ax.set_ylim(-3, 103)
+            if percent:
+                ax.set_ylim(-3, 103)
             ax.set_title(f"{model} — {display}" if len(models) > 1 else f"display: {display}")
             ax.set_xlabel("stated advice accuracy (%)")
             if col == 0:
-                ax.set_ylabel("change of mind (% of trials)")
+                ax.set_ylabel(spec.ylabel)
             ax.grid(alpha=0.3)
     _legend(figure, axes, "advice")
-    figure.suptitle(
-        "Change-of-mind rate by advice accuracy (mean, 95 % CI clustered by item)" + more
-    )
+    figure.suptitle(spec.title + more)
     _equal_limits(figure)
     return figure
 
 
-def _bars(cells_by_model: pd.DataFrame, title: str, ylabel: str) -> Figure:
+def _spec(key: str) -> FigureSpec:
+    """The figure a built-in measure declares (its titles and labels live with the measure)."""
+    spec = measure(key).figure
+    assert spec is not None, key
+    return spec
+
+
+def plot_com_by_accuracy(com_accuracy: pd.DataFrame) -> Figure:
+    """CoM rate against stated advice accuracy: a line per advice type, a panel per display.
+
+    One row of panels per model. Draws `com_rates(trials, ("display", "advice", "accuracy"))`.
+    """
+    return _accuracy_lines(com_accuracy, _spec("com_rate_by_accuracy"), percent=True)
+
+
+def _bars(cells_by_model: pd.DataFrame, spec: FigureSpec) -> Figure:
     """Bars by display (groups) and advice (colours), a panel per model, 95 % CIs."""
+    title, ylabel = spec.title, spec.ylabel
     models, more = _drawn(_models_of(cells_by_model))
     figure, panels = _model_panels(max(1, len(models)), sharey=True)
     for panel, (ax, model) in enumerate(zip(panels, models, strict=False)):
         cells = cells_by_model.loc[cells_by_model["model"] == model]
         if cells.empty:
-            _empty_panel(ax, f"{model}: no confidence data")
+            _empty_panel(ax, f"{model}: {spec.empty}")
             continue
         displays = canonical_order(cells["display"], DISPLAYS)
         advice_types = canonical_order(cells["advice"], ADVICE_TYPES)
@@ -243,7 +257,7 @@ def _bars(cells_by_model: pd.DataFrame, title: str, ylabel: str) -> Figure:
         ax.set_title(model)
         ax.grid(axis="y", alpha=0.3)
     if not models:
-        _empty_panel(panels[0], "no confidence data")
+        _empty_panel(panels[0], spec.empty)
     _legend(figure, np.asarray(panels), "advice")
     figure.suptitle(title + more)
     _equal_limits(figure)
@@ -256,11 +270,7 @@ def plot_confidence_change(change: pd.DataFrame) -> Figure:
     Draws `confidence_change(trials, ("display", "advice"))`: final minus initial probability
     of the initially chosen option.
     """
-    return _bars(
-        change,
-        "Confidence change by display and advice (mean, 95 % CI clustered by item)",
-        "confidence change\n(final \N{MINUS SIGN} initial, initial choice)",
-    )
+    return _bars(change, _spec("confidence_change"))
 
 
 def plot_oucs(oucs_cells: pd.DataFrame) -> Figure:
@@ -269,11 +279,7 @@ def plot_oucs(oucs_cells: pd.DataFrame) -> Figure:
     Draws `oucs(trials, ("display", "advice"))`; above 0 is overconfident in the initial
     choice relative to the ideal observer, below 0 underconfident.
     """
-    return _bars(
-        oucs_cells,
-        "Over/under-confidence vs the Bayesian observer (OUCS, mean, 95 % CI)",
-        "OUCS (final \N{MINUS SIGN} Bayes posterior)\n< 0 underconfident · > 0 overconfident",
-    )
+    return _bars(oucs_cells, _spec("oucs"))
 
 
 def _binned(update: pd.DataFrame, bins: int) -> pd.DataFrame:
@@ -588,16 +594,53 @@ def plot_estimates(estimates: pd.DataFrame) -> Figure:
     return figure
 
 
-FIGURES: Final[dict[str, Callable[[Results], Figure]]] = {
-    "calibration_reliability.png": lambda r: plot_reliability(r.reliability, r.temperatures),
-    "com_by_accuracy.png": lambda r: plot_com_by_accuracy(r.com_accuracy),
-    "switching_vs_confidence.png": lambda r: plot_switching(r.switching, r.switching_bins),
-    "confidence_change.png": lambda r: plot_confidence_change(r.change),
-    "oucs.png": lambda r: plot_oucs(r.oucs),
-    "updates_observed_vs_bayes.png": lambda r: plot_updates(r.trials),
-    "estimates.png": lambda r: plot_estimates(estimate_table(r.com_regression, r.fit)),
+CHARTS: Final[dict[Chart, Callable[[Results, Measure, FigureSpec], Figure]]] = {
+    "bars": lambda r, m, spec: _bars(r.table(m.key), spec),
+    "accuracy_lines": lambda r, m, spec: _accuracy_lines(
+        r.table(m.key), spec, percent=m.scale == "rate"
+    ),
+    "reliability": lambda r, m, spec: plot_reliability(r.reliability, r.temperatures),
+    "switching": lambda r, m, spec: plot_switching(r.switching, r.switching_bins),
+    "updates": lambda r, m, spec: plot_updates(r.trials),
 }
-"""File name -> drawing function of the results, in report order."""
+"""How each kind of chart a measure may declare is drawn from the results."""
+
+ESTIMATES_FILE: Final = "estimates.png"
+"""The figure every analysis draws besides its measures': the headline estimates."""
+
+
+def _draw_estimates(results: Results) -> Figure:
+    return plot_estimates(estimate_table(results.com_regression, results.fit))
+
+
+def figures_of(measures: Iterable[Measure]) -> dict[str, Callable[[Results], Figure]]:
+    """File name -> drawing function of the results: the figure each measure declares, in
+    their order, then the headline estimates."""
+
+    def drawer(measure: Measure, spec: FigureSpec) -> Callable[[Results], Figure]:
+        return lambda results: CHARTS[spec.chart](results, measure, spec)
+
+    drawers = {m.figure.file: drawer(m, m.figure) for m in measures if m.figure is not None}
+    drawers[ESTIMATES_FILE] = _draw_estimates
+    return drawers
+
+
+class _Figures(Mapping[str, Callable[[Results], Figure]]):
+    """`figures_of` the measures registered now: a read-only view that follows the registry."""
+
+    def __getitem__(self, name: str) -> Callable[[Results], Figure]:
+        return figures_of(measures())[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(figures_of(measures()))
+
+    def __len__(self) -> int:
+        return len(figures_of(measures()))
+
+
+FIGURES: Final[Mapping[str, Callable[[Results], Figure]]] = _Figures()
+"""File name -> drawing function of the results, in report order (the registered measures'
+figures, then the headline estimates)."""
 
 
 def _sequential(n: int) -> list[str]:
@@ -619,5 +662,6 @@ def figure_png(figure: Figure) -> bytes:
 
 
 def render_figures(results: Results) -> dict[str, bytes]:
-    """Every figure of FIGURES as PNG bytes, keyed by file name."""
-    return {name: figure_png(draw(results)) for name, draw in FIGURES.items()}
+    """Every figure of the results' measures (`figures_of`) as PNG bytes, keyed by file name."""
+    drawers = figures_of(results.measures)
+    return {name: figure_png(draw(results)) for name, draw in drawers.items()}

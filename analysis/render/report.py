@@ -1,10 +1,14 @@
 """report.html: the analysis as one self-contained page, in the paper's order.
 
 Sections: design; accuracy and calibration; change of mind; confidence change; comparison
-with the Bayesian observer; the fitted model; methods. Each table and figure says, in a small
-caption, which analysis function computed it (`Results.sources`), so every number can be
-recomputed in a notebook. Tables put models side by side (one column per model), so a run
-with several models — or `mindshift compare` over several runs — reads as a comparison.
+with the Bayesian observer; the fitted model; by condition (and sequences of advisors); further
+measures; methods. Each table and figure says, in a small caption, which analysis function
+computed it (`Results.sources`; figure captions from the measures' `FigureSpec`), so every
+number can be recomputed in a notebook. The paper's measures (PLACED) are laid out by the
+sections written for them; any other registered measure (`analysis.measures.registry`) gets the
+"further measures" section: its caption, its table, its source and its figure. Tables put
+models side by side (one column per model), so a run with several models — or
+`mindshift compare` over several runs — reads as a comparison.
 
 Self-contained means it opens offline and can be mailed or archived alone: styles are inline,
 figures are base64 data URIs, and there are no scripts and no external links. Rendering is a
@@ -27,53 +31,74 @@ from analysis.data.temperature import MIN_CALIBRATION, SOURCE_SPLIT
 from analysis.engines.clustered import MIN_ITEMS
 from analysis.measures.calibration import ECE_BINS
 from analysis.measures.cells import records
-from analysis.measures.com_regression import DISPLAY_TERM
+from analysis.measures.com_regression import DISPLAY_TERM, com_logistic
+from analysis.measures.fit import fit_update_model
 from analysis.measures.oucs import oucs_paper_table
 from analysis.measures.overweighting import POOLED
+from analysis.measures.registry import Measure, Scale, cited
 from analysis.measures.results import Results
 from analysis.measures.switching import BINS, MIN_TRIALS
+from analysis.render.figures import ESTIMATES_FILE
 
-FIGURE_CAPTIONS: Final[dict[str, tuple[str, str]]] = {
-    "calibration_reliability.png": (
-        "Share of stage-1 answers that are correct against the confidence in them, in "
-        f"{ECE_BINS} equal-width bins (raw readout and after temperature scaling; ±1.96 "
-        "binomial SE). On the diagonal is perfect calibration.",
-        "analysis.measures.calibration.reliability_table",
-    ),
-    "com_by_accuracy.png": (
-        "Change-of-mind rate against stated advice accuracy, a line per advice type and a "
-        "panel per display.",
-        "analysis.measures.change_of_mind.com_rates",
-    ),
-    "switching_vs_confidence.png": (
-        "Change of mind under opposite advice against initial confidence: binned rates, the "
-        "fitted sigmoid (solid) and line (dotted); the ideal observer switches iff a > c "
-        "(dashed line at c = a).",
-        "analysis.measures.switching.switching_curves, "
-        "analysis.measures.switching.binned_switching",
-    ),
-    "confidence_change.png": (
-        "Confidence change (final minus initial probability of the initially chosen option) "
-        "by display and advice.",
-        "analysis.measures.confidence_change.confidence_change",
-    ),
-    "oucs.png": (
-        "Over/under-confidence score: final confidence minus the Bayes posterior, both on the "
-        "initially chosen option.",
-        "analysis.measures.oucs.oucs",
-    ),
-    "updates_observed_vs_bayes.png": (
-        "Observed confidence update against the ideal observer's update, binned means (± SEM); "
-        "the dashed line is the Bayes-optimal identity. Steeper than the identity means the "
-        "advice is overweighted. Observed updates are uncorrected here.",
-        "analysis.measures.overweighting.update_table",
-    ),
-    "estimates.png": (
-        "The headline estimates with 95 % intervals clustered by item: the display "
-        "coefficient of the change-of-mind regression and the three update weights.",
-        "analysis.measures.com_regression.com_logistic, analysis.measures.fit.fit_update_model",
-    ),
+ESTIMATES_CAPTION: Final = (
+    "The headline estimates with 95 % intervals clustered by item: the display coefficient of "
+    "the change-of-mind regression and the three update weights."
+)
+
+PLACED: Final = frozenset(
+    {
+        "design",
+        "accuracy",
+        "calibration_temperature",
+        "calibration_metrics",
+        "reliability",
+        "com_rate",
+        "com_rate_by_advice",
+        "com_rate_by_accuracy",
+        "com_regression",
+        "switching",
+        "switching_bins",
+        "confidence_change",
+        "confidence_change_by_accuracy",
+        "choice_support",
+        "choice_support_correction",
+        "oucs",
+        "oucs_by_accuracy",
+        "overweighting",
+        "overweighting_logodds",
+        "clip_sensitivity",
+        "by_condition",
+        "sequences",
+    }
+)
+"""The measures the report's own sections lay out, in the paper's order and words. Every
+other measure of the results (a measure registered since) gets the "Further measures"
+section: its caption, its table with models side by side, its source and its figure."""
+
+_SCALE_FORMAT: Final[dict[Scale, str]] = {
+    "rate": "pct",
+    "signed": "signed",
+    "number": "num",
+    "ratio": "ratio",
 }
+
+
+def figure_captions(results: Results) -> dict[str, tuple[str, str]]:
+    """File name -> (caption, the functions that computed it) of every figure of `results`."""
+    captions = {
+        m.figure.file: (
+            m.figure.caption,
+            ", ".join(cited(function) for function in m.figure.cites or (m.function,)),
+        )
+        for m in results.measures
+        if m.figure is not None
+    }
+    captions[ESTIMATES_FILE] = (
+        ESTIMATES_CAPTION,
+        f"{cited(com_logistic)}, {cited(fit_update_model)}",
+    )
+    return captions
+
 
 _STYLE: Final = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
@@ -240,11 +265,12 @@ def _small_design_note(design: pd.DataFrame) -> str:
     )
 
 
-def _figure(name: str, png: bytes | None) -> str:
+def _figure(results: Results, figures: Mapping[str, bytes], name: str) -> str:
+    png = figures.get(name)
     if png is None:
         return ""
     data = base64.b64encode(png).decode("ascii")
-    caption, source = FIGURE_CAPTIONS.get(name, (name, ""))
+    caption, source = figure_captions(results).get(name, (name, ""))
     cited = (
         f' <span class="src">Computed by <code>{html.escape(source)}</code>.</span>'
         if source
@@ -380,15 +406,15 @@ def _calibration_section(results: Results, figures: Mapping[str, bytes]) -> str:
         f"its search range, is not usable. Intervals on the calibrated scale treat T as "
         f"known.</p>"
         + table
-        + _source(results.sources["accuracy"], results.sources["temperatures"])
+        + _source(results.sources["accuracy"], results.sources["calibration_temperature"])
         + metric_table
         + f'<p class="note">ECE: {ECE_BINS} equal-width confidence bins over [0, 1]; Brier: '
         "mean squared difference between confidence and correctness; AUROC: confidence as a "
         "score for correct against wrong answers; NLL: mean negative log-probability of the "
         "correct option. Rows on the main items of a model calibrated on its split are an "
         f"out-of-sample check (fitted on: {html.escape(SOURCE_SPLIT)}).</p>"
-        + _source(results.sources["calibration"])
-        + _figure("calibration_reliability.png", figures.get("calibration_reliability.png"))
+        + _source(results.sources["calibration_metrics"])
+        + _figure(results, figures, "calibration_reliability.png")
     )
 
 
@@ -464,10 +490,10 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
         "condition).</p>"
         "<h3>By display</h3>"
         + by_display
-        + _source(results.sources["com"])
+        + _source(results.sources["com_rate"])
         + "<h3>By display and advice</h3>"
         + by_advice
-        + _source(results.sources["com_advice"])
+        + _source(results.sources["com_rate_by_advice"])
         + "<h3>Logistic regression of change of mind</h3>"
         '<p class="lead">logit P(change) on display (reference: hidden), advice (reference: '
         "neutral) and stated accuracy (per 10 points, centred at 75 %); the highlighted row "
@@ -475,7 +501,7 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
         + regression
         + _fit_notes(reg)
         + _source(results.sources["com_regression"])
-        + _figure("com_by_accuracy.png", figures.get("com_by_accuracy.png"))
+        + _figure(results, figures, "com_by_accuracy.png")
         + "<h3>Switching curves (opposite advice)</h3>"
         f'<p class="lead">Per stated accuracy, a sigmoid and a line fitted to the trials; '
         f"R² on {BINS} quantile bins of initial confidence. The ideal observer switches iff "
@@ -488,7 +514,7 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
         + switching_table
         + "</details>"
         + _source(results.sources["switching"])
-        + _figure("switching_vs_confidence.png", figures.get("switching_vs_confidence.png"))
+        + _figure(results, figures, "switching_vs_confidence.png")
     )
 
 
@@ -509,14 +535,14 @@ def _change_section(results: Results, figures: Mapping[str, bytes]) -> str:
         '<p class="lead">Final minus initial probability of the initially chosen option, on '
         "the confidence scale of section 2.</p>"
         + _table(header, rows, 2)
-        + _source(results.sources["change"])
+        + _source(results.sources["confidence_change"])
         + "<h3>Choice-supportive bias</h3>"
         '<p class="lead">Mean confidence change under neutral advice, shown minus hidden '
         "(paper, Gemma 3 12B: +0.21): seeing its own answer makes the model more confident "
         "in it without any new evidence.</p>"
         + _table(["model", "shown &minus; hidden [95 % CI]", "p", "items"], support)
         + _source(results.sources["choice_support"])
-        + _figure("confidence_change.png", figures.get("confidence_change.png"))
+        + _figure(results, figures, "confidence_change.png")
     )
 
 
@@ -684,8 +710,8 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
         "Tables in the layout of the paper's Tables 1-3 (paper, Gemma 3 12B: hidden/neutral "
         "+0.001, shown/neutral +0.210, hidden/opposite &minus;0.300, shown/opposite +0.086).</p>"
         + _oucs_tables(results)
-        + _source(results.sources["oucs"], results.sources["oucs_accuracy"])
-        + _figure("oucs.png", figures.get("oucs.png"))
+        + _source(results.sources["oucs"], results.sources["oucs_by_accuracy"])
+        + _figure(results, figures, "oucs.png")
         + "<h3>Overweighting of advice (observed / Bayes update)</h3>"
         '<p class="lead">Three versions, each a ratio of summed updates (summary.json '
         "<code>overweighting</code>, <code>overweighting_hidden</code>, "
@@ -720,7 +746,7 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
             key,
         )
         + _source(results.sources["overweighting"])
-        + _figure("updates_observed_vs_bayes.png", figures.get("updates_observed_vs_bayes.png"))
+        + _figure(results, figures, "updates_observed_vs_bayes.png")
         + "<h3>How much the clip moves the a = 100 % cells</h3>"
         '<p class="lead">OUCS and overweighting ratios of the trials whose stated accuracy '
         "the clip changes, under this analysis's clip and the compared one (exact Bayes, or "
@@ -773,7 +799,7 @@ def _fitted_section(results: Results, figures: Mapping[str, bytes]) -> str:
         "w_opposite = 1; the paper's models put more weight on opposing than on agreeing "
         "advice.</p>"
         + "".join(_model_table(part, results) for part in section.tables)
-        + _figure("estimates.png", figures.get("estimates.png"))
+        + _figure(results, figures, "estimates.png")
     )
 
 
@@ -892,6 +918,46 @@ def _sequence_section(results: Results) -> str:
     )
 
 
+def _measure_table(results: Results, measure: Measure) -> str:
+    """A measure's table: a cell measure's cells with models side by side (mean [95 % CI]),
+    any other table as it is."""
+    table = results.table(measure.key)
+    if measure.cells and {"mean", "ci_low", "ci_high"} <= set(table.columns):
+        kind = _SCALE_FORMAT[measure.scale]
+        header, rows = _models_wide(table, measure.cells, results.models, kind)
+        return _table(header, rows, len(measure.cells))
+    return _table(
+        [str(column) for column in table.columns],
+        (
+            [html.escape(v) if isinstance(v, str) else _fmt(v) for v in row.values()]
+            for row in records(table)
+        ),
+    )
+
+
+def _further_section(results: Results, figures: Mapping[str, bytes], main_design: bool) -> str:
+    """Every measure of the results the report's own sections do not lay out (PLACED)."""
+    extra = [
+        m for m in results.measures if m.key not in PLACED and (main_design or not m.factorial)
+    ]
+    if not extra:
+        return ""
+    parts = [
+        f"<h3>{html.escape(m.title)}</h3>"
+        f'<p class="lead">{html.escape(m.caption)}</p>'
+        + _measure_table(results, m)
+        + _source(m.source)
+        + (_figure(results, figures, m.figure.file) if m.figure is not None else "")
+        for m in extra
+    ]
+    return (
+        "<h2>Further measures</h2>"
+        '<p class="lead">Measures registered beside the paper\'s (each declared in its own '
+        "module, <code>analysis.measures.registry</code>); intervals are 95 % and clustered "
+        "by question.</p>" + "".join(parts)
+    )
+
+
 def _numbered(sections: list[str]) -> list[str]:
     """Number the sections' headings in order (which sections appear depends on the run)."""
     return [
@@ -929,6 +995,9 @@ def render_report(
     sections.append(_condition_section(results, main_design))
     if not results.sequences.empty:
         sections.append(_sequence_section(results))
+    further = _further_section(results, figures, main_design)
+    if further:
+        sections.append(further)
     clip = results.bayes_clip
     sections = [*_numbered(sections), _METHODS.format(low=f"{clip:g}", high=f"{1 - clip:g}")]
     return (

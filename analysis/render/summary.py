@@ -7,9 +7,14 @@ displays or advice types absent from the data are absent, and a number that cann
 computed is null. Everything else is an extra, free to grow. Confidence measures are on the
 scale the analysis chose (raw or temperature-scaled; `calibration.confidence_scale`).
 
-The three overweighting versions (`analysis.measures.overweighting`): `overweighting` is the paper's
-(probability scale, ratio of sums pooled over shown and hidden, choice support removed from
-shown + opposite only), `overweighting_hidden` the journal version's (hidden trials alone),
+Every registered measure (`analysis.measures.registry`) adds its entries, in the registry's
+order: a cell measure its means nested by its cells under its key (and, with intervals, its
+errors under `se_item` and its 95 % intervals under `ci95`), any other measure the entries its
+module declares. The counts and the update fit come first.
+
+The three overweighting versions (`analysis.measures.overweighting`): `overweighting` is the
+paper's (probability scale, ratio of sums pooled over shown and hidden, choice support removed
+from shown + opposite only), `overweighting_hidden` the journal version's (hidden trials alone),
 `overweighting_logodds` the log-odds one (choice support removed from every shown trial).
 Each is a ratio of sums; `overweighting_detail` holds the trial-wise medians and means, the
 counts and the corrections beside them.
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,19 +32,9 @@ import pandas as pd
 from analysis.data.prepare import answered
 from analysis.data.temperature import Prior
 from analysis.measures.cells import nest
-from analysis.measures.com_regression import display_coefficient
 from analysis.measures.fit import fit_update_model
-from analysis.measures.overweighting import POOLED, RATIO_ADVICE
+from analysis.measures.overweighting import POOLED
 from analysis.measures.results import Results, compute_results
-
-_RATIO_STATS: Final = (
-    "n",
-    "mean_ratio",
-    "median_ratio",
-    "ratio_of_sums",
-    "mean_update",
-    "mean_bayes_update",
-)
 
 
 def json_ready(value: Any) -> Any:
@@ -62,70 +57,6 @@ def _of(table: pd.DataFrame, model: str) -> pd.DataFrame:
     return table.loc[table["model"] == model]
 
 
-def _lookup(table: pd.DataFrame, model: str, column: str, missing: Any) -> Any:
-    return table.at[model, column] if model in table.index else missing
-
-
-def _headline(table: pd.DataFrame, display: str) -> dict[str, float]:
-    """{same, opposite}: the ratio of sums of `display`'s rows (NaN where absent)."""
-    rows = table.loc[table["display"] == display]
-    return {
-        advice: float(rows.loc[rows["advice"] == advice, "ratio_of_sums"].iloc[0])
-        if (rows["advice"] == advice).any()
-        else math.nan
-        for advice in RATIO_ADVICE
-    }
-
-
-def _ratio_detail(table: pd.DataFrame, correction: float) -> dict[str, Any]:
-    def stats(row: pd.Series) -> dict[str, Any]:
-        return {name: row[name] for name in _RATIO_STATS}
-
-    pooled = table.loc[table["display"] == POOLED]
-    by_display: dict[str, dict[str, Any]] = {}
-    for _, row in table.loc[table["display"] != POOLED].iterrows():
-        by_display.setdefault(str(row["display"]), {})[str(row["advice"])] = stats(row)
-    return {
-        "choice_support_correction": correction,
-        "pooled_displays": POOLED,
-        "pooled": {str(row["advice"]): stats(row) for _, row in pooled.iterrows()},
-        "by_display": by_display,
-    }
-
-
-def _overweighting_entries(results: Results, model: str) -> dict[str, Any]:
-    """The three contract entries and their detail (`analysis.measures.overweighting`)."""
-    paper = _of(results.overweighting, model)
-    logodds = _of(results.overweighting_logodds, model)
-    detail = _ratio_detail(paper, float(results.corrections.get(model, math.nan)))
-    detail["corrected"] = "shown + opposite (and each own-answer control + opposite)"
-    detail["logodds"] = _ratio_detail(
-        logodds, float(results.corrections_logodds.get(model, math.nan))
-    ) | {"corrected": "every shown trial (and each own-answer control's)"}
-    return {
-        "overweighting": _headline(paper, POOLED),
-        "overweighting_hidden": _headline(paper, "hidden"),
-        "overweighting_logodds": _headline(logodds, POOLED),
-        "overweighting_detail": detail,
-    }
-
-
-def _clip_entry(results: Results, model: str) -> dict[str, Any]:
-    """{display: {advice: {accuracy: {bayes_clip: {n, oucs, overweighting, ...}}}}} of the
-    cells the clip bites (`analysis.measures.clip_sensitivity`)."""
-    entry: dict[str, Any] = {}
-    for _, row in _of(results.clip_sensitivity, model).iterrows():
-        cell = entry.setdefault(str(row["display"]), {}).setdefault(str(row["advice"]), {})
-        cell.setdefault(f"{float(row['accuracy']):g}", {})[f"{float(row['bayes_clip']):g}"] = {
-            "n": int(row["n"]),
-            "oucs": row["oucs"],
-            "n_ratio": int(row["n_ratio"]),
-            "overweighting": row["overweighting"],
-            "overweighting_logodds": row["overweighting_logodds"],
-        }
-    return entry
-
-
 def summarise(
     trials: pd.DataFrame,
     stage1: pd.DataFrame | None = None,
@@ -145,87 +76,16 @@ def summarise(
     )
 
 
-def _records(table: pd.DataFrame, columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [{name: row[name] for name in columns} for _, row in table.iterrows()]
-
-
-def _calibration_entry(results: Results, model: str) -> dict[str, Any]:
-    fitted = _of(results.temperatures, model)
-    metrics = _of(results.calibration, model)
-    entry: dict[str, Any] = {
-        "confidence_scale": "calibrated" if model in results.chosen else "raw",
-        "temperature_applied": results.chosen.get(model, math.nan),
-        "metrics": _records(
-            metrics,
-            ("data", "scale", "n", "accuracy", "mean_confidence", "ece", "brier", "auroc", "nll"),
-        ),
-    }
-    if not fitted.empty:
-        row = fitted.iloc[0]
-        entry |= {
-            "temperature": row["temperature"],
-            "temperature_ci": [row["ci_low"], row["ci_high"]],
-            "source": row["source"],
-            "n": int(row["n"]),
-            "usable": bool(row["usable"]),
-        }
-    return entry
-
-
-def _by_condition(table: pd.DataFrame) -> dict[str, Any]:
-    """{condition: {n, com_rate, confidence_change, oucs, ...}} for any paradigm."""
-    keys = (
-        "n",
-        "n_items",
-        "com_rate",
-        "n_with_confidence",
-        "confidence_change",
-        "oucs",
-    )
-    return {str(row["condition"]): {key: row[key] for key in keys} for _, row in table.iterrows()}
-
-
-def _sequences(table: pd.DataFrame) -> dict[str, Any]:
-    """{condition: {sequence, n, com_rate, final_confidence, bayes_posterior, oucs}}."""
-    return {
-        str(row["condition"]): {
-            "sequence": row["sequence"],
-            "advisors": int(row["advisors"]),
-            "n": int(row["n"]),
-            "com_rate": row["com_rate"],
-            "final_confidence": row["final_confidence"],
-            "bayes_posterior": row["bayes_post"],
-            "oucs": row["oucs"],
-            "oucs_ci95": [row["oucs_ci_low"], row["oucs_ci_high"]],
-        }
-        for _, row in table.iterrows()
-    }
-
-
 def _model_entry(results: Results, model: str) -> dict[str, Any]:
-    trials = results.trials
-    rows = _of(trials, model)
-    accuracy = results.accuracy
-    by2, by3 = ("display", "advice"), ("display", "advice", "accuracy")
-    ratio = _overweighting_entries(results, model)
+    """One model's summary: the counts and the update fit, then each measure's entries in the
+    registry's order (a cell measure's means nested by its cells; any other measure's own
+    entries), then the item-clustered errors and intervals of the cell measures that give
+    them."""
+    rows = _of(results.trials, model)
     fit = results.fits.get(model) or fit_update_model(rows)
-    support = _of(results.choice_support, model)
-    n_answered = len(answered(rows))
-    return {
-        "n_trials": n_answered,
-        "accuracy_initial": _lookup(accuracy, model, "accuracy_initial", math.nan),
-        "accuracy_initial_source": _lookup(accuracy, model, "source", None),
-        "com_rate": nest(_of(results.com, model), ("display",)),
-        "com_rate_by_advice": nest(_of(results.com_advice, model), by2),
-        "confidence_change": nest(_of(results.change, model), by2),
-        "oucs": nest(_of(results.oucs, model), by2),
-        "overweighting": ratio["overweighting"],
-        "overweighting_hidden": ratio["overweighting_hidden"],
-        "overweighting_logodds": ratio["overweighting_logodds"],
-        "fit": fit.to_dict(),
-        # Extras beyond the contract.
+    entry: dict[str, Any] = {
+        "n_trials": len(answered(rows)),
         "n_items": int(rows["item_id"].nunique()),
-        "n_initial_calls": _lookup(accuracy, model, "n_initial_calls", 0),
         "n_with_confidence": int(
             (rows["initial_confidence"].notna() & rows["final_prob_initial"].notna()).sum()
         ),
@@ -233,72 +93,27 @@ def _model_entry(results: Results, model: str) -> dict[str, Any]:
             "initial": int(rows["initial_censored"].sum()),
             "final": int(rows["final_censored"].sum()),
         },
-        "calibration": _calibration_entry(results, model),
-        "by_condition": _by_condition(_of(results.by_condition, model)),
-        **(
-            {"sequences": _sequences(_of(results.sequences, model))}
-            if (results.sequences["model"] == model).any()
-            else {}
-        ),
-        "com_rate_by_accuracy": nest(_of(results.com_accuracy, model), by3),
-        "confidence_change_by_accuracy": nest(_of(results.change_accuracy, model), by3),
-        "oucs_by_accuracy": nest(_of(results.oucs_accuracy, model), by3),
-        "overweighting_detail": ratio["overweighting_detail"],
-        "clip_sensitivity": _clip_entry(results, model),
-        "choice_support_test": (
-            {
-                k: support.iloc[0][k]
-                for k in ("estimate", "se_item", "ci_low", "ci_high", "p_value", "n_items")
-            }
-            if not support.empty
-            else {}
-        ),
-        "com_regression": {
-            str(row["term"]): {
-                k: row[k]
-                for k in ("estimate", "se_item", "ci_low", "ci_high", "p_value", "odds_ratio")
-            }
-            for _, row in _of(results.com_regression, model).iterrows()
-        },
-        "display_coefficient": display_coefficient(results.com_regression, model)["estimate"],
-        "switching": _records(
-            _of(results.switching, model),
-            (
-                "display",
-                "accuracy",
-                "n",
-                "switch_rate",
-                "normative_inflection",
-                "inflection",
-                "inflection_ci_low",
-                "inflection_ci_high",
-                "sigmoid_slope",
-                "sigmoid_r2",
-                "linear_slope",
-                "linear_r2",
-            ),
-        ),
-        # Item-clustered standard errors and 95 % intervals of the cell means above: items
-        # recur in every condition, so the trials of a cell are not independent.
-        "se_item": {
-            "com_rate": nest(_of(results.com, model), ("display",), "se_item"),
-            "com_rate_by_advice": nest(_of(results.com_advice, model), by2, "se_item"),
-            "confidence_change": nest(_of(results.change, model), by2, "se_item"),
-            "oucs": nest(_of(results.oucs, model), by2, "se_item"),
-        },
-        "ci95": {
-            name: {
-                "low": nest(_of(table, model), keys, "ci_low"),
-                "high": nest(_of(table, model), keys, "ci_high"),
-            }
-            for name, table, keys in (
-                ("com_rate", results.com, ("display",)),
-                ("com_rate_by_advice", results.com_advice, by2),
-                ("confidence_change", results.change, by2),
-                ("oucs", results.oucs, by2),
-            )
-        },
+        "fit": fit.to_dict(),
     }
+    # Item-clustered standard errors and 95 % intervals of the cell means: items recur in
+    # every condition, so the trials of a cell are not independent.
+    errors: dict[str, Any] = {}
+    intervals: dict[str, Any] = {}
+    for measure in results.measures:
+        if measure.cells:
+            cells = _of(results.table(measure.key), model)
+            entry[measure.key] = nest(cells, measure.cells)
+            if measure.intervals:
+                errors[measure.key] = nest(cells, measure.cells, "se_item")
+                intervals[measure.key] = {
+                    "low": nest(cells, measure.cells, "ci_low"),
+                    "high": nest(cells, measure.cells, "ci_high"),
+                }
+        elif measure.summary is not None:
+            entry.update(measure.summary(results, model))
+    entry["se_item"] = errors
+    entry["ci95"] = intervals
+    return entry
 
 
 def summary_document(results: Results) -> dict[str, Any]:

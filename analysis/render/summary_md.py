@@ -2,7 +2,10 @@
 
 A measure per row and a model per column, each from the same tables as the report (the
 functions are named under the table), so `mindshift analyse` can print it and a reader can
-decide whether to open the report at all.
+decide whether to open the report at all. The rows are the trial count, the headline rows the
+registered measures declare (`Measure.headline`, in the registry's order) and the update fit's
+weights; a protocol without change-of-mind's display x advice design gets its per-condition
+rows instead of that design's.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from typing import Final
 
 import pandas as pd
 
-from analysis.measures.com_regression import display_coefficient
-from analysis.measures.overweighting import POOLED
+from analysis.measures.registry import HeadlineRow, Measure
 from analysis.measures.results import Results
 
 
@@ -46,74 +48,58 @@ def _cell(table: pd.DataFrame, model: str, **keys: str) -> pd.Series | None:
     return None if rows.empty else rows.iloc[0]
 
 
-def _mean(table: pd.DataFrame, model: str, **keys: str) -> float:
-    row = _cell(table, model, **keys)
-    return math.nan if row is None else float(row["mean"])
-
-
 Row = tuple[str, Callable[[Results, str], str], str]
+"""(label, the value shown for a model, the name of the function it comes from)."""
 
-ROWS: Final[tuple[Row, ...]] = (
-    ("trials", lambda r, m: f"{int((r.trials['model'] == m).sum()):,}", "design_table"),
-    (
-        "initial accuracy",
-        lambda r, m: _accuracy(r, m),
-        "initial_accuracy_table",
-    ),
-    (
-        "temperature (applied?)",
-        lambda r, m: _temperature(r, m),
-        "calibration.temperatures",
-    ),
-    ("CoM, shown", lambda r, m: _pct(_mean(r.com, m, display="shown")), "com_rates"),
-    ("CoM, hidden", lambda r, m: _pct(_mean(r.com, m, display="hidden")), "com_rates"),
-    (
-        "display coefficient",
-        lambda r, m: _display(r, m),
-        "com_logistic",
-    ),
-    ("choice-support shift (conf.)", lambda r, m: _support(r, m), "choice_support_test"),
-    (
-        "OUCS hidden / opposite",
-        lambda r, m: _num(_mean(r.oucs, m, display="hidden", advice="opposite"), True),
-        "oucs",
-    ),
-    ("overweighting same", lambda r, m: _ratio(r, m, "same"), "overweighting"),
-    ("overweighting opposite", lambda r, m: _ratio(r, m, "opposite"), "overweighting"),
-    ("fit: choice_support", lambda r, m: _fit(r, m, "choice_support"), "fit_update_model"),
-    ("fit: w_same", lambda r, m: _fit(r, m, "w_same"), "fit_update_model"),
-    ("fit: w_opposite", lambda r, m: _fit(r, m, "w_opposite"), "fit_update_model"),
+TRIALS: Final[Row] = (
+    "trials",
+    lambda r, m: f"{int((r.trials['model'] == m).sum()):,}",
+    "design_table",
 )
+FIT_TERMS: Final = ("choice_support", "w_same", "w_opposite")
+"""The update fit's weights the table shows, a row each."""
 
 
-def _display(results: Results, model: str) -> str:
-    row = display_coefficient(results.com_regression, model)
-    return _with_ci(row["estimate"], row["ci_low"], row["ci_high"])
-
-
-def _accuracy(results: Results, model: str) -> str:
-    values = results.accuracy["accuracy_initial"]
-    return _pct(float(values[model])) if model in values.index else "—"
-
-
-def _temperature(results: Results, model: str) -> str:
-    row = _cell(results.temperatures, model)
-    if row is None or not math.isfinite(float(row["temperature"])):
+def _headline(results: Results, model: str, measure: Measure, row: HeadlineRow) -> str:
+    """A headline row's value for one model, from the measure's table (— where absent)."""
+    cell = _cell(results.table(measure.key), model, **dict(row.where))
+    value = math.nan if cell is None else float(cell[row.column])
+    if row.style == "rate":
+        return _pct(value)
+    if row.style == "signed":
+        return _num(value, True)
+    if cell is None:
+        return "—"
+    if row.style == "ratio":
+        return f"{_num(value)}x"
+    if row.style == "estimate":
+        return _with_ci(value, float(cell["ci_low"]), float(cell["ci_high"]))
+    if not math.isfinite(value):
         return "—"
     applied = "yes" if model in results.chosen else "no"
-    return f"{float(row['temperature']):.2f} ({applied})"
+    return f"{value:.2f} ({applied})"
 
 
-def _support(results: Results, model: str) -> str:
-    row = _cell(results.choice_support, model)
-    if row is None:
-        return "—"
-    return _with_ci(float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]))
+def _measure_rows(results: Results, main_design: bool) -> list[Row]:
+    """The registered measures' headline rows, in the registry's order (a measure of the
+    display x advice design only where the run has that design)."""
+
+    def value(measure: Measure, row: HeadlineRow) -> Callable[[Results, str], str]:
+        return lambda results, model: _headline(results, model, measure, row)
+
+    return [
+        (row.label, value(measure, row), measure.function.__name__)
+        for measure in results.measures
+        if main_design or not measure.factorial
+        for row in measure.headline
+    ]
 
 
-def _ratio(results: Results, model: str, advice: str) -> str:
-    row = _cell(results.overweighting, model, display=POOLED, advice=advice)
-    return "—" if row is None else f"{_num(float(row['ratio_of_sums']))}x"
+def _fit_rows() -> list[Row]:
+    def value(term: str) -> Callable[[Results, str], str]:
+        return lambda results, model: _fit(results, model, term)
+
+    return [(f"fit: {term}", value(term), "fit_update_model") for term in FIT_TERMS]
 
 
 def _fit(results: Results, model: str, term: str) -> str:
@@ -172,7 +158,8 @@ def summary_markdown(results: Results, title: str = "mindshift analysis") -> str
     # A protocol without change-of-mind's display x advice design (are-you-sure,
     # multi-advice) gets its per-condition headline instead of the design's rows.
     main_design = bool(results.trials["advice"].notna().any())
-    rows = ROWS if main_design else (*ROWS[:3], *_condition_rows(results))
+    rows = [TRIALS, *_measure_rows(results, main_design)]
+    rows += _fit_rows() if main_design else _condition_rows(results)
     for name, compute, _ in rows:
         cells = [compute(results, model) for model in models]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
