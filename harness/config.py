@@ -13,7 +13,7 @@ import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -60,6 +60,10 @@ class ExperimentSection(_Strict):
         return value
 
 
+ReadoutChoice = Literal["logprobs", "sampling", "verbal", "verbal-2stage", "ptrue", "auto"]
+"""A model entry's `readout`: a `harness.types.ReadoutName`, or `auto`."""
+
+
 class ModelSection(BaseModel):
     """One `[[models]]` entry: a model under test and how the engine calls it.
 
@@ -94,6 +98,14 @@ class ModelSection(BaseModel):
     retry_backoff_s: float | None = Field(default=None, gt=0.0, le=600.0)
     """Wait before the first retry when the server names none (default 1 s); it doubles
     with each retry, up to 60 s, jittered over the upper half of each step."""
+    readout: ReadoutChoice = "logprobs"
+    """How confidence is read (`harness.readouts`): `logprobs` (token probabilities),
+    `sampling` (the frequency of `samples` sampled answers), `verbal` (a confidence stated in
+    the answer's reply), `verbal-2stage` (stated in a follow-up turn), `ptrue` (the probability
+    of "true" for its own answer), or `auto` (logprobs when the preflight finds them usable,
+    else sampling)."""
+    samples: int = Field(default=20, ge=2, le=1000)
+    """Sampled answers per call under `readout = "sampling"` (and `ptrue` without logprobs)."""
 
     @field_validator("id")
     @classmethod

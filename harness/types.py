@@ -12,6 +12,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 Role = Literal["system", "user", "assistant"]
+ReadoutName = Literal["logprobs", "sampling", "verbal", "verbal-2stage", "ptrue"]
+"""How a call's confidence is read (`harness.readouts`): token log-probabilities; the
+frequency of N sampled answers; a confidence the model states in the same reply (`verbal`)
+or in a follow-up turn (`verbal-2stage`); the probability it gives "true" for its own answer
+(`ptrue`)."""
 JsonValue = Any
 """A value that survives `json.dumps` unchanged (used for free-form records)."""
 
@@ -235,3 +240,99 @@ class ChoiceResponse:
     """Set on a failure that a later attempt may fix (see `Transient`); None otherwise."""
     attempt_errors: tuple[str, ...] = ()
     """The errors of the attempts before this one (filled in by the runner's retries)."""
+    readout_detail: ReadoutDetail | None = None
+    """How a readout other than logprobs arrived at `readout` (None: token logprobs)."""
+
+
+AskedKind = Literal["answer", "answer-and-confidence", "confidence", "true-or-false"]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a free-text reply is asked for, in structured form (its text says it in words).
+
+    Language models read the text; a simulated agent reads this instead, as it reads the
+    turn's facts: `answer` (one option label), `answer-and-confidence` (a label and a
+    confidence 0-100 in one reply), `confidence` (how likely `proposed`, the model's own
+    answer, is correct, 0-100), `true-or-false` (whether `proposed` is the correct answer).
+    """
+
+    kind: AskedKind
+    proposed: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """A call for free-text replies: how readouts without logprobs ask (`harness.readouts`).
+
+    `n` replies are sampled independently at `temperature`; a backend whose provider takes
+    `n` sends one request, another sends `n` requests seeded from `seed` (reproducible).
+    """
+
+    trial_id: str
+    stage: int
+    messages: tuple[Message, ...]
+    labels: tuple[str, ...]
+    """The option labels of the question the reply is about."""
+    temperature: float
+    seed: int
+    asked: Asked
+    n: int = 1
+    max_tokens: int | None = None
+    """Most tokens per reply (None: the backend's default for a short reply)."""
+    facts: TurnFacts | None = None
+    """The turn's facts (see `TurnFacts`), for simulated agents."""
+
+
+@dataclass(frozen=True)
+class ReplyResponse:
+    """A backend's answer to one `ReplyRequest`: its replies' texts, or a failure."""
+
+    texts: tuple[str, ...]
+    """One text per sampled reply (empty when the call failed)."""
+    raw: JsonValue
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None
+    transient: Transient | None = None
+    attempt_errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadoutDetail:
+    """What a readout without logprobs saw on its way to the option probabilities."""
+
+    method: ReadoutName
+    samples: tuple[str | None, ...] = ()
+    """`sampling` (and `ptrue` by sampling): each sampled answer's label (None: unreadable)."""
+    stated: float | None = None
+    """`verbal`, `verbal-2stage`: the confidence the model stated, as a probability."""
+    interval: tuple[float, float] | None = None
+    """A 99 % interval for the probability of the chosen answer (`sampling`: Wilson)."""
+    replies: tuple[str, ...] = ()
+    """Every reply's text, as received."""
+    rule: str | None = None
+    """How the other options' probabilities were set (the rule for K > 2 options)."""
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "method": self.method,
+            "samples": list(self.samples),
+            "stated": self.stated,
+            "interval": None if self.interval is None else list(self.interval),
+            "replies": list(self.replies),
+            "rule": self.rule,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JsonValue]) -> ReadoutDetail:
+        interval = data.get("interval")
+        return cls(
+            method=data.get("method", "logprobs"),
+            samples=tuple(data.get("samples") or ()),
+            stated=data.get("stated"),
+            interval=None if interval is None else (float(interval[0]), float(interval[1])),
+            replies=tuple(str(one) for one in data.get("replies") or ()),
+            rule=data.get("rule"),
+        )

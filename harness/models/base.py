@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.batch_api import BatchApi
-from harness.types import ChoiceRequest, ChoiceResponse
+from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class Capabilities:
     """Several requests are answered in one forward pass or one batch job."""
     choice_only: bool = False
     """Runs without confidences (no logprobs): only measures of choices can use it."""
+    replies: bool = False
+    """Free-text replies (`reply`): the readouts without logprobs (sampling, verbal, ptrue)."""
+    reply_n: bool = False
+    """Several sampled replies in one request (`n`); otherwise one request per reply."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,15 @@ class ModelBackend(ABC):
         fix it), never an exception: the runner retries (`harness.retry`) and stores it.
         Raise only for what stops the whole run (`UserError`: a revoked key, a vanished model).
         """
+
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        """Answer each request with its `n` sampled free-text replies, one attempt each.
+
+        Failures are responses with `error` (and `transient`), as for `answer`. Backends
+        without free-text replies (`capabilities.replies` False) keep this default, which
+        the readouts never reach: a config asking for such a readout is refused first.
+        """
+        raise NotImplementedError(f"{type(self).__name__} gives no free-text replies")
 
     async def preflight(self) -> None:  # noqa: B027 - most backends have nothing to check
         """Check, before any trial is run, that the model can do what the run asks.
