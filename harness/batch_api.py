@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
-from harness.types import ChoiceRequest, ChoiceResponse
+from typing_extensions import TypeVar
+
+from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
 
 BATCH_PROVIDERS = ("openai:", "gemini:")
 """Spec prefixes of the providers whose backends offer a batch API (`--batch` runs the
 others call by call, and prices only these at the batch discount)."""
 
 
-def custom_id(request: ChoiceRequest) -> str:
+def custom_id(request: ChoiceRequest | ReplyRequest) -> str:
     """The id a batch line carries to say which call it answers (trial id and stage)."""
     return f"{request.trial_id}-{request.stage}"
 
@@ -51,13 +53,24 @@ class BatchStatus:
     """Requests completed / failed / total, when the provider says."""
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A request as a batch line, or the failure that keeps it out of any batch."""
+RequestT = TypeVar("RequestT", ChoiceRequest, ReplyRequest, default=ChoiceRequest)
+ResponseT = TypeVar("ResponseT", ChoiceResponse, ReplyResponse, default=ChoiceResponse)
 
-    request: ChoiceRequest
+
+@dataclass(frozen=True)
+class Prepared(Generic[RequestT, ResponseT]):
+    """A request as a batch line, or the failure that keeps it out of any batch.
+
+    `Prepared` alone is a choice request's (`prepare`); a free-text reply request's is
+    `Prepared[ReplyRequest, ReplyResponse]` (`prepare_reply`)."""
+
+    request: RequestT
     line: dict[str, Any] | None
-    failure: ChoiceResponse | None = None
+    failure: ResponseT | None = None
+
+
+PreparedReply = Prepared[ReplyRequest, ReplyResponse]
+"""A reply request as a batch line (`BatchApi.prepare_reply`)."""
 
 
 class BatchApi(Protocol):
@@ -72,7 +85,12 @@ class BatchApi(Protocol):
         """The batch line of a request (its exact body), or why it cannot be sent."""
         ...
 
-    async def submit(self, lines: Sequence[Prepared], token: str) -> str:
+    def prepare_reply(self, request: ReplyRequest) -> PreparedReply:
+        """The batch line of a free-text reply request (its `n` replies in one line), or
+        why it cannot be sent."""
+        ...
+
+    async def submit(self, lines: Sequence[Prepared | PreparedReply], token: str) -> str:
         """Submit one batch tagged with `token`; returns the provider's batch id.
 
         Every method raises `BatchError` when the provider cannot be asked, and `UserError`
@@ -90,4 +108,11 @@ class BatchApi(Protocol):
     ) -> list[ChoiceResponse]:
         """The answer to each request of a finished batch, in order (a failure for any
         request the batch did not answer)."""
+        ...
+
+    async def collect_replies(
+        self, batch_id: str, requests: Sequence[ReplyRequest]
+    ) -> list[ReplyResponse]:
+        """The replies to each reply request of a finished batch, in order (a failure for
+        any request the batch did not answer)."""
         ...
