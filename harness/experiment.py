@@ -16,13 +16,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.batch_runner import DEFAULT_POLL_S
-from harness.config import ExperimentConfig, describe_validation_error
+from harness.config import ExperimentConfig, ModelSection, describe_validation_error
 from harness.errors import ConfigError, RunDirError, UserError
 from harness.interrupts import run_interruptibly
 from harness.manifest import check_compatible, start_or_resume, stimuli_digest
 from harness.models.base import ModelBackend
-from harness.models.registry import create_backend, validate_model
+from harness.models.registry import create_backend, provider_of, validate_model
 from harness.paradigm import Paradigm
+from harness.readouts import ReadoutBackend, check_readout, make_readout, resolve_auto
 from harness.run_dir import RunDirState, inspect_run_dir, load_logs
 from harness.run_format import CALLS_FILE, LOCK_FILE, TRIALS_FILE
 from harness.run_store import RunStore
@@ -63,20 +64,24 @@ def prepare(
         raise ConfigError(f"[paradigm]: {describe_validation_error(error)}") from None
     for model in config.models:
         validate_model(model)
+        offered = provider_of(model).capabilities
+        readout = resolve_auto(offered) if model.readout == "auto" else model.readout
+        check_readout(model.id, model.spec, readout, offered)
     paradigm = paradigm_class(settings, config.experiment.seed)
     try:
         # Generating the items can fail on settings (e.g. too many asked).
         items = list(paradigm.items())
         calibration = list(paradigm.calibration_items())
-        conditions = len(paradigm.conditions())
+        # Turn 1, then every later turn of every condition.
+        per_item = 1 + sum(paradigm.turns(condition) - 1 for condition in paradigm.conditions())
     except ValueError as error:
         raise ConfigError(f"[paradigm]: {error}") from None
-    per_model = len(items) * config.experiment.repeats * (1 + conditions) + len(calibration)
+    per_model = len(items) * config.experiment.repeats * per_item + len(calibration)
     planned = per_model * len(config.models)
     if planned > MAX_PLANNED_CALLS:
         raise ConfigError(
             f"this config plans {planned:,} calls ({len(items):,} items x "
-            f"{config.experiment.repeats:,} repeats x {1 + conditions} calls per item x "
+            f"{config.experiment.repeats:,} repeats x {per_item} calls per item x "
             f"{len(config.models)} models), more than the {MAX_PLANNED_CALLS:,} a run may hold"
         )
     digest = stimuli_digest(item.to_json() for item in [*items, *calibration])
@@ -131,7 +136,7 @@ def execute(
             backends: dict[str, ModelBackend] = {}
             try:
                 for model in config.models:
-                    backends[model.id] = create_backend(model)
+                    backends[model.id] = _with_readout(model, create_backend(model))
                 runner = ExperimentRunner(
                     config,
                     prepared.paradigm,
@@ -165,6 +170,13 @@ def execute(
     finally:
         if created and not started:
             _remove_new_directory(run_dir)
+
+
+def _with_readout(model: ModelSection, backend: ModelBackend) -> ModelBackend:
+    """The backend answering through the readout its entry asks for (`harness.readouts`)."""
+    name = resolve_auto(backend.capabilities) if model.readout == "auto" else model.readout
+    readout = make_readout(name, model.samples, backend.capabilities)
+    return backend if readout is None else ReadoutBackend(backend, readout)
 
 
 def _write_trials(run_dir: Path, store: RunStore, paradigm: Paradigm) -> None:

@@ -34,6 +34,8 @@ class ModelPlan:
     model_id: str
     spec: str
     temperature: float
+    readout: str | None = None
+    """How its trials are read (stored in each record; `harness.readouts`)."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,8 @@ class CallPlanner:
             error=response.error,
             finished_at=_now(),
             batch_id=batch_id,
+            readout_method=self.model.readout,
+            readout_detail=response.readout_detail,
         )
 
     def _not_run(

@@ -17,7 +17,16 @@ from typing import Any
 
 from harness.errors import RunDirError
 from harness.run_format import CallKey, encode_line, line_stage
-from harness.types import ChoiceRequest, Item, JsonValue, Message, OptionReadout, Prompt, Usage
+from harness.types import (
+    ChoiceRequest,
+    Item,
+    JsonValue,
+    Message,
+    OptionReadout,
+    Prompt,
+    ReadoutDetail,
+    Usage,
+)
 
 MAX_LINE_BYTES = 64 << 20
 """No record is this long (a prompt and a raw response are some kilobytes): a longer line is
@@ -104,6 +113,12 @@ class CallRecord:
     finished_at: str | None = None
     batch_id: str | None = None
     """The provider batch that answered the call (`--batch` runs)."""
+    readout_method: str | None = None
+    """How the confidence was read (`logprobs`, `sampling`, `verbal`, `verbal-2stage`,
+    `ptrue`, or `choice-only`); None in records made before it was stored (schema < 3:
+    token logprobs, or choices only)."""
+    readout_detail: ReadoutDetail | None = None
+    """What a readout without logprobs saw: its samples, stated confidence, interval, replies."""
     retired_at: str | None = None
     """Set on the records of failures.jsonl: when a later run retired this failure."""
 
@@ -162,6 +177,10 @@ class CallRecord:
         )
         if self.batch_id is not None:
             data["batch_id"] = self.batch_id
+        if self.readout_method is not None:
+            data["readout_method"] = self.readout_method
+        if self.readout_detail is not None:
+            data["readout_detail"] = self.readout_detail.to_json()
         if self.retired_at is not None:
             data["retired_at"] = self.retired_at
         return data
@@ -198,6 +217,12 @@ class CallRecord:
             error=data.get("error"),
             finished_at=data.get("finished_at"),
             batch_id=data.get("batch_id"),
+            readout_method=data.get("readout_method"),
+            readout_detail=(
+                ReadoutDetail.from_json(detail)
+                if isinstance(detail := data.get("readout_detail"), dict)
+                else None
+            ),
             retired_at=data.get("retired_at"),
         )
 
@@ -245,6 +270,8 @@ _NULLABLE: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("attempt_errors", (list,)),
     ("finished_at", (str,)),
     ("batch_id", (str,)),
+    ("readout_method", (str,)),
+    ("readout_detail", (dict,)),
     ("retired_at", (str,)),
 )
 _REQUIRED_TO_READ = frozenset({"trial_id", "stage", "model", "item"})

@@ -35,7 +35,7 @@ TRIALS_FILE: Final = "trials.parquet"
 ANALYSIS_DIR: Final = "analysis"
 LOCK_FILE: Final = ".lock"
 
-RECORD_SCHEMA_VERSION: Final = 2
+RECORD_SCHEMA_VERSION: Final = 3
 """The record schema this code writes (see the module docstring for the versions)."""
 
 CallKey = tuple[str, int]

@@ -29,6 +29,7 @@ from harness.config import ExperimentConfig, ModelSection
 from harness.models.base import ModelBackend
 from harness.paradigm import Paradigm
 from harness.planner import CallPlanner, ModelPlan, PlannedCall
+from harness.readouts import readout_name_of
 from harness.record import CallRecord
 from harness.retry import (
     BACKOFF_BASE_S,
@@ -136,7 +137,9 @@ class ExperimentRunner:
             seed=experiment.seed,
             repeats=experiment.repeats,
             paradigm=self.paradigm,
-            model=ModelPlan(model.id, model.spec, model.temperature),
+            model=ModelPlan(
+                model.id, model.spec, model.temperature, readout_name_of(self.backends[model.id])
+            ),
             items=self.items,
             calibration_items=self.calibration_items,
             conditions=self.conditions,

@@ -31,6 +31,7 @@ COLUMNS = [
     "n_options",
     "condition",
     "turn",
+    "readout",
     "initial_choice",
     "initial_confidence",
     "initial_correct",
@@ -46,7 +47,8 @@ COLUMNS = [
 ]
 """The engine's columns. `initial_*` describe the item's turn-1 answer, `final_*` the row's
 own turn (`turn`: 2 for a two-turn protocol; 2, 3, ... for longer ones), `changed_mind` whether
-that turn's answer differs from turn 1's."""
+that turn's answer differs from turn 1's; `readout` how the row's confidences were read
+(`harness.readouts`; `logprobs` for records made before readouts were stored)."""
 
 
 def _prob(record: CallRecord, label: str | None) -> float:
@@ -107,6 +109,8 @@ def build_trials_table(
             "n_options": len(item.labels),
             "condition": record.condition,
             "turn": record.stage,
+            "readout": record.readout_method
+            or ("logprobs" if record.readout is not None else "choice-only"),
             "initial_choice": initial_choice,
             "initial_confidence": _prob(first, initial_choice),
             "initial_correct": initial_choice == item.correct,

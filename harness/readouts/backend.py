@@ -1,0 +1,105 @@
+"""A backend read through a readout: what the runner calls for a model entry's `readout`.
+
+`ReadoutBackend` wraps the provider's backend and answers each trial's ChoiceRequest through
+its readout (`harness.readouts`), so the runner, the retries and the run store see one call
+and one record per trial whatever the readout. `choose_readout` resolves a model entry's
+`readout` against what its backend can do, before anything is spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.errors import ConfigError
+from harness.models.base import Capabilities, ModelBackend
+from harness.readouts.base import Readout
+from harness.readouts.ptrue import PTrueReadout
+from harness.readouts.sampling import SamplingReadout
+from harness.readouts.verbal import TwoStageVerbalReadout, VerbalReadout
+from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
+
+CHOICE_ONLY = "choice-only"
+"""The readout name of a model run for its choices only (no confidence at all)."""
+
+
+def make_readout(name: str, samples: int, capabilities: Capabilities) -> Readout | None:
+    """The readout of a model entry (None: the backend's own token logprobs, or choices
+    only for a choice-only backend)."""
+    if name == "logprobs":
+        return None
+    if name == "sampling":
+        return SamplingReadout(samples)
+    if name == "verbal":
+        return VerbalReadout()
+    if name == "verbal-2stage":
+        return TwoStageVerbalReadout()
+    if name == "ptrue":
+        return PTrueReadout(samples, logprobs=capabilities.logprobs)
+    raise ValueError(f"unknown readout {name!r}")
+
+
+def check_readout(model_id: str, spec: str, name: str, capabilities: Capabilities) -> None:
+    """ConfigError (one line naming the fix) unless the backend can give this readout."""
+    where = f"model '{model_id}' ({spec})"
+    if name in ("sampling", "verbal", "verbal-2stage") and not capabilities.replies:
+        raise ConfigError(
+            f"{where}: readout {name!r} needs free-text replies, which this provider does not "
+            'give; use readout = "logprobs"'
+        )
+    if name == "ptrue" and not (capabilities.logprobs or capabilities.replies):
+        raise ConfigError(f"{where}: readout 'ptrue' needs logprobs or free-text replies")
+    if name == "logprobs" and not capabilities.logprobs and not capabilities.choice_only:
+        fix = 'readout = "sampling" or "verbal"' if capabilities.replies else "another provider"
+        raise ConfigError(f"{where} returns no token logprobs; use {fix}")
+
+
+def resolve_auto(capabilities: Capabilities) -> str:
+    """`auto` before the preflight: logprobs where the provider offers them, else sampling
+    (the preflight may still find the logprobs unusable and switch to sampling)."""
+    return "logprobs" if capabilities.logprobs else "sampling"
+
+
+class ReadoutBackend(ModelBackend):
+    """The provider's backend, each trial answered through a readout."""
+
+    def __init__(self, inner: ModelBackend, readout: Readout) -> None:
+        self.inner = inner
+        self.readout = readout
+        self.capabilities = inner.capabilities
+        self.max_batch_size = inner.max_batch_size
+        steps = readout.shape(inner.capabilities.reply_n).requests
+        # Steps of one trial run one after another at worst: give each the inner limit.
+        timeout = inner.attempt_timeout_s
+        self.attempt_timeout_s = None if timeout is None else timeout * max(1, min(steps, 4))
+
+    @property
+    def readout_name(self) -> str:
+        return self.readout.name
+
+    async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
+        return await self.readout.read(self.inner, requests)
+
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        return await self.inner.reply(requests)
+
+    async def preflight(self) -> None:
+        await self.inner.preflight()
+
+    def describe(self) -> dict[str, str]:
+        shape = self.readout.shape(self.inner.capabilities.reply_n)
+        return {
+            **self.inner.describe(),
+            "readout": self.readout.name,
+            "readout_calls": shape.note,
+        }
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def readout_name_of(backend: ModelBackend) -> str:
+    """How a backend's trials are read: its readout, token logprobs, or choices only."""
+    if isinstance(backend, ReadoutBackend):
+        return backend.readout_name
+    caps = backend.capabilities
+    return "logprobs" if caps.logprobs else CHOICE_ONLY

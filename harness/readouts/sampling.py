@@ -1,0 +1,140 @@
+"""`sampling`: confidence as the frequency of N sampled answers.
+
+The trial's prompt, with a line asking for the option letter alone, is answered N times at
+the trial's temperature: in one request with `n` where the provider takes it (OpenAI, vLLM,
+the local model, the simulated agent), else in N requests whose seeds derive from the trial
+id. Each reply is read for an option label; the option probabilities are the labels'
+frequencies among the readable replies, and the share of unreadable replies is the
+readout's `outside_mass`. The trial's answer is the first readable sample (a draw from the
+same distribution, reproducible from the seeds), so a later turn is built from an answer
+the model actually gave. Every sample is stored, with a 99 % Wilson interval for the
+chosen answer's probability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from harness.models.base import ModelBackend
+from harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps
+from harness.readouts.parse import read_answer
+from harness.readouts.probabilities import from_samples, wilson_interval
+from harness.readouts.texts import answer_only, with_instruction
+from harness.types import (
+    Asked,
+    ChoiceRequest,
+    ChoiceResponse,
+    ReadoutDetail,
+    ReplyRequest,
+    ReplyResponse,
+    Usage,
+)
+
+
+class SamplingReadout(Readout):
+    name = "sampling"
+
+    def __init__(self, samples: int) -> None:
+        self.samples = samples
+
+    def shape(self, backend_takes_n: bool) -> CallShape:
+        if backend_takes_n:
+            return CallShape(
+                requests=1,
+                outputs=self.samples,
+                note=f"one request with n = {self.samples}: input priced once, "
+                f"{self.samples} outputs",
+            )
+        return CallShape(
+            requests=self.samples,
+            outputs=self.samples,
+            note=f"{self.samples} requests (the provider takes no n)",
+        )
+
+    def first_request(self, request: ChoiceRequest) -> ReplyRequest:
+        messages = with_instruction(request.prompt.messages, answer_only(request.prompt.labels))
+        return self.reply_request(
+            request, messages, Asked("answer"), n=self.samples, max_tokens=ANSWER_TOKENS
+        )
+
+    async def read(
+        self, backend: ModelBackend, requests: Sequence[ChoiceRequest]
+    ) -> list[ChoiceResponse]:
+        asks = [self.first_request(request) for request in requests]
+        if backend.capabilities.reply_n:
+            replies = await backend.reply(asks)
+        else:
+            replies = list(await asyncio.gather(*(_one_by_one(backend, ask) for ask in asks)))
+        return [
+            self.combine(request, reply) for request, reply in zip(requests, replies, strict=True)
+        ]
+
+    def combine(self, request: ChoiceRequest, reply: ReplyResponse) -> ChoiceResponse:
+        steps = Steps(self.name, [], [])
+        if reply.error is not None:
+            return steps.failed(reply)
+        steps.add(reply)
+        labels = request.prompt.labels
+        samples = tuple(read_answer(text, labels) for text in reply.texts)
+        readout = from_samples(samples, labels)
+        first = next((label for label in samples if label is not None), None)
+        if readout is None or first is None or readout.probs is None:
+            return steps.failure(f"none of the {len(samples)} replies names an option")
+        readable = sum(1 for label in samples if label is not None)
+        chosen = sum(1 for label in samples if label == first)
+        detail = ReadoutDetail(
+            method=self.name,
+            samples=samples,
+            interval=wilson_interval(chosen, readable),
+            replies=reply.texts,
+        )
+        return steps.success(first, readout, detail)
+
+
+async def replies_of(backend: ModelBackend, ask: ReplyRequest) -> ReplyResponse:
+    """The `n` replies of one request: in one request where the backend takes `n`."""
+    if backend.capabilities.reply_n or ask.n == 1:
+        (reply,) = await backend.reply([ask])
+        return reply
+    return await _one_by_one(backend, ask)
+
+
+async def _one_by_one(backend: ModelBackend, ask: ReplyRequest) -> ReplyResponse:
+    """N single replies, seeds seed, seed + 1, ... (a provider without `n`): one response."""
+    singles = [
+        ReplyRequest(
+            trial_id=ask.trial_id,
+            stage=ask.stage,
+            messages=ask.messages,
+            labels=ask.labels,
+            temperature=ask.temperature,
+            seed=(ask.seed + k) % (1 << 63),
+            asked=ask.asked,
+            n=1,
+            max_tokens=ask.max_tokens,
+            facts=ask.facts,
+        )
+        for k in range(ask.n)
+    ]
+    answers = await backend.reply(singles)
+    failed = next((one for one in answers if one.error is not None), None)
+    usage = Usage(
+        input_tokens=sum(one.usage.input_tokens for one in answers),
+        output_tokens=sum(one.usage.output_tokens for one in answers),
+        reasoning_tokens=sum(one.usage.reasoning_tokens for one in answers),
+        cached_tokens=sum(one.usage.cached_tokens for one in answers),
+    )
+    raw = [one.raw for one in answers]
+    latency = max((one.latency_s for one in answers), default=0.0)
+    if failed is not None:
+        return ReplyResponse(
+            texts=(),
+            raw=raw,
+            usage=usage,
+            latency_s=latency,
+            error=failed.error,
+            transient=failed.transient,
+        )
+    texts = tuple(text for one in answers for text in one.texts)
+    return ReplyResponse(texts=texts, raw=raw, usage=usage, latency_s=latency)
