@@ -21,14 +21,18 @@ from pathlib import Path
 
 from harness.batch_api import BATCH_PROVIDERS
 from harness.experiment import PreparedExperiment
-from harness.models.registry import free_reply_tokens
+from harness.models.registry import free_reply_tokens, provider_of
 from harness.paradigm import TurnAnswer
 from harness.planner import CallPlanner, ModelPlan, PlannedCall
 from harness.pricing import PriceTable
+from harness.readouts import CallShape, make_readout, resolve_auto
+from harness.readouts.base import STATED_TOKENS
 from harness.record import CallRecord, read_call_records
 from harness.run_format import CALLS_FILE, CallKey
 from harness.types import Item, Prompt, Usage
 
+FOLLOW_UP_TOKENS = 40
+"""A readout's follow-up request adds the first reply and its question to the prompt."""
 CHARS_PER_TOKEN = 4.0
 TOKENS_PER_MESSAGE = 4
 """Chat formats wrap each message in a few tokens of role markers."""
@@ -53,6 +57,11 @@ class ModelEstimate:
     cost: float | None = 0.0
     measured_stages: tuple[int, ...] = ()
     """Stages whose token counts come from stored calls rather than from prompt length."""
+    readout: str = "logprobs"
+    requests: int = 0
+    """Provider requests the calls take (a readout may make several per call)."""
+    readout_note: str = ""
+    """How the readout's requests are made and priced (e.g. one request with n outputs)."""
 
     @property
     def calls(self) -> int:
@@ -126,7 +135,19 @@ def estimate_run(
             conditions=conditions,
         )
         left = planner.remaining(stored, stand_in=_stand_in)
-        estimate = ModelEstimate(model.id, model.spec, planned=left.planned)
+        offered = provider_of(model).capabilities
+        readout_name = resolve_auto(offered) if model.readout == "auto" else model.readout
+        readout = make_readout(readout_name, model.samples, offered)
+        shape = (
+            CallShape(requests=1, outputs=1) if readout is None else readout.shape(offered.reply_n)
+        )
+        estimate = ModelEstimate(
+            model.id,
+            model.spec,
+            planned=left.planned,
+            readout=readout_name,
+            readout_note=shape.note,
+        )
         # A later turn whose earlier answer is not stored yet is sized with a stand-in
         # answer; "not run" records are no calls.
         calls: list[PlannedCall] = [*left.first_turns, *left.ready, *left.stand_ins]
@@ -136,6 +157,7 @@ def estimate_run(
         estimate.stage1 = len(prompts[1])
         estimate.stage2 = sum(len(staged) for turn, staged in prompts.items() if turn > 1)
         estimate.stored = estimate.planned - estimate.calls
+        estimate.requests = estimate.calls * shape.requests
         measured_stages = []
         for stage, staged in sorted(prompts.items()):
             if not staged:
@@ -146,13 +168,19 @@ def estimate_run(
                 estimate.input_tokens += mean[0] * len(staged)
                 estimate.output_tokens += mean[1] * len(staged)
                 continue
-            estimate.input_tokens += sum(prompt_tokens(prompt) for prompt in staged)
+            # Every request of a readout resends the prompt; a follow-up also replays the
+            # first reply and its question (some tens of tokens, counted as the prompt's).
+            prompt_total = sum(prompt_tokens(prompt) for prompt in staged)
+            estimate.input_tokens += prompt_total * shape.requests
+            estimate.input_tokens += FOLLOW_UP_TOKENS * shape.follow_ups * len(staged)
             reply_limit = free_reply_tokens(model)
-            if reply_limit is not None:  # choice-only: a free-text reply, up to its limit
+            if reply_limit is None and readout is not None:
+                reply_limit = STATED_TOKENS  # a short free-text reply
+            if reply_limit is not None:  # a free-text reply, up to its limit
                 estimate.output_is_upper_bound = True
-                estimate.output_tokens += reply_limit * len(staged)
+                estimate.output_tokens += reply_limit * len(staged) * shape.outputs
             else:
-                estimate.output_tokens += len(staged)
+                estimate.output_tokens += len(staged) * shape.outputs
         estimate.measured_stages = tuple(measured_stages)
         usage = Usage(
             input_tokens=math.ceil(estimate.input_tokens),

@@ -265,8 +265,8 @@ def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) 
         prepared, run_dir, table, retry_failed=not args.skip_failed, batch=args.batch
     )
     view = Table(title=f"dry run: {run_dir} (nothing was called or written)")
-    for column in ("model", "spec", "calls", "stage 1", "stage 2", "stored"):
-        text = column in ("model", "spec")
+    for column in ("model", "spec", "readout", "calls", "requests", "turn 1", "later", "stored"):
+        text = column in ("model", "spec", "readout")
         view.add_column(column, justify="left" if text else "right", overflow="fold")
     for column in ("input tokens (est.)", "output tokens (est.)", f"cost {table.currency}"):
         view.add_column(column, justify="right", overflow="fold")
@@ -275,7 +275,9 @@ def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) 
         view.add_row(
             estimate.model,
             estimate.spec,
+            estimate.readout,
             f"{estimate.calls:,}",
+            f"{estimate.requests:,}",
             f"{estimate.stage1:,}",
             f"{estimate.stage2:,}",
             f"{estimate.stored:,}",
@@ -284,6 +286,13 @@ def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) 
             _money(estimate.cost, bound),
         )
     _out.print(view)
+    for estimate in estimates:
+        if estimate.readout_note:
+            _out.print(
+                f"{estimate.model}: {estimate.readout} readout: {estimate.readout_note}",
+                markup=False,
+                soft_wrap=True,
+            )
     total_calls = sum(estimate.calls for estimate in estimates)
     costs = [estimate.cost for estimate in estimates]
     total = None if any(cost is None for cost in costs) else sum(c or 0.0 for c in costs)
