@@ -51,13 +51,34 @@ logits by the fitted temperature undoes the distortion. (A real LLM samples its 
 the very distribution it reports; here the two are deliberately separated so the analysis can
 be checked: calibrated readouts must give back the agent's true parameters.)
 
+Readouts without logprobs (`reply`: `harness.readouts`' sampling, verbal, verbal-2stage and
+ptrue ask for free text, and the request's `asked` says what is asked). The turn's belief is
+the one `answer` computes (`TurnBelief`, the same code), its random terms drawn from the
+trial's call-seed stream (`CALL_SEED_SALT`), so every request of one turn, whatever its own
+seed, sees one belief, and it is the belief `answer` holds for that trial. What each reply
+says of it:
+- `answer` (sampling; the first step of verbal-2stage and ptrue): n labels ("B") drawn from
+  the true belief. Sampling is behaviour, so it carries no distortion, only binomial noise.
+- `answer-and-confidence` (verbal): a drawn label and its stated confidence, on two lines
+  ("Answer: B", "Confidence: 80").
+- `confidence` (verbal-2stage): the stated confidence of the `proposed` answer ("80").
+- `true-or-false` (ptrue): n replies, "True" with the true probability of `proposed`, else
+  "False". P(True) is asked about the belief, not stated, so it is not distorted either.
+The stated confidence is the verbal readout's documented distortion: 100 x the true
+probability, plus `verbal_offset` points (overconfidence), clipped to [0, 100], rounded half
+up to a multiple of `verbal_rounding` (1, 5 or 10). `tau` is the token readout's distortion and
+does not touch any text. A later turn read through text starts from the agent's true turn-1
+belief, recomputed from the item's latent: the turn-1 numbers the facts carry are then the
+readout's estimate (a frequency, a stated number), and behaviour follows beliefs, not reports.
+
 How tau shows up in a fitted temperature: for d ~ Normal(mu, sigma) and counterbalanced
 option positions, P(correct | true logit x) = sigmoid(2 mu x / sigma^2) exactly, so the
 true confidences are themselves calibrated only when sigma^2 = 2 mu, and temperature scaling
 fitted on this agent's readouts gives T = tau * sigma^2 / (2 mu) (T = tau when sigma^2 = 2 mu).
 
 The arithmetic is written once, vectorised (`stage1_probability`, `followup_logodds`,
-`report`): `answer` applies it to a batch of requests with their per-request random draws,
+`report`, `TurnBelief`): `answer` and `reply` apply it to a batch of requests with their
+per-request random draws,
 and `simulate` applies it to whole item x condition blocks for power analysis, so both paths
 run the same agent.
 
@@ -72,6 +93,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -84,7 +106,15 @@ from harness.models.base import Capabilities, ModelBackend
 from harness.models.provider import RETRY_KEYS, NoSettings, Provider, entry_settings
 from harness.readout import readout_from_masses
 from harness.trial_ids import seed_from_id
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue
+from harness.types import (
+    Asked,
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    ReplyRequest,
+    ReplyResponse,
+    TurnFacts,
+)
 from paradigms.facts import OWN_DISPLAYS, AdviceFacts
 
 CLIP_LOW = 0.01
@@ -129,6 +159,13 @@ class SimBayesParams(BaseModel):
     tau: float = Field(default=1.0, gt=0.0, le=100.0)
     """Readout distortion: reported option logits = true logits x tau (1: reports its true
     beliefs; > 1 overconfident readout; < 1 underconfident). Behaviour uses the true beliefs."""
+    verbal_offset: float = Field(default=0.0, ge=-100.0, le=100.0)
+    """Overconfidence of the confidence it *states* (the `verbal` and `verbal-2stage`
+    readouts), in probability points added to its true probability before rounding
+    (0: states its belief; > 0 overconfident; < 0 underconfident)."""
+    verbal_rounding: Literal[1, 5, 10] = 10
+    """The stated confidence is a multiple of this many points (people and LLMs state round
+    numbers: Xiong et al. 2024)."""
     seed: int = 0
     """Seeds the items' latent log-odds (a different population of 'knowledge')."""
     latency_s: float = Field(default=0.0, ge=0.0, le=60.0)
@@ -312,18 +349,118 @@ def _spread_rest(true: FloatArray, reference: int, q: float, likelihood: FloatAr
     return np.asarray(final, dtype=np.float64)
 
 
-def _response(
-    choice: str, mass: dict[str, float], labels: Sequence[str], raw: dict[str, JsonValue]
-) -> ChoiceResponse:
-    ordered = {label: float(mass[label]) for label in labels}
-    return ChoiceResponse(choice=choice, readout=readout_from_masses(ordered), raw=raw)
+@dataclass(frozen=True)
+class TurnBelief:
+    """What the agent truly believes at one turn, and how it samples its answer from it.
+
+    `probs` is its true distribution over the options (label order); `reference` is the
+    option whose slice comes first when an answer is drawn from one uniform number (the
+    correct option at turn 1, the option the trial is framed on later). Every readout
+    starts from this one object: `answer` reports it (through `tau`) and samples from it,
+    `reply` samples from it or states it (through the verbal distortion).
+    """
+
+    labels: tuple[str, ...]
+    probs: FloatArray
+    reference: int
+    even_rest: bool
+    """The other options share the rest equally (turn 1), so the drawn option is found by
+    one division instead of a walk through their slices."""
+    raw: dict[str, JsonValue]
+    """What the agent computed, as stored with the call (`ChoiceResponse.raw`)."""
+
+    def probability(self, label: str) -> float:
+        """The true probability of one option."""
+        return float(self.probs[self.labels.index(label)])
+
+    def draw(self, u: float) -> str:
+        """The answer that the uniform number `u` in [0, 1) picks."""
+        ref = self.reference
+        if u < self.probs[ref]:
+            return self.labels[ref]
+        others = [i for i in range(len(self.labels)) if i != ref]
+        if len(self.labels) == 2:
+            return self.labels[others[0]]
+        if self.even_rest:
+            # Past the reference's slice, equal slices per other option.
+            each = float(self.probs[others[0]])
+            index = min(int((u - float(self.probs[ref])) / each), len(others) - 1)
+            return self.labels[others[index]]
+        # Walk the alternatives' slices of the [p_ref, 1) interval; the last takes rounding.
+        edge = float(self.probs[ref])
+        for i in others:
+            edge += float(self.probs[i])
+            if u < edge:
+                return self.labels[i]
+        return self.labels[others[-1]]
+
+    def reported(self, tau: float) -> dict[str, float]:
+        """The option probabilities the agent reports through its token logprobs (`tau`)."""
+        ref = self.reference
+        if len(self.labels) == 2:
+            shown = float(report(self.probs[ref], tau))
+            return {self.labels[ref]: shown, self.labels[1 - ref]: 1.0 - shown}
+        return dict(zip(self.labels, map(float, report_many(self.probs, tau)), strict=True))
+
+
+def _response(belief: TurnBelief, choice: str, tau: float) -> ChoiceResponse:
+    mass = belief.reported(tau)
+    ordered = {label: float(mass[label]) for label in belief.labels}
+    return ChoiceResponse(choice=choice, readout=readout_from_masses(ordered), raw=belief.raw)
+
+
+def _advice_facts(facts: TurnFacts | None) -> AdviceFacts:
+    if not isinstance(facts, AdviceFacts):
+        # Every call of such a run would fail alike: stop it, saying why, in one line.
+        stated = "no facts" if facts is None else f"{type(facts).__name__} facts"
+        raise UserError(
+            "sim:bayes answers the advice protocols only (change-of-mind, are-you-sure, "
+            f"multi-advice), whose prompts state AdviceFacts; this turn states {stated}"
+        )
+    return facts
+
+
+def _framing(facts: AdviceFacts, labels: Sequence[str]) -> tuple[str, str]:
+    """(initial answer, reference): the option a later turn is framed on is the answer
+    displayed as the agent's own (which the answer-wrong control makes differ from the
+    turn-1 answer), else the turn-1 answer."""
+    initial = facts.initial_choice
+    if initial is None:
+        raise ValueError("sim:bayes: a later turn's facts must state the initial_choice")
+    reference = facts.displayed if facts.displayed is not None else initial
+    if reference not in labels:
+        raise ValueError(f"sim:bayes: {reference!r} is not an option")
+    return initial, reference
+
+
+def _proposed(asked: Asked, labels: Sequence[str]) -> str:
+    """The option a confidence or true-or-false question is about."""
+    if asked.proposed is None or asked.proposed not in labels:
+        raise ValueError(
+            f"sim:bayes: asked about {asked.proposed!r}, which is not an option "
+            f"({', '.join(labels)})"
+        )
+    return asked.proposed
+
+
+CALL_SEED_SALT = "sample"
+"""The salt of a turn's call seed (`seed_from_id(trial_id, "sample")`, harness.planner): the
+random stream from which `answer` draws a turn's noise and its answer. `reply` draws the
+turn's belief from the same stream, so every readout of one trial sees the very belief
+(and, for its first request, the very first answer) that `answer` gives that trial."""
 
 
 class SimBayesBackend(ModelBackend):
     """The simulated agent; answers any number of requests at once."""
 
     capabilities = Capabilities(
-        logprobs=True, top_k_limit=None, prefill=True, prompt_logprobs=False, batch=True
+        logprobs=True,
+        top_k_limit=None,
+        prefill=True,
+        prompt_logprobs=False,
+        batch=True,
+        replies=True,
+        reply_n=True,
     )
     max_batch_size = 512
 
@@ -339,64 +476,53 @@ class SimBayesBackend(ModelBackend):
         return [self._answer_one(request) for request in requests]
 
     def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
-        facts = request.facts
-        if not isinstance(facts, AdviceFacts):
-            # Every call of such a run would fail alike: stop it, saying why, in one line.
-            stated = "no facts" if facts is None else f"{type(facts).__name__} facts"
-            raise UserError(
-                "sim:bayes answers the advice protocols only (change-of-mind, are-you-sure, "
-                f"multi-advice), whose prompts state AdviceFacts; this turn states {stated}"
-            )
-        labels = request.prompt.labels
+        facts = _advice_facts(request.facts)
+        labels = tuple(request.prompt.labels)
         rng = np.random.default_rng(request.seed)
         if request.stage == 1:
-            return self._stage1(facts, labels, rng)
-        return self._stage2(facts, labels, rng)
+            belief = self._stage1(facts, labels)
+        else:
+            initial, reference = _framing(facts, labels)
+            # The stage-1 belief from what it reported (tau undone): the logprobs readout
+            # hands back the agent's own numbers.
+            true = self._true_initial(facts, labels, reference, initial)
+            belief = self._stage2(facts, labels, reference, true, rng)
+        return _response(belief, belief.draw(rng.random()), self.params.tau)
 
-    def _stage1(
-        self, facts: AdviceFacts, labels: Sequence[str], rng: np.random.Generator
-    ) -> ChoiceResponse:
-        tau = self.params.tau
+    def _stage1(self, facts: AdviceFacts, labels: tuple[str, ...]) -> TurnBelief:
         correct = facts.correct
         latent = self._item_latent(facts.item_id)
         p_correct = float(stage1_probability(latent))
         raw: dict[str, JsonValue] = {"latent_logodds": latent}
+        ref = labels.index(correct)
         if len(labels) == 2:
-            wrong = next(label for label in labels if label != correct)
-            choice = correct if rng.random() < p_correct else wrong
-            shown_p = float(report(p_correct, tau))
-            mass = {correct: shown_p, wrong: 1.0 - shown_p}
-            return _response(choice, mass, labels, raw)
-        wrongs = [label for label in labels if label != correct]
-        each = (1.0 - p_correct) / len(wrongs)
-        u = rng.random()
-        if u < p_correct:
-            choice = correct
+            probs = np.array(
+                [p_correct, 1.0 - p_correct] if ref == 0 else [1.0 - p_correct, p_correct]
+            )
         else:
-            # One uniform draw for the whole choice: past p_correct, equal slices per foil.
-            choice = wrongs[min(int((u - p_correct) / each), len(wrongs) - 1)]
-        true = np.array([p_correct if label == correct else each for label in labels])
-        return _response(
-            choice, dict(zip(labels, report_many(true, tau), strict=True)), labels, raw
-        )
+            # The rest, spread evenly over the foils: the agent has no favourite foil.
+            each = (1.0 - p_correct) / (len(labels) - 1)
+            probs = np.array([p_correct if label == correct else each for label in labels])
+        return TurnBelief(labels, probs, ref, even_rest=True, raw=raw)
 
     def _stage2(
-        self, facts: AdviceFacts, labels: Sequence[str], rng: np.random.Generator
-    ) -> ChoiceResponse:
-        tau = self.params.tau
-        initial = facts.initial_choice
-        if initial is None:
-            raise ValueError("sim:bayes: a later turn's facts must state the initial_choice")
-        # The option the trial is framed on: the answer displayed as the agent's own (which
-        # the answer-wrong control makes differ from the stage-1 answer), else the stage-1 one.
-        reference = facts.displayed if facts.displayed is not None else initial
-        if reference not in labels:
-            raise ValueError(f"sim:bayes: {reference!r} is not an option")
+        self,
+        facts: AdviceFacts,
+        labels: tuple[str, ...],
+        reference: str,
+        true: FloatArray,
+        rng: np.random.Generator,
+    ) -> TurnBelief:
+        """The belief of a later turn, from the true stage-1 belief `true` (label order);
+        draws the turn's noise from `rng`."""
         shown = facts.display in OWN_DISPLAYS
         advisors = _advice_of(facts)
         noise_draw = float(rng.standard_normal())
-        true = self._true_initial(facts, labels, reference, initial)
         ref = labels.index(reference)
+        indexed = [
+            (kind, accuracy, None if advised is None else labels.index(advised))
+            for kind, accuracy, advised in advisors
+        ]
         if len(labels) == 2 and facts.advisors is None:
             kind, accuracy, _ = advisors[0]
             logodds = float(
@@ -410,10 +536,6 @@ class SimBayesBackend(ModelBackend):
                 )
             )
         else:
-            indexed = [
-                (kind, accuracy, None if advised is None else labels.index(advised))
-                for kind, accuracy, advised in advisors
-            ]
             shifts = sequence_shifts(true, ref, indexed)
             weighted = sum(
                 self._weight(kind) * shift
@@ -428,26 +550,73 @@ class SimBayesBackend(ModelBackend):
         q = self._beta_noise(_sigmoid(logodds), rng)
         raw: dict[str, JsonValue] = {"logodds_initial": logodds, "reference": reference}
         if len(labels) == 2:
-            other = labels[1 - ref]
-            choice = reference if rng.random() < q else other
-            shown_q = float(report(q, tau))
-            return _response(choice, {reference: shown_q, other: 1.0 - shown_q}, labels, raw)
-        final = _spread_rest(true, ref, q, advisors_likelihood(len(labels), indexed))
-        u = rng.random()
-        if u < q:
-            choice = reference
+            probs = np.array([q, 1.0 - q] if ref == 0 else [1.0 - q, q], dtype=np.float64)
         else:
-            others = [i for i in range(len(labels)) if i != ref]
-            # Walk the alternatives' slices of the [q, 1) interval; the last takes rounding.
-            edge = q
-            choice = labels[others[-1]]
-            for i in others:
-                edge += final[i]
-                if u < edge:
-                    choice = labels[i]
-                    break
-        reported = report_many(final, tau)
-        return _response(choice, dict(zip(labels, reported, strict=True)), labels, raw)
+            probs = _spread_rest(true, ref, q, advisors_likelihood(len(labels), indexed))
+        return TurnBelief(labels, probs, ref, even_rest=False, raw=raw)
+
+    # Free-text replies: the readouts without logprobs ---------------------------------------
+
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        if self.params.latency_s > 0:
+            await asyncio.sleep(self.params.latency_s)
+        return [self._reply_one(request) for request in requests]
+
+    def _reply_one(self, request: ReplyRequest) -> ReplyResponse:
+        facts = _advice_facts(request.facts)
+        labels = tuple(request.labels)
+        call_seed = seed_from_id(request.trial_id, CALL_SEED_SALT)
+        turn = np.random.default_rng(call_seed)
+        belief = self._reply_belief(request.stage, facts, labels, turn)
+        # The turn's first request (its seed is the call seed) goes on drawing from the
+        # turn's stream, as `answer` does; a later step (the 2-stage confidence, P(True))
+        # and each request of a provider without `n` draws from its own seed.
+        draws = turn if request.seed == call_seed else np.random.default_rng(request.seed)
+        asked = request.asked
+        texts: list[str] = []
+        for _ in range(request.n):
+            if asked.kind == "answer":
+                texts.append(belief.draw(draws.random()))
+            elif asked.kind == "answer-and-confidence":
+                label = belief.draw(draws.random())
+                stated = self.stated_confidence(belief.probability(label))
+                texts.append(f"Answer: {label}\nConfidence: {stated}")
+            elif asked.kind == "confidence":
+                texts.append(
+                    str(self.stated_confidence(belief.probability(_proposed(asked, labels))))
+                )
+            else:
+                p_true = belief.probability(_proposed(asked, labels))
+                texts.append("True" if draws.random() < p_true else "False")
+        raw: dict[str, JsonValue] = {
+            **belief.raw,
+            "asked": asked.kind,
+            "belief": {label: float(p) for label, p in zip(labels, belief.probs, strict=True)},
+        }
+        return ReplyResponse(texts=tuple(texts), raw=raw)
+
+    def _reply_belief(
+        self, stage: int, facts: AdviceFacts, labels: tuple[str, ...], turn: np.random.Generator
+    ) -> TurnBelief:
+        """The turn's belief when it is read from free text.
+
+        A later turn starts from the agent's true stage-1 belief, recomputed from the item's
+        latent: the confidence the facts carry is the readout's estimate of it (a frequency
+        of samples, a stated number), which the agent's behaviour must not follow.
+        """
+        if stage == 1:
+            return self._stage1(facts, labels)
+        _, reference = _framing(facts, labels)
+        true = self._stage1(facts, labels).probs
+        return self._stage2(facts, labels, reference, true, turn)
+
+    def stated_confidence(self, probability: float) -> int:
+        """The confidence 0-100 the agent states for an option of true `probability`: plus
+        `verbal_offset` points, clipped to [0, 100], rounded (half up) to a multiple of
+        `verbal_rounding`."""
+        step = self.params.verbal_rounding
+        points = min(100.0, max(0.0, 100.0 * probability + self.params.verbal_offset))
+        return math.floor(points / step + 0.5) * step
 
     def _beta_noise(self, q: float, rng: np.random.Generator) -> float:
         kappa = self.params.beta_kappa
