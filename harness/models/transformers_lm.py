@@ -10,12 +10,21 @@ at each row's last real token (full-vocabulary logits at every position would be
 share of the cost). When the prompts of a batch share a long token prefix (the 36 stage-2
 conditions of one item do), that prefix is run once and its key/value cache is repeated
 across the batch.
+
+Free-text replies (`reply`, for the readouts that need no logprobs) come from the model's own
+`generate`: the chat is rendered with the same template and an open assistant turn (no answer
+prefix unless a caller of `reply_blocking` asks for one), and the `n` replies of a request are
+sampled as one batch of `n` rows from the full softmax at the request's temperature (no top-k
+or top-p truncation; temperature 0 is greedy). The prompt is run once and its key/value cache
+repeated across the rows. Each request is seeded from its own `seed`, so its replies do not
+depend on what else was in the call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import threading
 import time
@@ -26,19 +35,35 @@ from typing import Any, Protocol, cast
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.utils import logging as _transformers_logging
 
 from harness.errors import ModelUnavailableError
 from harness.models.base import ModelBackend
-from harness.models.transformers_settings import CAPABILITIES, DEFAULT_BATCH_SIZE
+from harness.models.transformers_settings import (
+    CAPABILITIES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_REPLY_TOKENS,
+)
 from harness.readout import ReadoutError, readout_from_masses, sample_choice
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, Prompt, Usage
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    Message,
+    Prompt,
+    ReplyRequest,
+    ReplyResponse,
+    Usage,
+)
 
 TOP_LOGPROBS = 20
 """How many of the most likely next tokens are kept in each readout (for inspection)."""
 MIN_SHARED_PREFIX = 16
 """Shorter common prefixes are not worth a separate forward pass and a cache copy."""
+MAX_REPLY_ROWS = 64
+"""Most replies generated in one batch: a larger `n` is generated in chunks of this many rows,
+each with its own copy of the prompt's key/value cache (which grows with every row)."""
 
 # Transformers' logging helpers carry no annotations; typed calls into them go through Any.
 _hf_logging = cast(Any, _transformers_logging)
@@ -56,14 +81,21 @@ def render_prompt(tokenizer: ChatTemplating, prompt: Prompt) -> str:
     Exposed so that other backends serving the same weights (vLLM) and tests can check
     that they feed the model the identical string.
     """
+    return render_chat(tokenizer, prompt.messages, prompt.answer_prefix)
+
+
+def render_chat(
+    tokenizer: ChatTemplating, messages: Sequence[Message], answer_prefix: str = ""
+) -> str:
+    """The chat in the model's template with an open assistant turn, then `answer_prefix`."""
     text = tokenizer.apply_chat_template(
-        [message.to_json() for message in prompt.messages],
+        [message.to_json() for message in messages],
         tokenize=False,
         add_generation_prompt=True,
     )
     if not isinstance(text, str):
         raise TypeError(f"chat template rendered {type(text).__name__}, expected str")
-    return text + prompt.answer_prefix
+    return text + answer_prefix
 
 
 @contextlib.contextmanager
@@ -137,6 +169,7 @@ class TransformersBackend(ModelBackend):
         ) + [""] * (self._vocab_size - decodable)
         self._label_ids: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
         self._cache_kwarg = _cache_kwarg(self._model)
+        self._stop_ids = _stop_token_ids(self._model, self._tokenizer)
         self._rows_keep_logits = self._supports_row_logits()
         # Sharing a prefix needs per-row logits and a cache that can be repeated per row
         # (transformers' DynamicCache can; an architecture with its own cache may not).
@@ -177,6 +210,29 @@ class TransformersBackend(ModelBackend):
                     )
             return [answered[i] for i in range(len(requests))]
 
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        """Each request's `n` generated replies, in order; generation runs off the event loop."""
+        if not requests:
+            return []
+        return await asyncio.to_thread(self.reply_blocking, list(requests))
+
+    def reply_blocking(
+        self, requests: Sequence[ReplyRequest], *, answer_prefix: str = ""
+    ) -> list[ReplyResponse]:
+        """`reply` without the event loop, for benchmarks and scripts.
+
+        `answer_prefix` starts every assistant turn, as a prompt's prefix does for `answer`
+        (the readouts send none: their replies are free). With the prompt's own prefix the
+        first generated token is drawn from exactly the distribution `answer` reads, which
+        is how bench/check_sampling_vs_logprobs.py compares the two paths.
+
+        Requests are generated one after another, each as one batch of its `n` rows: one
+        request's rows already fill the cores, and a request generated alone draws its
+        replies from its own seed whatever else the call held.
+        """
+        with self._lock, torch.inference_mode():
+            return [self._reply_one(request, answer_prefix) for request in requests]
+
     def describe(self) -> dict[str, str]:
         return {
             "folder": str(self.folder),
@@ -189,12 +245,103 @@ class TransformersBackend(ModelBackend):
         }
 
     def _encode(self, prompt: Prompt) -> list[int]:
+        return self._encode_text(self.render(prompt))
+
+    def _encode_text(self, text: str) -> list[int]:
         # The rendered template already holds the special tokens (BOS, turn markers):
         # adding them again would change what the model reads.
-        ids = self._tokenizer(self.render(prompt), add_special_tokens=False)["input_ids"]
+        ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
         if not ids:
             raise ValueError("the rendered prompt is empty")
         return [int(i) for i in ids]
+
+    def _reply_one(self, request: ReplyRequest, answer_prefix: str) -> ReplyResponse:
+        began = time.perf_counter()
+        problem = _reply_request_problem(request)
+        if problem is not None:
+            return ReplyResponse(texts=(), raw={}, error=problem)
+        prompt_ids = self._encode_text(
+            render_chat(self._tokenizer, request.messages, answer_prefix)
+        )
+        new_tokens = request.max_tokens or DEFAULT_REPLY_TOKENS[request.asked.kind]
+        greedy = request.temperature == 0
+        # Greedy decoding gives one reply whatever the seed: it is generated once and repeated.
+        rows = self._generate(
+            prompt_ids,
+            rows=1 if greedy else request.n,
+            temperature=request.temperature,
+            seed=request.seed,
+            new_tokens=new_tokens,
+        )
+        if greedy:
+            rows = rows * request.n
+        texts = tuple(
+            str(text) for text in self._tokenizer.batch_decode(rows, skip_special_tokens=True)
+        )
+        stops = set(self._stop_ids)
+        raw: dict[str, JsonValue] = {
+            "prompt_tokens": len(prompt_ids),
+            "answer_prefix": answer_prefix,
+            "generated_tokens": [list(row) for row in rows],
+            "finish_reasons": ["stop" if row and row[-1] in stops else "length" for row in rows],
+        }
+        usage = Usage(input_tokens=len(prompt_ids), output_tokens=sum(len(row) for row in rows))
+        return ReplyResponse(
+            texts=texts, raw=raw, usage=usage, latency_s=time.perf_counter() - began
+        )
+
+    def _generate(
+        self, prompt_ids: list[int], *, rows: int, temperature: float, seed: int, new_tokens: int
+    ) -> list[list[int]]:
+        """`rows` continuations of the prompt by the model's `generate`, each cut after its
+        first stop token (which it keeps: the model produced it)."""
+        config = cast(Any, GenerationConfig)(
+            do_sample=temperature > 0,
+            temperature=temperature if temperature > 0 else None,
+            # Transformers would otherwise keep only the 50 likeliest tokens: the replies
+            # are drawn from the full softmax, the distribution `answer` reads.
+            top_k=0 if temperature > 0 else None,
+            top_p=1.0 if temperature > 0 else None,
+            max_new_tokens=new_tokens,
+            num_return_sequences=1,
+            eos_token_id=self._stop_ids,
+            pad_token_id=self._pad_id,
+        )
+        prompt = torch.tensor([prompt_ids], dtype=torch.long)
+        prefix_cache = self._prompt_cache(prompt) if rows > 1 else None
+        generated: list[list[int]] = []
+        # Seeded once per request, the global generator saved and restored around it: the
+        # rows' draws follow one another in a fixed order, whatever ran before.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for start in range(0, rows, MAX_REPLY_ROWS):
+                count = min(MAX_REPLY_ROWS, rows - start)
+                inputs = prompt.expand(count, -1)
+                kwargs: dict[str, Any] = {}
+                if prefix_cache is not None:
+                    cache = copy.deepcopy(prefix_cache)
+                    cache.batch_repeat_interleave(count)
+                    kwargs[self._cache_kwarg] = cache
+                output = self._model.generate(
+                    input_ids=inputs,
+                    attention_mask=torch.ones_like(inputs),
+                    generation_config=config,
+                    **kwargs,
+                )
+                for row in output[:, len(prompt_ids) :].tolist():
+                    generated.append(_cut_at_stop([int(t) for t in row], self._stop_ids))
+        return generated
+
+    def _prompt_cache(self, prompt: torch.Tensor) -> Any:
+        """The key/value cache of all but the prompt's last token (which `generate` runs, to
+        get the first position's logits), or None where the cache cannot be repeated."""
+        if prompt.shape[1] < 2 or not self._prefix_cache_works:
+            return None
+        output = self._model(input_ids=prompt[:, :-1], use_cache=True, logits_to_keep=1)
+        cache: Any = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
+        if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+            return None
+        return cache
 
     def _ids_for(self, labels: tuple[str, ...]) -> dict[str, torch.Tensor]:
         cached = self._label_ids.get(labels)
@@ -330,6 +477,36 @@ def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
         if any(row[position] != token for row in rows):
             return position
     return length
+
+
+def _reply_request_problem(request: ReplyRequest) -> str | None:
+    """Why a reply request cannot be generated, or None."""
+    if request.n < 1:
+        return f"n must be at least 1, got {request.n}"
+    if request.temperature < 0:
+        return f"temperature must be at least 0, got {request.temperature}"
+    if request.max_tokens is not None and request.max_tokens < 1:
+        return f"max_tokens must be at least 1, got {request.max_tokens}"
+    return None
+
+
+def _cut_at_stop(row: list[int], stop_ids: Sequence[int]) -> list[int]:
+    # After a row stops, generate pads it to the batch's length (with a stop token here).
+    for position, token in enumerate(row):
+        if token in stop_ids:
+            return row[: position + 1]
+    return row
+
+
+def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The tokens that end a reply: the model's generation config's (a chat model's end of
+    turn), else the tokenizer's end of text."""
+    configured = model.generation_config.eos_token_id
+    if configured is None:
+        configured = tokenizer.eos_token_id
+    if configured is None:
+        return []
+    return [int(t) for t in configured] if isinstance(configured, list) else [int(configured)]
 
 
 def _pad_token_id(tokenizer: Any) -> int:
