@@ -23,7 +23,13 @@ from harness.manifest import check_compatible, start_or_resume, stimuli_digest
 from harness.models.base import ModelBackend
 from harness.models.registry import create_backend, provider_of, validate_model
 from harness.paradigm import Paradigm
-from harness.readouts import ReadoutBackend, check_readout, make_readout, resolve_auto
+from harness.readouts import (
+    AutoReadoutBackend,
+    ReadoutBackend,
+    check_readout,
+    make_readout,
+    resolve_auto,
+)
 from harness.run_dir import RunDirState, inspect_run_dir, load_logs
 from harness.run_format import CALLS_FILE, LOCK_FILE, TRIALS_FILE
 from harness.run_store import RunStore
@@ -174,8 +180,9 @@ def execute(
 
 def _with_readout(model: ModelSection, backend: ModelBackend) -> ModelBackend:
     """The backend answering through the readout its entry asks for (`harness.readouts`)."""
-    name = resolve_auto(backend.capabilities) if model.readout == "auto" else model.readout
-    readout = make_readout(name, model.samples, backend.capabilities)
+    if model.readout == "auto":
+        return AutoReadoutBackend(backend, model.samples)
+    readout = make_readout(model.readout, model.samples, backend.capabilities)
     return backend if readout is None else ReadoutBackend(backend, readout)
 
 

@@ -10,6 +10,7 @@ provider's backend in the readout a model entry asks for.
 
 from harness.readouts.backend import (
     CHOICE_ONLY,
+    AutoReadoutBackend,
     ReadoutBackend,
     check_readout,
     make_readout,
@@ -20,6 +21,7 @@ from harness.readouts.base import CallShape, Readout
 
 __all__ = [
     "CHOICE_ONLY",
+    "AutoReadoutBackend",
     "CallShape",
     "Readout",
     "ReadoutBackend",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from harness.errors import ConfigError
 from harness.models.base import Capabilities, ModelBackend
+from harness.models.logprob_check import LogprobsUnusable
 from harness.readouts.base import Readout
 from harness.readouts.ptrue import PTrueReadout
 from harness.readouts.sampling import SamplingReadout
@@ -97,9 +98,66 @@ class ReadoutBackend(ModelBackend):
         await self.inner.aclose()
 
 
+class AutoReadoutBackend(ModelBackend):
+    """`readout = "auto"`: the backend's token logprobs when its preflight finds them usable,
+    else sampling. The manifest's backend description says which, and why."""
+
+    def __init__(self, inner: ModelBackend, samples: int) -> None:
+        self.inner = inner
+        self.samples = samples
+        self.capabilities = inner.capabilities
+        self.max_batch_size = inner.max_batch_size
+        self.readout: Readout | None = None
+        self.why = "not decided yet: the preflight decides"
+        self.attempt_timeout_s = inner.attempt_timeout_s
+
+    def _sampling(self, why: str) -> None:
+        self.readout = SamplingReadout(self.samples)
+        self.why = why
+        timeout = self.inner.attempt_timeout_s
+        requests = self.readout.shape(self.inner.capabilities.reply_n).requests
+        self.attempt_timeout_s = None if timeout is None else timeout * max(1, min(requests, 4))
+
+    async def preflight(self) -> None:
+        if not self.inner.capabilities.logprobs:
+            await self.inner.preflight()
+            self._sampling("the provider gives no token logprobs")
+            return
+        try:
+            await self.inner.preflight()
+        except LogprobsUnusable as error:
+            if not self.inner.capabilities.replies:
+                raise
+            self._sampling(f"logprobs unusable: {error.reason}")
+            return
+        self.why = "the preflight found its token logprobs usable"
+
+    @property
+    def readout_name(self) -> str:
+        return "logprobs" if self.readout is None else self.readout.name
+
+    async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
+        if self.readout is None:
+            return await self.inner.answer(requests)
+        return await self.readout.read(self.inner, requests)
+
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        return await self.inner.reply(requests)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            **self.inner.describe(),
+            "readout": f"auto: {self.readout_name}",
+            "readout_why": self.why,
+        }
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def readout_name_of(backend: ModelBackend) -> str:
     """How a backend's trials are read: its readout, token logprobs, or choices only."""
-    if isinstance(backend, ReadoutBackend):
+    if isinstance(backend, ReadoutBackend | AutoReadoutBackend):
         return backend.readout_name
     caps = backend.capabilities
     return "logprobs" if caps.logprobs else CHOICE_ONLY

@@ -10,7 +10,14 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.models.base import Capabilities, ModelBackend
-from harness.readouts import ReadoutBackend, check_readout, make_readout, readout_name_of
+from harness.models.logprob_check import LogprobsUnusable
+from harness.readouts import (
+    AutoReadoutBackend,
+    ReadoutBackend,
+    check_readout,
+    make_readout,
+    readout_name_of,
+)
 from harness.readouts.parse import UnreadableReply, read_confidence, read_stated_answer
 from harness.readouts.probabilities import from_stated, wilson_interval
 from harness.types import (
@@ -206,3 +213,31 @@ def test_a_readout_the_backend_cannot_give_is_refused_in_one_line() -> None:
     with pytest.raises(ConfigError, match='readout = "sampling" or "verbal"'):
         check_readout("m", "x:y", "logprobs", REPLIES)
     assert readout_name_of(Scripted(texts())) == "choice-only"
+
+
+class Probed(Scripted):
+    """Logprobs on offer; the preflight finds them usable or not."""
+
+    def __init__(self, usable: bool) -> None:
+        caps = Capabilities(**{**REPLIES.__dict__, "logprobs": True})
+        super().__init__(texts("B", "B", "A", "B"), caps)
+        self.usable = usable
+
+    async def preflight(self) -> None:
+        if not self.usable:
+            raise LogprobsUnusable("m", "the top logprobs are placeholders", "readout = ...")
+
+
+def test_auto_keeps_usable_logprobs_and_switches_to_sampling_when_they_are_not() -> None:
+    usable = AutoReadoutBackend(Probed(usable=True), samples=4)
+    asyncio.run(usable.preflight())
+    assert readout_name_of(usable) == "logprobs"
+    assert "usable" in usable.describe()["readout_why"]
+    unusable = AutoReadoutBackend(Probed(usable=False), samples=4)
+    asyncio.run(unusable.preflight())
+    assert readout_name_of(unusable) == "sampling"
+    assert (
+        unusable.describe()["readout_why"] == "logprobs unusable: the top logprobs are placeholders"
+    )
+    (response,) = asyncio.run(unusable.answer([trial()]))
+    assert response.readout is not None and response.readout.probs == {"A": 0.25, "B": 0.75}
