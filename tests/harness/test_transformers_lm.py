@@ -21,7 +21,7 @@ import pytest
 
 from harness.errors import ModelUnavailableError, UserError
 from harness.models import smollm2
-from harness.types import ChoiceRequest, Message, Prompt
+from harness.types import Asked, AskedKind, ChoiceRequest, Message, Prompt, ReplyRequest
 
 if TYPE_CHECKING:
     from harness.models.transformers_lm import TransformersBackend
@@ -211,6 +211,153 @@ def test_label_that_is_no_single_token_is_an_error_not_a_zero(backend: Transform
     [response] = backend.answer_blocking([_request(prompt)])
     assert response.choice is None and response.readout is None
     assert response.error is not None and "Supercalifragilistic" in response.error
+
+
+# --- free-text replies ---------------------------------------------------------------------
+
+
+def _reply(
+    prompt: Prompt,
+    *,
+    seed: int = 0,
+    n: int = 6,
+    temperature: float = 1.0,
+    max_tokens: int | None = 4,
+    kind: AskedKind = "answer",
+) -> ReplyRequest:
+    return ReplyRequest(
+        f"r{seed}",
+        2,
+        prompt.messages,
+        prompt.labels,
+        temperature,
+        seed,
+        Asked(kind),
+        n=n,
+        max_tokens=max_tokens,
+    )
+
+
+@pytest.mark.slow
+def test_reply_gives_n_texts_counted_in_usage(backend: TransformersBackend) -> None:
+    prompt = _prompt("Quito (Ecuador)")
+    [response] = asyncio.run(backend.reply([_reply(prompt, n=7)]))
+    assert response.error is None and len(response.texts) == 7
+    generated = response.raw["generated_tokens"]
+    assert len(generated) == 7 and all(1 <= len(row) <= 4 for row in generated)
+    assert response.usage.input_tokens == response.raw["prompt_tokens"] > 0
+    assert response.usage.output_tokens == sum(len(row) for row in generated)
+    # A row that ends before the budget ends on its stop token, and only there.
+    for row, reason in zip(generated, response.raw["finish_reasons"], strict=True):
+        assert (reason == "stop") == (row[-1] in backend._stop_ids)
+        assert not any(token in backend._stop_ids for token in row[:-1])
+    # The texts are the decoded rows without special tokens (no <|im_end|>).
+    assert all("<|" not in text for text in response.texts)
+    # No answer prefix: the prompt is the chat with an open assistant turn.
+    assert response.usage.input_tokens == len(
+        backend._encode(_prompt("Quito (Ecuador)", prefix=""))
+    )
+    assert asyncio.run(backend.reply([])) == []
+
+
+@pytest.mark.slow
+def test_replies_are_reproducible_per_seed_and_differ_across_seeds(
+    backend: TransformersBackend,
+) -> None:
+    prompt = _prompt("Nairobi (Kenya)")
+    requests = [_reply(prompt, seed=seed, n=8) for seed in (1, 2)]
+    first = backend.reply_blocking(requests)
+    # Alone or after another request: a request's replies depend on its own seed only.
+    again = backend.reply_blocking(requests[1:]) + backend.reply_blocking(requests[:1])
+    assert first[0].texts == again[1].texts and first[1].texts == again[0].texts
+    assert first[0].texts != first[1].texts
+    # Sampling, not a repeated greedy answer: eight replies of one request differ.
+    assert len(set(first[0].texts)) > 1
+
+
+@pytest.mark.slow
+def test_prompt_cache_changes_no_reply(backend: TransformersBackend) -> None:
+    request = _reply(_prompt("Hobart (Australia)"), seed=5, n=5)
+    [shared] = backend.reply_blocking([request])
+    backend._prefix_cache_works = False
+    try:
+        [plain] = backend.reply_blocking([request])
+    finally:
+        backend._prefix_cache_works = True
+    assert shared.texts == plain.texts
+
+
+@pytest.mark.slow
+def test_more_replies_than_one_batch_holds(
+    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.models import transformers_lm
+
+    monkeypatch.setattr(transformers_lm, "MAX_REPLY_ROWS", 3)
+    request = _reply(_prompt("Reykjavik (Iceland)"), seed=3, n=7, max_tokens=2)
+    [first] = backend.reply_blocking([request])
+    [again] = backend.reply_blocking([request])
+    assert len(first.texts) == 7 and first.texts == again.texts
+
+
+@pytest.mark.slow
+def test_temperature_zero_repeats_the_greedy_reply(backend: TransformersBackend) -> None:
+    prompt = _prompt("Sapporo (Japan)")
+    greedy = backend.reply_blocking(
+        [_reply(prompt, seed=seed, n=4, temperature=0.0) for seed in (0, 9)],
+        answer_prefix=prompt.answer_prefix,
+    )
+    assert len(set(greedy[0].texts)) == 1 and greedy[0].texts == greedy[1].texts
+    assert len(greedy[0].texts) == 4
+    # After the prompt's own prefix, the greedy first token is the top token `answer` reads.
+    [answered] = backend.answer_blocking([_request(prompt)])
+    assert answered.readout is not None
+    assert greedy[0].raw["generated_tokens"][0][0] == answered.raw["top_tokens"][0][0]
+
+
+@pytest.mark.slow
+def test_reply_budget_follows_what_is_asked(backend: TransformersBackend) -> None:
+    from harness.models.transformers_settings import DEFAULT_REPLY_TOKENS
+
+    prompt = _prompt("Lima (Peru)")
+    [response] = backend.reply_blocking(
+        [_reply(prompt, n=2, max_tokens=None, kind="answer-and-confidence")]
+    )
+    longest = max(len(row) for row in response.raw["generated_tokens"])
+    assert longest <= DEFAULT_REPLY_TOKENS["answer-and-confidence"]
+    for row, reason in zip(
+        response.raw["generated_tokens"], response.raw["finish_reasons"], strict=True
+    ):
+        assert reason == "stop" or len(row) == DEFAULT_REPLY_TOKENS["answer-and-confidence"]
+
+
+@pytest.mark.slow
+def test_impossible_reply_request_is_a_failed_response(backend: TransformersBackend) -> None:
+    prompt = _prompt("Oslo (Norway)")
+    none, cold, empty = backend.reply_blocking(
+        [_reply(prompt, n=0), _reply(prompt, temperature=-1.0), _reply(prompt, max_tokens=0)]
+    )
+    assert none.texts == () and none.error is not None and "n must be" in none.error
+    assert cold.error is not None and "temperature" in cold.error
+    assert empty.error is not None and "max_tokens" in empty.error
+
+
+@pytest.mark.slow
+def test_replies_write_nothing_to_the_terminal(
+    backend: TransformersBackend, capfd: pytest.CaptureFixture[str]
+) -> None:
+    prompt = _prompt("Perth (Australia)")
+    backend.reply_blocking([_reply(prompt, n=2), _reply(prompt, n=2, temperature=0.0)])
+    assert capfd.readouterr() == ("", "")
+
+
+def test_a_row_is_cut_after_its_first_stop_token() -> None:
+    pytest.importorskip("torch")
+    from harness.models.transformers_lm import _cut_at_stop
+
+    assert _cut_at_stop([5, 2, 2, 2], [2]) == [5, 2]
+    assert _cut_at_stop([5, 6, 7], [2]) == [5, 6, 7]
+    assert _cut_at_stop([3, 5], [2, 3]) == [3]
 
 
 # --- the cache: no model needed ----------------------------------------------------------
