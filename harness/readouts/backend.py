@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.errors import ConfigError
+from harness.batch_api import BatchApi
+from harness.errors import ConfigError, UserError
 from harness.models.base import Capabilities, ModelBackend
 from harness.models.logprob_check import LogprobsUnusable
 from harness.readouts.base import Readout
+from harness.readouts.batch import ReadoutBatch
 from harness.readouts.ptrue import PTrueReadout
 from harness.readouts.sampling import SamplingReadout
 from harness.readouts.verbal import TwoStageVerbalReadout, VerbalReadout
@@ -60,6 +62,27 @@ def resolve_auto(capabilities: Capabilities) -> str:
     return "logprobs" if capabilities.logprobs else "sampling"
 
 
+def readout_batch(inner: ModelBackend, readout: Readout) -> BatchApi | None:
+    """The provider's batch API with each trial read through `readout` (one line per trial
+    call); UserError for a readout that needs more than one line per call."""
+    api = inner.batch_api()
+    if api is None:
+        return None
+    if isinstance(readout, VerbalReadout) or (
+        isinstance(readout, SamplingReadout) and inner.capabilities.reply_n
+    ):
+        return ReadoutBatch(api, readout)
+    why = (
+        "it asks twice per call"
+        if isinstance(readout, TwoStageVerbalReadout | PTrueReadout)
+        else "the provider takes no n, so it needs one request per sample"
+    )
+    raise UserError(
+        f"readout {readout.name!r} cannot run under --batch ({why}): use "
+        'readout = "verbal" (or "sampling" on a provider with n), or run without --batch'
+    )
+
+
 class ReadoutBackend(ModelBackend):
     """The provider's backend, each trial answered through a readout."""
 
@@ -85,6 +108,9 @@ class ReadoutBackend(ModelBackend):
 
     async def preflight(self) -> None:
         await self.inner.preflight()
+
+    def batch_api(self) -> BatchApi | None:
+        return readout_batch(self.inner, self.readout)
 
     def describe(self) -> dict[str, str]:
         shape = self.readout.shape(self.inner.capabilities.reply_n)

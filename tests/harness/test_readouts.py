@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from harness.errors import ConfigError
+from harness.batch_api import BatchApi, Prepared, PreparedReply
+from harness.errors import ConfigError, UserError
 from harness.models.base import Capabilities, ModelBackend
 from harness.models.logprob_check import LogprobsUnusable
 from harness.readouts import (
@@ -241,3 +242,56 @@ def test_auto_keeps_usable_logprobs_and_switches_to_sampling_when_they_are_not()
     )
     (response,) = asyncio.run(unusable.answer([trial()]))
     assert response.readout is not None and response.readout.probs == {"A": 0.25, "B": 0.75}
+
+
+class FakeBatch:
+    """A batch API that answers every reply line from a script."""
+
+    max_requests = 100
+    max_bytes = 1 << 20
+
+    def __init__(self, answer: Callable[[ReplyRequest], ReplyResponse]) -> None:
+        self.answer = answer
+
+    def prepare_reply(self, request: ReplyRequest) -> PreparedReply:
+        return Prepared(request=request, line={"n": request.n, "seed": request.seed})
+
+    async def collect_replies(
+        self, batch_id: str, requests: Sequence[ReplyRequest]
+    ) -> list[ReplyResponse]:
+        return [self.answer(request) for request in requests]
+
+
+class Batching(Scripted):
+    def __init__(self, caps: Capabilities = REPLIES) -> None:
+        super().__init__(texts("Answer: A\nConfidence: 90"), caps)
+
+    def batch_api(self) -> BatchApi:
+        return FakeBatch(texts("Answer: A\nConfidence: 90"))  # type: ignore[return-value]
+
+
+def test_one_step_readouts_batch_one_line_per_trial_and_read_it_as_outside_a_batch() -> None:
+    backend = Batching()
+    readout = make_readout("verbal", 5, backend.capabilities)
+    assert readout is not None
+    api = ReadoutBackend(backend, readout).batch_api()
+    assert api is not None
+    prepared = api.prepare(trial())
+    assert prepared.line == {"n": 1, "seed": 7} and prepared.request == trial()
+    (response,) = asyncio.run(api.collect("b1", [trial()]))
+    assert response.choice == "A" and response.readout is not None
+    assert response.readout.probs == pytest.approx({"A": 0.9, "B": 0.1})
+
+
+def test_readouts_that_ask_twice_are_refused_under_batch_in_one_line() -> None:
+    backend = Batching()
+    for name in ("verbal-2stage", "ptrue"):
+        readout = make_readout(name, 5, backend.capabilities)
+        assert readout is not None
+        with pytest.raises(UserError, match="cannot run under --batch"):
+            ReadoutBackend(backend, readout).batch_api()
+    no_n = Batching(Capabilities(**{**REPLIES.__dict__, "reply_n": False}))
+    sampling = make_readout("sampling", 5, no_n.capabilities)
+    assert sampling is not None
+    with pytest.raises(UserError, match="takes no n"):
+        ReadoutBackend(no_n, sampling).batch_api()
