@@ -9,6 +9,10 @@ what came before; the position is stored). The readout is the one every backend 
 (`harness.readout`). In choice-only mode (models that return no logprobs) the label is
 parsed from the reply's text and no readout is made.
 
+Free-text replies (`ModelBackend.reply`, the readouts without logprobs) are sent as the
+readout wrote them, with no answer-format line; `replies_of` turns a provider's sampled
+texts into a reply's texts, one per sample, in order.
+
 This module knows no provider's wire format: each provider turns its replies into the text
 and the `TokenLogprob`s read here.
 """
@@ -24,6 +28,9 @@ from harness.types import ChoiceResponse, JsonValue, OptionReadout, Prompt, Usag
 
 ANSWER_FORMAT = "Reply with only the label of your answer: {labels}."
 """Appended to the last user message so that the label is the reply's first token."""
+REPLY_TOKENS = 64
+"""Default budget of one free-text reply when the readout names none: a label and a stated
+confidence, with room for a short sentence around them."""
 
 
 class ReplyError(ValueError):
@@ -142,3 +149,17 @@ def reply_response(
             choice=None, readout=None, raw=raw, usage=usage, latency_s=latency, error=str(error)
         )
     return ChoiceResponse(choice=choice, readout=readout, raw=raw, usage=usage, latency_s=latency)
+
+
+def replies_of(texts: Sequence[str], n: int, finish_reasons: Sequence[object]) -> tuple[str, ...]:
+    """The `n` texts of a free-text reply, in order; raises ReplyError when all are empty.
+
+    A sample that came back without text (blocked by a safety filter, cut off before any
+    text, or missing from the response) is an empty string: the readout counts it as an
+    unreadable sample. Only a reply with no text at all fails, with its finish reasons.
+    """
+    padded = (tuple(texts) + ("",) * n)[:n]
+    if not any(text.strip() for text in padded):
+        reasons = ", ".join(sorted({repr(reason) for reason in finish_reasons})) or "none given"
+        raise ReplyError(f"every reply was empty (finish_reason {reasons})")
+    return padded

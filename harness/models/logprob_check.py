@@ -73,9 +73,9 @@ def unusable_reason(
     """Why the logprobs of a probe reply cannot give a confidence; None when they can.
 
     Checked at the answer position: some top logprobs returned; real numbers, not all 0 or
-    placeholders at or below `SENTINEL_LOGPROB`; at least two distinct values when two or
-    more tokens came back (a list of equal values carries no ranking); and some option
-    label among the top tokens.
+    placeholders at or below `SENTINEL_LOGPROB`; at least two distinct values when three or
+    more tokens came back (a long list of equal values carries no ranking, while two equal
+    values may be a true tie); and some option label among the top tokens.
     """
     if not tokens:
         return "the reply carries no logprobs"
@@ -88,7 +88,7 @@ def unusable_reason(
         return f"the top logprobs are not log-probabilities ({shown})"
     if all(value == 0.0 or value <= SENTINEL_LOGPROB for value in values):
         return f"the top logprobs are placeholders, only 0 and <= {SENTINEL_LOGPROB:g} ({shown})"
-    if len(values) >= 2 and len(set(values)) < 2:
+    if len(values) >= 3 and len(set(values)) < 2:
         return f"the top logprobs are all equal ({shown})"
     if not any(label_of_token(token, labels) is not None for token, _ in top):
         listed = " nor ".join(labels)

@@ -7,6 +7,8 @@ once it is completed (or failed, expired, cancelled) its output file holds one l
 answered request (`custom_id`, `response.status_code`, `response.body`) and its error file
 one line per request that failed. The bodies are the exact ones `openai:` sends one at a
 time, and the answers are read by the same code (`ChatCompletionsFormat.response_from_body`).
+A free-text reply request is one line whose body carries `n`, as a single call's does, and
+its replies are read by `ChatCompletionsFormat.replies_from_body`.
 At most 50,000 requests and 200 MB per batch.
 """
 
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import openai
 from openai import AsyncOpenAI
 
-from harness.batch_api import BatchError, BatchStatus, Prepared, custom_id
+from harness.batch_api import BatchError, BatchStatus, Prepared, PreparedReply, custom_id
 from harness.errors import UserError
 from harness.models.openai_wire import (
     FATAL_STATUS,
@@ -27,7 +30,7 @@ from harness.models.openai_wire import (
     error_text,
     transient_of,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue
+from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, ReplyRequest, ReplyResponse
 
 ENDPOINT: Final = "/v1/chat/completions"
 MAX_REQUESTS = 50_000
@@ -56,11 +59,16 @@ class OpenAIBatch:
         if problem is not None:
             failure = ChoiceResponse(choice=None, readout=None, raw={}, error=problem)
             return Prepared(request, None, failure)
-        body = self.wire.request_body(request)
-        line = {"custom_id": custom_id(request), "method": "POST", "url": ENDPOINT, "body": body}
-        return Prepared(request, line)
+        return Prepared(request, self._line(request, self.wire.request_body(request)))
 
-    async def submit(self, lines: Sequence[Prepared], token: str) -> str:
+    def prepare_reply(self, request: ReplyRequest) -> PreparedReply:
+        return PreparedReply(request, self._line(request, self.wire.reply_body(request)))
+
+    @staticmethod
+    def _line(request: ChoiceRequest | ReplyRequest, body: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": custom_id(request), "method": "POST", "url": ENDPOINT, "body": body}
+
+    async def submit(self, lines: Sequence[Prepared | PreparedReply], token: str) -> str:
         data = "".join(json.dumps(p.line, separators=(",", ":")) + "\n" for p in lines)
         try:
             upload = await self._client.files.create(
@@ -106,6 +114,17 @@ class OpenAIBatch:
     async def collect(
         self, batch_id: str, requests: Sequence[ChoiceRequest]
     ) -> list[ChoiceResponse]:
+        results = await self._results(batch_id)
+        return [self._answer(request, results) for request in requests]
+
+    async def collect_replies(
+        self, batch_id: str, requests: Sequence[ReplyRequest]
+    ) -> list[ReplyResponse]:
+        results = await self._results(batch_id)
+        return [self._replies(request, results) for request in requests]
+
+    async def _results(self, batch_id: str) -> _Results:
+        """The result lines of a finished batch (output and error files), by custom id."""
         try:
             batch = await self._client.batches.retrieve(batch_id)
             lines: dict[str, dict[str, Any]] = {}
@@ -124,40 +143,59 @@ class OpenAIBatch:
         problems = (
             "; ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
         )
-        return [
-            self._answer(request, lines.get(custom_id(request)), batch, problems)
-            for request in requests
-        ]
+        return _Results(batch.status, lines, problems)
 
-    def _answer(
-        self, request: ChoiceRequest, line: dict[str, Any] | None, batch: Any, problems: str
-    ) -> ChoiceResponse:
+    def _answer(self, request: ChoiceRequest, results: _Results) -> ChoiceResponse:
         prepared = self.prepare(request)
         raw: dict[str, JsonValue] = {"request": (prepared.line or {}).get("body")}
-        if line is None:
-            reason = f"the batch ended '{batch.status}' without answering this request"
-            return ChoiceResponse(
-                choice=None,
-                readout=None,
-                raw=raw,
-                error=f"{reason}{': ' + problems if problems else ''}",
-            )
-        response = line.get("response") or {}
-        status = response.get("status_code")
-        body = response.get("body")
-        if status == 200 and body is not None:
-            return self.wire.response_from_body(body, request.prompt.labels, raw, 0.0)
-        error = line.get("error") or (body or {}).get("error") or {}
-        message = error.get("message") if isinstance(error, dict) else str(error)
-        raw["response"] = body if body is not None else line.get("error")
-        return ChoiceResponse(
-            choice=None,
-            readout=None,
-            raw=raw,
-            error=f"HTTP {status}: {message}" if status else str(message),
-        )
+        outcome = results.outcome(custom_id(request), raw)
+        if isinstance(outcome, str):
+            return ChoiceResponse(choice=None, readout=None, raw=raw, error=outcome)
+        return self.wire.response_from_body(outcome.body, request.prompt.labels, raw, 0.0)
+
+    def _replies(self, request: ReplyRequest, results: _Results) -> ReplyResponse:
+        prepared = self.prepare_reply(request)
+        raw: dict[str, JsonValue] = {"request": (prepared.line or {}).get("body")}
+        outcome = results.outcome(custom_id(request), raw)
+        if isinstance(outcome, str):
+            return ReplyResponse(texts=(), raw=raw, error=outcome)
+        return self.wire.replies_from_body(outcome.body, request.n, raw, 0.0)
 
     def _failure(self, error: openai.APIError) -> BatchError:
         if isinstance(error, openai.APIStatusError) and error.status_code in FATAL_STATUS:
             raise UserError(f"model '{self.model_id}': batch API: {error_text(error)}")
         return BatchError(error_text(error), transient=transient_of(error) is not None)
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """A result line's response body (HTTP 200)."""
+
+    body: JsonValue
+
+
+@dataclass(frozen=True)
+class _Results:
+    """A finished batch's result lines, by custom id, and how the batch ended."""
+
+    status: str
+    lines: dict[str, dict[str, Any]]
+    problems: str
+    """The batch's own errors (why it failed, expired, ...), joined; '' when none."""
+
+    def outcome(self, key: str, raw: dict[str, JsonValue]) -> _Answered | str:
+        """The answered body of request `key`, or why it has none (its error body noted in
+        `raw`)."""
+        line = self.lines.get(key)
+        if line is None:
+            reason = f"the batch ended '{self.status}' without answering this request"
+            return f"{reason}{': ' + self.problems if self.problems else ''}"
+        response = line.get("response") or {}
+        status = response.get("status_code")
+        body = response.get("body")
+        if status == 200 and body is not None:
+            return _Answered(body)
+        error = line.get("error") or (body or {}).get("error") or {}
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raw["response"] = body if body is not None else line.get("error")
+        return f"HTTP {status}: {message}" if status else str(message)

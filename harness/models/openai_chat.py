@@ -15,12 +15,21 @@ The sampled answer is the provider's own: the label token the API generated (at 
 request's temperature, with the request's seed passed as `seed`). It is not resampled here:
 OpenAI samples from the full distribution, of which this backend sees only the top-k.
 
-Reasoning models (o1, o3, o4-mini, the gpt-5 family, ...) return no logprobs. They run only in
-choice-only mode (`choice_only = true`): the choice is parsed from the reply (its first word,
-or the word after "answer is") and the readout is empty, so only measures of choices can
-use them. A reasoning model without `choice_only`, or any model whose
-preflight request comes back without logprobs, stops the run before it spends anything, with
-the fix in the message.
+Reasoning models (o1, o3, o4-mini, the gpt-5 family, ...) return no logprobs (gpt-5.1 and later
+only with `reasoning_effort = "none"`). They run with a readout that needs none (free-text
+replies, below), or in choice-only mode (`choice_only = true`): the choice is parsed from the
+reply (its first word, or the word after "answer is") and the readout is empty.
+
+The preflight (`check_logprobs`, `harness.models.logprob_check`) asks a probe question whose
+answer is A or B, read as a trial is, and stops the run before it spends anything when the
+logprobs cannot give a confidence: the parameter refused, none returned, placeholder values,
+no label among the answer position's top tokens. The one-line message names the fix
+(`readout = "sampling"`, or `reasoning_effort = "none"` for the gpt-5 family).
+
+Free-text replies (`reply`, for the sampling, verbal and P(True) readouts) send the readout's
+messages as they are, in one request with `n`, at the request's temperature and seed, without
+logprobs; a reasoning model gets the choice-only budget to think in, and its reasoning tokens
+are recorded in `Usage.reasoning_tokens` (and priced as output, like all of its tokens).
 
 Labels must be single characters here: with no prompt log-probabilities, a longer option
 cannot be scored, and a call that meets one fails with that reason (no number is invented).
@@ -40,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -47,15 +57,23 @@ import openai
 from openai import AsyncOpenAI
 
 from harness.batch_api import BatchApi
-from harness.errors import ConfigError, UserError
+from harness.errors import UserError
 from harness.models.base import ModelBackend, ModelRef
 from harness.models.chat_answer import ANSWER_FORMAT, ReplyError
+from harness.models.logprob_check import (
+    FIX_OTHER_READOUT,
+    FIX_REASONING_NONE,
+    LogprobsUnusable,
+    unusable_reason,
+)
 from harness.models.openai_batch import OpenAIBatch
 from harness.models.openai_settings import (
     CAPABILITIES,
     CHOICE_ONLY_CAPABILITIES,
+    NO_REASONING,
     OpenAISettings,
     api_key,
+    takes_no_reasoning,
 )
 from harness.models.openai_wire import (
     FATAL_STATUS,
@@ -69,11 +87,43 @@ from harness.models.openai_wire import (
     token_logprobs,
     transient_of,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, Transient
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    ReplyRequest,
+    ReplyResponse,
+    Transient,
+)
 
 PREFLIGHT_RETRIES = 3
 """The preflight request alone is retried by the SDK: it is no trial, and a run should not
 be refused for one 429 at its start."""
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """What one attempt at one request gave: the response's JSON, or why there is none."""
+
+    body: JsonValue
+    latency_s: float
+    error: str | None = None
+    transient: Transient | None = None
+
+
+def rejection_fix(message: str, model: str, settings: OpenAISettings) -> str | None:
+    """The fix for a request with logprobs that the API refused with `message`; None when
+    the refusal is not about logprobs (a wrong key, a bad value of something else)."""
+    lowered = message.lower()
+    effort_none = settings.reasoning_effort == NO_REASONING
+    if "logprob" not in lowered:
+        # "reasoning_effort does not support 'none' with this model": a model that cannot
+        # turn its reasoning off, so no setting gives it logprobs.
+        refused_none = effort_none and "reasoning" in lowered and "none" in lowered
+        return FIX_OTHER_READOUT if refused_none else None
+    if not effort_none and ("reasoning" in lowered or takes_no_reasoning(model)):
+        return FIX_REASONING_NONE
+    return FIX_OTHER_READOUT
 
 
 def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
@@ -110,6 +160,8 @@ class OpenAIChatBackend(ModelBackend):
         )
         self.attempt_timeout_s = settings.timeout_s
         self._model_version: str | None = None
+        self._logprobs_usable = False
+        """Set once `check_logprobs` passed: a second call sends nothing."""
 
     async def _post(self, body: dict[str, Any], retries: int = 0) -> httpx2.Response:
         """Send one chat completion (one attempt unless `retries`); the HTTP response.
@@ -123,39 +175,98 @@ class OpenAIChatBackend(ModelBackend):
 
     async def preflight(self) -> None:
         """One small request like a trial's: stops the run if the model cannot do what the
-        config asks (a reasoning model asked for logprobs, a wrong key or model name)."""
+        config asks (logprobs it cannot give, a wrong key or model name). In choice-only
+        mode it asks for no logprobs; otherwise it is `check_logprobs`."""
+        if not self.settings.choice_only:
+            await self.check_logprobs()
+            return
         messages = [{"role": "user", "content": "Reply with only the letter A."}]
         body = self.format.payload(messages, temperature=1.0, seed=0)
-        body["max_completion_tokens"] = 16 if self.settings.choice_only else 1
-        where = f"model '{self.model.id}' ({self.model.spec})"
+        body["max_completion_tokens"] = 16
         try:
             response = await self._post(body, retries=PREFLIGHT_RETRIES)
+        except openai.APIError as error:
+            raise self._preflight_failure(error) from None
+        self._note_version(self._preflight_body(response))
+
+    async def check_logprobs(self) -> None:
+        """Ask the probe question with logprobs (whatever the entry's mode) and raise
+        `LogprobsUnusable`, with the fix, unless they can give a confidence; `UserError` for
+        what no readout fixes (a wrong key or model name, an unreachable API)."""
+        if self._logprobs_usable:
+            return
+        try:
+            response = await self._post(self.format.probe_body(), retries=PREFLIGHT_RETRIES)
         except openai.APIStatusError as error:
             message = status_message(error)
-            if not self.settings.choice_only and "logprob" in message.lower():
-                raise ConfigError(
-                    f"{where} rejects logprobs ({message}); set choice_only = true to run it "
-                    "for choices only"
-                ) from None
-            raise UserError(f"{where}: preflight request failed: {message}") from None
-        except openai.APIConnectionError as error:
-            raise UserError(f"{where}: cannot reach the API: {error}") from None
+            fix = None
+            if error.status_code not in FATAL_STATUS:
+                fix = rejection_fix(message, self.model.name, self.settings)
+            if fix is not None:
+                raise LogprobsUnusable(self.model.id, f"it refuses them ({message})", fix) from None
+            raise self._preflight_failure(error) from None
+        except openai.APIError as error:
+            raise self._preflight_failure(error) from None
+        body_json = self._preflight_body(response)
+        self._note_version(body_json)
+        try:
+            tokens = token_logprobs(first_choice(body_json))
+        except ReplyError as error:
+            raise LogprobsUnusable(self.model.id, str(error), self._fix()) from None
+        reason = unusable_reason(tokens)
+        if reason is not None:
+            raise LogprobsUnusable(self.model.id, reason, self._fix())
+        self._logprobs_usable = True
+
+    def _fix(self) -> str:
+        """The fix for logprobs that came back unusable (rather than refused)."""
+        if takes_no_reasoning(self.model.name) and self.settings.reasoning_effort != NO_REASONING:
+            return FIX_REASONING_NONE
+        return FIX_OTHER_READOUT
+
+    def _where(self) -> str:
+        return f"model '{self.model.id}' ({self.model.spec})"
+
+    def _preflight_failure(self, error: openai.APIError) -> UserError:
+        if isinstance(error, openai.APIStatusError):
+            return UserError(f"{self._where()}: preflight request failed: {status_message(error)}")
+        return UserError(f"{self._where()}: cannot reach the API: {error}")
+
+    def _preflight_body(self, response: httpx2.Response) -> JsonValue:
         try:
             body_json = decode_body(response)
-            choice = first_choice(body_json)
+            first_choice(body_json)
         except ReplyError as error:
-            raise UserError(f"{where}: unreadable preflight response: {error}") from None
-        if not self.settings.choice_only:
-            try:
-                if not token_logprobs(choice):
-                    raise ReplyError("the response carries no logprobs")
-            except ReplyError as error:
-                raise ConfigError(
-                    f"{where} returned no logprobs ({error}); set choice_only = true to run "
-                    "it for choices only"
-                ) from None
+            raise UserError(f"{self._where()}: unreadable preflight response: {error}") from None
+        return body_json
+
+    def _note_version(self, body_json: JsonValue) -> None:
         if isinstance(body_json, dict) and isinstance(body_json.get("model"), str):
             self._model_version = body_json["model"]
+
+    async def _exchange(self, body: dict[str, Any], raw: dict[str, JsonValue]) -> _Exchange:
+        """One attempt at one request: its JSON, or the failure's reason and whether another
+        attempt may fix it (the error body noted in `raw`). A rejected key or an unknown
+        model raises `UserError`: no call can succeed."""
+        started = time.perf_counter()
+        try:
+            response = await self._post(body)
+        except openai.APIError as error:
+            if isinstance(error, openai.APIStatusError):
+                if error.status_code in FATAL_STATUS:
+                    raise UserError(f"model '{self.model.id}': {status_message(error)}") from None
+                raw["response"] = error.body if isinstance(error.body, dict) else str(error.body)
+            return _Exchange(
+                None, time.perf_counter() - started, error_text(error), transient_of(error)
+            )
+        latency = time.perf_counter() - started
+        try:
+            return _Exchange(decode_body(response), latency)
+        except ReplyError as error:
+            # A body cut short or garbled on the way (a proxy, a dropped connection):
+            # the same request may well come back whole.
+            raw["response"] = body_excerpt(response)
+            return _Exchange(None, latency, str(error), Transient())
 
     async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
         if len(requests) == 1:  # the usual case: no task to spawn
@@ -168,38 +279,37 @@ class OpenAIChatBackend(ModelBackend):
         problem = self.format.unanswerable(request)
         if problem is not None:
             return ChoiceResponse(choice=None, readout=None, raw=raw, error=problem)
-        started = time.perf_counter()
-        try:
-            response = await self._post(body)
-        except openai.APIError as error:
-            if isinstance(error, openai.APIStatusError):
-                if error.status_code in FATAL_STATUS:
-                    raise UserError(f"model '{self.model.id}': {status_message(error)}") from None
-                raw["response"] = error.body if isinstance(error.body, dict) else str(error.body)
+        sent = await self._exchange(body, raw)
+        if sent.error is not None:
             return ChoiceResponse(
                 choice=None,
                 readout=None,
                 raw=raw,
-                latency_s=time.perf_counter() - started,
-                error=error_text(error),
-                transient=transient_of(error),
+                latency_s=sent.latency_s,
+                error=sent.error,
+                transient=sent.transient,
             )
-        latency = time.perf_counter() - started
-        try:
-            body_json = decode_body(response)
-        except ReplyError as error:
-            # A body cut short or garbled on the way (a proxy, a dropped connection):
-            # the same request may well come back whole.
-            raw["response"] = body_excerpt(response)
-            return ChoiceResponse(
-                choice=None,
-                readout=None,
+        return self.format.response_from_body(sent.body, request.prompt.labels, raw, sent.latency_s)
+
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        """Each request's `n` replies from one request with `n` (see the module's notes)."""
+        if len(requests) == 1:
+            return [await self._reply_one(requests[0])]
+        return list(await asyncio.gather(*(self._reply_one(request) for request in requests)))
+
+    async def _reply_one(self, request: ReplyRequest) -> ReplyResponse:
+        body = self.format.reply_body(request)
+        raw: dict[str, JsonValue] = {"request": body}
+        sent = await self._exchange(body, raw)
+        if sent.error is not None:
+            return ReplyResponse(
+                texts=(),
                 raw=raw,
-                latency_s=latency,
-                error=str(error),
-                transient=Transient(),
+                latency_s=sent.latency_s,
+                error=sent.error,
+                transient=sent.transient,
             )
-        return self.format.response_from_body(body_json, request.prompt.labels, raw, latency)
+        return self.format.replies_from_body(sent.body, request.n, raw, sent.latency_s)
 
     def batch_api(self) -> BatchApi:
         """The provider's batch API (`--batch`), through this backend's client."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.errors import ConfigError
 from harness.models.base import Capabilities
+from harness.models.chat_answer import REPLY_TOKENS
 
 MAX_TOP_LOGPROBS = 20
 """The most alternatives per position OpenAI returns."""
@@ -24,14 +25,25 @@ ANSWER_TOKENS = 8
 """Default output budget with logprobs: the label comes first; a few more tokens let a reply
 like "**A**" still be read."""
 CHOICE_ONLY_TOKENS = 4096
-"""Default budget in choice-only mode: a reasoning model's hidden reasoning counts against it."""
+"""Default budget in choice-only mode and of a reasoning model's free-text replies: its hidden
+reasoning counts against it."""
 REASONING_MODELS = re.compile(r"^(o\d+(-|$)|gpt-5(?!-chat)|codex)", re.IGNORECASE)
-"""OpenAI model names that return no logprobs (reasoning models)."""
+"""OpenAI model names that reason before answering and so return no logprobs."""
+NO_REASONING = "none"
+"""The `reasoning_effort` that turns a gpt-5.1-or-later model's reasoning off: the only one
+with which the gpt-5 family may return logprobs."""
 
 CAPABILITIES = Capabilities(
-    logprobs=True, top_k_limit=MAX_TOP_LOGPROBS, prefill=False, prompt_logprobs=False, batch=True
+    logprobs=True,
+    top_k_limit=MAX_TOP_LOGPROBS,
+    prefill=False,
+    prompt_logprobs=False,
+    batch=True,
+    replies=True,
+    reply_n=True,
 )
-"""A backend reading first-token logprobs; `batch`: the provider's batch API (`--batch`)."""
+"""A backend reading first-token logprobs; `batch`: the provider's batch API (`--batch`);
+free-text replies, `n` of them in one request."""
 CHOICE_ONLY_CAPABILITIES = Capabilities(
     logprobs=False,
     top_k_limit=None,
@@ -39,6 +51,8 @@ CHOICE_ONLY_CAPABILITIES = Capabilities(
     prompt_logprobs=False,
     batch=True,
     choice_only=True,
+    replies=True,
+    reply_n=True,
 )
 """A backend in choice-only mode (reasoning models: no logprobs)."""
 OFFERED = replace(CAPABILITIES, choice_only=True)
@@ -74,7 +88,8 @@ class OpenAISettings(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0.0, le=3600.0)
     """Timeout of one HTTP attempt, in seconds."""
     reasoning_effort: str | None = None
-    """Reasoning models only: the `reasoning_effort` sent (e.g. "low", "high")."""
+    """Reasoning models only: the `reasoning_effort` sent (e.g. "low", "high"; "none" turns
+    a gpt-5.1-or-later model's reasoning off, which its logprobs need)."""
 
     @field_validator("base_url", mode="before")
     @classmethod
@@ -108,16 +123,45 @@ class OpenAISettings(BaseModel):
             return self.max_tokens
         return CHOICE_ONLY_TOKENS if self.choice_only else ANSWER_TOKENS
 
+    @property
+    def answer_tokens(self) -> int:
+        """The `max_completion_tokens` of a request that reads logprobs (the preflight's
+        probe included), whatever the mode."""
+        return self.max_tokens if self.max_tokens is not None else ANSWER_TOKENS
 
-def check_model_name(name: str, settings: OpenAISettings) -> str | None:
+    def reply_tokens(self, asked: int | None, *, reasoning: bool) -> int:
+        """The `max_completion_tokens` of a free-text reply: what the readout asks for (or a
+        short reply's), at least the entry's `max_tokens`, and for a model that reasons (or
+        runs choice-only) at least the choice-only budget, since its thinking counts too."""
+        wanted = asked or REPLY_TOKENS
+        if self.max_tokens is not None:
+            return max(wanted, self.max_tokens)
+        return max(wanted, CHOICE_ONLY_TOKENS) if reasoning or self.choice_only else wanted
+
+
+def reasons(name: str, settings: OpenAISettings) -> bool:
+    """Whether calls to `name` spend hidden reasoning tokens (a reasoning model whose
+    reasoning is not turned off)."""
+    return bool(REASONING_MODELS.match(name)) and settings.reasoning_effort != NO_REASONING
+
+
+def takes_no_reasoning(name: str) -> bool:
+    """Whether `name` is of the gpt-5 family from 5.1 on, whose reasoning can be turned off
+    (`reasoning_effort = "none"`), with logprobs then possible."""
+    return re.match(r"^gpt-5\.\d", name, re.IGNORECASE) is not None
+
+
+def check_model_name(name: str, settings: OpenAISettings, *, logprobs: bool = True) -> str | None:
     """Why this model cannot run with these settings (a reasoning model asked for logprobs);
-    None when it can."""
-    if not settings.choice_only and REASONING_MODELS.match(name):
-        return (
-            "reasoning models return no logprobs; set choice_only = true to run it for "
-            "choices only (only measures of choices can then use it)"
-        )
-    return None
+    None when it can. `logprobs`: whether the entry's readout reads them."""
+    if not logprobs or settings.choice_only or not reasons(name, settings):
+        return None
+    hint = ', or reasoning_effort = "none" if it takes it' if takes_no_reasoning(name) else ""
+    return (
+        'reasoning models return no logprobs; set readout = "sampling" (or "verbal")'
+        f"{hint}, or choice_only = true to run it for choices only (only measures of "
+        "choices can then use it)"
+    )
 
 
 def api_key(env_name: str, model_id: str, environ: Mapping[str, str] | None = None) -> str:

@@ -4,7 +4,8 @@ Shared by `openai:` single calls (`harness.models.openai_chat`), its batch API
 (`harness.models.openai_batch`) and vLLM's OpenAI-compatible server (`harness.models.vllm`),
 which speaks the same format. `ChatCompletionsFormat` holds one `openai:` model's exact
 request bodies and reads its replies, so a batch reads an answer exactly as a single call
-does.
+does. A free-text reply request (`ReplyRequest`) is one body with `n`: OpenAI samples the
+`n` replies in one request, bills the prompt once and reports the replies' tokens summed.
 """
 
 from __future__ import annotations
@@ -22,13 +23,25 @@ from harness.http_retry_after import retry_after_s
 from harness.models.chat_answer import (
     ReplyError,
     TokenLogprob,
+    answer_format_line,
     chat_messages,
     check_single_character_labels,
     read_reply,
+    replies_of,
     reply_response,
 )
-from harness.models.openai_settings import OpenAISettings
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, OptionReadout, Transient, Usage
+from harness.models.logprob_check import PROBE_LABELS, PROBE_QUESTION
+from harness.models.openai_settings import OpenAISettings, reasons
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    OptionReadout,
+    ReplyRequest,
+    ReplyResponse,
+    Transient,
+    Usage,
+)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 """Besides 5xx: the statuses another attempt may fix."""
@@ -50,6 +63,22 @@ def first_choice(body: JsonValue) -> dict[str, Any]:
     if not isinstance(choice, dict):
         raise ReplyError("the response's first choice is not an object")
     return choice
+
+
+def all_choices(body: JsonValue) -> list[dict[str, Any]]:
+    """Every choice of a chat completion (one per sampled reply), in the order of their
+    `index`; raises ReplyError when there are none or one is not an object."""
+    first_choice(body)  # the same checks, and the same messages, as a single answer's
+    choices = body["choices"]
+    if not all(isinstance(choice, dict) for choice in choices):
+        raise ReplyError("a choice of the response is not an object")
+
+    def index(pair: tuple[int, dict[str, Any]]) -> int:
+        position, choice = pair
+        value = choice.get("index")
+        return value if isinstance(value, int) and not isinstance(value, bool) else position
+
+    return [choice for _, choice in sorted(enumerate(choices), key=index)]
 
 
 def reply_text(choice: Mapping[str, Any]) -> str:
@@ -198,6 +227,11 @@ class ChatCompletionsFormat:
     """The model name sent in every body."""
     settings: OpenAISettings
 
+    @property
+    def reasons(self) -> bool:
+        """Whether this model spends hidden reasoning tokens (`openai_settings.reasons`)."""
+        return reasons(self.model, self.settings)
+
     def payload(
         self, messages: list[dict[str, str]], *, temperature: float, seed: int
     ) -> dict[str, Any]:
@@ -209,17 +243,76 @@ class ChatCompletionsFormat:
             "seed": seed,
         }
         if self.settings.choice_only:
-            # Reasoning models accept only their default temperature (1); omitting it there
-            # is the same request, and any other value is still sent, for the API to refuse.
-            if temperature != 1.0:
-                body["temperature"] = temperature
-            if self.settings.reasoning_effort is not None:
-                body["reasoning_effort"] = self.settings.reasoning_effort
+            self._sampling(body, temperature)
         else:
             body["temperature"] = temperature
             body["logprobs"] = True
             body["top_logprobs"] = self.settings.top_k
+            if self.settings.reasoning_effort is not None:
+                # gpt-5.1 and later give logprobs only with their reasoning off ("none").
+                body["reasoning_effort"] = self.settings.reasoning_effort
         return body
+
+    def _sampling(self, body: dict[str, Any], temperature: float) -> None:
+        """The temperature and reasoning effort of a request that reads no logprobs."""
+        # Reasoning models accept only their default temperature (1); omitting it there is
+        # the same request, and any other value is still sent, for the API to refuse.
+        if temperature != 1.0 or not (self.settings.choice_only or self.reasons):
+            body["temperature"] = temperature
+        if self.settings.reasoning_effort is not None:
+            body["reasoning_effort"] = self.settings.reasoning_effort
+
+    def probe_body(self) -> dict[str, Any]:
+        """The preflight's logprob probe (`harness.models.logprob_check`): the probe
+        question in the trials' answer format, read as a trial is, whatever the mode."""
+        content = f"{PROBE_QUESTION}\n\n{answer_format_line(PROBE_LABELS)}"
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": content}],
+            "max_completion_tokens": self.settings.answer_tokens,
+            "seed": 0,
+            "temperature": 1.0,
+            "logprobs": True,
+            "top_logprobs": self.settings.top_k,
+        }
+        if self.settings.reasoning_effort is not None:
+            body["reasoning_effort"] = self.settings.reasoning_effort
+        return body
+
+    def reply_body(self, request: ReplyRequest) -> dict[str, Any]:
+        """The body of a free-text reply request: its messages as the readout wrote them,
+        `n` replies, no logprobs; a reasoning model gets room to think."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [message.to_json() for message in request.messages],
+            "max_completion_tokens": self.settings.reply_tokens(
+                request.max_tokens, reasoning=self.reasons
+            ),
+            "seed": request.seed,
+            "n": request.n,
+        }
+        self._sampling(body, request.temperature)
+        return body
+
+    def replies_from_body(
+        self, body_json: JsonValue, n: int, raw: dict[str, JsonValue], latency: float
+    ) -> ReplyResponse:
+        """The replies a chat completion's JSON body gives (single calls and batch results):
+        one text per choice, in order; a failure when none has any text."""
+        raw["response"] = body_json
+        usage = usage_of(body_json)
+        try:
+            choices = all_choices(body_json)
+            texts = replies_of(
+                [reply_text(choice) for choice in choices],
+                n,
+                [choice.get("finish_reason") for choice in choices],
+            )
+        except ReplyError as error:
+            return ReplyResponse(
+                texts=(), raw=raw, usage=usage, latency_s=latency, error=str(error)
+            )
+        return ReplyResponse(texts=texts, raw=raw, usage=usage, latency_s=latency)
 
     def request_body(self, request: ChoiceRequest) -> dict[str, Any]:
         """The body of a trial's call: its prompt with the answer-format line."""

@@ -19,12 +19,24 @@ from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
 from harness.models import openai_chat, openai_settings
 from harness.models.base import ModelRef
+from harness.models.logprob_check import LogprobsUnusable
 from harness.models.openai_chat import OpenAIChatBackend
 from harness.models.openai_settings import OpenAISettings, check_model_name
 from harness.models.provider import entry_settings, model_ref
 from harness.models.registry import PROVIDERS, validate_model
+from harness.pricing import load_price_table
 from harness.retry import CallRetrier, RetryPolicy
-from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
+from harness.types import (
+    Asked,
+    ChoiceRequest,
+    ChoiceResponse,
+    Message,
+    Prompt,
+    ReplyRequest,
+    ReplyResponse,
+    Transient,
+    Usage,
+)
 from mindshift.cli import main
 
 KEY = "sk-test-not-a-real-key-1234"
@@ -375,11 +387,17 @@ def test_revoked_key_stops_the_run() -> None:
 
 def test_reasoning_model_without_choice_only_is_a_config_error() -> None:
     for name in ("o1-preview", "o3", "o4-mini", "gpt-5", "gpt-5-mini"):
-        with pytest.raises(ConfigError, match="choice_only = true"):
+        with pytest.raises(ConfigError, match=r'readout = "sampling".*choice_only = true'):
             validate_model(section(f"openai:{name}"))
     assert check_model_name("gpt-5-chat-latest", OpenAISettings()) is None
     assert check_model_name("gpt-4o", OpenAISettings()) is None
     assert check_model_name("o3", OpenAISettings(choice_only=True)) is None
+    # A readout without logprobs runs any model; gpt-5.1 and later may give logprobs with
+    # their reasoning off, and the message of a gpt-5.1 says so.
+    assert check_model_name("o3", OpenAISettings(), logprobs=False) is None
+    assert check_model_name("gpt-5.1", OpenAISettings(reasoning_effort="none")) is None
+    problem = check_model_name("gpt-5.1", OpenAISettings())
+    assert problem is not None and 'reasoning_effort = "none"' in problem
 
 
 def test_choice_only_payload_and_parsed_choices() -> None:
@@ -427,27 +445,53 @@ def preflight(recorder: Recorder, **keys: Any) -> OpenAIChatBackend:
     return backend
 
 
+PROBE_TOP = [("A", math.log(0.97)), ("B", math.log(0.02)), ("The", math.log(0.005))]
+"""A usable answer to the preflight's probe (which letter comes first: A or B)."""
+
+
 def test_preflight_sends_one_small_logprob_request() -> None:
-    recorder = Recorder(ok(completion([("A", -0.01, [("A", -0.01)])])))
+    recorder = Recorder(ok(completion([("A", math.log(0.97), PROBE_TOP)])))
     backend = preflight(recorder)
     assert len(recorder.requests) == 1
-    body = recorder.json()
-    assert body["logprobs"] is True
-    assert body["max_completion_tokens"] == 1
+    assert recorder.json() == {
+        "model": "gpt-4o",
+        "messages": [
+            {
+                "role": "user",
+                "content": "Which letter comes first in the alphabet: A or B?\n\n"
+                "Reply with only the label of your answer: A or B.",
+            }
+        ],
+        "max_completion_tokens": 8,
+        "seed": 0,
+        "temperature": 1.0,
+        "logprobs": True,
+        "top_logprobs": 20,
+    }
     assert backend.describe()["model_version"] == "gpt-4o-2024-08-06"
+
+
+def test_a_choice_only_preflight_asks_for_no_logprobs() -> None:
+    recorder = Recorder(ok(completion([], content="A")))
+    preflight(recorder, spec="openai:o3", choice_only=True)
+    assert "logprobs" not in recorder.json()
+    assert recorder.json()["max_completion_tokens"] == 16
 
 
 def test_preflight_stops_a_model_that_rejects_logprobs() -> None:
     rejected = httpx2.Response(
         400, json={"error": {"message": "logprobs is not supported with this model"}}
     )
-    with pytest.raises(ConfigError, match="choice_only = true"):
+    with pytest.raises(LogprobsUnusable, match=r'refuses them.*readout = "sampling"') as caught:
         preflight(Recorder(rejected), spec="openai:some-new-model")
+    assert "choice_only = true" in str(caught.value)
+    assert caught.value.model_id == "m"
+    assert caught.value.fix.startswith('readout = "sampling"')
 
 
 def test_preflight_stops_a_model_that_answers_without_logprobs() -> None:
     body = {"choices": [{"message": {"content": "A"}, "logprobs": None}]}
-    with pytest.raises(ConfigError, match="returned no logprobs"):
+    with pytest.raises(LogprobsUnusable, match="carries no logprobs"):
         preflight(Recorder(ok(body)))
 
 
@@ -589,8 +633,255 @@ def test_a_preflight_failure_stops_the_run_before_any_trial(
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1
     assert errors[0].startswith("mindshift: error: ")
-    assert "choice_only = true" in errors[0]
+    assert 'readout = "sampling"' in errors[0] and "choice_only = true" in errors[0]
     assert len(recorder.requests) == 1
     calls = run_dir / "calls.jsonl"
     assert not calls.exists() or calls.read_text() == ""
     assert not (run_dir / "manifest.json").exists()
+
+
+# ---------------------------------------------------------------- the logprob preflight
+
+
+def probe_failure(recorder: Recorder, **keys: Any) -> LogprobsUnusable:
+    with pytest.raises(LogprobsUnusable) as caught:
+        preflight(recorder, **keys)
+    assert "\n" not in str(caught.value)  # one line, for the CLI to print
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        # DeepSeek's placeholders: 0 for the sampled token, -9999 for every other.
+        ([("A", 0.0), ("B", -9999.0), ("C", -9999.0)], "placeholders"),
+        ([("A", -1.5), ("B", -1.5), ("The", -1.5)], "all equal"),
+        ([("A", 0.5), ("B", -2.0)], "not log-probabilities"),
+    ],
+)
+def test_preflight_stops_coarse_or_sentinel_logprobs(
+    top: list[tuple[str, float]], expected: str
+) -> None:
+    failure = probe_failure(Recorder(ok(completion([("A", top[0][1], top)]))))
+    assert expected in failure.reason
+    assert failure.fix.startswith('readout = "sampling"')
+
+
+def test_preflight_stops_when_no_label_is_among_the_top_tokens() -> None:
+    top = [("Let", math.log(0.6)), ("First", math.log(0.3)), ("The", math.log(0.05))]
+    failure = probe_failure(Recorder(ok(completion([("Let", math.log(0.6), top)]))))
+    assert failure.reason.startswith("neither A nor B is among the top tokens")
+    assert "'Let'" in str(failure)
+
+
+def test_preflight_names_reasoning_effort_none_for_the_gpt5_family() -> None:
+    said = "logprobs are only supported with reasoning_effort 'none' for this model"
+    refused = httpx2.Response(400, json={"error": {"message": said}})
+    failure = probe_failure(Recorder(refused), spec="openai:gpt-5.2", reasoning_effort="low")
+    assert failure.fix.startswith('reasoning_effort = "none"')
+    assert said in failure.reason
+    # The same refusal worded without "reasoning": a gpt-5.1-or-later name still says it.
+    terse = httpx2.Response(400, json={"error": {"message": "Unsupported parameter: 'logprobs'"}})
+    failure = probe_failure(Recorder(terse), spec="openai:gpt-5.1")
+    assert failure.fix.startswith('reasoning_effort = "none"')
+    # o3 cannot turn its reasoning off: another readout is the fix.
+    failure = probe_failure(Recorder(terse), spec="openai:o3")
+    assert failure.fix.startswith('readout = "sampling"')
+
+
+def test_preflight_of_a_model_that_cannot_turn_reasoning_off() -> None:
+    said = "Unsupported value: 'reasoning_effort' does not support 'none' with this model."
+    refused = httpx2.Response(400, json={"error": {"message": said}})
+    recorder = Recorder(refused)
+    failure = probe_failure(recorder, spec="openai:gpt-5", reasoning_effort="none")
+    assert failure.fix.startswith('readout = "sampling"')
+    assert recorder.json()["reasoning_effort"] == "none"
+
+
+def test_check_logprobs_asks_for_them_whatever_the_mode_and_only_once() -> None:
+    recorder = Recorder(ok(completion([("A", math.log(0.97), PROBE_TOP)])))
+    backend = make_backend(recorder, choice_only=True)
+
+    async def go() -> None:
+        try:
+            await backend.check_logprobs()
+            await backend.check_logprobs()
+        finally:
+            await backend.aclose()
+
+    asyncio.run(go())
+    assert len(recorder.requests) == 1
+    assert recorder.json()["logprobs"] is True and recorder.json()["top_logprobs"] == 20
+
+
+def test_a_wrong_key_in_the_logprob_check_is_no_logprob_problem() -> None:
+    denied = httpx2.Response(401, json={"error": {"message": "Incorrect API key"}})
+    with pytest.raises(UserError, match="Incorrect API key") as caught:
+        preflight(Recorder(denied))
+    assert not isinstance(caught.value, LogprobsUnusable)
+
+
+# ---------------------------------------------------------------- free-text replies
+
+
+def reply_request(n: int = 3, temperature: float = 0.7, **fields: Any) -> ReplyRequest:
+    return ReplyRequest(
+        trial_id="t1",
+        stage=1,
+        messages=(
+            Message("system", "You are careful."),
+            Message("user", "Which city is further north?\nA. Oslo\nB. Rome\nAnswer A or B."),
+        ),
+        labels=("A", "B"),
+        temperature=temperature,
+        seed=42,
+        asked=Asked("answer"),
+        n=n,
+        **fields,
+    )
+
+
+def replies_body(
+    texts: list[str | None],
+    reasons: list[str] | None = None,
+    *,
+    usage: dict[str, Any] | None = None,
+    order: list[int] | None = None,
+) -> dict[str, Any]:
+    """A chat completion with one choice per text (None: no content), listed in `order`."""
+    choices = [
+        {
+            "index": index,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": (reasons or ["stop"] * len(texts))[index],
+        }
+        for index, text in enumerate(texts)
+    ]
+    listed = [choices[i] for i in order] if order is not None else choices
+    return {
+        "id": "chatcmpl-2",
+        "object": "chat.completion",
+        "model": "gpt-4o-2024-08-06",
+        "choices": listed,
+        "usage": usage or {"prompt_tokens": 40, "completion_tokens": 3 * len(texts)},
+    }
+
+
+def replies(backend: OpenAIChatBackend, *requests: ReplyRequest) -> list[ReplyResponse]:
+    async def go() -> list[ReplyResponse]:
+        try:
+            return await backend.reply(list(requests))
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def test_replies_come_from_one_request_with_n_in_their_order() -> None:
+    recorder = Recorder(ok(replies_body(["A", "B", "**A**"], order=[2, 0, 1])))
+    backend = make_backend(recorder)
+    assert backend.capabilities.replies and backend.capabilities.reply_n
+    (response,) = replies(backend, reply_request(n=3))
+    assert len(recorder.requests) == 1
+    assert recorder.json() == {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "You are careful."},
+            {
+                "role": "user",
+                "content": "Which city is further north?\nA. Oslo\nB. Rome\nAnswer A or B.",
+            },
+        ],
+        "max_completion_tokens": 64,
+        "seed": 42,
+        "n": 3,
+        "temperature": 0.7,
+    }
+    assert response.error is None
+    assert response.texts == ("A", "B", "**A**")
+    assert response.raw["request"] == recorder.json()
+    assert response.usage.input_tokens == 40 and response.usage.output_tokens == 9
+    assert KEY not in json.dumps(response.raw)
+
+
+def test_a_reply_takes_the_readouts_budget_and_the_entrys_max_tokens() -> None:
+    recorder = Recorder(ok(replies_body(["A"])))
+    replies(make_backend(recorder), reply_request(n=1, max_tokens=200))
+    assert recorder.json()["max_completion_tokens"] == 200
+    replies(make_backend(recorder, max_tokens=300), reply_request(n=1, max_tokens=200))
+    assert recorder.json()["max_completion_tokens"] == 300
+
+
+def test_an_empty_reply_is_an_empty_text_unless_all_are_empty() -> None:
+    recorder = Recorder(
+        ok(replies_body(["A", None, ""], ["stop", "content_filter", "length"])),
+        ok(replies_body([None, ""], ["content_filter", "length"])),
+        ok(replies_body(["B"])),
+    )
+    first, second, short = replies(
+        make_backend(recorder), reply_request(n=3), reply_request(n=2), reply_request(n=2)
+    )
+    assert first.error is None and first.texts == ("A", "", "")
+    assert second.texts == ()
+    assert second.error == "every reply was empty (finish_reason 'content_filter', 'length')"
+    assert second.transient is None
+    # Fewer replies than asked for: the missing ones are empty samples.
+    assert short.texts == ("B", "")
+
+
+def test_reply_failures_map_as_answers_do() -> None:
+    limited = httpx2.Response(
+        429, headers={"retry-after-ms": "1500"}, json={"error": {"message": "slow down"}}
+    )
+    (response,) = replies(make_backend(Recorder(limited)), reply_request())
+    assert response.error == "HTTP 429: slow down"
+    assert response.transient == Transient(rate_limited=True, retry_after_s=1.5)
+    assert response.texts == ()
+    bad = httpx2.Response(400, json={"error": {"message": "context too long"}})
+    (response,) = replies(make_backend(Recorder(bad)), reply_request())
+    assert response.error == "HTTP 400: context too long" and response.transient is None
+    cut = httpx2.Response(200, text='{"id": "chatcmpl-1", "choi')
+    (response,) = replies(make_backend(Recorder(cut)), reply_request())
+    assert response.transient == Transient() and "malformed JSON" in (response.error or "")
+    (response,) = replies(make_backend(Recorder(ok({"id": "x"}))), reply_request())
+    assert response.error is not None and "no choices" in response.error
+    denied = httpx2.Response(401, json={"error": {"message": "bad key"}})
+    with pytest.raises(UserError, match="HTTP 401"):
+        replies(make_backend(Recorder(denied)), reply_request())
+
+
+def test_a_reasoning_model_replies_with_room_to_think_and_its_reasoning_priced() -> None:
+    usage = {
+        "prompt_tokens": 100,
+        "completion_tokens": 1500,
+        "completion_tokens_details": {"reasoning_tokens": 1400},
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    recorder = Recorder(ok(replies_body(["A", "B", "A", "A", "A"], usage=usage)))
+    # No choice_only: a readout without logprobs runs a reasoning model as it is.
+    backend = make_backend(recorder, spec="openai:o3", reasoning_effort="low")
+    (response,) = replies(backend, reply_request(n=5, temperature=1.0))
+    body = recorder.json()
+    assert body["max_completion_tokens"] == 4096
+    assert "temperature" not in body  # o-series models take only their default, 1
+    assert body["reasoning_effort"] == "low" and body["n"] == 5
+    assert "logprobs" not in body
+    assert response.texts == ("A", "B", "A", "A", "A")
+    assert response.usage == Usage(input_tokens=100, output_tokens=1500, reasoning_tokens=1400)
+    table = load_price_table(environ={})
+    o3 = table.models["openai:o3*"]
+    expected = (100 * o3.input + 1500 * o3.output) / 1_000_000
+    assert table.cost("openai:o3", response.usage) == pytest.approx(expected)
+    # Another temperature is sent, for the API to refuse it.
+    replies(make_backend(recorder, spec="openai:o3"), reply_request(temperature=0.5))
+    assert recorder.json()["temperature"] == 0.5
+
+
+def test_a_gpt5_without_reasoning_replies_like_a_chat_model() -> None:
+    recorder = Recorder(ok(replies_body(["A"])))
+    backend = make_backend(recorder, spec="openai:gpt-5.1", reasoning_effort="none")
+    replies(backend, reply_request(n=1, temperature=0.3))
+    body = recorder.json()
+    assert (body["max_completion_tokens"], body["temperature"]) == (64, 0.3)
+    assert body["reasoning_effort"] == "none"
