@@ -1,0 +1,395 @@
+"""Issue 12's check: the sampling readout's 99 % intervals against the logprob readout.
+
+On `local:smollm2`, the same trials are read two ways, each through a real path of its own:
+
+- logprobs: `TransformersBackend.answer`, one forward pass. The prompt is the paradigm's chat
+  rendered with the model's template, the assistant turn opened and prefilled with the
+  prompt's answer prefix ("My answer is:"). The option probabilities are the full softmax's
+  mass on each label's tokens (" A" and "A" both count for A), renormalised over the options
+  (the mass on every other token is the readout's outside mass, left out).
+- sampling: `TransformersBackend.reply`, the model's own `generate`, N replies in one request
+  at the trial's temperature (1.0, at which sampling and the softmax describe the same
+  distribution), drawn from the full softmax (no top-k or top-p). Nothing is drawn from the
+  logprob readout's numbers. Three readings of the sampled replies:
+  - `prefilled` (the comparison of one distribution by two paths): the same messages and the
+    same answer prefix as the logprob path, so the first generated token comes from the very
+    next-token distribution the logprob path reads. A sample counts for the option its first
+    generated token spells; a sample whose first token is no option is left out, as the
+    logprob path leaves out the outside mass. The frequencies then estimate exactly the
+    logprob readout's probabilities, and the 99 % Wilson interval of N samples should cover
+    them on about 99 % of trials.
+  - `prefilled-mass`: the same first tokens, before anything is left out: the frequency of
+    the option among all N samples against the logprob readout's raw mass on that option
+    (its probability before renormalising). Every sample counts, so the interval is
+    narrower than `prefilled`'s when the model often starts with another token.
+  - `prefilled-parsed`: the same replies, read by the sampling readout's parser
+    (`harness.readouts.parse.read_answer`) instead of by their first token (a reply " The
+    answer is A" counts for A here, and is outside mass for the logprob path).
+  - `free`: the sampling readout exactly as a run uses it (`harness.readouts.sampling`): the
+    trial's messages with the readout's instruction ("Reply with only the letter of your
+    answer: A or B.") appended to the last user message, an open assistant turn with no
+    prefix, every reply read by the readout's parser, the frequencies among the readable
+    replies. This asks the model a different question (an instruction instead of a started
+    sentence), so it need not match the logprob readout: it measures how far the two
+    readouts disagree on this model, not whether either path is right.
+
+A trial counts as covered when the logprob probability of the option the logprob readout
+ranks first lies inside the 99 % Wilson interval (`harness.readouts.probabilities`, the
+readout's own) of that option's frequency among the readable samples. With two options the
+interval of one option is the mirror of the other's, so this is the same for either option.
+
+The trials are the change-of-mind paradigm's stage-2 prompts, built as
+bench/bench_local_batching.py builds them (default settings, latitude items, seed `--seed`,
+each item's stage-1 answer by the model, the runner's seeds), `--per-item` of each item's 36
+conditions drawn at random (seeded), at temperature 1.0.
+
+    python bench/check_sampling_vs_logprobs.py --trials 48
+    python bench/check_sampling_vs_logprobs.py --trials 12 --paths prefilled
+
+The exit status is 1 when the `prefilled` share is below `--min-share` (0.95, issue 12's
+criterion), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.paradigm import StagePrompt
+from harness.readouts.parse import read_answer
+from harness.readouts.probabilities import wilson_interval
+from harness.readouts.sampling import SamplingReadout
+from harness.types import Asked, ChoiceRequest, ReplyRequest
+
+MODEL_ID = "smollm2"
+PATHS = ("prefilled", "prefilled-mass", "prefilled-parsed", "free")
+CONDITIONS_PER_ITEM = 36
+TEMPERATURE = 1.0
+"""Sampling at 1.0 draws from the softmax the logprob readout reads; another temperature
+would sharpen or flatten the sampled distribution and the check would compare two things."""
+PREFILLED_TOKENS = 8
+"""New tokens per prefilled reply: its first token is what is read, the rest is for show."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One stage-2 call and the logprob readout's option probabilities for it."""
+
+    request: ChoiceRequest
+    condition: str
+    logprob: Mapping[str, float]
+    mass: Mapping[str, float]
+    """The raw next-token mass of each option (`logprob` renormalises it over the options)."""
+
+    @property
+    def top(self) -> str:
+        """The option the logprob readout ranks first."""
+        return max(self.logprob, key=lambda label: self.logprob[label])
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether one trial's logprob probability lies inside the sampled frequency's interval."""
+
+    trial_id: str
+    condition: str
+    option: str
+    logprob: float
+    chosen: int
+    """Readable samples that name `option`."""
+    readable: int
+    samples: int
+    low: float
+    high: float
+
+    @property
+    def inside(self) -> bool:
+        return self.readable > 0 and self.low <= self.logprob <= self.high
+
+    @property
+    def frequency(self) -> float:
+        return self.chosen / self.readable if self.readable else math.nan
+
+
+def coverage(trial: Trial, labels: Sequence[str | None], *, raw_mass: bool = False) -> Coverage:
+    """The interval of the logprob top option's frequency among the readable samples, or
+    with `raw_mass` among all samples, against its raw mass."""
+    option = trial.top
+    readable = len(labels) if raw_mass else sum(1 for label in labels if label is not None)
+    chosen = sum(1 for label in labels if label == option)
+    low, high = wilson_interval(chosen, readable)
+    return Coverage(
+        trial_id=trial.request.trial_id,
+        condition=trial.condition,
+        option=option,
+        logprob=(trial.mass if raw_mass else trial.logprob)[option],
+        chosen=chosen,
+        readable=readable,
+        samples=len(labels),
+        low=low,
+        high=high,
+    )
+
+
+def summarise(path: str, rows: Sequence[Coverage], seconds: float) -> dict[str, Any]:
+    inside = sum(1 for row in rows if row.inside)
+    readable = [row.frequency for row in rows if row.readable]
+    differences = [abs(row.frequency - row.logprob) for row in rows if row.readable]
+    return {
+        "path": path,
+        "trials": len(rows),
+        "inside": inside,
+        "share_inside": inside / len(rows) if rows else math.nan,
+        "readable_share": sum(row.readable for row in rows) / sum(row.samples for row in rows),
+        "trials_without_readable_sample": len(rows) - len(readable),
+        "mean_abs_difference": sum(differences) / len(differences) if differences else math.nan,
+        "seconds": seconds,
+        "misses": [dataclasses.asdict(row) for row in rows if not row.inside],
+    }
+
+
+def paradigm_trials(backend: Any, items: int, seed: int) -> list[list[tuple[ChoiceRequest, str]]]:
+    """Per item, the 36 stage-2 requests the runner would send for `local:smollm2`: the
+    change-of-mind paradigm's prompts (default settings), each item's turn 1 answered by the
+    model first, trial ids and seeds as the planner makes them (bench_local_batching.py's
+    construction)."""
+    from harness.config import parse_config
+    from harness.experiment import prepare
+    from harness.paradigm import TurnAnswer
+    from harness.trial_ids import seed_from_id, trial_id
+    from paradigms import PARADIGMS
+
+    config = parse_config(
+        {
+            "experiment": {"name": "check-sampling", "paradigm": "change-of-mind", "seed": seed},
+            "paradigm": {"items": items},
+            "models": [{"id": MODEL_ID, "spec": "local:smollm2"}],
+        }
+    )
+    paradigm = prepare(config, PARADIGMS).paradigm
+
+    def request(item_id: str, condition: str, stage: int, staged: StagePrompt) -> ChoiceRequest:
+        tid = trial_id(
+            experiment=config.experiment.name,
+            seed=seed,
+            model=MODEL_ID,
+            paradigm=paradigm.name,
+            item=item_id,
+            condition=condition,
+            repeat=0,
+            stage=stage,
+        )
+        return ChoiceRequest(
+            tid, stage, staged.prompt, TEMPERATURE, seed_from_id(tid, "sample"), staged.facts
+        )
+
+    groups = []
+    for item in paradigm.items():
+        staged = paradigm.initial_prompt(item)
+        (answer,) = backend.answer_blocking([request(item.item_id, "initial", 1, staged)])
+        if answer.choice is None:
+            raise SystemExit(f"turn 1 of {item.item_id} failed: {answer.error}")
+        probs = None if answer.readout is None else answer.readout.probs
+        initial = TurnAnswer(choice=answer.choice, probs=probs, prompt=staged.prompt)
+        groups.append(
+            [
+                (
+                    request(
+                        item.item_id,
+                        condition.name,
+                        2,
+                        paradigm.turn_prompt(item, condition, 2, [initial]),
+                    ),
+                    condition.name,
+                )
+                for condition in paradigm.conditions()
+            ]
+        )
+    return groups
+
+
+def build_trials(
+    backend: Any, trials: int, per_item: int, seed: int
+) -> list[tuple[ChoiceRequest, str]]:
+    """`trials` stage-2 requests with their condition names: `per_item` conditions (a seeded
+    draw) of as many items as that takes."""
+    groups = paradigm_trials(backend, math.ceil(trials / per_item), seed)
+    chooser = random.Random(seed)
+    chosen: list[tuple[ChoiceRequest, str]] = []
+    for group in groups:
+        picks = sorted(chooser.sample(range(len(group)), min(per_item, len(group))))
+        chosen.extend(group[i] for i in picks)
+    return chosen[:trials]
+
+
+def logprob_trials(backend: Any, chosen: Sequence[tuple[ChoiceRequest, str]]) -> list[Trial]:
+    """The logprob readout of every trial (`answer`, in the backend's batches)."""
+    responses = backend.answer_blocking([request for request, _ in chosen])
+    trials = []
+    for (request, condition), response in zip(chosen, responses, strict=True):
+        readout = response.readout
+        if readout is None or readout.probs is None:
+            raise SystemExit(f"logprob readout failed on {request.trial_id}: {response.error}")
+        mass = {label: float(value or 0.0) for label, value in readout.mass.items()}
+        trials.append(Trial(request, condition, dict(readout.probs), mass))
+    return trials
+
+
+def prefilled_ask(request: ChoiceRequest, samples: int) -> ReplyRequest:
+    """The trial's own messages, to be generated after its own answer prefix."""
+    return ReplyRequest(
+        trial_id=request.trial_id,
+        stage=request.stage,
+        messages=request.prompt.messages,
+        labels=request.prompt.labels,
+        temperature=request.temperature,
+        seed=request.seed,
+        asked=Asked("answer"),
+        n=samples,
+        max_tokens=PREFILLED_TOKENS,
+    )
+
+
+def local_prefilled(
+    backend: Any, trials: Sequence[Trial], samples: int, progress: bool
+) -> dict[str, list[Coverage]]:
+    """First-token (renormalised and raw) and parsed readings of `samples` replies after
+    each trial's answer prefix."""
+    by_token: list[Coverage] = []
+    by_mass: list[Coverage] = []
+    parsed: list[Coverage] = []
+    for number, trial in enumerate(trials, 1):
+        prompt = trial.request.prompt
+        label_of = {
+            token: label
+            for label, ids in backend.label_token_ids(prompt.labels).items()
+            for token in ids
+        }
+        (reply,) = backend.reply_blocking(
+            [prefilled_ask(trial.request, samples)], answer_prefix=prompt.answer_prefix
+        )
+        if reply.error is not None:
+            raise SystemExit(f"prefilled replies failed on {trial.request.trial_id}: {reply.error}")
+        first = [label_of.get(row[0]) if row else None for row in reply.raw["generated_tokens"]]
+        by_token.append(coverage(trial, first))
+        by_mass.append(coverage(trial, first, raw_mass=True))
+        parsed.append(coverage(trial, [read_answer(text, prompt.labels) for text in reply.texts]))
+        if progress:
+            print(f"  prefilled {number}/{len(trials)}", file=sys.stderr, flush=True)
+    return {"prefilled": by_token, "prefilled-mass": by_mass, "prefilled-parsed": parsed}
+
+
+def readout_free(
+    backend: Any, trials: Sequence[Trial], samples: int, progress: bool
+) -> list[Coverage]:
+    """The sampling readout itself (instruction, no prefix, its parser) on each trial."""
+    readout = SamplingReadout(samples)
+    rows = []
+    for number, trial in enumerate(trials, 1):
+        (response,) = asyncio.run(readout.read(backend, [trial.request]))
+        labels = response.readout_detail.samples if response.readout_detail is not None else ()
+        if not labels:
+            # Every reply unreadable: the readout failed the call; all N count as outside.
+            labels = (None,) * samples
+        rows.append(coverage(trial, labels))
+        if progress:
+            print(f"  free {number}/{len(trials)}", file=sys.stderr, flush=True)
+    return rows
+
+
+def print_summary(summary: Mapping[str, Any], samples: int) -> None:
+    print(
+        f"{summary['path']:<17} {summary['inside']}/{summary['trials']} trials inside "
+        f"({summary['share_inside']:.1%}), N = {samples}, samples counted "
+        f"{summary['readable_share']:.1%}, mean |frequency - logprob| "
+        f"{summary['mean_abs_difference']:.3f}, {summary['seconds']:.0f} s",
+        flush=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=48, help="stage-2 trials (default 48)")
+    parser.add_argument("--per-item", type=int, default=6, help="conditions drawn per item")
+    parser.add_argument("--samples", type=int, default=50, help="N replies per trial")
+    parser.add_argument("--seed", type=int, default=0, help="the experiment seed")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--paths",
+        default="prefilled,free",
+        help="comma-separated: prefilled (gives prefilled-mass and -parsed too), free",
+    )
+    parser.add_argument("--min-share", type=float, default=0.95)
+    parser.add_argument("--json", type=Path, help="write every trial's coverage here")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args()
+    paths = [path.strip() for path in args.paths.split(",") if path.strip()]
+    unknown = [path for path in paths if path not in ("prefilled", "free")]
+    if unknown or not paths:
+        parser.exit(2, f"error: --paths takes prefilled and/or free, got {args.paths!r}\n")
+    if args.trials < 1 or args.samples < 1 or not 1 <= args.per_item <= CONDITIONS_PER_ITEM:
+        parser.exit(2, "error: --trials and --samples must be >= 1, --per-item 1 to 36\n")
+
+    from harness.models.smollm2 import smollm2_folder
+    from harness.models.transformers_lm import TransformersBackend
+
+    began = time.perf_counter()
+    backend = TransformersBackend(smollm2_folder(), threads=args.threads)
+    requests = build_trials(backend, args.trials, args.per_item, args.seed)
+    trials = logprob_trials(backend, requests)
+    print(
+        f"{len(trials)} trials ({math.ceil(args.trials / args.per_item)} items, "
+        f"seed {args.seed}), N = {args.samples}, temperature {TEMPERATURE}; prompts and "
+        f"logprobs in {time.perf_counter() - began:.0f} s",
+        flush=True,
+    )
+    summaries: list[dict[str, Any]] = []
+    rows: dict[str, list[Coverage]] = {}
+    if "prefilled" in paths:
+        started = time.perf_counter()
+        readings = local_prefilled(backend, trials, args.samples, not args.quiet)
+        seconds = time.perf_counter() - started
+        rows.update(readings)
+        summaries += [summarise(path, found, seconds) for path, found in readings.items()]
+    if "free" in paths:
+        started = time.perf_counter()
+        rows["free"] = readout_free(backend, trials, args.samples, not args.quiet)
+        summaries.append(summarise("free", rows["free"], time.perf_counter() - started))
+    for summary in summaries:
+        print_summary(summary, args.samples)
+    print(f"wall time {time.perf_counter() - began:.0f} s", flush=True)
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "trials": len(trials),
+                    "samples": args.samples,
+                    "seed": args.seed,
+                    "summaries": summaries,
+                    "rows": {
+                        path: [dataclasses.asdict(r) for r in rs] for path, rs in rows.items()
+                    },
+                    "logprobs": {t.request.trial_id: dict(t.logprob) for t in trials},
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+    prefilled = next((s for s in summaries if s["path"] == "prefilled"), None)
+    if prefilled is not None and prefilled["share_inside"] < args.min_share:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
