@@ -15,12 +15,22 @@ reduced to the API's 32-bit range, passed as `seed`). System messages become the
 built and read by `harness.models.gemini_wire`; the entry's keys are checked by
 `harness.models.gemini_settings.GeminiSettings` before the backend is built.
 
-Only some Gemini models return logprobs, and which ones changes. `preflight()` sends one
-small request before the run spends anything; a model that rejects logprobs (or answers
-without them) stops the run with a one-line message, unless the entry says
-`choice_only = true`, in which case the choice is parsed from the reply and no readout is made.
-Thinking models count their thoughts against `max_tokens`: set `thinking_budget = 0` where the
-model allows it, so that the first output token is the answer.
+Only some Gemini models return logprobs, and which ones changes (2.5 and newer mostly answer
+"Logprobs is not enabled"). `preflight()` runs `check_logprobs()` before the run spends
+anything: a probe question whose answer is A or B, read as a trial is
+(`harness.models.logprob_check`); a model that rejects logprobs, answers without them, or
+gives values or top tokens no confidence can be read from stops the run with a one-line
+message naming the fix, unless the entry says `choice_only = true` (the choice is then parsed
+from the reply and no readout is made). Thinking models count their thoughts against
+`max_tokens`: set `thinking_budget = 0` where the model allows it, so that the first output
+token is the answer.
+
+Free-text replies (`reply`, for the readouts without logprobs: every Gemini model can give
+them) send the readout's messages as they are, without logprobs, and ask for the `n` replies
+as candidates of one request (`candidateCount`, at most `max_candidates`, 8). More replies, or
+a model that takes one candidate only, go out as several requests, the one for reply k on
+seed + k, so the replies stay reproducible; their usage is summed. A model that refuses
+several candidates is asked one at a time from then on.
 
 Each call is one attempt (the SDK's retries are off): a failure that another attempt may fix
 (408, 429, 5xx, a network error or timeout) is marked `Transient`, with its Retry-After, and
@@ -47,9 +57,9 @@ from google.genai import types as genai_types
 from pydantic import ValidationError
 
 from harness.batch_api import BatchApi
-from harness.errors import ConfigError, UserError
+from harness.errors import UserError
 from harness.models.base import ModelBackend, ModelRef
-from harness.models.chat_answer import ANSWER_FORMAT, ReplyError
+from harness.models.chat_answer import ANSWER_FORMAT, ReplyError, replies_of
 from harness.models.gemini_batch import GeminiBatch
 from harness.models.gemini_settings import (
     CAPABILITIES,
@@ -64,10 +74,21 @@ from harness.models.gemini_wire import (
     error_message,
     first_candidate,
     reply_text,
+    reply_texts,
     retry_after_s,
     token_logprobs,
+    usage_of,
+    usage_sum,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, Transient
+from harness.models.logprob_check import FIX_OTHER_READOUT, LogprobsUnusable, unusable_reason
+from harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    ReplyRequest,
+    ReplyResponse,
+    Transient,
+)
 
 PREFLIGHT_RETRIES = 3
 PREFLIGHT_BACKOFF_S = 1.0
@@ -77,6 +98,12 @@ PREFLIGHT_BACKOFF_S = 1.0
 def create(model: ModelRef, settings: GeminiSettings) -> GeminiBackend:
     """The backend of a validated entry (the registry's factory; tests replace it)."""
     return GeminiBackend(model, settings)
+
+
+def candidate_batches(n: int, per_request: int) -> list[tuple[int, int]]:
+    """(first reply, replies) of each request that samples `n` replies, at most
+    `per_request` each: reply k is sampled by the request on seed + its first reply."""
+    return [(start, min(per_request, n - start)) for start in range(0, n, per_request)]
 
 
 def backoff_s(retry: int) -> float:
@@ -125,6 +152,10 @@ class GeminiBackend(ModelBackend):
         )
         self.attempt_timeout_s = settings.timeout_s
         self._model_version: str | None = None
+        self._logprobs_usable = False
+        """Set once `check_logprobs` passed: a second call sends nothing."""
+        self._candidates_per_request = settings.max_candidates
+        """Lowered to 1 when the model refuses several candidates."""
 
     async def _generate(
         self, contents: list[dict[str, Any]], config: dict[str, Any]
@@ -174,42 +205,64 @@ class GeminiBackend(ModelBackend):
                 await asyncio.sleep(backoff_s(retry) if asked is None else asked)
 
     async def preflight(self) -> None:
-        """One small request like a trial's: stops the run if the model rejects logprobs
-        (unless choice-only), or the key or model name is wrong."""
+        """One small request like a trial's: stops the run if the model cannot do what the
+        config asks (logprobs it cannot give, a wrong key or model name). In choice-only
+        mode it asks for no logprobs; otherwise it is `check_logprobs`."""
+        if not self.settings.choice_only:
+            await self.check_logprobs()
+            return
         prompt_config = self.format.config(temperature=1.0, seed=0, system=None)
         contents = [{"role": "user", "parts": [{"text": "Reply with only the letter A."}]}]
-        where = f"model '{self.model.id}' ({self.model.spec})"
         try:
             response = await self._generate_with_retries(contents, prompt_config)
         except _CallFailed as failure:
-            message = str(failure)
-            if not self.settings.choice_only and "logprob" in message.lower():
-                raise ConfigError(
-                    f"{where} rejects logprobs ({message}); set choice_only = true to run it "
-                    "for choices only"
-                ) from None
-            raise UserError(f"{where}: preflight request failed: {message}") from None
+            raise UserError(f"{self._where()}: preflight request failed: {failure}") from None
         self._model_version = response.model_version
-        try:
-            candidate = first_candidate(response)
-        except ReplyError as error:
-            raise UserError(f"{where}: unreadable preflight response: {error}") from None
-        if self.settings.choice_only:
+        self._preflight_candidate(response)
+
+    async def check_logprobs(self) -> None:
+        """Ask the probe question with logprobs (whatever the entry's mode) and raise
+        `LogprobsUnusable`, with the fix, unless they can give a confidence; `UserError` for
+        what no readout fixes (a wrong key or model name, an empty reply)."""
+        if self._logprobs_usable:
             return
+        contents, config = self.format.probe()
+        try:
+            response = await self._generate_with_retries(contents, config)
+        except _CallFailed as failure:
+            message = str(failure)
+            if "logprob" in message.lower():
+                raise LogprobsUnusable(
+                    self.model.id, f"it refuses them ({message})", FIX_OTHER_READOUT
+                ) from None
+            raise UserError(f"{self._where()}: preflight request failed: {message}") from None
+        self._model_version = response.model_version
+        candidate = self._preflight_candidate(response)
         if not reply_text(candidate).strip():
             raise UserError(
-                f"{where}: the preflight reply was empty (finish_reason "
+                f"{self._where()}: the preflight reply was empty (finish_reason "
                 f"{candidate.finish_reason}); raise max_tokens, or set thinking_budget = 0 "
                 "where the model allows it"
             )
         try:
-            if not token_logprobs(candidate):
-                raise ReplyError("the response carries no logprobs")
+            tokens = token_logprobs(candidate)
         except ReplyError as error:
-            raise ConfigError(
-                f"{where} returned no logprobs ({error}); set choice_only = true to run it "
-                "for choices only"
-            ) from None
+            raise LogprobsUnusable(self.model.id, str(error), FIX_OTHER_READOUT) from None
+        reason = unusable_reason(tokens)
+        if reason is not None:
+            raise LogprobsUnusable(self.model.id, reason, FIX_OTHER_READOUT)
+        self._logprobs_usable = True
+
+    def _where(self) -> str:
+        return f"model '{self.model.id}' ({self.model.spec})"
+
+    def _preflight_candidate(
+        self, response: genai_types.GenerateContentResponse
+    ) -> genai_types.Candidate:
+        try:
+            return first_candidate(response)
+        except ReplyError as error:
+            raise UserError(f"{self._where()}: unreadable preflight response: {error}") from None
 
     async def answer(self, requests: Sequence[ChoiceRequest]) -> list[ChoiceResponse]:
         return list(await asyncio.gather(*(self._answer_one(request) for request in requests)))
@@ -239,6 +292,82 @@ class GeminiBackend(ModelBackend):
             response, request.prompt.labels, raw, time.perf_counter() - started
         )
 
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        """Each request's `n` replies as candidates (see the module's notes)."""
+        return list(await asyncio.gather(*(self._reply_one(request) for request in requests)))
+
+    async def _reply_one(self, request: ReplyRequest) -> ReplyResponse:
+        started = time.perf_counter()
+        per_request = self._candidates_per_request
+        raw, outcomes = await self._sample(request, per_request)
+        refused = [o for o in outcomes if isinstance(o, _CallFailed) and _refuses_candidates(o)]
+        if refused and per_request > 1:
+            # The model takes one candidate per request: ask it that way from now on.
+            self._candidates_per_request = 1
+            raw, outcomes = await self._sample(request, 1)
+        latency = time.perf_counter() - started
+        usage = usage_sum(
+            [usage_of(o) for o in outcomes if isinstance(o, genai_types.GenerateContentResponse)]
+        )
+        failures = [o for o in outcomes if isinstance(o, _CallFailed)]
+        if failures:
+            # Another attempt helps only when every request that failed may pass next time.
+            transient = failures[0].transient
+            if any(failure.transient is None for failure in failures):
+                transient = None
+            return ReplyResponse(
+                texts=(),
+                raw=raw,
+                usage=usage,
+                latency_s=latency,
+                error=str(failures[0]),
+                transient=transient,
+            )
+        texts: list[str] = []
+        reasons: list[object] = []
+        batches = candidate_batches(request.n, self._candidates_per_request)
+        for (_, count), outcome in zip(batches, outcomes, strict=True):
+            assert isinstance(outcome, genai_types.GenerateContentResponse)
+            own_texts, own_reasons = reply_texts(outcome, count)
+            texts.extend(own_texts)
+            reasons.extend(own_reasons)
+        try:
+            replies = replies_of(texts, request.n, reasons)
+        except ReplyError as error:
+            return ReplyResponse(
+                texts=(), raw=raw, usage=usage, latency_s=latency, error=str(error)
+            )
+        return ReplyResponse(texts=replies, raw=raw, usage=usage, latency_s=latency)
+
+    async def _sample(
+        self, request: ReplyRequest, per_request: int
+    ) -> tuple[dict[str, JsonValue], list[genai_types.GenerateContentResponse | _CallFailed]]:
+        """Send the requests that sample a reply request's replies, `per_request` at most
+        each, all at once; the record's raw exchange and each request's outcome."""
+        calls = [
+            self.format.reply_request(request, candidates=count, seed=request.seed + start)
+            for start, count in candidate_batches(request.n, per_request)
+        ]
+        outcomes = list(
+            await asyncio.gather(*(self._outcome(contents, config) for contents, config in calls))
+        )
+        sent = [{"model": self.model.name, "contents": c, "config": k} for c, k in calls]
+        received = [
+            self.format.dump(o) if isinstance(o, genai_types.GenerateContentResponse) else o.raw
+            for o in outcomes
+        ]
+        if len(calls) == 1:
+            return {"request": sent[0], "response": received[0]}, outcomes
+        return {"requests": list(sent), "responses": received}, outcomes
+
+    async def _outcome(
+        self, contents: list[dict[str, Any]], config: dict[str, Any]
+    ) -> genai_types.GenerateContentResponse | _CallFailed:
+        try:
+            return await self._generate(contents, config)
+        except _CallFailed as failure:
+            return failure
+
     def batch_api(self) -> BatchApi:
         """The provider's batch API (`--batch`), through this backend's client."""
         return GeminiBatch(self._client.aio.batches, self.format, self.model.id)
@@ -262,3 +391,8 @@ class GeminiBackend(ModelBackend):
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
+
+
+def _refuses_candidates(failure: _CallFailed) -> bool:
+    """Whether a failed request was refused for asking several candidates."""
+    return failure.transient is None and "candidate" in str(failure).lower()

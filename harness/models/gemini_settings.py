@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.errors import ConfigError
 from harness.models.base import Capabilities
+from harness.models.chat_answer import REPLY_TOKENS
 
 MAX_TOP_LOGPROBS = 20
 """The most candidates per position the Gemini API returns."""
@@ -24,12 +25,21 @@ ANSWER_TOKENS = 8
 """Default output budget with logprobs and thinking off: the label comes first."""
 THINKING_TOKENS = 2048
 """Default output budget when the model may think (thoughts count against it)."""
+MAX_CANDIDATES = 8
+"""The most candidates (sampled replies) one generateContent request returns."""
 
 CAPABILITIES = Capabilities(
-    logprobs=True, top_k_limit=MAX_TOP_LOGPROBS, prefill=False, prompt_logprobs=False, batch=True
+    logprobs=True,
+    top_k_limit=MAX_TOP_LOGPROBS,
+    prefill=False,
+    prompt_logprobs=False,
+    batch=True,
+    replies=True,
+    reply_n=True,
 )
 """A backend reading first-token logprobs (only some models return them: the preflight
-request finds out); `batch`: Gemini's batch mode (`--batch`)."""
+request finds out); `batch`: Gemini's batch mode (`--batch`); free-text replies, up to
+`max_candidates` of them per request (`candidateCount`)."""
 CHOICE_ONLY_CAPABILITIES = Capabilities(
     logprobs=False,
     top_k_limit=None,
@@ -37,6 +47,8 @@ CHOICE_ONLY_CAPABILITIES = Capabilities(
     prompt_logprobs=False,
     batch=True,
     choice_only=True,
+    replies=True,
+    reply_n=True,
 )
 """A backend in choice-only mode (models that return no logprobs)."""
 OFFERED = replace(CAPABILITIES, choice_only=True)
@@ -64,6 +76,10 @@ class GeminiSettings(BaseModel):
     thinking_budget: int | None = Field(default=None, ge=-1)
     """Thinking tokens allowed (0 turns thinking off where the model allows it, so the first
     output token is the answer; -1: the model decides; unset: the model's default)."""
+    max_candidates: int = Field(default=MAX_CANDIDATES, ge=1, le=MAX_CANDIDATES)
+    """Sampled replies asked of one request (`candidateCount`) by readouts that sample; more
+    go out as further requests, seeded from the call's seed. 1 for models that take no
+    `candidateCount` above 1 (found out at the first refusal otherwise)."""
 
     @field_validator("top_logprobs")
     @classmethod
@@ -90,6 +106,23 @@ class GeminiSettings(BaseModel):
             return self.max_tokens
         thinking_off = self.thinking_budget == 0
         return ANSWER_TOKENS if thinking_off and not self.choice_only else THINKING_TOKENS
+
+    @property
+    def answer_tokens(self) -> int:
+        """The `max_output_tokens` of a request that reads logprobs (the preflight's probe
+        included), whatever the mode."""
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return ANSWER_TOKENS if self.thinking_budget == 0 else THINKING_TOKENS
+
+    def reply_tokens(self, asked: int | None) -> int:
+        """The `max_output_tokens` of a free-text reply: what the readout asks for (or a
+        short reply's), at least the entry's `max_tokens`, and, unless thinking is off, at
+        least the thinking budget's default, since thoughts count against it."""
+        wanted = asked or REPLY_TOKENS
+        if self.max_tokens is not None:
+            return max(wanted, self.max_tokens)
+        return wanted if self.thinking_budget == 0 else max(wanted, THINKING_TOKENS)
 
 
 def api_key(

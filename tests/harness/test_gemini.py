@@ -21,10 +21,21 @@ from harness.models import gemini, gemini_settings
 from harness.models.base import ModelRef
 from harness.models.gemini import GeminiBackend
 from harness.models.gemini_settings import GeminiSettings
+from harness.models.logprob_check import LogprobsUnusable
 from harness.models.provider import entry_settings, model_ref
 from harness.models.registry import PROVIDERS, validate_model
 from harness.retry import CallRetrier, RetryPolicy
-from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
+from harness.types import (
+    Asked,
+    ChoiceRequest,
+    ChoiceResponse,
+    Message,
+    Prompt,
+    ReplyRequest,
+    ReplyResponse,
+    Transient,
+    Usage,
+)
 from mindshift.cli import main
 
 KEY = "AIza-test-not-a-real-key-5678"
@@ -406,14 +417,55 @@ def test_preflight_stops_a_model_that_rejects_logprobs() -> None:
     rejected = httpx2.Response(
         400, json=error_body(400, "Logprobs is not enabled for this model", "INVALID_ARGUMENT")
     )
-    with pytest.raises(ConfigError, match=r"rejects logprobs.*choice_only = true"):
+    with pytest.raises(
+        LogprobsUnusable, match=r'refuses them.*readout = "sampling".*choice_only = true'
+    ) as caught:
         preflight(Recorder(rejected))
+    assert isinstance(caught.value, ConfigError)
+    assert "Logprobs is not enabled" in caught.value.reason
+    assert "\n" not in str(caught.value)
 
 
 def test_preflight_stops_a_model_that_answers_without_logprobs() -> None:
     body = {"candidates": [{"content": {"parts": [{"text": "A"}]}, "finishReason": "STOP"}]}
-    with pytest.raises(ConfigError, match="returned no logprobs"):
+    with pytest.raises(LogprobsUnusable, match="carries no logprobs"):
         preflight(Recorder(ok(body)))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        ([("A", None, [("A", None), ("B", -9999.0)])], "placeholders"),
+        ([("Let", -0.1, [("Let", -0.1), ("First", -2.5)])], "neither A nor B"),
+    ],
+)
+def test_preflight_stops_unusable_logprobs(tokens: Tokens, expected: str) -> None:
+    with pytest.raises(LogprobsUnusable, match=expected) as caught:
+        preflight(Recorder(ok(generated(tokens))))
+    assert caught.value.fix.startswith('readout = "sampling"')
+
+
+def test_the_preflight_probe_asks_a_or_b_with_logprobs_whatever_the_mode() -> None:
+    top: list[tuple[str, float | None]] = [("A", math.log(0.9)), ("B", math.log(0.08))]
+    recorder = Recorder(ok(generated([("A", math.log(0.9), top)])))
+    backend = make_backend(recorder, choice_only=True, thinking_budget=0)
+
+    async def go() -> None:
+        try:
+            await backend.check_logprobs()
+            await backend.check_logprobs()  # passed once: nothing sent again
+        finally:
+            await backend.aclose()
+
+    asyncio.run(go())
+    assert len(recorder.requests) == 1
+    body = recorder.json()
+    assert body["contents"][0]["parts"][0]["text"] == (
+        "Which letter comes first in the alphabet: A or B?\n\n"
+        "Reply with only the label of your answer: A or B."
+    )
+    assert body["generationConfig"]["responseLogprobs"] is True
+    assert body["generationConfig"]["maxOutputTokens"] == 8
 
 
 def test_preflight_explains_an_empty_reply_of_a_thinking_model() -> None:
@@ -495,3 +547,211 @@ def test_a_run_through_gemini(
     for path in run_dir.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+# ---------------------------------------------------------------- free-text replies
+
+
+def reply_request(n: int = 3, seed: int = 2**40 + 5, **fields: Any) -> ReplyRequest:
+    return ReplyRequest(
+        trial_id="t1",
+        stage=1,
+        messages=(
+            Message("system", "You are careful."),
+            Message("user", "Which city is further north? A. Oslo B. Rome. Say A or B."),
+        ),
+        labels=("A", "B"),
+        temperature=0.9,
+        seed=seed,
+        asked=Asked("answer"),
+        n=n,
+        **fields,
+    )
+
+
+def candidates(texts: list[str | None], *, thoughts: int = 0, **extra: Any) -> dict[str, Any]:
+    """A response with one candidate per text (None: blocked, no content), listed last first."""
+    listed = []
+    for index, text in enumerate(texts):
+        entry: dict[str, Any] = {"finishReason": "STOP" if text is not None else "SAFETY"}
+        if text is not None:
+            entry["content"] = {"role": "model", "parts": [{"text": text}]}
+        if index:  # the API leaves out an index of 0
+            entry["index"] = index
+        listed.append(entry)
+    return {
+        "candidates": listed[::-1],
+        "usageMetadata": {
+            "promptTokenCount": 30,
+            "candidatesTokenCount": 2 * len(texts),
+            "thoughtsTokenCount": thoughts,
+            "totalTokenCount": 30 + 2 * len(texts) + thoughts,
+        },
+        "modelVersion": "gemini-2.5-flash-001",
+        **extra,
+    }
+
+
+def by_seed(request: httpx2.Request) -> httpx2.Response:
+    """Each candidate says which reply it is: `s<seed>c<candidate>`."""
+    config = json.loads(request.content)["generationConfig"]
+    count = config.get("candidateCount", 1)
+    return ok(candidates([f"s{config['seed']}c{k}" for k in range(count)]))
+
+
+def replies(backend: GeminiBackend, *requests: ReplyRequest) -> list[ReplyResponse]:
+    async def go() -> list[ReplyResponse]:
+        try:
+            return await backend.reply(list(requests))
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def test_replies_are_candidates_of_one_request_in_their_order() -> None:
+    recorder = Recorder(ok(candidates(["A", "B", "A"], thoughts=40)))
+    backend = make_backend(recorder)
+    assert backend.capabilities.replies and backend.capabilities.reply_n
+    (response,) = replies(backend, reply_request(n=3))
+    assert len(recorder.requests) == 1
+    body = recorder.json()
+    assert body["contents"] == [
+        {
+            "role": "user",
+            "parts": [{"text": "Which city is further north? A. Oslo B. Rome. Say A or B."}],
+        }
+    ]
+    assert body["systemInstruction"]["parts"] == [{"text": "You are careful."}]
+    assert body["generationConfig"] == {
+        "temperature": 0.9,
+        "candidateCount": 3,
+        "maxOutputTokens": 2048,  # the model may think: its thoughts count against it
+        "seed": (2**40 + 5) % 2**31,
+    }
+    assert response.error is None
+    assert response.texts == ("A", "B", "A")
+    # Thoughts are output tokens, and recorded as reasoning.
+    assert response.usage == Usage(input_tokens=30, output_tokens=46, reasoning_tokens=40)
+    assert response.raw["request"]["config"]["candidate_count"] == 3
+    assert KEY not in json.dumps(response.raw)
+
+
+def test_more_replies_than_candidates_go_out_as_requests_seeded_from_the_call() -> None:
+    recorder = Recorder(by_seed)
+    (response,) = replies(make_backend(recorder, thinking_budget=0), reply_request(n=20, seed=7))
+    configs = sorted(
+        (recorder.json(i)["generationConfig"] for i in range(3)), key=lambda c: c["seed"]
+    )
+    assert [(c["seed"], c["candidateCount"]) for c in configs] == [(7, 8), (15, 8), (23, 4)]
+    assert configs[0]["maxOutputTokens"] == 64  # thinking off: a short reply's budget
+    expected = [
+        f"s{7 + start}c{k}" for start, count in ((0, 8), (8, 8), (16, 4)) for k in range(count)
+    ]
+    assert response.texts == tuple(expected)
+    assert response.usage.input_tokens == 3 * 30  # three requests, each billed its prompt
+    assert len(response.raw["requests"]) == len(response.raw["responses"]) == 3
+
+
+def test_a_model_of_one_candidate_is_asked_once_per_reply() -> None:
+    recorder = Recorder(by_seed)
+    (response,) = replies(make_backend(recorder, max_candidates=1), reply_request(n=3, seed=7))
+    assert len(recorder.requests) == 3
+    assert response.texts == ("s7c0", "s8c0", "s9c0")
+
+
+def test_a_model_that_refuses_several_candidates_is_asked_one_at_a_time() -> None:
+    refusal = httpx2.Response(
+        400, json=error_body(400, "Multiple candidates is not enabled", "INVALID_ARGUMENT")
+    )
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        config = json.loads(request.content)["generationConfig"]
+        return refusal if config.get("candidateCount", 1) > 1 else by_seed(request)
+
+    recorder = Recorder(handler)
+    backend = make_backend(recorder)
+    first, second = replies(backend, reply_request(n=2, seed=3), reply_request(n=2, seed=5))
+    assert first.texts == ("s3c0", "s4c0") and second.texts == ("s5c0", "s6c0")
+    # Each call learnt it at most once: two refusals at most, then singles only.
+    counts = [
+        json.loads(r.content)["generationConfig"]["candidateCount"] for r in recorder.requests
+    ]
+    assert counts.count(2) <= 2 and counts.count(1) == 4
+
+
+def test_a_blocked_candidate_is_an_empty_text_unless_all_are() -> None:
+    recorder = Recorder(
+        ok(candidates(["B", None])),
+        ok(candidates([None, None])),
+        ok({"promptFeedback": {"blockReason": "SAFETY"}}),
+    )
+    backend = make_backend(recorder)
+
+    async def go() -> list[ReplyResponse]:
+        try:
+            return [(await backend.reply([reply_request(n=2)]))[0] for _ in range(3)]
+        finally:
+            await backend.aclose()
+
+    partly, blocked, prompt_blocked = asyncio.run(go())
+    assert partly.error is None and partly.texts == ("B", "")
+    assert blocked.texts == () and blocked.error == "every reply was empty (finish_reason 'SAFETY')"
+    assert prompt_blocked.error is not None and "prompt blocked: SAFETY" in prompt_blocked.error
+
+
+def test_reply_failures_map_as_answers_do() -> None:
+    limited = httpx2.Response(
+        429, headers={"retry-after": "7"}, json=error_body(429, "quota", "RESOURCE_EXHAUSTED")
+    )
+    (response,) = replies(make_backend(Recorder(limited)), reply_request(n=2))
+    assert response.error == "HTTP 429: quota"
+    assert response.transient == Transient(rate_limited=True, retry_after_s=7.0)
+    bad = httpx2.Response(400, json=error_body(400, "too long", "INVALID_ARGUMENT"))
+    (response,) = replies(make_backend(Recorder(bad)), reply_request(n=2))
+    assert response.error == "HTTP 400: too long" and response.transient is None
+
+    # One of several requests failing fails the call; the others' usage is still counted.
+    def half(request: httpx2.Request) -> httpx2.Response:
+        seed = json.loads(request.content)["generationConfig"]["seed"]
+        return limited if seed == 1 else by_seed(request)
+
+    (response,) = replies(
+        make_backend(Recorder(half), max_candidates=1), reply_request(n=2, seed=0)
+    )
+    assert response.error == "HTTP 429: quota" and response.transient is not None
+    assert response.usage.input_tokens == 30
+    denied = httpx2.Response(403, json=error_body(403, "API key not valid", "PERMISSION_DENIED"))
+    with pytest.raises(UserError, match="API key not valid"):
+        replies(make_backend(Recorder(denied)), reply_request())
+
+
+def test_a_model_without_logprobs_runs_replies() -> None:
+    """gemini-2.5-pro answers "Logprobs is not enabled": the check says so in one line, and
+    the same backend then gives free-text replies (which ask for no logprobs)."""
+    not_enabled = httpx2.Response(
+        400,
+        json=error_body(
+            400, "Logprobs is not enabled for models/gemini-2.5-pro", "INVALID_ARGUMENT"
+        ),
+    )
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        config = json.loads(request.content)["generationConfig"]
+        return not_enabled if config.get("responseLogprobs") else by_seed(request)
+
+    recorder = Recorder(handler)
+    backend = make_backend(recorder, spec="gemini:gemini-2.5-pro")
+
+    async def go() -> list[ReplyResponse]:
+        try:
+            with pytest.raises(LogprobsUnusable, match="Logprobs is not enabled"):
+                await backend.check_logprobs()
+            return await backend.reply([reply_request(n=4, seed=10)])
+        finally:
+            await backend.aclose()
+
+    (response,) = asyncio.run(go())
+    assert response.error is None
+    assert response.texts == ("s10c0", "s10c1", "s10c2", "s10c3")
+    assert len(recorder.requests) == 2
