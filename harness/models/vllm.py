@@ -18,6 +18,15 @@ unless the server runs with `--logprobs-mode processed_logprobs`; the mode minds
 with, and the server's version (GET /version), are recorded in the manifest. The server
 caps `top_logprobs` at its `--max-logprobs` (20 by default).
 
+The preflight (`check_logprobs`, `harness.models.logprob_check`) asks each replica a probe
+question whose answer is A or B, prefilled as a trial is, and stops the run before it spends
+anything when the next token's logprobs cannot give a confidence: placeholder values (vLLM
+writes minus infinity as -9999), or no label among the top tokens (a model that thinks first).
+
+Free-text replies (`reply`, for the readouts without logprobs) send the readout's messages as
+they are, with the generation prompt and no prefill, in one request with `n` (vLLM samples the
+`n` replies from the request's seed), without logprobs.
+
 `base_url` may list several replicas: each call goes to the one with the fewest calls in
 flight. With `serve`, mindshift starts the server(s) itself (`harness.models.vllm_server`)
 in `preflight()`, waits for /health and stops them in `aclose()`. The client needs only the
@@ -41,14 +50,22 @@ from openai import AsyncOpenAI
 
 from harness.errors import ConfigError, UserError
 from harness.models.base import ModelBackend, ModelRef
-from harness.models.chat_answer import ReplyError, TokenLogprob
+from harness.models.chat_answer import REPLY_TOKENS, ReplyError, TokenLogprob, replies_of
+from harness.models.logprob_check import (
+    FIX_OTHER_READOUT,
+    PROBE_QUESTION,
+    LogprobsUnusable,
+    unusable_reason,
+)
 from harness.models.openai_wire import (
     FATAL_STATUS,
+    all_choices,
     body_excerpt,
     decode_body,
     error_text,
     first_choice,
     post_chat_completion,
+    reply_text,
     status_message,
     token_logprobs,
     transient_of,
@@ -69,11 +86,15 @@ from harness.types import (
     JsonValue,
     OptionReadout,
     Prompt,
+    ReplyRequest,
+    ReplyResponse,
     Transient,
     Usage,
 )
 
 NO_KEY = "EMPTY"
+PROBE_PREFIX = "Answer:"
+"""The answer prefix of the preflight's probe (prefilled, as a trial's)."""
 PREFLIGHT_RETRIES = 3
 """The preflight request alone is retried by the SDK; trial calls are one attempt each, and
 the runner retries them (`harness.retry`)."""
@@ -202,6 +223,8 @@ class VllmBackend(ModelBackend):
         self._in_flight = [0] * len(self._clients)
         self._next = 0
         self._versions: dict[str, str] = {}
+        self._logprobs_usable = False
+        """Set once `check_logprobs` passed: a second call sends nothing."""
 
     # ------------------------------------------------------------ replicas and requests
 
@@ -271,12 +294,23 @@ class VllmBackend(ModelBackend):
     # ------------------------------------------------------------ preflight
 
     async def preflight(self) -> None:
-        """Start the servers (with `serve`), then check each replica: its version, that it
-        serves this model, and that a prefilled request returns logprobs."""
+        """Start the servers (with `serve`), check each replica (its version, that it
+        serves this model), then `check_logprobs`."""
         if self._servers:
             assert self.settings.serve is not None
             await start_servers(self._servers, self._http, self.settings.serve.startup_timeout_s)
         await asyncio.gather(*(self._check_replica(url) for url in self.base_urls))
+        await self.check_logprobs()
+
+    async def check_logprobs(self) -> None:
+        """Ask each replica the probe question, prefilled, and raise `LogprobsUnusable`,
+        with the fix, unless the next token's logprobs can give a confidence; `ConfigError`
+        when a replica refuses the prefilled request (its top_logprobs, its template), and
+        `UserError` when it cannot be reached. The servers must be running (`preflight`)."""
+        if self._logprobs_usable:
+            return
+        await asyncio.gather(*(self._probe(url) for url in self.base_urls))
+        self._logprobs_usable = True
 
     async def _check_replica(self, base_url: str) -> None:
         where = f"model '{self.model.id}': vLLM at {base_url}"
@@ -305,17 +339,19 @@ class VllmBackend(ModelBackend):
                 f"{where} does not serve {self.model.name!r} (it serves: "
                 f"{', '.join(map(str, served))}); use one of those names in the spec"
             )
+
+    async def _probe(self, base_url: str) -> None:
+        where = f"model '{self.model.id}': vLLM at {base_url}"
         messages = [
-            {"role": "user", "content": "Reply with only the letter A."},
-            {"role": "assistant", "content": "My answer is:"},
+            {"role": "user", "content": f"{PROBE_QUESTION} Reply with only the letter."},
+            {"role": "assistant", "content": PROBE_PREFIX},
         ]
         body = self.payload(messages, temperature=1.0, seed=0, prefilled=True)
         try:
             response = await self._send(
                 self.base_urls.index(base_url), body, retries=PREFLIGHT_RETRIES
             )
-            if not token_logprobs(first_choice(response)):
-                raise ReplyError("the response carries no logprobs")
+            choice = first_choice(response)
         except openai.APIStatusError as error:
             raise ConfigError(
                 f"{where} rejected a prefilled request: {status_message(error)}"
@@ -324,6 +360,13 @@ class VllmBackend(ModelBackend):
             raise UserError(f"{where} cannot be reached: {error}") from None
         except ReplyError as error:
             raise UserError(f"{where}: unreadable preflight response: {error}") from None
+        try:
+            tokens = token_logprobs(choice)
+        except ReplyError as error:
+            raise LogprobsUnusable(self.model.id, str(error), FIX_OTHER_READOUT) from None
+        reason = unusable_reason(tokens)
+        if reason is not None:
+            raise LogprobsUnusable(self.model.id, reason, FIX_OTHER_READOUT)
 
     # ------------------------------------------------------------ answering
 
@@ -339,14 +382,7 @@ class VllmBackend(ModelBackend):
             else:
                 choice, readout, usage = await self._scored_options(request, raw)
         except openai.APIError as error:
-            if isinstance(error, openai.APIStatusError) and error.status_code in FATAL_STATUS:
-                raise UserError(f"model '{self.model.id}': {status_message(error)}") from None
-            if isinstance(error, openai.APIConnectionError):
-                dead = self._server_died()
-                if dead is not None:
-                    raise UserError(
-                        f"model '{self.model.id}': the vLLM server exited: {dead}"
-                    ) from None
+            self._stop_if_fatal(error)
             return self._failed(raw, started, error_text(error), transient=transient_of(error))
         except _Unreadable as error:
             return self._failed(raw, started, str(error), transient=Transient())
@@ -359,6 +395,16 @@ class VllmBackend(ModelBackend):
             usage=usage,
             latency_s=time.perf_counter() - started,
         )
+
+    def _stop_if_fatal(self, error: openai.APIError) -> None:
+        """Raise `UserError` for what stops the run: a rejected key, an unknown model, a
+        server mindshift started that has exited."""
+        if isinstance(error, openai.APIStatusError) and error.status_code in FATAL_STATUS:
+            raise UserError(f"model '{self.model.id}': {status_message(error)}") from None
+        if isinstance(error, openai.APIConnectionError):
+            dead = self._server_died()
+            if dead is not None:
+                raise UserError(f"model '{self.model.id}': the vLLM server exited: {dead}")
 
     def _failed(
         self,
@@ -460,6 +506,65 @@ class VllmBackend(ModelBackend):
             raise ReplyError("every option has probability 0")
         choice = sample_choice(readout.probs, request.temperature, request.seed)
         return choice, readout, usage
+
+    # ------------------------------------------------------------ free-text replies
+
+    def reply_body(self, request: ReplyRequest) -> dict[str, Any]:
+        """The body of a free-text reply request: its messages as the readout wrote them,
+        the assistant turn opened by the chat template, `n` replies, no logprobs."""
+        asked = request.max_tokens or REPLY_TOKENS
+        budget = asked if self.settings.max_tokens is None else max(asked, self.settings.max_tokens)
+        return {
+            "model": self.model.name,
+            "messages": [message.to_json() for message in request.messages],
+            "max_tokens": budget,
+            "temperature": request.temperature,
+            "seed": request.seed,
+            "n": request.n,
+        }
+
+    async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
+        return list(await asyncio.gather(*(self._reply_one(request) for request in requests)))
+
+    async def _reply_one(self, request: ReplyRequest) -> ReplyResponse:
+        started = time.perf_counter()
+        body = self.reply_body(request)
+        raw: dict[str, JsonValue] = {"request": body}
+        try:
+            response, replica = await self._post(body)
+        except openai.APIError as error:
+            self._stop_if_fatal(error)
+            return ReplyResponse(
+                texts=(),
+                raw=raw,
+                latency_s=time.perf_counter() - started,
+                error=error_text(error),
+                transient=transient_of(error),
+            )
+        except _Unreadable as error:
+            return ReplyResponse(
+                texts=(),
+                raw=raw,
+                latency_s=time.perf_counter() - started,
+                error=str(error),
+                transient=Transient(),
+            )
+        latency = time.perf_counter() - started
+        raw["response"] = response
+        raw["replica"] = self.base_urls[replica]
+        usage = usage_of(response)
+        try:
+            choices = all_choices(response)
+            texts = replies_of(
+                [reply_text(choice) for choice in choices],
+                request.n,
+                [choice.get("finish_reason") for choice in choices],
+            )
+        except ReplyError as error:
+            return ReplyResponse(
+                texts=(), raw=raw, usage=usage, latency_s=latency, error=str(error)
+            )
+        return ReplyResponse(texts=texts, raw=raw, usage=usage, latency_s=latency)
 
     # ------------------------------------------------------------ the manifest and closing
 

@@ -34,9 +34,11 @@ CAPABILITIES = Capabilities(
     prefill=True,
     prompt_logprobs=True,
     batch=True,
+    replies=True,
+    reply_n=True,
 )
 """top-k: the server's --max-logprobs (default 20); `batch`: the server batches concurrent
-calls into shared forward passes."""
+calls into shared forward passes; free-text replies, `n` of them in one request."""
 
 
 class VllmServeSection(BaseModel):
@@ -126,6 +128,10 @@ class VllmSettings(BaseModel):
     top_logprobs: int | None = Field(default=None, ge=1, le=1000)
     """Alternatives requested per token position (default 20; at most the server's
     --max-logprobs)."""
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Most tokens of one free-text reply (readouts without logprobs): at least this many,
+    more when the readout asks for more. Raise it for a model that thinks before it answers
+    (default: what the readout asks for, or a short reply's)."""
     timeout_s: float = Field(default=300.0, gt=0.0, le=3600.0)
     """Timeout of one HTTP attempt, in seconds (generous: a busy server queues requests
     rather than refusing them)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from mindshift.cli import main
 KEY = "AIza-test-not-a-real-key-5678"
 ENV = {"GEMINI_API_KEY": KEY}
 Handler = Callable[[httpx2.Request], httpx2.Response]
-Tokens = list[tuple[str, float | None, list[tuple[str, float | None]]]]
+Tokens = Sequence[tuple[str, float | None, Sequence[tuple[str, float | None]]]]
 
 
 def prompt(labels: tuple[str, ...] = ("A", "B")) -> Prompt:

@@ -21,13 +21,22 @@ import pytest
 from harness.config import ModelSection, parse_config
 from harness.errors import ConfigError, UserError
 from harness.models import vllm_server, vllm_settings
+from harness.models.logprob_check import LogprobsUnusable
 from harness.models.provider import entry_settings, model_ref
 from harness.models.registry import PROVIDERS, validate_model
 from harness.models.vllm import VllmBackend
 from harness.models.vllm_server import plan_servers
 from harness.models.vllm_settings import VllmServeSection, VllmSettings
 from harness.readout import sample_choice
-from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt
+from harness.types import (
+    Asked,
+    ChoiceRequest,
+    ChoiceResponse,
+    Message,
+    Prompt,
+    ReplyRequest,
+    ReplyResponse,
+)
 
 URL = "http://127.0.0.1:8000/v1"
 Top = list[tuple[str, float]]
@@ -379,7 +388,7 @@ def test_preflight_reports_an_unreachable_server() -> None:
     ("keys", "expected"),
     [
         ({"choice_only": True}, "'choice_only' cannot be used by vllm"),
-        ({"max_tokens": 4}, "'max_tokens' cannot be used"),
+        ({"thinking_budget": 0}, "'thinking_budget' cannot be used"),
         ({"base_url": None}, "either base_url"),
         ({"base_url": [URL, URL]}, "twice"),
     ],
@@ -624,3 +633,127 @@ def test_the_paper_models_example_validates(monkeypatch: pytest.MonkeyPatch) -> 
     assert specs == {"vllm", "openai", "gemini"}
     assert any(model.provider_keys.get("choice_only") for model in config.models)
     assert config.paradigm["items"] == 2000
+
+
+# ---------------------------------------------------------------- the logprob preflight
+
+
+def test_preflight_probes_each_replica_prefilled() -> None:
+    fake = FakeVllm(next_token(" A", [(" A", -0.05), (" B", -3.2), ("A", -4.0)]))
+    backend = make_backend(fake, base_url=[URL, "http://127.0.0.1:8001/v1"])
+    run_preflight(backend)
+    assert len(fake.chat_bodies) == 2
+    probe = fake.chat_bodies[0]
+    assert probe["messages"] == [
+        {
+            "role": "user",
+            "content": "Which letter comes first in the alphabet: A or B? Reply with only the "
+            "letter.",
+        },
+        {"role": "assistant", "content": "Answer:"},
+    ]
+    assert probe["logprobs"] is True and probe["max_tokens"] == 1
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        # vLLM writes minus infinity as -9999: a server whose logprobs are all placeholders.
+        ([(" A", 0.0), (" B", -9999.0)], "placeholders"),
+        ([("<think>", -0.01), ("Okay", -5.0)], "neither A nor B"),
+    ],
+)
+def test_preflight_stops_logprobs_that_give_no_confidence(
+    top: list[tuple[str, float]], expected: str
+) -> None:
+    fake = FakeVllm(next_token(top[0][0], top))
+    with pytest.raises(LogprobsUnusable, match=expected) as caught:
+        run_preflight(make_backend(fake))
+    assert caught.value.fix.startswith('readout = "sampling"')
+    assert "\n" not in str(caught.value)
+
+
+# ---------------------------------------------------------------- free-text replies
+
+
+def reply_request(n: int = 4, **fields: Any) -> ReplyRequest:
+    return ReplyRequest(
+        trial_id="t1",
+        stage=2,
+        messages=(Message("user", "Which city is further north? A. Oslo B. Rome"),),
+        labels=("A", "B"),
+        temperature=0.8,
+        seed=11,
+        asked=Asked("answer-and-confidence"),
+        n=n,
+        **fields,
+    )
+
+
+def sampled(body: dict[str, Any]) -> dict[str, Any]:
+    """n replies, listed last first, the first of them empty."""
+    n = body.get("n", 1)
+    texts = [""] + [f"A, {60 + k}%" for k in range(1, n)]
+    choices = [
+        {"index": k, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        for k, text in enumerate(texts)
+    ]
+    return {
+        "object": "chat.completion",
+        "choices": choices[::-1],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 5 * n},
+    }
+
+
+def replies(backend: VllmBackend, *requests: ReplyRequest) -> list[ReplyResponse]:
+    async def go() -> list[ReplyResponse]:
+        try:
+            return await backend.reply(list(requests))
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def test_replies_come_from_one_request_with_n() -> None:
+    fake = FakeVllm(sampled)
+    backend = make_backend(fake)
+    assert backend.capabilities.replies and backend.capabilities.reply_n
+    (response,) = replies(backend, reply_request(n=4))
+    assert fake.chat_bodies == [
+        {
+            "model": "smollm2",
+            "messages": [
+                {"role": "user", "content": "Which city is further north? A. Oslo B. Rome"}
+            ],
+            "max_tokens": 64,
+            "temperature": 0.8,
+            "seed": 11,
+            "n": 4,
+        }
+    ]
+    assert response.error is None
+    assert response.texts == ("", "A, 61%", "A, 62%", "A, 63%")
+    assert response.usage.input_tokens == 30 and response.usage.output_tokens == 20
+    assert response.raw["replica"] == URL
+
+
+def test_a_thinking_model_gets_the_entrys_max_tokens() -> None:
+    fake = FakeVllm(sampled)
+    replies(make_backend(fake, max_tokens=1024), reply_request(n=2, max_tokens=32))
+    assert fake.chat_bodies[-1]["max_tokens"] == 1024
+    replies(make_backend(fake, max_tokens=16), reply_request(n=2, max_tokens=32))
+    assert fake.chat_bodies[-1]["max_tokens"] == 32
+
+
+def test_reply_failures_map_as_answers_do() -> None:
+    overloaded = httpx2.Response(503, json={"message": "busy"})
+    (response,) = replies(make_backend(FakeVllm(lambda body: overloaded)), reply_request())
+    assert response.error is not None and response.transient is not None
+    empty = {"choices": [{"index": 0, "message": {"content": ""}, "finish_reason": "length"}]}
+    (response,) = replies(make_backend(FakeVllm(empty)), reply_request(n=1))
+    assert response.error == "every reply was empty (finish_reason 'length')"
+    assert response.transient is None
+    unknown = httpx2.Response(404, json={"message": "The model `x` does not exist."})
+    with pytest.raises(UserError, match="404"):
+        replies(make_backend(FakeVllm(lambda body: unknown)), reply_request())
