@@ -1,5 +1,7 @@
 """Scripted batch APIs for the tests: OpenAI's Files + Batches endpoints and Gemini's batch
-mode, as `httpx2.MockTransport` handlers (their wire formats as the SDKs send and read them)."""
+mode, as `httpx2.MockTransport` handlers (their wire formats as the SDKs send and read them).
+A request for free-text replies (no logprobs asked) is answered with its `n` replies
+(`candidateCount` for Gemini), reply k saying "A" when k is even and "B" when it is odd."""
 
 from __future__ import annotations
 
@@ -10,6 +12,36 @@ from typing import Any
 import httpx2
 
 from harness.testing.fault_server import completion
+
+
+def reply_text(k: int) -> str:
+    return "A" if k % 2 == 0 else "B"
+
+
+def openai_replies(body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion of a free-text reply request: `n` choices."""
+    n = body.get("n", 1)
+    return {
+        "id": "chatcmpl-replies",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body["model"],
+        "choices": [
+            {
+                "index": k,
+                "message": {"role": "assistant", "content": reply_text(k)},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+            for k in range(n)
+        ],
+        "usage": {"prompt_tokens": 20, "completion_tokens": n, "total_tokens": 20 + n},
+    }
+
+
+def openai_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """A batch line's answer: a trial's logprob answer, or a reply request's replies."""
+    return completion(body, 0) if body.get("logprobs") else openai_replies(body)
 
 
 class FakeOpenAI:
@@ -23,7 +55,7 @@ class FakeOpenAI:
         """Answer this many status requests with 500 (an outage while polling)."""
         self.fail_every = 0
         """Answer every n-th request of a batch with an error line (0: none)."""
-        self.expire_after = None
+        self.expire_after: int | None = None
         """Expire batches after answering this many requests (None: complete them)."""
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
@@ -97,7 +129,7 @@ class FakeOpenAI:
                 result["error"] = None
                 errors.append(result)
             else:
-                result["response"] = {"status_code": 200, "body": completion(line["body"], 0)}
+                result["response"] = {"status_code": 200, "body": openai_answer(line["body"])}
                 result["error"] = None
                 output.append(result)
         for name, rows in (("output_file_id", output), ("error_file_id", errors)):
@@ -134,6 +166,26 @@ def generated(label: str, p: float) -> dict[str, Any]:
         },
         "modelVersion": "gemini-2.5-flash-001",
     }
+
+
+def gemini_replies(count: int) -> dict[str, Any]:
+    """The response of a free-text reply request: `count` candidates."""
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": reply_text(k)}]}, "index": k}
+            for k in range(count)
+        ],
+        "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": count},
+        "modelVersion": "gemini-2.5-flash-001",
+    }
+
+
+def gemini_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """A batch request's answer: a trial's logprob answer, or a reply request's replies."""
+    config = request.get("generationConfig") or {}
+    if config.get("responseLogprobs"):
+        return generated("B", 0.7)
+    return gemini_replies(config.get("candidateCount", 1))
 
 
 class FakeGemini:
@@ -173,7 +225,7 @@ class FakeGemini:
                 job["metadata"]["state"] = "BATCH_STATE_RUNNING"
             elif job["metadata"]["state"] == "BATCH_STATE_RUNNING":
                 answers = [
-                    {"response": generated("B", 0.7), "metadata": entry["metadata"]}
+                    {"response": gemini_answer(entry["request"]), "metadata": entry["metadata"]}
                     for entry in self.requests[name]
                 ]
                 answers[0] = {

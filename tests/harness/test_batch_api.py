@@ -7,6 +7,7 @@ even when it stopped before the batch's id was logged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from harness.batch_api import BatchApi
 from harness.batch_log import BatchLog
 from harness.config import parse_config
 from harness.errors import UserError
@@ -25,6 +27,7 @@ from harness.models.gemini_settings import GeminiSettings
 from harness.models.openai_chat import OpenAIChatBackend
 from harness.models.openai_settings import OpenAISettings
 from harness.runner import RunReport
+from harness.types import Asked, Message, ReplyRequest, ReplyResponse
 from paradigms import PARADIGMS
 from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
 
@@ -238,3 +241,104 @@ def test_a_gemini_job_submitted_before_a_stop_is_collected(
     run("gemini:gemini-2.5-flash", tmp_path)
     check_complete(tmp_path)
     assert len(fake_gemini.jobs) == 2
+
+
+# ---------------------------------------------------------------- free-text replies
+
+
+def reply_requests(*ns: int) -> list[ReplyRequest]:
+    return [
+        ReplyRequest(
+            trial_id=f"t{index}",
+            stage=2,
+            messages=(Message("user", "Which city is further north? A. Oslo B. Rome"),),
+            labels=("A", "B"),
+            temperature=1.0,
+            seed=100 + index,
+            asked=Asked("answer"),
+            n=n,
+        )
+        for index, n in enumerate(ns)
+    ]
+
+
+async def through_a_batch(api: BatchApi, requests: list[ReplyRequest]) -> list[ReplyResponse]:
+    """Submit the requests that can be sent as one batch, wait for it, collect it."""
+    prepared = [api.prepare_reply(request) for request in requests]
+    lines = [p for p in prepared if p.failure is None]
+    batch_id = await api.submit(lines, "mindshift-replies")
+    while not (await api.status(batch_id)).done:
+        pass
+    return await api.collect_replies(batch_id, [p.request for p in lines])
+
+
+def test_openai_batch_lines_carry_reply_requests_with_n() -> None:
+    service = FakeOpenAI()
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
+    backend = OpenAIChatBackend(
+        ModelRef("m", "openai:gpt-4o"),
+        OpenAISettings(),
+        http_client=client,
+        environ={"OPENAI_API_KEY": OPENAI_KEY},
+    )
+    service.fail_every = 3
+    requests = reply_requests(4, 1, 2)
+
+    async def go() -> list[ReplyResponse]:
+        try:
+            api = backend.batch_api()
+            prepared = api.prepare_reply(requests[0])
+            assert prepared.failure is None and prepared.line is not None
+            assert prepared.line["custom_id"] == "t0-2"
+            assert prepared.line["body"] == backend.format.reply_body(requests[0])
+            return await through_a_batch(api, requests)
+        finally:
+            await backend.aclose()
+
+    first, second, third = asyncio.run(go())
+    sent = [json.loads(line) for line in service.files["file-0"].splitlines()]
+    assert [line["body"]["n"] for line in sent] == [4, 1, 2]
+    assert all("logprobs" not in line["body"] for line in sent)
+    assert first.error is None and first.texts == ("A", "B", "A", "B")
+    assert first.usage.input_tokens == 20 and first.usage.output_tokens == 4
+    assert first.raw["request"] == sent[0]["body"]
+    assert second.texts == ("A",)
+    assert third.texts == () and third.error == "HTTP 500: the model had an error"
+    assert service.chat_calls == 0
+
+
+def test_gemini_batch_lines_ask_candidates_and_refuse_more_than_the_model_gives() -> None:
+    service = FakeGemini()
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
+    backend = GeminiBackend(
+        ModelRef("g", "gemini:gemini-2.5-flash"),
+        GeminiSettings(thinking_budget=0),
+        http_client=client,
+        environ={"GEMINI_API_KEY": GEMINI_KEY},
+    )
+    requests = reply_requests(2, 3, 9)
+
+    async def go() -> tuple[list[ReplyResponse], ReplyResponse | None]:
+        try:
+            api = backend.batch_api()
+            too_many = api.prepare_reply(requests[2])
+            assert too_many.line is None
+            return await through_a_batch(api, requests), too_many.failure
+        finally:
+            await backend.aclose()
+
+    (first, second), refused = asyncio.run(go())
+    assert refused is not None and refused.error is not None
+    assert refused.error.startswith("9 replies in one batch request")
+    assert "at most 8 candidates" in refused.error
+    (job,) = service.requests.values()
+    configs = [entry["request"]["generationConfig"] for entry in job]
+    assert [config["candidateCount"] for config in configs] == [2, 3]
+    assert all("responseLogprobs" not in config for config in configs)
+    assert [entry["metadata"]["key"] for entry in job] == ["t0-2", "t1-2"]
+    # The fake fails the first request of every job.
+    assert first.texts == () and first.error == "batch error 13: internal"
+    assert second.error is None and second.texts == ("A", "B", "A")
+    assert second.usage.input_tokens == 20
+    assert second.raw["request"]["config"]["candidate_count"] == 3
+    assert service.generate_calls == 0
