@@ -22,7 +22,7 @@ from typing_extensions import TypeVar
 
 from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
 
-BATCH_PROVIDERS = ("openai:", "gemini:")
+BATCH_PROVIDERS = ("openai:", "gemini:", "anthropic:")
 """Spec prefixes of the providers whose backends offer a batch API (`--batch` runs the
 others call by call, and prices only these at the batch discount)."""
 

@@ -23,7 +23,14 @@ from pathlib import Path
 
 from harness.config import ModelSection
 from harness.errors import ConfigError, UserError
-from harness.models import gemini_settings, openai_settings, transformers_settings, vllm_settings
+from harness.models import (
+    anthropic_settings,
+    gemini_settings,
+    openai_settings,
+    transformers_settings,
+    vllm_settings,
+)
+from harness.models.anthropic_settings import AnthropicSettings
 from harness.models.base import ModelBackend
 from harness.models.gemini_settings import GeminiSettings
 from harness.models.openai_settings import OpenAISettings
@@ -142,6 +149,35 @@ def _gemini_reply_tokens(model: ModelSection) -> int | None:
     return settings.output_tokens if settings.choice_only else None
 
 
+# ---------------------------------------------------------------- anthropic:
+
+
+def _anthropic_settings(model: ModelSection) -> AnthropicSettings:
+    settings = entry_settings(model, AnthropicSettings)
+    problem = anthropic_settings.missing_sdk() or anthropic_settings.entry_problem(
+        settings, temperature=model.temperature, readout=model.readout
+    )
+    if problem is not None:
+        raise ConfigError(f"model '{model.id}' ({model.spec}): {problem}")
+    return settings
+
+
+def _validate_anthropic(model: ModelSection) -> None:
+    _no_params(model)
+    settings = _anthropic_settings(model)
+    anthropic_settings.api_key(settings.api_key_env, model.id)
+
+
+def _create_anthropic(model: ModelSection) -> ModelBackend:
+    from harness.models import anthropic_messages
+
+    return anthropic_messages.create(model_ref(model), _anthropic_settings(model))
+
+
+def _anthropic_reply_tokens(model: ModelSection) -> int | None:
+    return _anthropic_settings(model).request_tokens(None)
+
+
 # ---------------------------------------------------------------- vllm:
 
 
@@ -203,6 +239,16 @@ BUILTIN: tuple[Provider, ...] = (
         _create_gemini,
         unusable_common_keys=frozenset({"batch_size"}),
         free_reply_tokens=_gemini_reply_tokens,
+    ),
+    Provider(
+        "anthropic",
+        "anthropic:<model> - Anthropic's Messages API; no logprobs: confidence by the "
+        'sampling or verbal readouts (readout = "sampling", "verbal", ...), or choice-only',
+        anthropic_settings.CAPABILITIES,
+        _validate_anthropic,
+        _create_anthropic,
+        unusable_common_keys=frozenset({"batch_size"}),
+        free_reply_tokens=_anthropic_reply_tokens,
     ),
     Provider(
         "vllm",

@@ -27,6 +27,7 @@ EXPECTED = {
     "hf": ("yes", "all", "yes", "yes", "yes", "no"),
     "openai": ("yes", "20", "no", "no", "yes", "yes"),
     "gemini": ("yes", "20", "no", "no", "yes", "yes"),
+    "anthropic": ("no", "0", "yes", "no", "yes", "yes"),
     "vllm": ("yes", "20", "yes", "yes", "yes", "no"),
 }
 SUMMARIES = {
@@ -35,6 +36,7 @@ SUMMARIES = {
     "hf": "hf:<folder> - ",
     "openai": "openai:<model> - ",
     "gemini": "gemini:<model> - ",
+    "anthropic": "anthropic:<model> - ",
     "vllm": "vllm:<served name> - ",
 }
 
@@ -88,7 +90,7 @@ def _cells(caps: Capabilities) -> tuple[str, ...]:
 
 
 def test_every_row_is_its_backend_classes_own_capabilities(printed: str) -> None:
-    from harness.models import gemini_settings, openai_settings, vllm_settings
+    from harness.models import anthropic_settings, gemini_settings, openai_settings, vllm_settings
     from harness.models.transformers_lm import TransformersBackend
     from paradigms.agent.sim_bayes import SimBayesBackend
 
@@ -96,6 +98,7 @@ def test_every_row_is_its_backend_classes_own_capabilities(printed: str) -> None
     assert rows["sim"] == _cells(SimBayesBackend.capabilities)
     assert rows["local"] == rows["hf"] == _cells(TransformersBackend.capabilities)
     assert rows["vllm"] == _cells(vllm_settings.CAPABILITIES)
+    assert rows["anthropic"] == _cells(anthropic_settings.CAPABILITIES)
     for provider, module in (("openai", openai_settings), ("gemini", gemini_settings)):
         # The row: logprobs as the normal mode, and choice-only mode on offer.
         with_logprobs = _cells(module.CAPABILITIES)
