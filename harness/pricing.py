@@ -73,7 +73,12 @@ class PriceTable(_Strict):
         return self.models[max(matches, key=len)]
 
     def cost(self, spec: str, usage: Usage, *, batch: bool = False) -> float | None:
-        """Cost of one call's usage; None when unpriced."""
+        """Cost of one call's usage; None when unpriced.
+
+        A call for N sampled replies sent as one request (`n = N`) is priced as the
+        provider bills it: its prompt once, and the N replies' output tokens, which the
+        provider reports summed. A call sent as N requests (a provider without `n`) has
+        the N prompts in its usage, each billed."""
         price = self.price_of(spec)
         if price is None:
             return None

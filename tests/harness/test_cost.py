@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from harness.errors import ConfigError
+from harness.models.base import ModelRef
+from harness.models.openai_chat import OpenAIChatBackend
+from harness.models.openai_settings import OpenAISettings
 from harness.pricing import PRICES_ENV, cost_of_records, load_price_table
 from harness.record import CallRecord, read_call_records
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
-from harness.types import Item, Usage
+from harness.types import Asked, Item, Message, ReplyRequest, ReplyResponse, Usage
 from mindshift.cli import main
 
 KEY = "sk-cost-test-key-777"
@@ -150,3 +155,59 @@ def test_dry_run_counts_what_is_left_and_touches_nothing(
     assert main(["run", str(config), "--out", str(run_dir), "--dry-run", "--skip-failed"]) == 0
     assert "0 calls to make" in capsys.readouterr().out
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == snapshot
+
+
+def test_a_request_with_n_is_priced_as_one_request_with_n_outputs() -> None:
+    """OpenAI bills a request with n = 5 its prompt once and the five replies' tokens, and
+    reports them so: the usage the backend records prices that way, not as five calls."""
+    body = {
+        "id": "chatcmpl-n",
+        "object": "chat.completion",
+        "model": "gpt-4o-2024-08-06",
+        "choices": [
+            {"index": k, "message": {"role": "assistant", "content": "A"}, "finish_reason": "stop"}
+            for k in range(5)
+        ],
+        "usage": {
+            "prompt_tokens": 1_000,
+            "completion_tokens": 5 * 12,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+    }
+    client = httpx2.AsyncClient(
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json=body))
+    )
+    backend = OpenAIChatBackend(
+        ModelRef("gpt", "openai:gpt-4o"),
+        OpenAISettings(),
+        http_client=client,
+        environ={"OPENAI_API_KEY": KEY},
+    )
+    request = ReplyRequest(
+        trial_id="t",
+        stage=1,
+        messages=(Message("user", "A or B?"),),
+        labels=("A", "B"),
+        temperature=1.0,
+        seed=3,
+        asked=Asked("answer"),
+        n=5,
+    )
+
+    async def go() -> list[ReplyResponse]:
+        try:
+            return await backend.reply([request])
+        finally:
+            await backend.aclose()
+
+    (response,) = asyncio.run(go())
+    assert len(response.texts) == 5
+    assert response.usage == Usage(input_tokens=1_000, output_tokens=60)
+    table = load_price_table(environ={})
+    price = table.models["openai:gpt-4o*"]
+    one_request = (1_000 * price.input + 60 * price.output) / 1_000_000
+    assert table.cost("openai:gpt-4o", response.usage) == pytest.approx(one_request)
+    assert table.cost("openai:gpt-4o", response.usage, batch=True) == pytest.approx(one_request / 2)
+    # Five separate requests would have paid for the prompt five times.
+    five_requests = 5 * (1_000 * price.input + 12 * price.output) / 1_000_000
+    assert five_requests - one_request == pytest.approx(4 * 1_000 * price.input / 1_000_000)
