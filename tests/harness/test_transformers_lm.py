@@ -351,6 +351,65 @@ def test_replies_write_nothing_to_the_terminal(
     assert capfd.readouterr() == ("", "")
 
 
+@pytest.mark.slow
+def test_generated_answers_fall_inside_the_logprob_readouts_intervals(
+    backend: TransformersBackend,
+) -> None:
+    """Issue 12's check, small (bench/check_sampling_vs_logprobs.py runs it in full): on 12
+    change-of-mind trials, 50 replies generated after the prompt's own answer prefix, each
+    read by its first token, against the logprob readout of the same prompt; the logprob
+    probability of the likelier option must lie in the 99 % Wilson interval of its frequency
+    among the replies that start with an option, on at least 90 % of the trials."""
+    from harness.paradigm import TurnAnswer
+    from harness.readouts.probabilities import wilson_interval
+    from harness.trial_ids import seed_from_id
+    from paradigms import PARADIGMS
+
+    paradigm_class = PARADIGMS["change-of-mind"]
+    paradigm = paradigm_class(paradigm_class.Settings(items=2), 0)
+    conditions = list(paradigm.conditions())
+    trials: list[ChoiceRequest] = []
+    for item in paradigm.items():
+        staged = paradigm.initial_prompt(item)
+        [first] = backend.answer_blocking(
+            [ChoiceRequest(f"{item.item_id}/1", 1, staged.prompt, 1.0, 0)]
+        )
+        assert first.choice is not None
+        initial = TurnAnswer(first.choice, None, prompt=staged.prompt)
+        for condition in conditions[::7]:  # every display, advice and accuracy
+            prompt = paradigm.turn_prompt(item, condition, 2, [initial]).prompt
+            tid = f"{item.item_id}/{condition.name}"
+            trials.append(ChoiceRequest(tid, 2, prompt, 1.0, seed_from_id(tid, "sample")))
+    assert len(trials) == 12
+    inside = 0
+    for request, answered in zip(trials, backend.answer_blocking(trials), strict=True):
+        assert answered.readout is not None and answered.readout.probs is not None
+        probs = answered.readout.probs
+        top = max(probs, key=lambda label: probs[label])
+        label_of = {
+            token: label
+            for label, ids in backend.label_token_ids(request.prompt.labels).items()
+            for token in ids
+        }
+        ask = ReplyRequest(
+            request.trial_id,
+            2,
+            request.prompt.messages,
+            request.prompt.labels,
+            1.0,
+            request.seed,
+            Asked("answer"),
+            n=50,
+            max_tokens=1,
+        )
+        [reply] = backend.reply_blocking([ask], answer_prefix=request.prompt.answer_prefix)
+        first_labels = [label_of.get(row[0]) for row in reply.raw["generated_tokens"]]
+        readable = [label for label in first_labels if label is not None]
+        low, high = wilson_interval(readable.count(top), len(readable))
+        inside += low <= probs[top] <= high
+    assert inside / len(trials) >= 0.9
+
+
 def test_a_row_is_cut_after_its_first_stop_token() -> None:
     pytest.importorskip("torch")
     from harness.models.transformers_lm import _cut_at_stop
