@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -674,6 +675,34 @@ def test_a_verbal_batch_run_sends_one_reply_line_per_trial_and_resumes(
         assert record["error"] is None and record["readout_method"] == "verbal"
         assert record["readout_detail"]["stated"] == pytest.approx(0.8)
         assert record["batch_id"] is not None
+
+
+def test_the_key_reaches_no_file_log_or_terminal(
+    fake_api: FakeAnthropic,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("anthropic", "httpx", "httpx2", "httpcore", "httpcore2", "harness"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    fake_api.replier = stated
+    out = tmp_path / "run"
+    sampled = write_config(tmp_path / "s.toml", 'readout = "sampling"', "samples = 2")
+    assert main(["run", str(sampled), "--out", str(out / "sampled")]) == 0
+    batched = write_config(tmp_path / "b.toml", 'readout = "verbal"')
+    args = ["run", str(batched), "--out", str(out / "batched"), "--batch", "--batch-poll", "0"]
+    assert main(args) == 0
+    assert main(["cost", str(out / "sampled")]) == 0
+    assert fake_api.batches and fake_api.message_calls > 1
+    blobs = {str(path): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    captured = capsys.readouterr()
+    blobs.update(stdout=captured.out.encode(), stderr=captured.err.encode())
+    assert caplog.records, "the SDK's debug logs were not captured"
+    blobs["logs"] = caplog.text.encode()
+    for where, blob in blobs.items():
+        assert KEY.encode() not in blob, f"the key in {where}"
+        assert b"authorization" not in blob.lower(), f"an Authorization header in {where}"
 
 
 # ---------------------------------------------------------------- the real API
