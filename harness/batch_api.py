@@ -8,8 +8,9 @@ submits each stage as one wave of batches, records every batch id in the run dir
 submitting (and paying for) them again.
 
 A batch is tagged with a token the runner makes before submitting it (OpenAI: batch
-metadata; Gemini: the display name), so a batch whose id was lost — mindshift killed
-between the provider's answer and the log's write — is found again with `find`.
+metadata; Gemini: the display name; Anthropic: a tag ending every request's custom id), so a
+batch whose id was lost — mindshift killed between the provider's answer and the log's
+write — is found again with `find`.
 """
 
 from __future__ import annotations
