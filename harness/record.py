@@ -367,6 +367,28 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _complete_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a file that end in a newline, streamed one at a time (a log can hold a
+    million later turns, gigabytes a reader of turn 1 skips: read whole, it would cost that
+    much memory). Everything after the last newline is an unfinished write, left out."""
+    try:
+        handle = path.open("rb")
+    except IsADirectoryError:
+        raise RunDirError(
+            f"{path} is a directory, not a file: the run directory is damaged"
+        ) from None
+    except OSError as error:
+        raise RunDirError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        try:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    return
+                yield line
+        except OSError as error:
+            raise RunDirError(f"cannot read {path}: {error.strerror}") from None
+
+
 def read_call_records(
     path: Path, *, strict: bool = True, stages: Collection[int] | None = None
 ) -> Iterator[CallRecord]:
@@ -378,27 +400,16 @@ def read_call_records(
     `stages`: read only records of these stages; lines of other stages written by the run
     store are passed over without parsing (a large run holds a million later turns).
     """
-    try:
-        with path.open("rb") as handle:
-            data = handle.read()
-    except IsADirectoryError:
-        raise RunDirError(
-            f"{path} is a directory, not a file: the run directory is damaged"
-        ) from None
-    except OSError as error:
-        raise RunDirError(f"cannot read {path}: {error.strerror}") from None
-    lines = data.split(b"\n")
-    # Everything after the last newline is an unfinished write, or empty.
-    for number, line in enumerate(lines[:-1], start=1):
+    for number, line in enumerate(_complete_lines(path), start=1):
         if not line.strip():
             continue
         if stages is not None:
             stage = line_stage(line)
             if stage is not None and stage not in stages:
                 continue
-        if len(line) > MAX_LINE_BYTES:
+        if len(line) - 1 > MAX_LINE_BYTES:
             raise RunDirError(
-                f"{path}: line {number} is {len(line):,} bytes long; the log is damaged"
+                f"{path}: line {number} is {len(line) - 1:,} bytes long; the log is damaged"
             )
         try:
             decoded = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
