@@ -303,8 +303,8 @@ class GeminiBackend(ModelBackend):
         refused = [o for o in outcomes if isinstance(o, _CallFailed) and _refuses_candidates(o)]
         if refused and per_request > 1:
             # The model takes one candidate per request: ask it that way from now on.
-            self._candidates_per_request = 1
-            raw, outcomes = await self._sample(request, 1)
+            self._candidates_per_request = per_request = 1
+            raw, outcomes = await self._sample(request, per_request)
         latency = time.perf_counter() - started
         usage = usage_sum(
             [usage_of(o) for o in outcomes if isinstance(o, genai_types.GenerateContentResponse)]
@@ -325,7 +325,7 @@ class GeminiBackend(ModelBackend):
             )
         texts: list[str] = []
         reasons: list[object] = []
-        batches = candidate_batches(request.n, self._candidates_per_request)
+        batches = candidate_batches(request.n, per_request)
         for (_, count), outcome in zip(batches, outcomes, strict=True):
             assert isinstance(outcome, genai_types.GenerateContentResponse)
             own_texts, own_reasons = reply_texts(outcome, count)
