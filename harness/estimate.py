@@ -174,8 +174,8 @@ def estimate_run(
             estimate.input_tokens += prompt_total * shape.requests
             estimate.input_tokens += FOLLOW_UP_TOKENS * shape.follow_ups * len(staged)
             reply_limit = free_reply_tokens(model)
-            if reply_limit is None and readout is not None:
-                reply_limit = STATED_TOKENS  # a short free-text reply
+            if readout is not None:  # a free-text reply: at least a short one's room
+                reply_limit = max(reply_limit or 0, STATED_TOKENS)
             if reply_limit is not None:  # a free-text reply, up to its limit
                 estimate.output_is_upper_bound = True
                 estimate.output_tokens += reply_limit * len(staged) * shape.outputs

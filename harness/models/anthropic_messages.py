@@ -164,9 +164,10 @@ class AnthropicBackend(ModelBackend):
             # A body cut short or garbled on the way: the same request may come back whole.
             return _Failed(str(error), Transient(), body_excerpt(response), latency)
 
-    async def preflight(self) -> None:
+    async def preflight(self, *, logprobs: bool = True) -> None:
         """One tiny request shaped like a trial's (thinking included): a wrong key, model
-        name or setting stops the run here, with the fix, before anything is spent."""
+        name or setting stops the run here, with the fix, before anything is spent.
+        (Anthropic gives no logprobs: `logprobs` changes nothing.)"""
         body = self.format.body((Message("user", PREFLIGHT_PROMPT),), temperature=1.0, max_tokens=1)
         where = f"model '{self.model.id}' ({self.model.spec})"
         try:

@@ -86,8 +86,11 @@ class ModelBackend(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} gives no free-text replies")
 
-    async def preflight(self) -> None:  # noqa: B027 - most backends have nothing to check
+    async def preflight(self, *, logprobs: bool = True) -> None:  # noqa: B027 - often nothing
         """Check, before any trial is run, that the model can do what the run asks.
+
+        `logprobs`: whether the model's readout reads token logprobs; when not (a readout
+        by free-text replies, `harness.readouts`), their check is left out.
 
         Called once per backend before the runner starts (and before the manifest is
         written, so `describe` can report what it found). API backends send one cheap

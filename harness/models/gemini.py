@@ -204,11 +204,12 @@ class GeminiBackend(ModelBackend):
                 asked = failure.transient.retry_after_s
                 await asyncio.sleep(backoff_s(retry) if asked is None else asked)
 
-    async def preflight(self) -> None:
+    async def preflight(self, *, logprobs: bool = True) -> None:
         """One small request like a trial's: stops the run if the model cannot do what the
         config asks (logprobs it cannot give, a wrong key or model name). In choice-only
-        mode it asks for no logprobs; otherwise it is `check_logprobs`."""
-        if not self.settings.choice_only:
+        mode, or for a readout that reads no logprobs, it asks for none; otherwise it is
+        `check_logprobs`."""
+        if logprobs and not self.settings.choice_only:
             await self.check_logprobs()
             return
         prompt_config = self.format.config(temperature=1.0, seed=0, system=None)

@@ -173,11 +173,12 @@ class OpenAIChatBackend(ModelBackend):
         """
         return await post_chat_completion(self._client, body, retries)
 
-    async def preflight(self) -> None:
+    async def preflight(self, *, logprobs: bool = True) -> None:
         """One small request like a trial's: stops the run if the model cannot do what the
         config asks (logprobs it cannot give, a wrong key or model name). In choice-only
-        mode it asks for no logprobs; otherwise it is `check_logprobs`."""
-        if not self.settings.choice_only:
+        mode, or for a readout that reads no logprobs, it asks for none; otherwise it is
+        `check_logprobs`."""
+        if logprobs and not self.settings.choice_only:
             await self.check_logprobs()
             return
         messages = [{"role": "user", "content": "Reply with only the letter A."}]

@@ -107,7 +107,9 @@ def _create_hf(model: ModelSection) -> ModelBackend:
 
 def _openai_settings(model: ModelSection) -> OpenAISettings:
     settings = entry_settings(model, OpenAISettings)
-    problem = openai_settings.check_model_name(model.spec.partition(":")[2], settings)
+    problem = openai_settings.check_model_name(
+        model.spec.partition(":")[2], settings, logprobs=model.readout == "logprobs"
+    )
     if problem is not None:
         raise ConfigError(f"model '{model.id}' ({model.spec}): {problem}")
     return settings
@@ -127,6 +129,9 @@ def _create_openai(model: ModelSection) -> ModelBackend:
 
 def _openai_reply_tokens(model: ModelSection) -> int | None:
     settings = _openai_settings(model)
+    if model.readout not in ("logprobs", "auto"):  # free-text replies (harness.readouts)
+        name = model.spec.partition(":")[2]
+        return settings.reply_tokens(None, reasoning=openai_settings.reasons(name, settings))
     return settings.completion_tokens if settings.choice_only else None
 
 
@@ -146,6 +151,8 @@ def _create_gemini(model: ModelSection) -> ModelBackend:
 
 def _gemini_reply_tokens(model: ModelSection) -> int | None:
     settings = entry_settings(model, GeminiSettings)
+    if model.readout not in ("logprobs", "auto"):  # free-text replies (harness.readouts)
+        return settings.reply_tokens(None)
     return settings.output_tokens if settings.choice_only else None
 
 
@@ -354,8 +361,9 @@ def create_backend(model: ModelSection) -> ModelBackend:
 
 
 def free_reply_tokens(model: ModelSection) -> int | None:
-    """The most output tokens one call of this validated entry may spend when its replies
-    are free text (choice-only mode); None when the answer is one token."""
+    """The most output tokens one reply of this validated entry may spend when its replies
+    are free text (choice-only mode, or a readout by replies); None when the answer is one
+    token or the provider does not say."""
     provider = provider_of(model)
     return None if provider.free_reply_tokens is None else provider.free_reply_tokens(model)
 

@@ -293,14 +293,15 @@ class VllmBackend(ModelBackend):
 
     # ------------------------------------------------------------ preflight
 
-    async def preflight(self) -> None:
+    async def preflight(self, *, logprobs: bool = True) -> None:
         """Start the servers (with `serve`), check each replica (its version, that it
-        serves this model), then `check_logprobs`."""
+        serves this model), then `check_logprobs` (unless the readout reads none)."""
         if self._servers:
             assert self.settings.serve is not None
             await start_servers(self._servers, self._http, self.settings.serve.startup_timeout_s)
         await asyncio.gather(*(self._check_replica(url) for url in self.base_urls))
-        await self.check_logprobs()
+        if logprobs:
+            await self.check_logprobs()
 
     async def check_logprobs(self) -> None:
         """Ask each replica the probe question, prefilled, and raise `LogprobsUnusable`,

@@ -106,8 +106,11 @@ class ReadoutBackend(ModelBackend):
     async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
         return await self.inner.reply(requests)
 
-    async def preflight(self) -> None:
-        await self.inner.preflight()
+    async def preflight(self, *, logprobs: bool = True) -> None:
+        # A readout by replies needs none of the backend's logprobs: not checked. P(True)
+        # by logprobs needs them.
+        needs = isinstance(self.readout, PTrueReadout) and self.readout.logprobs
+        await self.inner.preflight(logprobs=needs)
 
     def batch_api(self) -> BatchApi | None:
         return readout_batch(self.inner, self.readout)
@@ -144,9 +147,9 @@ class AutoReadoutBackend(ModelBackend):
         requests = self.readout.shape(self.inner.capabilities.reply_n).requests
         self.attempt_timeout_s = None if timeout is None else timeout * max(1, min(requests, 4))
 
-    async def preflight(self) -> None:
+    async def preflight(self, *, logprobs: bool = True) -> None:
         if not self.inner.capabilities.logprobs:
-            await self.inner.preflight()
+            await self.inner.preflight(logprobs=False)
             self._sampling("the provider gives no token logprobs")
             return
         try:

@@ -224,8 +224,8 @@ class Probed(Scripted):
         super().__init__(texts("B", "B", "A", "B"), caps)
         self.usable = usable
 
-    async def preflight(self) -> None:
-        if not self.usable:
+    async def preflight(self, *, logprobs: bool = True) -> None:
+        if logprobs and not self.usable:
             raise LogprobsUnusable("m", "the top logprobs are placeholders", "readout = ...")
 
 
