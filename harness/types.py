@@ -122,6 +122,9 @@ class ChoiceRequest:
     seed: int
     """Per-call seed derived from the trial id: sampling is reproducible and resumable."""
     facts: TurnFacts | None = None
+    asked: Asked | None = None
+    """None: the turn's own question. Set when a readout asks something else in the call
+    (P(True) by logprobs asks whether `asked.proposed` is true); simulated agents read it."""
 
     def situation_json(self) -> dict[str, JsonValue]:
         """The facts as stored with the call ({} when the turn states none)."""
@@ -259,6 +262,9 @@ class Asked:
 
     kind: AskedKind
     proposed: str | None = None
+    options: tuple[str, ...] = ()
+    """The option labels of the question `proposed` answers, when the call's own labels are
+    other ones (the A) True / B) False question of a P(True) readout read by logprobs)."""
 
 
 @dataclass(frozen=True)

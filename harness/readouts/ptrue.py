@@ -92,6 +92,7 @@ class PTrueReadout(Readout):
                 temperature=request.temperature,
                 seed=step_seed(request, "ptrue"),
                 facts=request.facts,
+                asked=Asked("true-or-false", proposed=label, options=labels),
             )
             (verdict,) = await backend.answer([judged])
             if verdict.error is not None:
@@ -106,7 +107,7 @@ class PTrueReadout(Readout):
             trial_id=request.trial_id,
             stage=request.stage,
             messages=question,
-            labels=TRUE_FALSE_LABELS,
+            labels=labels,  # the question's: the reply is read as True/False (A/B)
             temperature=request.temperature,
             seed=step_seed(request, "ptrue"),
             asked=Asked("true-or-false", proposed=label),

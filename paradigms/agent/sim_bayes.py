@@ -477,6 +477,8 @@ class SimBayesBackend(ModelBackend):
 
     def _answer_one(self, request: ChoiceRequest) -> ChoiceResponse:
         facts = _advice_facts(request.facts)
+        if request.asked is not None:
+            return self._judge(request, facts, request.asked)
         labels = tuple(request.prompt.labels)
         rng = np.random.default_rng(request.seed)
         if request.stage == 1:
@@ -554,6 +556,23 @@ class SimBayesBackend(ModelBackend):
         else:
             probs = _spread_rest(true, ref, q, advisors_likelihood(len(labels), indexed))
         return TurnBelief(labels, probs, ref, even_rest=False, raw=raw)
+
+    def _judge(self, request: ChoiceRequest, facts: AdviceFacts, asked: Asked) -> ChoiceResponse:
+        """A true-or-false question about `asked.proposed` read by logprobs (P(True)): the
+        call's labels are the question's two verdicts (true first), its belief the turn's,
+        over `asked.options`. Reported undistorted, as P(True) is by replies."""
+        if asked.kind != "true-or-false" or len(request.prompt.labels) != 2:
+            raise ValueError(f"sim:bayes: cannot answer {asked.kind!r} by logprobs")
+        options = tuple(asked.options)
+        call_seed = seed_from_id(request.trial_id, CALL_SEED_SALT)
+        belief = self._reply_belief(request.stage, facts, options, np.random.default_rng(call_seed))
+        p_true = belief.probability(_proposed(asked, options))
+        true, false = request.prompt.labels
+        rng = np.random.default_rng(request.seed)
+        choice = true if rng.random() < p_true else false
+        masses: dict[str, float | None] = {true: p_true, false: 1.0 - p_true}
+        raw: dict[str, JsonValue] = {**belief.raw, "asked": asked.kind, "p_true": p_true}
+        return ChoiceResponse(choice=choice, readout=readout_from_masses(masses), raw=raw)
 
     # Free-text replies: the readouts without logprobs ---------------------------------------
 

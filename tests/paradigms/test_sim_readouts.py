@@ -312,3 +312,30 @@ def test_every_readout_reads_the_agent() -> None:
     assert p_true.choice == chosen and p_true.readout_detail is not None
     assert p_true.readout_detail.stated is not None
     _within_three_se(round(400 * p_true.readout_detail.stated), 400, reported[chosen])
+
+
+@pytest.mark.parametrize("labels", [TWO, FOUR])
+def test_ptrue_by_logprobs_reads_the_agents_probability_of_its_own_answer(
+    labels: tuple[str, ...],
+) -> None:
+    """The true-or-false call says what it asks (`ChoiceRequest.asked`): the agent answers
+    P(True) of the proposed answer over the question's options, not the question again."""
+    agent = SimBayesBackend(SimBayesParams())  # tau 1: reported = true probabilities
+    turn1 = _choice_request(_facts(1), labels, "trial-p")
+    chosen, reported = _answered(agent, _facts(1), labels, "trial-p")
+    (p_true,) = asyncio.run(PTrueReadout(20, logprobs=True).read(agent, [turn1]))
+    assert p_true.error is None and p_true.choice == chosen
+    assert p_true.readout_detail is not None
+    assert p_true.readout_detail.stated == pytest.approx(reported[chosen], abs=1e-12)
+    assert p_true.readout is not None and p_true.readout.probs is not None
+    assert p_true.readout.probs[chosen] == pytest.approx(reported[chosen], abs=1e-12)
+
+
+def test_ptrue_by_replies_on_four_options() -> None:
+    agent = SimBayesBackend(SimBayesParams())
+    turn1 = _choice_request(_facts(1), FOUR, "trial-q")
+    chosen, reported = _answered(agent, _facts(1), FOUR, "trial-q")
+    (p_true,) = asyncio.run(PTrueReadout(400, logprobs=False).read(agent, [turn1]))
+    assert p_true.error is None and p_true.choice == chosen
+    assert p_true.readout_detail is not None and p_true.readout_detail.stated is not None
+    _within_three_se(round(400 * p_true.readout_detail.stated), 400, reported[chosen])
