@@ -452,6 +452,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from mindshift.transfer import import_trials
+
+    report = import_trials(Path(args.file), Path(args.out), paradigm=args.paradigm)
+    _out.print(report.describe(), markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mindshift.transfer import export_run
+
+    report = export_run(Path(args.run_dir), Path(args.out) if args.out else None)
+    _out.print(report.describe(), markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
 def cmd_power(args: argparse.Namespace) -> int:
     from mindshift.power import PowerSettings, power_study
 
@@ -701,6 +717,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _analysis_options(compare)
     compare.set_defaults(handler=cmd_compare)
+    imports = commands.add_parser(
+        "import", help="a CSV or parquet file of trials (docs/trials-schema.md) as a run directory"
+    )
+    imports.add_argument("file", help="trials file (CSV or parquet)")
+    imports.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    imports.add_argument(
+        "--paradigm",
+        default="change-of-mind",
+        help="whose columns the trials have (default: %(default)s)",
+    )
+    imports.set_defaults(handler=cmd_import)
+    export = commands.add_parser("export", help="a run's trials and summary tables as CSV")
+    export.add_argument("run_dir")
+    export.add_argument("--out", metavar="DIR", help="output directory (default: RUN_DIR/export)")
+    export.set_defaults(handler=cmd_export)
     power = commands.add_parser(
         "power", help="power to detect the biases, by simulating sim:bayes (no model called)"
     )

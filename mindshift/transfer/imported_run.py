@@ -1,0 +1,179 @@
+"""`mindshift import`: a run directory built from a trials file, which `mindshift analyse` reads.
+
+The directory holds what the analysis reads and nothing it would have to take on trust:
+- `trials.parquet`: the file's trials, checked and completed (`mindshift.transfer.validate`);
+- `manifest.json`: a manifest (`harness.manifest.Manifest`) whose config names only the
+  paradigm and an experiment (the file's name), and whose `imported` entry says where the
+  trials came from: the file's name, its SHA-256, its format, the row count, the paradigm and
+  the mindshift version that imported it.
+There is no calls.jsonl: no call was made here. The analysis reads the turn-1 answers from the
+trials instead (`analysis.data.stage1`); docs/trials-schema.md says which numbers that changes.
+
+A bad file leaves the target as it was: every row is checked before anything is written, the
+directory is assembled beside the target and renamed into place at the end. A target that is
+not empty must be an imported run (which is replaced as a whole): a run mindshift made, or
+anything else, is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from harness.manifest import MANIFEST_VERSION, Manifest, package_versions
+from harness.run_format import MANIFEST_FILE
+from harness.trials_table import write_trials_table
+from mindshift.transfer.errors import TransferError
+from mindshift.transfer.source import SourceTable, read_source
+from mindshift.transfer.validate import trials_from_source
+from paradigms.registry import paradigm_class
+
+IMPORTED: Final = "imported"
+"""The manifest key that marks a run directory as imported (and describes the source)."""
+DEFAULT_PARADIGM: Final = "change-of-mind"
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What `import_trials` wrote."""
+
+    run_dir: Path
+    rows: int
+    models: tuple[str, ...]
+    ignored: tuple[str, ...]
+    """Columns of the file the trials schema does not know, left out."""
+
+    def describe(self) -> str:
+        """What was written, for the terminal."""
+        lines = [
+            f"imported {self.rows:,} trials of {len(self.models)} model(s) "
+            f"({', '.join(self.models)}) into {self.run_dir}"
+        ]
+        if self.ignored:
+            lines.append(f"columns not in the trials schema, left out: {', '.join(self.ignored)}")
+        lines.append(f"analyse it with: mindshift analyse {self.run_dir}")
+        return "\n".join(lines)
+
+
+def import_trials(file: Path, run_dir: Path, *, paradigm: str = DEFAULT_PARADIGM) -> ImportReport:
+    """Check every row of `file` (CSV or parquet, the tidy trials schema) and write it as the
+    run directory `run_dir`. TransferError (or ConfigError for an unknown paradigm) when the
+    file or the target cannot be used; `run_dir` is then untouched."""
+    protocol = paradigm_class(paradigm)
+    _check_target(run_dir)
+    source = read_source(file)
+    imported = trials_from_source(source, protocol)
+    manifest = _manifest(source, protocol.name, len(imported.table))
+    _check_target(run_dir)  # again: the checks took a while on a large file
+    _write_run(run_dir, imported.table, manifest)
+    models = tuple(sorted({str(model) for model in imported.table["model"]}))
+    return ImportReport(run_dir, len(imported.table), models, imported.ignored)
+
+
+def is_imported_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a manifest that marks it as imported."""
+    try:
+        manifest = json.loads((run_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get(IMPORTED), dict)
+
+
+def _check_target(run_dir: Path) -> None:
+    """The target must be new, empty, or an imported run."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise TransferError(f"{run_dir} exists and is not a directory")
+    try:
+        empty = next(run_dir.iterdir(), None) is None
+    except OSError as error:
+        raise TransferError(f"cannot read {run_dir}: {error.strerror or error}") from None
+    if not empty and not is_imported_run(run_dir):
+        raise TransferError(
+            f"{run_dir} is not empty and is not an imported run: use a new or empty "
+            "directory (an import replaces only a run it made)"
+        )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mindshift")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _manifest(source: SourceTable, paradigm: str, rows: int) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    payload: dict[str, Any] = {
+        "manifest_version": MANIFEST_VERSION,
+        # What the analysis and the CLI read of a config: the paradigm (whose columns the
+        # trials hold) and a name for the report. No model was configured or called here.
+        "config": {"experiment": {"name": source.path.stem, "paradigm": paradigm}},
+        "started_at": now,
+        IMPORTED: {
+            "source": source.path.name,
+            "sha256": source.sha256,
+            "format": source.format,
+            "rows": rows,
+            "paradigm": paradigm,
+            "mindshift_version": _version(),
+            "imported_at": now,
+        },
+        "python": sys.version.split()[0],
+        "packages": package_versions(),
+        "resumes": [],
+    }
+    Manifest.model_validate(payload)  # it is what `mindshift analyse` and `run` will read
+    return payload
+
+
+def _write_run(run_dir: Path, table: pd.DataFrame, manifest: dict[str, Any]) -> None:
+    """Assemble the run beside `run_dir`, then rename it into place (replacing an imported
+    run or an empty directory there)."""
+    parent = run_dir.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = parent / f".{run_dir.name}.import-{uuid.uuid4().hex[:12]}"
+        staging.mkdir()
+    except OSError as error:
+        raise TransferError(f"cannot create {run_dir}: {error.strerror or error}") from None
+    try:
+        write_trials_table(staging, table)
+        text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        (staging / MANIFEST_FILE).write_text(text, encoding="utf-8")
+        _swap_into_place(staging, run_dir)
+    except OSError as error:
+        raise TransferError(f"cannot write {run_dir}: {error.strerror or error}") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_into_place(staging: Path, run_dir: Path) -> None:
+    if not run_dir.exists():
+        staging.rename(run_dir)
+        return
+    if next(run_dir.iterdir(), None) is None:
+        run_dir.rmdir()
+        staging.rename(run_dir)
+        return
+    retired = run_dir.absolute().parent / f".{run_dir.name}.replaced-{uuid.uuid4().hex[:12]}"
+    run_dir.rename(retired)
+    try:
+        staging.rename(run_dir)
+    except OSError:
+        with contextlib.suppress(OSError):
+            retired.rename(run_dir)  # the old imported run back where it was
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
