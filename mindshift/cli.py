@@ -455,7 +455,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from mindshift.transfer import import_trials
 
-    report = import_trials(Path(args.file), Path(args.out), paradigm=args.paradigm)
+    turn1 = Path(args.turn1) if args.turn1 else None
+    report = import_trials(Path(args.file), Path(args.out), paradigm=args.paradigm, turn1=turn1)
     _out.print(report.describe(), markup=False, soft_wrap=True)
     return EXIT_OK
 
@@ -569,6 +570,12 @@ def _print_demo_summary(analysis_dir: Path) -> None:
 
 def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "-"
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from mindshift.view import run_view_command
+
+    return run_view_command(args.run_dir, args.out, args.serve, args.port)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -727,6 +734,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="change-of-mind",
         help="whose columns the trials have (default: %(default)s)",
     )
+    imports.add_argument(
+        "--turn1",
+        metavar="FILE",
+        help="every turn-1 answer with its option probabilities (turn1.csv, as export writes "
+        "it): calibration items, the K-option calibration and the initial accuracy need it",
+    )
     imports.set_defaults(handler=cmd_import)
     export = commands.add_parser("export", help="a run's trials and summary tables as CSV")
     export.add_argument("run_dir")
@@ -786,6 +799,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run and analyse the demo on the embedded model")
     demo.add_argument("--out", help="run directory (default: runs/demo)")
     demo.set_defaults(handler=cmd_demo)
+    view = commands.add_parser(
+        "view", help="write a run's trials as an HTML trial browser (RUN_DIR/trials.html)"
+    )
+    view.add_argument("run_dir")
+    view.add_argument("--out", metavar="FILE", help="HTML file (default: RUN_DIR/trials.html)")
+    view.add_argument(
+        "--serve", action="store_true", help="also serve it on 127.0.0.1 until Ctrl-C"
+    )
+    view.add_argument(
+        "--port", type=int, metavar="P", help="port for --serve (default: a free one)"
+    )
+    view.set_defaults(handler=cmd_view)
     models = commands.add_parser("models", help="list backends and what each can do")
     models.set_defaults(handler=cmd_models)
     return parser
