@@ -455,7 +455,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from mindshift.transfer import import_trials
 
-    report = import_trials(Path(args.file), Path(args.out), paradigm=args.paradigm)
+    turn1 = Path(args.turn1) if args.turn1 else None
+    report = import_trials(Path(args.file), Path(args.out), paradigm=args.paradigm, turn1=turn1)
     _out.print(report.describe(), markup=False, soft_wrap=True)
     return EXIT_OK
 
@@ -732,6 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--paradigm",
         default="change-of-mind",
         help="whose columns the trials have (default: %(default)s)",
+    )
+    imports.add_argument(
+        "--turn1",
+        metavar="FILE",
+        help="every turn-1 answer with its option probabilities (turn1.csv, as export writes "
+        "it): calibration items, the K-option calibration and the initial accuracy need it",
     )
     imports.set_defaults(handler=cmd_import)
     export = commands.add_parser("export", help="a run's trials and summary tables as CSV")

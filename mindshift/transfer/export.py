@@ -4,6 +4,8 @@
   of it, one row per answered later turn; an empty cell is an unknown value. Numbers are
   written in full (the shortest text that reads back as the same float), so
   `mindshift import` of this file analyses to the same numbers.
+- `turn1.csv`: every turn-1 answer of the run's calls.jsonl, with each option's probability
+  (`mindshift.transfer.turn1`: held-out calibration items are only there);
 - `tables/*.csv`: the analysis's tables (`RUN_DIR/analysis/tables`), copied as they are, when
   the run has been analysed.
 
@@ -21,14 +23,18 @@ from typing import Final
 
 import pandas as pd
 
+from harness.errors import RunDirError
+from harness.record import read_call_records
 from harness.run_format import ANALYSIS_DIR, CALLS_FILE, TRIALS_FILE
 from harness.trials_table import calls_fingerprint, trials_stamp
 from mindshift.transfer.errors import TransferError
+from mindshift.transfer.turn1 import TURN1_CSV, turn1_table
 
 EXPORT_DIR: Final = "export"
 """Where an export goes by default: RUN_DIR/export."""
 TRIALS_CSV: Final = "trials.csv"
 TABLES_DIR: Final = "tables"
+TURN_ONE: Final = frozenset({1})
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class ExportReport:
     out: Path
     trials: Path
     rows: int
+    turn1: Path | None
+    """The turn-1 file (None: the run has no turn-1 calls, as an imported run without one)."""
     tables: tuple[Path, ...]
     """The summary tables copied (none when the run is not analysed)."""
     analysed: bool
@@ -45,6 +53,8 @@ class ExportReport:
     def describe(self) -> str:
         """What was written, for the terminal."""
         lines = [f"trials: {self.trials} ({self.rows:,} rows)"]
+        if self.turn1 is not None:
+            lines.append(f"turn-1 answers: {self.turn1}")
         if self.analysed:
             lines.append(f"summary tables: {self.out / TABLES_DIR} ({len(self.tables)} CSV files)")
         else:
@@ -68,6 +78,11 @@ def export_run(run_dir: Path, out: Path | None = None) -> ExportReport:
         target.mkdir(parents=True, exist_ok=True)
         trials_path = target / TRIALS_CSV
         _write_csv(trials, trials_path)
+        answers = _turn1(run_dir)
+        turn1_path = None
+        if answers is not None:
+            turn1_path = target / TURN1_CSV
+            _write_csv(answers, turn1_path)
         tables = _copy_tables(run_dir / ANALYSIS_DIR / TABLES_DIR, target / TABLES_DIR)
     except OSError as error:
         where = f"{error.filename}: " if error.filename else f"{target}: "
@@ -76,6 +91,7 @@ def export_run(run_dir: Path, out: Path | None = None) -> ExportReport:
         out=target,
         trials=trials_path,
         rows=len(trials),
+        turn1=turn1_path,
         tables=tables,
         analysed=(run_dir / ANALYSIS_DIR / TABLES_DIR).is_dir(),
     )
@@ -107,6 +123,18 @@ def _read_trials(run_dir: Path) -> pd.DataFrame:
     if table.empty:
         raise TransferError(f"{path} holds no trials")
     return table
+
+
+def _turn1(run_dir: Path) -> pd.DataFrame | None:
+    """The run's turn-1 file, from its calls.jsonl; None without turn-1 calls."""
+    calls = run_dir / CALLS_FILE
+    if not calls.is_file():
+        return None
+    try:
+        table = turn1_table(read_call_records(calls, strict=False, stages=TURN_ONE))
+    except RunDirError as error:
+        raise TransferError(str(error)) from None
+    return None if table.empty else table
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:

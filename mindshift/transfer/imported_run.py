@@ -31,10 +31,12 @@ from typing import Any, Final
 import pandas as pd
 
 from harness.manifest import MANIFEST_VERSION, Manifest, package_versions
-from harness.run_format import MANIFEST_FILE
+from harness.record import CallRecord
+from harness.run_format import CALLS_FILE, MANIFEST_FILE, RECORD_SCHEMA_VERSION
 from harness.trials_table import write_trials_table
 from mindshift.transfer.errors import TransferError
 from mindshift.transfer.source import SourceTable, read_source
+from mindshift.transfer.turn1 import turn1_records
 from mindshift.transfer.validate import trials_from_source
 from paradigms.registry import paradigm_class
 
@@ -52,6 +54,8 @@ class ImportReport:
     models: tuple[str, ...]
     ignored: tuple[str, ...]
     """Columns of the file the trials schema does not know, left out."""
+    turn1_rows: int = 0
+    """Turn-1 answers imported from a turn-1 file (0: none given)."""
 
     def describe(self) -> str:
         """What was written, for the terminal."""
@@ -59,25 +63,39 @@ class ImportReport:
             f"imported {self.rows:,} trials of {len(self.models)} model(s) "
             f"({', '.join(self.models)}) into {self.run_dir}"
         ]
+        if self.turn1_rows:
+            lines.append(f"and {self.turn1_rows:,} turn-1 answers (in its {CALLS_FILE})")
         if self.ignored:
             lines.append(f"columns not in the trials schema, left out: {', '.join(self.ignored)}")
         lines.append(f"analyse it with: mindshift analyse {self.run_dir}")
         return "\n".join(lines)
 
 
-def import_trials(file: Path, run_dir: Path, *, paradigm: str = DEFAULT_PARADIGM) -> ImportReport:
-    """Check every row of `file` (CSV or parquet, the tidy trials schema) and write it as the
-    run directory `run_dir`. TransferError (or ConfigError for an unknown paradigm) when the
-    file or the target cannot be used; `run_dir` is then untouched."""
+def import_trials(
+    file: Path,
+    run_dir: Path,
+    *,
+    paradigm: str = DEFAULT_PARADIGM,
+    turn1: Path | None = None,
+) -> ImportReport:
+    """Check every row of `file` (CSV or parquet, the tidy trials schema) and, when given,
+    of the turn-1 file `turn1` (`mindshift.transfer.turn1`), and write them as the run
+    directory `run_dir`. TransferError (or ConfigError for an unknown paradigm) when a file
+    or the target cannot be used; `run_dir` is then untouched."""
     protocol = paradigm_class(paradigm)
     _check_target(run_dir)
     source = read_source(file)
     imported = trials_from_source(source, protocol)
-    manifest = _manifest(source, protocol.name, len(imported.table))
+    answers: list[CallRecord] = []
+    answers_source = None
+    if turn1 is not None:
+        answers_source = read_source(turn1)
+        answers = turn1_records(answers_source, imported.table, protocol.name)
+    manifest = _manifest(source, answers_source, protocol.name, len(imported.table))
     _check_target(run_dir)  # again: the checks took a while on a large file
-    _write_run(run_dir, imported.table, manifest)
+    _write_run(run_dir, imported.table, answers, manifest)
     models = tuple(sorted({str(model) for model in imported.table["model"]}))
-    return ImportReport(run_dir, len(imported.table), models, imported.ignored)
+    return ImportReport(run_dir, len(imported.table), models, imported.ignored, len(answers))
 
 
 def is_imported_run(run_dir: Path) -> bool:
@@ -113,34 +131,50 @@ def _version() -> str:
         return "unknown"
 
 
-def _manifest(source: SourceTable, paradigm: str, rows: int) -> dict[str, Any]:
+def _described(source: SourceTable, rows: int) -> dict[str, Any]:
+    return {
+        "source": source.path.name,
+        "sha256": source.sha256,
+        "format": source.format,
+        "rows": rows,
+    }
+
+
+def _manifest(
+    trials: SourceTable, answers: SourceTable | None, paradigm: str, rows: int
+) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    imported: dict[str, Any] = {
+        **_described(trials, rows),
+        "paradigm": paradigm,
+        "mindshift_version": _version(),
+        "imported_at": now,
+    }
     payload: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         # What the analysis and the CLI read of a config: the paradigm (whose columns the
         # trials hold) and a name for the report. No model was configured or called here.
-        "config": {"experiment": {"name": source.path.stem, "paradigm": paradigm}},
+        "config": {"experiment": {"name": trials.path.stem, "paradigm": paradigm}},
         "started_at": now,
-        IMPORTED: {
-            "source": source.path.name,
-            "sha256": source.sha256,
-            "format": source.format,
-            "rows": rows,
-            "paradigm": paradigm,
-            "mindshift_version": _version(),
-            "imported_at": now,
-        },
+        IMPORTED: imported,
         "python": sys.version.split()[0],
         "packages": package_versions(),
         "resumes": [],
     }
+    if answers is not None:
+        imported["turn1"] = _described(answers, len(answers))
+        payload["record_schema"] = RECORD_SCHEMA_VERSION  # the records of its calls.jsonl
     Manifest.model_validate(payload)  # it is what `mindshift analyse` and `run` will read
     return payload
 
 
-def _write_run(run_dir: Path, table: pd.DataFrame, manifest: dict[str, Any]) -> None:
+def _write_run(
+    run_dir: Path, table: pd.DataFrame, answers: list[CallRecord], manifest: dict[str, Any]
+) -> None:
     """Assemble the run beside `run_dir`, then rename it into place (replacing an imported
-    run or an empty directory there)."""
+    run or an empty directory there). The turn-1 records go into calls.jsonl before the
+    trials table is written, so the table is stamped as built from that calls.jsonl (and
+    `mindshift analyse` never mistakes it for a stale table to rebuild from the calls)."""
     parent = run_dir.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +183,10 @@ def _write_run(run_dir: Path, table: pd.DataFrame, manifest: dict[str, Any]) -> 
     except OSError as error:
         raise TransferError(f"cannot create {run_dir}: {error.strerror or error}") from None
     try:
+        if answers:
+            with (staging / CALLS_FILE).open("wb") as handle:
+                for record in answers:
+                    handle.write(record.to_line())
         write_trials_table(staging, table)
         text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
         (staging / MANIFEST_FILE).write_text(text, encoding="utf-8")

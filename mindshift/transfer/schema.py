@@ -48,6 +48,10 @@ DEFAULT_OPTIONS: Final = 2
 DEFAULT_TURN: Final = 2
 READOUTS: Final = (*(name for name in get_args(ReadoutChoice) if name != "auto"), CHOICE_ONLY)
 """The allowed values of `readout` (`harness.config.ReadoutChoice`, and choices only)."""
+PROBABILITY_TOLERANCE: Final = 1e-9
+"""How far two statements of one probability may differ (the final confidence and the final
+probability of the turn-1 answer of a trial that kept its answer; a turn-1 answer's
+confidence in two rows): a file written with fewer digits still reads."""
 IMPORT_EXPERIMENT: Final = "imported"
 """The experiment name generated trial ids are keyed on (with the paradigm's name)."""
 

@@ -27,15 +27,14 @@ from harness.readouts import CHOICE_ONLY
 from harness.trial_ids import INITIAL_CONDITION, trial_id
 from harness.trials_table import table_columns
 from mindshift.transfer.errors import TransferError
+from mindshift.transfer.options import row_options
 from mindshift.transfer.schema import (
     CONDITION,
-    DEFAULT_OPTIONS,
     DEFAULT_TURN,
     DERIVED,
     FINAL_PROBABILITIES,
     IMPORT_EXPERIMENT,
-    LABEL_SEPARATOR,
-    LABELS,
+    PROBABILITY_TOLERANCE,
     READOUTS,
     REQUIRED,
     DeclaredColumn,
@@ -44,14 +43,11 @@ from mindshift.transfer.schema import (
 )
 from mindshift.transfer.source import Cells, SourceTable, first
 from paradigms.columns import AdviceColumns
-from paradigms.domains.layout import MAX_OPTIONS, labels_for
 
 DESIGN_FACTORS = ("display", "advice", "accuracy")
 """Change-of-mind's design factors (`AdviceColumns`): a file has all three or none."""
 SORT_ORDER = ["model", "item_id", "repeat", "condition", "turn"]
 """The engine's row order (`harness.trials_table.build_trials_table`)."""
-PROBABILITY_TOLERANCE = 1e-9
-"""How far two statements of one probability may differ (a file rounded by a spreadsheet)."""
 
 
 @dataclass(frozen=True)
@@ -174,68 +170,10 @@ class _Rows:
 
     def _options(self) -> None:
         """`n_options` and the labels of each row; every choice must be one of them."""
-        has_count, has_labels = self.source.has("n_options"), self.source.has(LABELS)
-        counts = (
-            self.cells.whole("n_options", default=DEFAULT_OPTIONS, low=2, high=MAX_OPTIONS)
-            if has_count
-            else np.full(self.size, DEFAULT_OPTIONS, dtype=np.int64)
-        )
-        if has_labels:
-            texts = self.cells.text(LABELS).to_numpy(object)
-            labels = np.empty(self.size, dtype=object)
-            parsed: dict[str, tuple[str, ...]] = {}
-            for position, text in enumerate(texts):
-                if text is None:
-                    labels[position] = labels_for(int(counts[position]))
-                    continue
-                if text not in parsed:
-                    parsed[text] = self._labels(position, text)
-                labels[position] = parsed[text]
-            lengths = np.fromiter((len(one) for one in labels), dtype=np.int64, count=self.size)
-            if has_count:
-                bad = first(lengths != counts)
-                if bad is not None:
-                    raise self.fail(
-                        bad, "n_options", f"{counts[bad]} options, but labels names {lengths[bad]}"
-                    )
-            counts = lengths
-        else:
-            labels = np.empty(self.size, dtype=object)
-            for count in np.unique(counts):
-                chosen = np.flatnonzero(counts == count)
-                labels[chosen] = [labels_for(int(count))] * len(chosen)
-        self.columns["n_options"] = counts
-        self.labels = labels
-        codes, sets = pd.factorize(pd.Series(labels, dtype=object))
-        self.label_groups = [(codes == code, tuple(one)) for code, one in enumerate(sets)]
-        """Each distinct set of labels, with the rows that have it."""
+        self.options = row_options(self.source, self.cells)
+        self.columns["n_options"] = self.options.counts
         for name in ("correct", "initial_choice", "final_choice"):
-            self._check_labels(name, self.columns[name])
-
-    def _labels(self, position: int, text: str) -> tuple[str, ...]:
-        labels = tuple(part.strip() for part in text.split(LABEL_SEPARATOR))
-        if any(not label for label in labels) or len(set(labels)) != len(labels):
-            raise self.fail(
-                position,
-                LABELS,
-                f"{text!r} is not distinct labels separated by {LABEL_SEPARATOR!r}",
-            )
-        if not 2 <= len(labels) <= MAX_OPTIONS:
-            raise self.fail(
-                position, LABELS, f"an item has 2 to {MAX_OPTIONS} options, not {len(labels)}"
-            )
-        return labels
-
-    def _check_labels(self, name: str, values: np.ndarray) -> None:
-        """Every known value of `values` is one of its row's labels."""
-        known = ~pd.isna(values)
-        for rows, labels in self.label_groups:
-            outside = rows & known & ~pd.Series(values).isin(list(labels)).to_numpy(bool)
-            bad = first(outside)
-            if bad is not None:
-                raise self.fail(
-                    bad, name, f"{values[bad]!r} is not one of the options ({', '.join(labels)})"
-                )
+            self.options.check(name, self.columns[name])
 
     def _counters(self) -> None:
         cells = self.cells
@@ -457,9 +395,7 @@ class _Rows:
                 f"{self.source.row_name(int(leaders[repeated]))}: the same model, item_id, "
                 "repeat, condition and turn (one row per trial)"
             )
-        self.columns["_labels_text"] = np.array(
-            [LABEL_SEPARATOR.join(labels) for labels in self.labels], dtype=object
-        )
+        self.columns["_labels_text"] = self.options.texts()
         self._agree(
             ["item_id"],
             ["correct", "n_options", "_labels_text"],
@@ -567,16 +503,6 @@ class _AdviceRows:
         self._advised(framed)
         self._advisors()
 
-    def _other_label(self, label: np.ndarray) -> np.ndarray:
-        """With two options, the label that is not `label` (None elsewhere)."""
-        out = np.full(self.size, None, dtype=object)
-        for rows, labels in self.rows.label_groups:
-            if len(labels) == 2:
-                one, other = labels
-                out[rows & (label == one)] = other
-                out[rows & (label == other)] = one
-        return out
-
     def _design(self) -> None:
         display, advice, accuracy = (self.columns[name] for name in DESIGN_FACTORS)
         has_advice = ~pd.isna(advice)
@@ -598,7 +524,7 @@ class _AdviceRows:
         display = self.columns["display"]
         initial, correct = self.columns["initial_choice"], self.columns["correct"]
         shown = self.columns["displayed_choice"]
-        self.rows._check_labels("displayed_choice", shown)
+        self.rows.options.check("displayed_choice", shown)
         given = ~pd.isna(shown)
         hidden = display == "hidden"
         bad = first(given & hidden)
@@ -629,7 +555,7 @@ class _AdviceRows:
         derived[own] = initial[own]
         wrong_own = wrong & (initial != correct)
         derived[wrong_own] = initial[wrong_own]
-        flipped = self._other_label(correct)
+        flipped = self.rows.options.other(correct)
         wrong_other = wrong & (initial == correct) & (self.columns["n_options"] == 2)
         derived[wrong_other] = flipped[wrong_other]
         shown = np.where(given, shown, derived).astype(object)
@@ -683,7 +609,7 @@ class _AdviceRows:
     def _advised(self, framed: np.ndarray) -> None:
         advice = self.columns["advice"]
         advised = self.columns["advised"]
-        self.rows._check_labels("advised", advised)
+        self.rows.options.check("advised", advised)
         given = ~pd.isna(advised)
         same, opposite = advice == "same", advice == "opposite"
         neutral = advice == "neutral"
@@ -704,7 +630,9 @@ class _AdviceRows:
                     bad, "advised", f"is {advised[bad]!r}, but {why} ({framed[bad]!r})"
                 )
         unknown = np.full(self.size, None, dtype=object)
-        derived = np.where(same, framed, np.where(opposite, self._other_label(framed), unknown))
+        derived = np.where(
+            same, framed, np.where(opposite, self.rows.options.other(framed), unknown)
+        )
         advised = np.where(given, advised, derived).astype(object)
         self.columns["advised"] = advised
         initial = self.columns["initial_choice"]
@@ -724,7 +652,7 @@ class _AdviceRows:
         accuracy, advised and initial_prob_advised (null when unknown)."""
         texts = self.columns["advisors"]
         for position in np.flatnonzero(~pd.isna(texts)):
-            why = _advisors_problem(str(texts[position]), self.rows.labels[position])
+            why = _advisors_problem(str(texts[position]), self.rows.options.labels[position])
             if why is not None:
                 raise self.rows.fail(int(position), "advisors", why)
 
