@@ -338,6 +338,10 @@ def serve(page: bytes, *, port: int, on_ready: Callable[[str], None]) -> None:
             server.serve_forever()
 
 
+def _size(size_bytes: int) -> str:
+    return f"{size_bytes / 1e6:.1f} MB" if size_bytes >= 1e6 else f"{size_bytes / 1e3:.0f} kB"
+
+
 def run_view_command(run_dir: str, out: str | None, serve_page: bool, port: int | None) -> int:
     """The `view` subcommand: writes the page, says where and how large, and serves it when
     asked (Ctrl-C stops the server, exit 0). Bad input raises UserError (exit 2)."""
@@ -348,7 +352,7 @@ def run_view_command(run_dir: str, out: str | None, serve_page: bool, port: int 
     written = write_view(Path(run_dir), None if out is None else Path(out))
     sys.stdout.write(
         f"trial browser: {written.path} ({written.trials:,} trials, {written.calls:,} calls, "
-        f"{written.size_bytes / 1e6:.1f} MB)\n"
+        f"{_size(written.size_bytes)})\n"
     )
     if serve_page:
 

@@ -211,9 +211,10 @@ SCRIPT = r"""
       next);
   }
 
-  function messageBlock(role, body) {
+  function messageBlock(role, body, note) {
     return el("div", { class: "message " + role }, [
-      el("div", { class: "role", text: role }), el("pre", { class: "text", text: body })]);
+      el("div", { class: "role", text: note ? role + " · " + note : role }),
+      el("pre", { class: "text", text: body })]);
   }
   function probabilities(call) {
     const item = items[call.i];
@@ -281,7 +282,7 @@ SCRIPT = r"""
       section.append(messageBlock(text(m[0]), m[1].map(text).join("\n")));
     });
     if (call.pre !== undefined) {
-      section.append(messageBlock("assistant", text(call.pre) + " …"));
+      section.append(messageBlock("assistant", text(call.pre) + " …", "answer prefix"));
     }
     const right = call.ch !== undefined && call.ch === items[call.i][2];
     const answer = call.ch === undefined ? "no answer" : call.ch;

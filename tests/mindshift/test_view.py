@@ -261,7 +261,7 @@ def test_every_trial_is_listed_and_a_clicked_one_shows_its_messages(
     for turn, stored in zip(opened, (first, record), strict=True):
         request = stored["request"]
         sent = [{"role": m["role"], "text": m["content"]} for m in request["messages"]]
-        prefix = {"role": "assistant", "text": request["answer_prefix"] + " …"}
+        prefix = {"role": "assistant · answer prefix", "text": request["answer_prefix"] + " …"}
         assert turn["messages"] == [*sent, prefix]  # every message, word for word
         assert turn["answer"] == stored["choice"]
         assert turn["probabilities"] == [
