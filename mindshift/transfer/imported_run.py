@@ -5,9 +5,11 @@ The directory holds what the analysis reads and nothing it would have to take on
 - `manifest.json`: a manifest (`harness.manifest.Manifest`) whose config names only the
   paradigm and an experiment (the file's name), and whose `imported` entry says where the
   trials came from: the file's name, its SHA-256, its format, the row count, the paradigm and
-  the mindshift version that imported it.
-There is no calls.jsonl: no call was made here. The analysis reads the turn-1 answers from the
-trials instead (`analysis.data.stage1`); docs/trials-schema.md says which numbers that changes.
+  the mindshift version that imported it (and the same of a turn-1 file);
+- `calls.jsonl`, only when a turn-1 file is given (`mindshift.transfer.turn1`): its answers as
+  turn-1 records, the one place the analysis reads turn-1 answers from. Without one there is
+  no calls.jsonl, and the analysis reads the turn-1 answers from the trials
+  (`analysis.data.stage1`); docs/trials-schema.md says which numbers that changes.
 
 A bad file leaves the target as it was: every row is checked before anything is written, the
 directory is assembled beside the target and renamed into place at the end. A target that is

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mindshift.transfer.schema import DEFAULT_OPTIONS, LABEL_SEPARATOR, LABELS
-from mindshift.transfer.source import Cells, SourceTable, first
+from mindshift.transfer.source import Cells, SourceTable, first, quoted
 from paradigms.domains.layout import MAX_OPTIONS, labels_for
 
 COUNT = "n_options"
@@ -39,7 +39,9 @@ class RowOptions:
             bad = first(rows & known & ~listed.isin(list(labels)).to_numpy(bool))
             if bad is not None:
                 raise self.source.problem(
-                    bad, name, f"{values[bad]!r} is not one of the options ({', '.join(labels)})"
+                    bad,
+                    name,
+                    f"{quoted(values[bad])} is not one of the options ({', '.join(labels)})",
                 )
 
     def other(self, label: np.ndarray) -> np.ndarray:

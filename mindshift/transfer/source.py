@@ -123,6 +123,12 @@ def _read_csv(path: Path, data: bytes) -> pd.DataFrame:
         raise TransferError(f"{path.name} is not a CSV table: {_one_line(error)}") from None
 
 
+def quoted(value: object) -> str:
+    """A value as an error message quotes it: text in quotes, a number as Python writes it
+    (not numpy's `np.float64(...)`)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def first(mask: Iterable[bool] | np.ndarray | pd.Series) -> int | None:
     """The position of the first True of a mask; None when there is none."""
     flags = np.asarray(mask, dtype=bool)
@@ -187,7 +193,7 @@ class Cells:
         bad = first(outside)
         if bad is not None:
             raise self.source.problem(
-                bad, name, f"{values[bad]!r} is not a probability (outside [0, 1])"
+                bad, name, f"{quoted(values[bad])} is not a probability (outside [0, 1])"
             )
         return values
 
@@ -199,7 +205,7 @@ class Cells:
             fractional = known & ((values != np.round(values)) | ~np.isfinite(values))
         bad = first(fractional)
         if bad is not None:
-            raise self.source.problem(bad, name, f"{values[bad]!r} is not a whole number")
+            raise self.source.problem(bad, name, f"{quoted(values[bad])} is not a whole number")
         top = np.inf if high is None else float(high)
         with np.errstate(invalid="ignore"):
             outside = known & ((values < low) | (values > top))

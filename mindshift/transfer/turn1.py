@@ -38,7 +38,7 @@ from mindshift.transfer.schema import (
     PROBABILITY_TOLERANCE,
     READOUTS,
 )
-from mindshift.transfer.source import Cells, SourceTable, first
+from mindshift.transfer.source import Cells, SourceTable, first, quoted
 
 TURN1_CSV: Final = "turn1.csv"
 PROB_PREFIX: Final = "prob_"
@@ -219,7 +219,9 @@ class _Turn1Rows:
         split = np.where(pd.isna(split), MAIN, split).astype(object)
         bad = first(~pd.Series(split).isin(SPLITS).to_numpy(bool))
         if bad is not None:
-            raise self.fail(bad, "split", f"unknown split {split[bad]!r} (main or calibration)")
+            raise self.fail(
+                bad, "split", f"unknown split {quoted(split[bad])} (main or calibration)"
+            )
         return split
 
     def _probabilities(
@@ -270,7 +272,7 @@ class _Turn1Rows:
                 raise self.fail(
                     bad,
                     "readout",
-                    f"unknown readout {readout[bad]!r} (one of {', '.join(READOUTS)})",
+                    f"unknown readout {quoted(readout[bad])} (one of {', '.join(READOUTS)})",
                 )
         else:
             readout = np.full(self.size, None, dtype=object)
@@ -342,8 +344,8 @@ class _Turn1Rows:
                     raise self.fail(
                         position,
                         column,
-                        f"{mine!r} differs from the trials' {theirs!r} for this model, item and "
-                        "repeat",
+                        f"{quoted(mine)} differs from the trials' {quoted(theirs)} for this "
+                        "model, item and repeat",
                     )
             known = probs[position]
             mine_confidence = np.nan if known is None else known[str(choice[position])]
@@ -355,14 +357,14 @@ class _Turn1Rows:
                 raise self.fail(
                     position,
                     PROB_PREFIX + str(choice[position]),
-                    f"{mine_confidence!r} differs from the trials' initial_confidence "
-                    f"{theirs_confidence!r} for this model, item and repeat",
+                    f"{quoted(mine_confidence)} differs from the trials' initial_confidence "
+                    f"{quoted(theirs_confidence)} for this model, item and repeat",
                 )
             if stated[position] is not None and stated[position] != row["initial_trial_id"]:
                 raise self.fail(
                     position,
                     "trial_id",
-                    f"{stated[position]!r} differs from the trials' initial_trial_id "
+                    f"{quoted(stated[position])} differs from the trials' initial_trial_id "
                     f"{row['initial_trial_id']!r}",
                 )
         self._complete(frame, has_trials)
@@ -388,7 +390,9 @@ class _Turn1Rows:
         repeated = pd.Series(ids).duplicated().to_numpy(bool)
         bad = first(repeated)
         if bad is not None:
-            raise self.fail(bad, "trial_id", f"{ids[bad]!r} is the id of another turn-1 answer")
+            raise self.fail(
+                bad, "trial_id", f"{quoted(ids[bad])} is the id of another turn-1 answer"
+            )
         return ids
 
     def _complete(self, frame: pd.DataFrame, has_trials: np.ndarray) -> None:

@@ -41,7 +41,7 @@ from mindshift.transfer.schema import (
     declared_columns,
     known_columns,
 )
-from mindshift.transfer.source import Cells, SourceTable, first
+from mindshift.transfer.source import Cells, SourceTable, first, quoted
 from paradigms.columns import AdviceColumns
 
 DESIGN_FACTORS = ("display", "advice", "accuracy")
@@ -212,7 +212,8 @@ class _Rows:
                 raise self.fail(
                     bad,
                     "final_confidence",
-                    f"{on_final[bad]!r} differs from final_prob_initial {on_initial[bad]!r}, "
+                    f"{quoted(on_final[bad])} differs from final_prob_initial "
+                    f"{quoted(on_initial[bad])}, "
                     "though the final answer is the turn-1 answer",
                 )
         derived_initial = np.where(stayed, on_final, np.where(two, 1.0 - on_final, np.nan))
@@ -229,7 +230,7 @@ class _Rows:
                 raise self.fail(
                     unknown,
                     "readout",
-                    f"unknown readout {readout[unknown]!r} (one of {', '.join(READOUTS)})",
+                    f"unknown readout {quoted(readout[unknown])} (one of {', '.join(READOUTS)})",
                 )
         else:
             readout = np.full(self.size, None, dtype=object)
@@ -285,8 +286,8 @@ class _Rows:
                         bad,
                         name,
                         f"says {bool(stated[bad])}, but the choices say {bool(value[bad])} "
-                        f"(correct {correct[bad]!r}, initial {initial[bad]!r}, "
-                        f"final {final[bad]!r})",
+                        f"(correct {quoted(correct[bad])}, initial {quoted(initial[bad])}, "
+                        f"final {quoted(final[bad])})",
                     )
             self.columns[name] = value
 
@@ -346,7 +347,7 @@ class _Rows:
                 raise self.fail(
                     bad,
                     name,
-                    f"unknown {name} {values[bad]!r} (one of {', '.join(column.allowed)})",
+                    f"unknown {name} {quoted(values[bad])} (one of {', '.join(column.allowed)})",
                 )
         return np.asarray(values, dtype=object)
 
@@ -380,7 +381,8 @@ class _Rows:
                 raise self.fail(
                     bad,
                     name,
-                    f"{values[bad]!r} differs from {values[leaders[bad]]!r} in {other}: {what}",
+                    f"{quoted(values[bad])} differs from {quoted(values[leaders[bad]])} in "
+                    f"{other}: {what}",
                 )
 
     def _identity(self) -> None:
@@ -472,7 +474,7 @@ class _Rows:
             raise self.fail(
                 repeated,
                 "trial_id",
-                f"{self.columns['trial_id'][repeated]!r} is the id of "
+                f"{quoted(self.columns['trial_id'][repeated])} is the id of "
                 f"{self.source.row_name(int(leaders[repeated]))} too (one id per trial)",
             )
         self._agree(
@@ -509,7 +511,7 @@ class _AdviceRows:
         bad = first(has_advice & pd.isna(display))
         if bad is not None:
             raise self.rows.fail(
-                bad, "display", f"is empty, but the row has {advice[bad]!r} advice"
+                bad, "display", f"is empty, but the row has {quoted(advice[bad])} advice"
             )
         evidence = has_advice & np.isin(advice.astype(str), ["same", "opposite"])
         bad = first(evidence & np.isnan(accuracy))
@@ -530,7 +532,9 @@ class _AdviceRows:
         bad = first(given & hidden)
         if bad is not None:
             raise self.rows.fail(
-                bad, "displayed_choice", f"is {shown[bad]!r}, but a hidden display shows no answer"
+                bad,
+                "displayed_choice",
+                f"is {quoted(shown[bad])}, but a hidden display shows no answer",
             )
         own = np.isin(display.astype(str), ["shown", "other", "in-context"])
         bad = first(given & own & (shown != initial))
@@ -538,8 +542,8 @@ class _AdviceRows:
             raise self.rows.fail(
                 bad,
                 "displayed_choice",
-                f"is {shown[bad]!r}, but a {display[bad]} display shows the turn-1 answer "
-                f"{initial[bad]!r}",
+                f"is {quoted(shown[bad])}, but a {display[bad]} display shows the turn-1 answer "
+                f"{quoted(initial[bad])}",
             )
         wrong = display == "answer-wrong"
         bad = first(given & wrong & (shown == correct))
@@ -547,7 +551,8 @@ class _AdviceRows:
             raise self.rows.fail(
                 bad,
                 "displayed_choice",
-                f"is the correct answer {shown[bad]!r}, but answer-wrong displays a wrong one",
+                f"is the correct answer {quoted(shown[bad])}, but answer-wrong displays a "
+                "wrong one",
             )
         # What the display determines: its own answer, or under answer-wrong the turn-1
         # answer when it was wrong, else (two options) the other one.
@@ -601,8 +606,9 @@ class _AdviceRows:
                 raise self.rows.fail(
                     bad,
                     name,
-                    f"is empty: the displayed answer {shown[bad]!r} is not the turn-1 answer and "
-                    "there are more than two options, so its probability must be given",
+                    f"is empty: the displayed answer {quoted(shown[bad])} is not the turn-1 "
+                    "answer and there are more than two options, so its probability must be "
+                    "given",
                 )
             self.columns[name] = values
 
@@ -627,7 +633,7 @@ class _AdviceRows:
             bad = first(mask)
             if bad is not None:
                 raise self.rows.fail(
-                    bad, "advised", f"is {advised[bad]!r}, but {why} ({framed[bad]!r})"
+                    bad, "advised", f"is {quoted(advised[bad])}, but {why} ({quoted(framed[bad])})"
                 )
         unknown = np.full(self.size, None, dtype=object)
         derived = np.where(
