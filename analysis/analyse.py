@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from analysis.data.load import RunData, load_run
 from analysis.data.temperature import Prior
 from analysis.engines.logodds import BAYES_CLIP
-from analysis.measures.results import results_for_run
+from analysis.measures.results import Results, results_for_run
 from analysis.render.outputs import output_lock, write_outputs
 
 OUTPUT_DIR: Final = "analysis"
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """One analysed run: what was read, what every output was rendered from, and where the
+    outputs went."""
+
+    run: RunData
+    """The run as `load_run` read it (`.trials`: the prepared trials the measures read)."""
+    results: Results
+    """Every measure: what summary.json, the tables, the figures and report.html show."""
+    summary: dict[str, Any]
+    """The content of summary.json (NaN as None)."""
+    out_dir: Path
+    """RUN_DIR/analysis."""
 
 
 def _facts(run: RunData) -> dict[str, str]:
@@ -63,9 +79,25 @@ def analyse_run(
     (`analysis.engines.logodds`; 0 = exact Bayes). The analysis directory is replaced as a
     whole, and two analyses of one run are serialised: the second waits for the first
     (`on_wait`, if given, hears a sentence saying so; see `analysis.render.outputs`). Returns
-    the summary (the content of summary.json, NaN as None). Raises `AnalysisInputError` when
-    the run directory is missing, empty or corrupt, or the analysis cannot be written into it.
+    the summary (the content of summary.json, NaN as None; `analyse_run_in_full` returns the
+    results and the loaded run with it). Raises `AnalysisInputError` when the run directory
+    is missing, empty or corrupt, or the analysis cannot be written into it.
     """
+    return analyse_run_in_full(
+        run_dir, prior=prior, fitted_model=fitted_model, bayes_clip=bayes_clip, on_wait=on_wait
+    ).summary
+
+
+def analyse_run_in_full(
+    run_dir: Path | str,
+    *,
+    prior: Prior = "auto",
+    fitted_model: Literal["auto", "beta", "tobit"] = "auto",
+    bayes_clip: float = BAYES_CLIP,
+    on_wait: Callable[[str], None] | None = None,
+) -> RunAnalysis:
+    """`analyse_run`, returning with the summary the run it read and the results every output
+    was rendered from."""
     # Read first: a directory that is not a run is refused before a lock file is made in it.
     run = load_run(run_dir, prior=prior, bayes_clip=bayes_clip)
     out = run.run_dir / OUTPUT_DIR
@@ -73,4 +105,5 @@ def analyse_run(
         results = results_for_run(run, fitted_model=fitted_model)
         facts = _facts(run)
         title = f"mindshift analysis — {facts.get('experiment', run.run_dir.name)}"
-        return write_outputs(results, out, title=title, facts=facts)
+        summary = write_outputs(results, out, title=title, facts=facts)
+    return RunAnalysis(run=run, results=results, summary=summary, out_dir=out)
