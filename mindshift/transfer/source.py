@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mindshift.transfer.errors import TransferError
 
@@ -136,13 +139,44 @@ def first(mask: Iterable[bool] | np.ndarray | pd.Series) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def _missing(values: pd.Series) -> np.ndarray:
-    """Cells that hold no value: null, NaN, or text that is blank or a missing word."""
-    null = np.asarray(values.isna().to_numpy(bool), dtype=bool)
-    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
-        return null
-    words = values.map(lambda cell: isinstance(cell, str) and cell.strip().lower() in MISSING_WORDS)
-    return np.asarray(null | words.to_numpy(bool), dtype=bool)
+def _all_text(values: pd.Series) -> bool:
+    """Whether every cell that is not null is text (a CSV column always is)."""
+    return pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+
+
+@dataclass(frozen=True)
+class _TextCells:
+    """A column of text cells, stripped and classified once (a large file's columns are read
+    by several checks): parsed by pyarrow's vectorised kernels, not cell by cell."""
+
+    stripped: pa.Array
+    """The cells without surrounding blanks (null stays null)."""
+    missing: np.ndarray
+    """Null, blank, or a missing word."""
+
+    @classmethod
+    def of(cls, values: pd.Series) -> _TextCells:
+        cells = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+        stripped = pc.utf8_trim_whitespace(cells)
+        words = pc.is_in(pc.utf8_lower(stripped), value_set=pa.array(sorted(MISSING_WORDS)))
+        missing = pc.or_(pc.is_null(stripped), pc.fill_null(words, True))
+        return cls(stripped, np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool))
+
+    def texts(self) -> np.ndarray:
+        """The stripped cells as Python text (None where null)."""
+        return np.asarray(self.stripped.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _missing_cell(cell: object) -> bool:
+    """A cell of a column of several types holds no value: null, NaN or a missing word."""
+    if isinstance(cell, str):
+        return cell.strip().lower() in MISSING_WORDS
+    return cell is None or cell is pd.NA or (isinstance(cell, float) and math.isnan(cell))
+
+
+def _among(words: pa.Array, allowed: frozenset[str]) -> np.ndarray:
+    found = pc.fill_null(pc.is_in(words, value_set=pa.array(sorted(allowed))), False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 class Cells:
@@ -151,20 +185,46 @@ class Cells:
 
     def __init__(self, source: SourceTable) -> None:
         self.source = source
+        self._text_cells: dict[str, _TextCells | None] = {}
 
     def _column(self, name: str) -> pd.Series:
         return self.source.frame[name]
 
+    def _text(self, name: str) -> _TextCells | None:
+        """The column's text cells; None when some cell is no text (a parquet column of
+        numbers, flags, or of several types)."""
+        if name not in self._text_cells:
+            values = self._column(name)
+            self._text_cells[name] = _TextCells.of(values) if _all_text(values) else None
+        return self._text_cells[name]
+
+    def _missing(self, name: str) -> np.ndarray:
+        """Cells that hold no value: null, NaN, or text that is blank or a missing word."""
+        text = self._text(name)
+        if text is not None:
+            return text.missing
+        values = self._column(name)
+        if pd.api.types.is_object_dtype(values):
+            return np.asarray(values.map(_missing_cell).to_numpy(bool), dtype=bool)
+        return np.asarray(values.isna().to_numpy(bool), dtype=bool)
+
     def known(self, name: str) -> np.ndarray:
         """Where the column's cells hold a value (not empty, not a missing word)."""
-        return ~_missing(self._column(name))
+        return ~self._missing(name)
 
     def text(self, name: str) -> pd.Series:
         """The column as stripped text; None where a cell is empty (or null in parquet)."""
-        values = self._column(name).astype(object)
-        stripped = values.map(lambda cell: str(cell).strip(), na_action="ignore")
-        known = stripped.notna().to_numpy(bool) & stripped.ne("").to_numpy(bool)
-        return stripped.where(known, None).astype(object)
+        text = self._text(name)
+        if text is not None:
+            cells = text.texts()
+        else:
+            values = self._column(name).astype(object)
+            mapped = values.map(lambda cell: str(cell).strip(), na_action="ignore")
+            cells = np.asarray(mapped.to_numpy(object), dtype=object)
+        blank = pd.isna(cells) | (cells == "")
+        cells = cells.copy()
+        cells[blank] = None
+        return pd.Series(cells, dtype=object)
 
     def number(self, name: str) -> np.ndarray:
         """The column as float64; NaN where a cell is missing."""
@@ -173,12 +233,23 @@ class Cells:
             raise self.source.problem(0, name, f"holds flags ({raw.iloc[0]}), not numbers")
         if pd.api.types.is_numeric_dtype(raw):
             return np.asarray(raw.to_numpy(np.float64, na_value=np.nan), dtype=np.float64)
-        missing = _missing(raw)
-        flags = raw.map(lambda cell: isinstance(cell, bool | np.bool_)).to_numpy(bool)
-        bad_flag = first(flags & ~missing)
-        if bad_flag is not None:
-            raise self.source.problem(bad_flag, name, f"{raw.iloc[bad_flag]} is not a number")
-        cells = raw.where(~missing, None)
+        missing = self._missing(name)
+        text = self._text(name)
+        if text is not None:
+            kept = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text.stripped)
+            try:
+                parsed = pc.cast(kept, pa.float64()).to_numpy(zero_copy_only=False)
+                return np.asarray(parsed, dtype=np.float64)
+            except pa.ArrowInvalid:
+                pass  # a cell that is no number: found, and named, below
+            cells = pd.Series(text.texts(), dtype=object)
+        else:
+            flags = raw.map(lambda cell: isinstance(cell, bool | np.bool_)).to_numpy(bool)
+            bad_flag = first(flags & ~missing)
+            if bad_flag is not None:
+                raise self.source.problem(bad_flag, name, f"{raw.iloc[bad_flag]} is not a number")
+            cells = raw.astype(object).map(lambda cell: str(cell).strip(), na_action="ignore")
+        cells = cells.where(~missing, None)
         parsed = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64, na_value=np.nan)
         bad = first(np.isnan(parsed) & ~missing)
         if bad is not None:
@@ -221,6 +292,19 @@ class Cells:
         if pd.api.types.is_bool_dtype(raw) and not raw.isna().any():
             return np.asarray(raw.to_numpy(bool), dtype=bool)
         out = np.full(len(raw), default, dtype=bool)
+        text = self._text(name)
+        if text is not None:
+            # A flag stored as a float by a spreadsheet reads 1.0 or 0.0.
+            words = pc.replace_substring_regex(pc.utf8_lower(text.stripped), r"\.0$", "")
+            true = _among(words, TRUE_WORDS)
+            false = _among(words, FALSE_WORDS)
+            bad = first(~true & ~false & ~text.missing)
+            if bad is not None:
+                cell = str(raw.iloc[bad]).strip()
+                raise self.source.problem(bad, name, f"{cell!r} is not a flag (true or false)")
+            out[true] = True
+            out[false] = False
+            return out
         for position, cell in enumerate(raw.to_numpy(object)):
             if cell is None or (isinstance(cell, float) and np.isnan(cell)) or cell is pd.NA:
                 continue
