@@ -240,6 +240,14 @@ class _Rows:
         default = np.where(none_read, CHOICE_ONLY, "logprobs").astype(object)
         readout = np.where(pd.isna(readout), default, readout).astype(object)
         choice_only = readout == CHOICE_ONLY
+        bad = first(np.isnan(on_initial) & ~np.isnan(on_final))
+        if bad is not None:
+            raise self.fail(
+                bad,
+                FINAL_PROBABILITIES[0],
+                "is needed: with more than two options, the final confidence of a changed "
+                "answer does not say the final probability of the turn-1 answer",
+            )
         for name, values, censored in (
             ("initial_confidence", initial, censored_initial),
             (FINAL_PROBABILITIES[0], on_initial, censored_final),

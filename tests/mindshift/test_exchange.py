@@ -369,6 +369,13 @@ BAD_FILES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame] | bytes, str]]
         _column("changed_mind", ["false", "false", "false", "true", "false"]),
         "mine.csv row 3, column 'changed_mind': says False, but the choices say True",
     ),
+    "four options, a changed answer and its final confidence only": (
+        _then(
+            lambda frame: frame.rename(columns={"final_prob_initial": "final_confidence"}),
+            _column("n_options", ["4"] * 5),
+        ),
+        "mine.csv row 3, column 'final_prob_initial': is needed: with more than two options",
+    ),
     "a misspelt column": (
         _column("n_option", ["2"] * 5),
         "mine.csv: unknown column 'n_option' (did you mean 'n_options'?)",
