@@ -22,13 +22,16 @@ import pandas as pd
 import pytest
 
 from analysis.data.load import load_run
+from harness.config import load_config
+from harness.errors import RunDirError
+from harness.experiment import check_run_dir, prepare
 from mindshift.cli import main
 from mindshift.transfer import export_run, import_trials
 from mindshift.transfer.schema import known_columns
 from mindshift.transfer.turn1 import OPTIONAL as TURN1_OPTIONAL
 from mindshift.transfer.turn1 import REQUIRED as TURN1_REQUIRED
 from paradigms import PARADIGMS
-from paradigms.registry import paradigm_class
+from paradigms.registry import installed_paradigms, paradigm_class
 from tests.conftest import sim_config_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "trials-schema.md"
@@ -469,6 +472,17 @@ def test_an_import_replaces_an_imported_run_and_nothing_else(
     assert "absent.csv: no such file" in capsys.readouterr().err
     assert main(["import", str(source), "--out", str(tmp_path / "y"), "--paradigm", "nope"]) == 2
     assert "unknown paradigm 'nope'" in capsys.readouterr().err
+
+
+def test_no_config_resumes_into_an_imported_run(tmp_path: Path) -> None:
+    source = tmp_path / "mine.csv"
+    source.write_text(HAND_MADE, encoding="utf-8")
+    import_trials(source, tmp_path / "run")
+    config = tmp_path / "config.toml"
+    config.write_text(sim_config_text(items=2), encoding="utf-8")
+    prepared = prepare(load_config(config), installed_paradigms())
+    with pytest.raises(RunDirError, match="holds a run of a different config"):
+        check_run_dir(prepared, tmp_path / "run")
 
 
 def test_parquet_in_gives_the_table_csv_gives_and_numbers_its_rows_from_1(
