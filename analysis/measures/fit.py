@@ -20,6 +20,25 @@ flag); `other` and `hidden` trials have shown flag 0 (docs/design.md); only tria
 c, q and Delta enter; a term the data cannot identify (no same-advice trials; every trial
 shown, so the flag equals the intercept) is left out of the design and reported as NaN.
 
+The estimator follows the model's confidence readout (the trials' `readout` column;
+`estimator_for`), because what a confidence can say depends on how it was read:
+- `logprobs` (and a table without readouts): the Tobit censored at BAYES_CLIP (0.01 / 0.99),
+  the agent's own clip.
+- `sampling` (and `ptrue` read by sampling): a frequency k / N cannot tell q apart within
+  1 / (2N) of 0 or 1, so the Tobit is censored there, at [1/(2N), 1 - 1/(2N)] (N inferred from
+  the grid of frequencies, `analysis.engines.readout_grid`), and c is clipped alike. Censored
+  at 0.01 instead, a frequency of 0 or 1 is read as "beyond 0.01", and every weight overshoots
+  (+12..+17 % for N = 20 on the simulated agent).
+- `verbal`, `verbal-2stage`: a confidence stated on a grid of step r (the largest of 1, 5, 10
+  points dividing every stated value) only places the true value within r / 2 of it, so the
+  fit is the interval-censored Tobit (`analysis.engines.interval_tobit`): the final statement
+  s gives q in [s - r/2, s + r/2] (clipped to [0, 1]; with K options, after a change of answer
+  q = (1 - s) / (K - 1), whose interval follows from s's); c is clipped to [r/2, 1 - r/2].
+  The plain Tobit overshoots by +20..+33 % when stated values are rounded to 10.
+- `ptrue` read by logprobs: a probability, fitted as logprobs are.
+A model whose rows mix readouts is not fitted (its note says so): fit each readout's rows
+separately (a run holding one model under several readouts has an entry per readout).
+
 Errors: `se` is the model-based error (trials independent); `se_item` clusters by item (the
 sandwich of `analysis.engines.clustered`), the one to use for intervals and tests. The contrast
 w_opposite - w_same with its clustered error tests the asymmetry the paper reports (advice
@@ -30,9 +49,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from analysis.data.prepare import at_bayes_clip
@@ -46,11 +66,110 @@ from analysis.engines.clustered import (
     p_value,
     too_few_items,
 )
+from analysis.engines.interval_tobit import interval_tobit_fit
 from analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
-from analysis.engines.tobit import tobit_fit
+from analysis.engines.readout_grid import rounding_step, sample_count
+from analysis.engines.tobit import TobitResult, tobit_fit
 
 TERMS: Final = ("intercept", "prior_weight", "choice_support", "w_same", "w_opposite")
 """Coefficients in design order; a term enters only if it adds to the design's rank."""
+
+
+EstimatorName = Literal["tobit", "tobit-resolution", "interval-tobit", "none"]
+"""The update fit's estimators: the Tobit censored at BAYES_CLIP, the Tobit censored at the
+readout's resolution, the interval-censored Tobit; "none" when the rows cannot be fitted."""
+
+LOGPROBS_READOUT: Final = "logprobs"
+SAMPLED_READOUTS: Final = frozenset({"sampling", "ptrue"})
+STATED_READOUTS: Final = frozenset({"verbal", "verbal-2stage"})
+
+
+@dataclass(frozen=True)
+class ReadoutEstimator:
+    """The estimator of the update model fitting one readout's confidences, and why."""
+
+    readout: str
+    """The rows' readout (`harness.types.ReadoutName`, or "choice-only")."""
+    name: EstimatorName
+    reason: str
+    bound: float = BAYES_CLIP
+    """c and q are clipped to [bound, 1 - bound] before their logit; for the Tobits, also
+    the censoring points."""
+    step: float = 0.0
+    """The interval-censored Tobit's rounding step on the probability scale (0: none)."""
+
+
+def _readouts(trials: pd.DataFrame) -> list[str]:
+    if "readout" not in trials.columns:
+        return [LOGPROBS_READOUT]
+    return sorted({str(value) for value in trials["readout"].dropna().unique()}) or [
+        LOGPROBS_READOUT
+    ]
+
+
+def _plain(readout: str, reason: str) -> ReadoutEstimator:
+    return ReadoutEstimator(readout, "tobit", reason)
+
+
+def estimator_for(trials: pd.DataFrame) -> ReadoutEstimator:
+    """The estimator for a model's trials, chosen by their readout (the module docstring)."""
+    readouts = _readouts(trials)
+    if len(readouts) > 1:
+        return ReadoutEstimator(
+            "+".join(readouts),
+            "none",
+            f"the rows mix readouts ({', '.join(readouts)}): fit each readout's rows separately",
+        )
+    readout = readouts[0]
+    values = np.concatenate(
+        [
+            trials["initial_confidence"].to_numpy(np.float64),
+            trials["final_prob_initial"].to_numpy(np.float64),
+        ]
+    )
+    if readout in SAMPLED_READOUTS:
+        count = sample_count(values)
+        if count is None:
+            return _plain(
+                readout,
+                "confidences on no grid of 1/N (probabilities, not frequencies): the Tobit "
+                f"censored at {BAYES_CLIP} / {1 - BAYES_CLIP}",
+            )
+        bound = 1.0 / (2 * count)
+        return ReadoutEstimator(
+            readout,
+            "tobit-resolution",
+            f"frequencies of N = {count} answers resolve q only to 1/(2N): the Tobit censored "
+            f"at {bound:.4g} / {1 - bound:.4g}",
+            bound=bound,
+        )
+    if readout in STATED_READOUTS:
+        stated = np.concatenate(
+            [
+                trials["initial_confidence"].to_numpy(np.float64),
+                trials["final_confidence"].to_numpy(np.float64),
+            ]
+        )
+        points = rounding_step(stated)
+        if points is None:
+            return _plain(
+                readout,
+                "stated confidences on no grid of 1, 5 or 10 points: the Tobit censored at "
+                f"{BAYES_CLIP} / {1 - BAYES_CLIP}",
+            )
+        step = points / 100.0
+        return ReadoutEstimator(
+            readout,
+            "interval-tobit",
+            f"confidences stated in steps of {points} points place q only within {points / 2:g} "
+            "points of the stated value: the interval-censored Tobit",
+            bound=step / 2.0,
+            step=step,
+        )
+    return _plain(
+        readout,
+        f"probabilities read from the model: the Tobit censored at {BAYES_CLIP} / {1 - BAYES_CLIP}",
+    )
 
 
 @dataclass(frozen=True)
@@ -78,6 +197,12 @@ class UpdateFit:
     """w_opposite - w_same: estimate, se_item, ci_low, ci_high, p_value (t with G - 1 df)."""
     note: str = ""
     """Why the estimates are NaN (too few trials or questions); empty when they are not."""
+    readout: str = LOGPROBS_READOUT
+    """The readout of the fitted trials' confidences."""
+    estimator: EstimatorName = "tobit"
+    """The estimator used (`estimator_for`)."""
+    estimator_reason: str = ""
+    """Why that estimator suits the readout."""
 
     def to_dict(self) -> dict[str, object]:
         """Flat JSON-ready mapping (NaN still as float; `analysis.render.summary` nulls it)."""
@@ -149,22 +274,72 @@ def _contrast(
     }
 
 
+def _stated_intervals(rows: pd.DataFrame, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Log-odds bounds of q for stated confidences of rounding `step` (module docstring)."""
+    stated = rows["final_confidence"].to_numpy(np.float64)
+    changed = rows["changed_mind"].to_numpy(bool)
+    others = np.maximum(rows["n_options"].to_numpy(np.float64) - 1.0, 1.0)
+    half = step / 2.0
+    low = np.where(changed, (1.0 - stated - half) / others, stated - half)
+    high = np.where(changed, (1.0 - stated + half) / others, stated + half)
+    # Bound 0: an interval reaching 0 or 1 is open there (log-odds -inf or +inf).
+    return logit(np.clip(low, 0.0, 1.0), 0.0), logit(np.clip(high, 0.0, 1.0), 0.0)
+
+
+def _fit_engine(
+    estimator: ReadoutEstimator,
+    rows: pd.DataFrame,
+    design: pd.DataFrame,
+    response: np.ndarray,
+    terms: list[str],
+    codes: npt.NDArray[np.int64],
+) -> TobitResult:
+    if estimator.name == "tobit":
+        return tobit_fit(
+            design[terms].to_numpy(),
+            response,
+            lower=float(logit(CLIP_LOW)),
+            upper=float(logit(CLIP_HIGH)),
+            clusters=codes,
+        )
+    bound = estimator.bound
+    x = design.copy()
+    x["prior_weight"] = logit(rows["initial_confidence"].to_numpy(np.float64), bound)
+    if estimator.name == "interval-tobit":
+        low, high = _stated_intervals(rows, estimator.step)
+        return interval_tobit_fit(x[terms].to_numpy(), low, high, clusters=codes)
+    # The bounds through the very logit of the response: the engine tells a censored value by
+    # equality with its bound, and another formula may differ from it in the last bit.
+    lower, upper = logit(np.array([bound, 1.0 - bound]), bound)
+    return tobit_fit(
+        x[terms].to_numpy(),
+        logit(rows["final_prob_initial"].to_numpy(np.float64), bound),
+        lower=float(lower),
+        upper=float(upper),
+        clusters=codes,
+    )
+
+
 def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
-    """Tobit fit of the update model to `trials` (normally one model's trials).
+    """Fit of the update model to `trials` (normally one model's trials) by the estimator
+    their readout calls for (`estimator_for`).
 
     The trials are prepared first (`analysis.data.prepare`) and their Bayes shifts taken at the
     simulated agent's clip bounds whatever clip the table's Bayes baseline used: those
-    bounds are this model's censoring points.
+    bounds are the logprobs readout's censoring points.
     """
     trials = at_bayes_clip(trials, BAYES_CLIP)
     design, response = design_matrix(trials)
+    estimator = estimator_for(trials.loc[design.index])
     terms = _identifiable(design) if len(design) else []
     nan = float("nan")
     g = int(trials.loc[design.index, "item_id"].nunique())
     # One question leaves the prior weight unidentified (one initial confidence) and no
     # clustered error: the estimates would describe another model, so none are reported.
     note = (
-        f"too few trials ({len(design)}) for the {len(terms)} identifiable terms"
+        estimator.reason
+        if estimator.name == "none"
+        else f"too few trials ({len(design)}) for the {len(terms)} identifiable terms"
         if not terms or len(design) <= len(terms)
         else too_few_items(g)
         if g < MIN_ITEMS
@@ -189,15 +364,12 @@ def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
             g,
             _contrast([], np.zeros(0), np.zeros((0, 0)), 0),
             note,
+            estimator.readout,
+            estimator.name,
+            estimator.reason,
         )
     codes = cluster_codes(trials.loc[design.index, "item_id"])
-    result = tobit_fit(
-        design[terms].to_numpy(),
-        response,
-        lower=float(logit(CLIP_LOW)),
-        upper=float(logit(CLIP_HIGH)),
-        clusters=codes,
-    )
+    result = _fit_engine(estimator, trials.loc[design.index], design, response, terms, codes)
     coef: Mapping[str, float] = dict(zip(terms, map(float, result.coef), strict=True))
     se = {term: float(value) for term, value in zip(terms, result.se, strict=True)}
     clustered = np.sqrt(np.clip(np.diag(result.cov_cluster), 0.0, None))
@@ -219,6 +391,9 @@ def fit_update_model(trials: pd.DataFrame) -> UpdateFit:
         se_item={term: se_item.get(term, nan) for term in TERMS},
         n_items=g,
         opposite_minus_same=_contrast(terms, result.coef, result.cov_cluster, g),
+        readout=estimator.readout,
+        estimator=estimator.name,
+        estimator_reason=estimator.reason,
     )
 
 

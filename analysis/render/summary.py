@@ -84,6 +84,8 @@ def _model_entry(results: Results, model: str) -> dict[str, Any]:
     rows = _of(results.trials, model)
     fit = results.fits.get(model) or fit_update_model(rows)
     entry: dict[str, Any] = {
+        # How the confidences were read (`harness.readouts`); the fit names its estimator.
+        "readout": fit.readout,
         "n_trials": len(answered(rows)),
         "n_items": int(rows["item_id"].nunique()),
         "n_with_confidence": int(
