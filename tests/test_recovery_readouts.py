@@ -7,19 +7,19 @@ within 10 %, and the bias each readout puts into the logprobs estimator is measu
 The estimators (recovered on this agent: choice_support 0.8, w_same 1, w_opposite 2.5, noise
 0.3; 300 items x 36 conditions; seed 0):
 - sampling, N = 20: the Tobit censored at the readout's resolution, 1/(2N) and 1 - 1/(2N)
-  (a frequency of 20/20 only says q is beyond about 1 - 1/40), c clipped alike: 0.795, 0.931,
-  2.593 (within 7 %).
+  (a frequency of 20/20 only says q is beyond about 1 - 1/40), c clipped alike: 0.793, 0.920,
+  2.575 (-1 %, -8 %, +3 %).
 - verbal, rounded to 10: the interval-censored Tobit (a stated s says q is in s +- 0.05),
-  c clipped to [0.05, 0.95]: 0.782, 1.015, 2.465 (within 3 %).
+  c clipped to [0.05, 0.95]: 0.762, 1.015, 2.457 (-5 %, +2 %, -2 %).
 
 The bias of the logprobs estimator (the Tobit censored at 0.01 / 0.99, as a logprobs model's
 fit is), kept here as the documented figure of what reading a text readout as probabilities
 costs:
 - sampling, N = 20: a frequency of 0 or 1 is read as beyond logit(0.01) or logit(0.99),
   though it only says q is beyond about 1/20; the fit pulls the slopes up to reach the
-  bounds: every weight overshoots by 10-16 %.
+  bounds: every weight overshoots: 0.913, 1.098, 2.867 (+14 %, +10 %, +15 %).
 - verbal, rounded to 10: a stated 100 % stands for any q above 0.95 and is read as beyond
-  0.99, and 0 % likewise: the weights overshoot by 20-35 %.
+  0.99, and 0 % likewise: 0.995, 1.365, 3.004 (+24 %, +37 %, +20 %).
 """
 
 from __future__ import annotations
