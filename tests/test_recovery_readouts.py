@@ -6,9 +6,10 @@ within 10 %, and the bias each readout puts into the logprobs estimator is measu
 
 The estimators (recovered on this agent: choice_support 0.8, w_same 1, w_opposite 2.5, noise
 0.3; 300 items x 36 conditions; seed 0):
-- sampling, N = 20: the Tobit censored at the readout's resolution, 1/(2N) and 1 - 1/(2N)
-  (a frequency of 20/20 only says q is beyond about 1 - 1/40), c clipped alike: 0.793, 0.920,
-  2.575 (-1 %, -8 %, +3 %).
+- sampling, N = 20: the binomial logit-normal regression of the counts k of N (its own
+  likelihood), c clipped to [1/(2N), 1 - 1/(2N)]: 0.780, 0.991, 2.502 (-2 %, -1 %, +0 %);
+  the simpler Tobit censored at the readout's resolution, 1/(2N) and 1 - 1/(2N) (a frequency
+  of 20/20 only says q is beyond about 1 - 1/40): 0.793, 0.920, 2.575 (-1 %, -8 %, +3 %).
 - verbal, rounded to 10: the interval-censored Tobit (a stated s says q is in s +- 0.05),
   c clipped to [0.05, 0.95]: 0.762, 1.015, 2.457 (-5 %, +2 %, -2 %).
 
@@ -34,7 +35,13 @@ from analysis import analyse_run, load_run
 from analysis.data.prepare import at_bayes_clip
 from analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
 from analysis.engines.tobit import tobit_fit
-from analysis.measures.fit import TERMS, design_matrix
+from analysis.measures.fit import (
+    TERMS,
+    at_resolution,
+    design_matrix,
+    estimator_for,
+    fit_update_model,
+)
 from mindshift.cli import main
 from tests.conftest import sim_config_text
 
@@ -88,7 +95,13 @@ def test_sampling_twenty_answers_recovers_the_agent(
     # Frequencies of 20 samples (the first of which is the answer): multiples of 1/20.
     steps = trials["final_prob_initial"].to_numpy() * 20
     assert np.allclose(steps, np.round(steps))
-    _check(run_dir, "tobit-resolution", overshoot=(0.05, 0.25))
+    _check(run_dir, "binomial-logit-normal", overshoot=(0.05, 0.25))
+    # The simpler estimator, the Tobit censored at the readout's resolution, is within 10 % too.
+    trials = load_run(run_dir).trials
+    simpler = fit_update_model(trials, at_resolution(estimator_for(trials)))
+    assert simpler.estimator == "tobit-resolution"
+    for name, value in TRUE.items():
+        assert getattr(simpler, name) == pytest.approx(value, rel=0.10), name
 
 
 def test_verbal_rounded_to_ten_recovers_the_agent(

@@ -105,7 +105,7 @@ def test_three_readouts_of_the_simulated_agent(
     }
     assert [models[m]["fit"]["estimator"] for m in sorted(models)] == [
         "tobit",
-        "tobit-resolution",
+        "binomial-logit-normal",
         "interval-tobit",
     ]
     table = pd.read_csv(run_dir / "analysis" / "tables" / "readouts.csv")

@@ -10,13 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.engines.binomial_logit_normal import (
+    BinomialLikelihood,
+    binomial_logit_normal_fit,
+)
 from analysis.engines.interval_tobit import (
     IntervalLikelihood,
     interval_tobit_fit,
     log_interval_probability,
 )
 from analysis.engines.readout_grid import rounding_step, sample_count
-from analysis.measures.fit import _stated_intervals, estimator_for
+from analysis.measures.fit import _stated_intervals, at_resolution, estimator_for
 
 
 def _phi(z: float) -> float:
@@ -86,6 +90,29 @@ def test_interval_fit_refuses_an_empty_interval() -> None:
         interval_tobit_fit(np.ones((3, 1)), [0.0, 1.0, 2.0], [0.5, 1.0, 3.0])
 
 
+def test_binomial_fit_recovers_a_sampled_regression() -> None:
+    rng = np.random.default_rng(2)
+    n = 3000
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    belief = 1.0 / (1.0 + np.exp(-(x @ [0.3, 1.5] + rng.normal(size=n) * 0.5)))
+    counts = rng.binomial(20, belief)
+    result = binomial_logit_normal_fit(x, counts, np.full(n, 20), clusters=np.arange(n))
+    assert result.converged
+    assert result.coef == pytest.approx([0.3, 1.5], abs=0.06)
+    assert result.sigma == pytest.approx(0.5, abs=0.06)
+    assert (result.n_lower, result.n_upper) == (int((counts == 0).sum()), int((counts == 20).sum()))
+
+
+def test_binomial_loglik_of_two_rows_by_hand() -> None:
+    # sigma at its floor: the quadrature collapses to the plain binomial at expit(xb).
+    likelihood = BinomialLikelihood(np.ones((2, 1)), np.array([3.0, 0.0]), np.array([4.0, 2.0]))
+    p = 1.0 / (1.0 + math.exp(-0.5))
+    by_hand = math.log(4 * p**3 * (1 - p)) - math.log(4) + 2 * math.log(1 - p)
+    value, _ = likelihood(np.array([0.5, math.log(1e-9)]))
+    # The binomial coefficient C(4, 3) = 4 is a constant the fit leaves out.
+    assert -value == pytest.approx(by_hand, rel=1e-9)
+
+
 def test_grids_read_from_the_values() -> None:
     assert sample_count([0.0, 0.05, 0.5, 1.0]) == 20
     assert sample_count([0.3, 0.5]) == 10
@@ -116,15 +143,22 @@ def test_each_readout_gets_its_estimator() -> None:
     logprobs = estimator_for(_trials("logprobs", [0.73, 0.91], [0.62, 0.4]))
     assert (logprobs.name, logprobs.bound) == ("tobit", 0.01)
     sampling = estimator_for(_trials("sampling", [0.85, 1.0], [0.05, 0.6]))
-    assert (sampling.name, sampling.bound) == ("tobit-resolution", 1 / 40)
+    assert (sampling.name, sampling.bound, sampling.samples) == (
+        "binomial-logit-normal",
+        1 / 40,
+        20,
+    )
     assert "N = 20" in sampling.reason
+    assert at_resolution(sampling).name == "tobit-resolution"
+    with pytest.raises(ValueError, match="not the fit of a sampling readout"):
+        at_resolution(logprobs)
     verbal = estimator_for(_trials("verbal", [0.8, 1.0], [0.3, 0.9]))
     assert (verbal.name, verbal.step, verbal.bound) == ("interval-tobit", 0.1, 0.05)
     two_stage = estimator_for(_trials("verbal-2stage", [0.85, 1.0], [0.3, 0.9]))
     assert (two_stage.name, two_stage.step) == ("interval-tobit", 0.05)
     # P(True) read by logprobs is a probability; read by sampling, a frequency.
     assert estimator_for(_trials("ptrue", [math.pi / 4, 0.7123], [0.3333, 0.9])).name == "tobit"
-    assert estimator_for(_trials("ptrue", [0.4, 0.8], [0.2, 0.6])).name == "tobit-resolution"
+    assert estimator_for(_trials("ptrue", [0.4, 0.8], [0.2, 0.6])).name == "binomial-logit-normal"
     # A table without readouts is a logprobs table.
     assert estimator_for(_trials("x", [0.5], [0.5]).drop(columns="readout")).name == "tobit"
 
