@@ -33,7 +33,7 @@ from analysis.beta.regression import (
 )
 from analysis.compare import compare_runs
 from analysis.data.framing import frame_on_displayed
-from analysis.data.load import RunData, load_run, load_stage1_calls, load_trials, read_jsonl
+from analysis.data.load import RunData, load_run, load_stage1_calls, load_trials
 from analysis.data.prepare import (
     Preparation,
     Prepared,
@@ -243,7 +243,6 @@ __all__ = [
     "predicted_confidence",
     "preparation_of",
     "prepare_trials",
-    "read_jsonl",
     "reliability_bins",
     "reliability_table",
     "render_figures",

@@ -13,11 +13,10 @@ equals the report's. The table as read is `run.raw_trials`; measures refuse it.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import pandas as pd
 
@@ -32,13 +31,14 @@ from analysis.data.schema import (
 from analysis.data.temperature import Prior
 from analysis.engines.logodds import BAYES_CLIP
 from analysis.errors import AnalysisInputError
+from harness.errors import RunDirError
+from harness.record import CallRecord, read_call_records
+from harness.run_format import CALLS_FILE, MANIFEST_FILE, TRIALS_FILE
+from harness.trial_ids import CALIBRATION_CONDITION
 
-TRIALS_FILE: Final = "trials.parquet"
-CALLS_FILE: Final = "calls.jsonl"
-CALIBRATION_CONDITION: Final = "calibration"
-"""The condition the harness records on the stage-1 calls of calibration items (the
-analysis reads the files, so it names the value rather than importing the harness)."""
-MANIFEST_FILE: Final = "manifest.json"
+STAGE1_ONLY: Final = frozenset({1})
+"""The turns the analysis reads from calls.jsonl: the first (every later turn is in the
+trials table already)."""
 KNOWN_PARAMETERS: Final = ("choice_support", "w_same", "w_opposite")
 """The simulated agent's update parameters the report compares its estimates with."""
 
@@ -67,8 +67,8 @@ class RunData:
     @property
     def known_parameters(self) -> dict[str, dict[str, float]]:
         """Per simulated model (`sim:` spec), the update parameters its config states
-        (choice_support, w_same, w_opposite; only those written in the config: the agent's
-        defaults belong to the harness, which the analysis does not import)."""
+        (choice_support, w_same, w_opposite; only those written in the config: a value left to
+        the agent's default is not restated here)."""
         config = self.manifest.get("config")
         models = config.get("models") if isinstance(config, dict) else None
         known: dict[str, dict[str, float]] = {}
@@ -122,96 +122,61 @@ def load_trials(path: Path) -> pd.DataFrame:
     return mark_as_read(validate_trials(table, source=str(path)), str(path))
 
 
-_STAGE2_PREFIX: Final = re.compile(rb'\{"trial_id":"[^"\\]*","stage":2[,}]')
-"""The first bytes of a stage-2 record as the run store writes it (compact JSON, trial_id
-then stage). The analysis needs only stage-1 records from calls.jsonl, and a large run holds
-a million stage-2 lines: recognising them by this prefix, without parsing, makes loading
-fast and flat in memory. A line in any other layout is parsed in full, so nothing is lost."""
+class Stage1Row(NamedTuple):
+    """One row of the stage-1 table (its fields: STAGE1_COLUMNS + STAGE1_EXTRA_COLUMNS)."""
+
+    trial_id: str
+    model: str
+    item_id: str
+    correct: str
+    choice: str
+    split: str
+    """MAIN, or CALIBRATION for a held-out item's call."""
+    probs: tuple[float, ...] | None
+    """The option probabilities in label order; None when censored or unknown."""
+    correct_index: int
+    choice_index: int
+    """Positions in label order; -1 when unknown."""
 
 
-def iter_jsonl(path: Path, skip: re.Pattern[bytes] | None = None) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file, streamed, tolerating a truncated last line.
-
-    The run store appends one line per finished call, so a crash (even kill -9) can leave a
-    partial final line: that line is skipped. A bad line anywhere else means the file is
-    corrupt, and is an error rather than silently lost data. Lines that `skip` matches at
-    their start are passed over without parsing.
-    """
-    try:
-        handle = path.open("rb")
-    except OSError as error:
-        raise AnalysisInputError(f"{path} cannot be read: {error}") from error
-    with handle:
-        pending: tuple[int, Exception] | None = None  # a bad line: fatal unless it is the last
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if pending is not None:
-                bad_number, reason = pending
-                raise AnalysisInputError(f"{path}:{bad_number} is not valid JSON: {reason}")
-            if skip is not None and skip.match(line):
-                continue
-            try:
-                # Decoding per line: a truncated multi-byte character only spoils its own line.
-                record = json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as bad:
-                pending = (number, bad)
-                continue
-            if not isinstance(record, dict):
-                raise AnalysisInputError(f"{path}:{number} is not a JSON object")
-            yield record
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every JSON object of a JSON-lines file (see `iter_jsonl`)."""
-    return list(iter_jsonl(path))
-
-
-def _option_probs(record: dict[str, Any], labels: list[str]) -> tuple[float, ...] | None:
-    """The renormalised option probabilities in label order; None when unknown (censored)."""
-    readout = record.get("readout")
-    probs = readout.get("probs") if isinstance(readout, dict) else None
-    if not isinstance(probs, dict) or not labels:
+def _stage1_row(record: CallRecord) -> Stage1Row | None:
+    """A stage-1 call's row of the stage-1 table; None for a call with no answer to score."""
+    if record.failed:
         return None
-    values = [probs.get(label) for label in labels]
-    if any(not isinstance(value, int | float) for value in values):
-        return None
-    return tuple(float(value) for value in values)  # type: ignore[arg-type]
+    item = record.item
+    labels = list(item.labels)
+    correct, chosen = item.correct, str(record.choice)
+    probs = record.probs
+    in_order = (
+        tuple(float(probs[label]) for label in labels)
+        if probs is not None and labels and all(label in probs for label in labels)
+        else None
+    )
+    return Stage1Row(
+        trial_id=record.trial_id,
+        model=record.model,
+        item_id=item.item_id,
+        correct=correct,
+        choice=chosen,
+        split=CALIBRATION if record.condition == CALIBRATION_CONDITION else MAIN,
+        probs=in_order,
+        correct_index=labels.index(correct) if correct in labels else -1,
+        choice_index=labels.index(chosen) if chosen in labels else -1,
+    )
 
 
-def stage1_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def stage1_table(records: Iterable[CallRecord]) -> pd.DataFrame:
     """Stage-1 calls that produced a choice, one row per trial id (a re-stored call: last wins).
 
-    Failed calls (an error, or no choice) are left out: they have no answer to score.
-    Columns: STAGE1_COLUMNS plus `split` ("main", or "calibration" for the held-out items
-    asked at stage 1 only), `probs` (option probabilities in label order, or None),
+    Failed calls (an error, or no choice) are left out: they have no answer to score; records
+    of later turns are passed over. Columns: STAGE1_COLUMNS plus `split` ("main", or
+    "calibration" for the held-out items asked at stage 1 only), `probs` (option
+    probabilities in label order, or None when the readout was censored or is unknown),
     `correct_index` and `choice_index` (positions in that order; -1 when unknown).
     """
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        if record.get("stage") != 1:
-            continue
-        item = record.get("item")
-        choice = record.get("choice")
-        failed = record.get("error") is not None or choice is None
-        if failed or not isinstance(item, dict) or item.get("correct") is None:
-            continue
-        raw_labels = item.get("labels")
-        labels = [str(label) for label in raw_labels] if isinstance(raw_labels, list) else []
-        correct, chosen = str(item["correct"]), str(choice)
-        rows.append(
-            {
-                "trial_id": str(record.get("trial_id", "")),
-                "model": str(record.get("model", "")),
-                "item_id": str(item.get("id", "")),
-                "correct": correct,
-                "choice": chosen,
-                "split": CALIBRATION if record.get("condition") == CALIBRATION_CONDITION else MAIN,
-                "probs": _option_probs(record, labels),
-                "correct_index": labels.index(correct) if correct in labels else -1,
-                "choice_index": labels.index(chosen) if chosen in labels else -1,
-            }
-        )
+    rows = [
+        row for record in records if record.stage == 1 and (row := _stage1_row(record)) is not None
+    ]
     table = pd.DataFrame(rows, columns=list(STAGE1_COLUMNS + STAGE1_EXTRA_COLUMNS))
     # Only records that carry an id can be recognised as the same call stored twice.
     repeated = table["trial_id"].ne("") & table.duplicated(subset="trial_id", keep="last")
@@ -219,8 +184,19 @@ def stage1_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def load_stage1_calls(path: Path) -> pd.DataFrame:
-    """The answered stage-1 calls of a calls.jsonl file (see `stage1_table`)."""
-    return stage1_table(iter_jsonl(path, skip=_STAGE2_PREFIX))
+    """The answered stage-1 calls of a calls.jsonl file (see `stage1_table`).
+
+    The log is read as the harness reads it (`harness.record.read_call_records`, not strict:
+    a log assembled by hand needs only the keys the analysis reads). A torn last line (the
+    call in flight when a run was killed) is skipped; any other line that is not a call
+    record is an `AnalysisInputError` naming the file and the line. Only turn-1 records are
+    parsed: the lines of later turns, a million in a large run, are recognised by their
+    first bytes (`harness.run_format.line_stage`) and passed over.
+    """
+    try:
+        return stage1_table(read_call_records(path, strict=False, stages=STAGE1_ONLY))
+    except RunDirError as error:
+        raise AnalysisInputError(str(error)) from None
 
 
 def load_manifest(path: Path) -> dict[str, Any]:

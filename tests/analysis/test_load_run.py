@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import AnalysisInputError, load_run, read_jsonl
+from analysis import AnalysisInputError, load_run, load_stage1_calls
 
 Simulate = Callable[..., pd.DataFrame]
 
@@ -29,25 +29,61 @@ def test_truncated_last_line_is_skipped(run_dir: Path) -> None:
     assert run.stage1 is not None and len(run.stage1) == 40
 
 
+STAGE1 = {
+    "trial_id": "t1",
+    "stage": 1,
+    "model": "sim",
+    "item": {"id": "i1", "labels": ["A", "B"], "correct": "A"},
+    "choice": "A",
+    "readout": {"probs": {"A": 0.7, "B": 0.3}},
+}
+
+
 def test_truncated_multibyte_character_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "calls.jsonl"
-    path.write_bytes(b'{"a": 1}\n{"b": "caf\xc3')
-    assert read_jsonl(path) == [{"a": 1}]
+    path.write_bytes(json.dumps(STAGE1).encode() + b'\n{"trial_id": "caf\xc3')
+    table = load_stage1_calls(path)
+    assert list(table["trial_id"]) == ["t1"]
+    assert table.loc[0, "probs"] == (0.7, 0.3)
 
 
 def test_corrupt_middle_line_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "calls.jsonl"
-    path.write_text('{"a": 1}\n{"broken\n{"c": 3}\n')
-    with pytest.raises(AnalysisInputError, match=":2 "):
-        read_jsonl(path)
+    line = json.dumps(STAGE1)
+    path.write_text(f'{line}\n{{"broken\n{line}\n')
+    with pytest.raises(AnalysisInputError, match=r"calls\.jsonl: line 2 "):
+        load_stage1_calls(path)
+
+
+def test_a_line_that_is_no_call_record_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    path.write_text(json.dumps(STAGE1) + "\n" + json.dumps({"a": 1}) + "\n")
+    with pytest.raises(AnalysisInputError, match="line 2 has no 'trial_id'"):
+        load_stage1_calls(path)
+
+
+def test_later_turns_are_skipped_unparsed(tmp_path: Path) -> None:
+    """A later turn's line in the run store's layout is recognised by its first bytes and
+    never parsed (damage after them goes unseen); in another layout it is parsed, checked,
+    and left out."""
+    path = tmp_path / "calls.jsonl"
+    later = {**STAGE1, "trial_id": "t2", "stage": 3, "initial_trial_id": "t1"}
+    path.write_text(
+        json.dumps(STAGE1)
+        + '\n{"trial_id":"t9","stage":2,not json at all\n'
+        + json.dumps(later)
+        + "\n"
+    )
+    assert list(load_stage1_calls(path)["trial_id"]) == ["t1"]
 
 
 def test_duplicate_stage1_calls_count_once(run_dir: Path) -> None:
     calls = run_dir / "calls.jsonl"
     first = calls.read_text().splitlines()[0]
+    later = {**json.loads(first), "trial_id": "s2", "stage": 2, "initial_trial_id": "x"}
     with calls.open("a") as handle:
         handle.write(first + "\n")
-        handle.write(json.dumps({"trial_id": "s2", "stage": 2, "model": "sim"}) + "\n")
+        handle.write(json.dumps(later) + "\n")
     run = load_run(run_dir)
     assert run.stage1 is not None and len(run.stage1) == 40
 
@@ -135,3 +171,10 @@ def test_trials_come_prepared_and_the_table_as_read_is_refused(
 def test_load_run_refuses_a_bad_clip(run_dir: Path) -> None:
     with pytest.raises(AnalysisInputError, match="bayes clip"):
         load_run(run_dir, bayes_clip=0.5)
+
+
+def test_stage1_rows_have_the_stage1_tables_columns() -> None:
+    from analysis.data.load import Stage1Row
+    from analysis.data.schema import STAGE1_COLUMNS, STAGE1_EXTRA_COLUMNS
+
+    assert Stage1Row._fields == STAGE1_COLUMNS + STAGE1_EXTRA_COLUMNS
