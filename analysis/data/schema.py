@@ -1,52 +1,123 @@
 """The trials table's columns, their types and the canonical order of the factor levels.
 
+trials.parquet has two owners, and this module follows both rather than restating them:
+- the engine (`harness.trials_table.COLUMNS`): what every protocol's rows have (ids, the
+  turn, the answers and their confidences). They are the required core, but for the few a
+  table written before them lacks (`ENGINE_DEFAULTS`: a table without `turn` holds the one
+  later turn of a two-turn protocol, turn 2).
+- the paradigm (`Paradigm.Columns`): the columns it adds. The measures of change-of-mind's
+  display x advice x accuracy design, and the Bayes baseline of advice, read the advice
+  protocols' columns (`paradigms.columns.AdviceColumns`). Their design factors
+  (`ADVICE_FACTORS`) come together or not at all; the other advice columns came later and
+  are read as unknown when absent. A protocol that declares no advice columns (a plugin's,
+  or a directory assembled by hand) gets them all as unknown: its trials have no display,
+  advice or accuracy, as flip-flop's and are-you-sure's have none, so the measures of that
+  design find no cells and the report says why (`has_advice_design`).
+
 `validate_trials` is the single gate every table passes through before analysis (the loader
 calls it, and so does `summarise`), so the measures can rely on dtypes instead of re-checking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Final
+import math
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, Literal, Union, get_args, get_origin
 
 import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisInputError
+from harness.paradigm import TrialColumns
+from harness.trials_table import COLUMNS as ENGINE_COLUMNS
+from paradigms.columns import AdviceColumns
+from paradigms.facts import OWN_DISPLAYS as PARADIGM_OWN_DISPLAYS
+from paradigms.facts import AdviceKind, Display
 
-STR_COLUMNS: Final = (
-    "trial_id",
-    "initial_trial_id",
-    "model",
-    "item_id",
-    "correct",
-    "condition",
-    "display",
-    "advice",
-    "initial_choice",
-    "final_choice",
-)
-INT_COLUMNS: Final = ("repeat", "n_options")
-FLOAT_COLUMNS: Final = ("accuracy", "initial_confidence", "final_prob_initial")
-BOOL_COLUMNS: Final = (
-    "initial_correct",
-    "changed_mind",
-    "final_correct",
-    "initial_censored",
-    "final_censored",
-)
-TRIAL_COLUMNS: Final = STR_COLUMNS + INT_COLUMNS + FLOAT_COLUMNS + BOOL_COLUMNS
-"""Every column the analysis requires of trials.parquet (one row per stage-2 trial)."""
-OPTIONAL_FLOAT_COLUMNS: Final = (
-    "initial_prob_advised",
-    "initial_prob_displayed",
-    "final_prob_displayed",
-)
-OPTIONAL_STR_COLUMNS: Final = ("displayed_choice", "advisors")
-OPTIONAL_COLUMNS: Final = OPTIONAL_FLOAT_COLUMNS + OPTIONAL_STR_COLUMNS
-"""Columns the harness writes since K options, the controls and multi-advice (see
-harness/trials_table.py): a table without them (an older run, a hand-made table) gets them
-as unknown (NaN / null), which the K-option Bayes baseline and the framing treat as such."""
+Kind = Literal["str", "int", "float", "bool", "object"]
+"""How a column is typed: text (missing stays missing), int64, float64 (unknown is NaN), bool
+(a missing flag reads False), or passed through as it is."""
+
+ENGINE_KINDS: Final[Mapping[str, Kind]] = {
+    "trial_id": "str",
+    "initial_trial_id": "str",
+    "model": "str",
+    "repeat": "int",
+    "item_id": "str",
+    "correct": "str",
+    "n_options": "int",
+    "condition": "str",
+    "turn": "int",
+    "readout": "str",
+    "initial_choice": "str",
+    "initial_confidence": "float",
+    "initial_correct": "bool",
+    "initial_censored": "bool",
+    "initial_outside_mass": "float",
+    "final_choice": "str",
+    "final_confidence": "float",
+    "final_prob_initial": "float",
+    "changed_mind": "bool",
+    "final_correct": "bool",
+    "final_censored": "bool",
+    "final_outside_mass": "float",
+}
+"""The type of each of the engine's columns (`harness.trials_table.COLUMNS`, which names them
+without types; tests/analysis/test_schema.py keeps the two lists equal)."""
+
+TWO_TURN: Final = 2
+"""The turn of every row of a table written before `turn` existed (two-turn protocols)."""
+LOGPROBS: Final = "logprobs"
+"""The readout of every row of a table written before readouts were stored (issue 10)."""
+ENGINE_DEFAULTS: Final[Mapping[str, float | str]] = {
+    "turn": TWO_TURN,
+    "readout": LOGPROBS,
+    "initial_outside_mass": math.nan,
+    "final_confidence": math.nan,
+    "final_outside_mass": math.nan,
+}
+"""The engine's columns a table written before them lacks, with the value they read as."""
+TRIAL_COLUMNS: Final = tuple(name for name in ENGINE_COLUMNS if name not in ENGINE_DEFAULTS)
+"""Every column the analysis requires of trials.parquet (one row per answered later turn):
+the engine's, less those older tables lack (`ENGINE_DEFAULTS`)."""
+
+
+def _kind(annotation: object) -> Kind:
+    """The kind of a pydantic field's annotation (`X | None`: X's, but an optional int or
+    flag is a float or passed through, since None must stay unknown)."""
+    nullable = False
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        nullable = len(members) < len(get_args(annotation))
+        if len(members) != 1:
+            return "object"
+        annotation = members[0]
+    if get_origin(annotation) is Literal:
+        values = {type(value) for value in get_args(annotation)}
+        annotation = values.pop() if len(values) == 1 else object
+    if annotation is bool:
+        return "object" if nullable else "bool"
+    if annotation is int:
+        return "float" if nullable else "int"
+    if annotation is float:
+        return "float"
+    return "str" if annotation is str else "object"
+
+
+def column_kinds(columns: type[TrialColumns]) -> dict[str, Kind]:
+    """The kind of every column a paradigm's `Columns` model declares."""
+    return {name: _kind(field.annotation) for name, field in columns.model_fields.items()}
+
+
+ADVICE_KINDS: Final[Mapping[str, Kind]] = column_kinds(AdviceColumns)
+"""The advice protocols' columns (`paradigms.columns.AdviceColumns`) and their kinds."""
+ADVICE_FACTORS: Final = ("display", "advice", "accuracy")
+"""The advice columns that are change-of-mind's design factors: a table has all or none."""
+OPTIONAL_COLUMNS: Final = tuple(name for name in ADVICE_KINDS if name not in ADVICE_FACTORS)
+"""Advice columns the harness writes since K options, the controls and multi-advice: a table
+without them (an older run, a hand-made table) gets them as unknown (NaN / null), which the
+K-option Bayes baseline and the framing treat as such."""
 
 STAGE1_COLUMNS: Final = ("trial_id", "model", "item_id", "correct", "choice")
 """Columns of the stage-1 table: one row per stage-1 call that produced a choice."""
@@ -57,16 +128,16 @@ MAIN: Final = "main"
 CALIBRATION: Final = "calibration"
 """`split` of a calibration item's stage-1 call (held out, stage 1 only)."""
 
+DISPLAYS: Final[tuple[str, ...]] = get_args(Display)
+"""Display conditions in the order tables and figures use (the advice protocols' `Display`)."""
+ADVICE_TYPES: Final[tuple[str, ...]] = get_args(AdviceKind)
+"""Advice types in the order tables and figures use (the advice protocols' `AdviceKind`)."""
+OWN_DISPLAYS: Final[tuple[str, ...]] = PARADIGM_OWN_DISPLAYS
+"""Displays that present an answer as the model's own (choice support can act on them)."""
 MAIN_DISPLAYS: Final = ("shown", "hidden", "other")
 """The paper's main displays: the update fits use these (the controls are reported per cell)."""
-CONTROL_DISPLAYS: Final = ("answer-wrong", "in-context")
-"""The paper's controls: a wrong answer displayed as the model's own; both turns in one call."""
-OWN_DISPLAYS: Final = ("shown", "answer-wrong", "in-context")
-"""Displays that present an answer as the model's own (choice support can act on them)."""
-DISPLAYS: Final = MAIN_DISPLAYS + CONTROL_DISPLAYS
-"""Display conditions in the order tables and figures use."""
-ADVICE_TYPES: Final = ("same", "opposite", "neutral")
-"""Advice types in the order tables and figures use."""
+CONTROL_DISPLAYS: Final = tuple(display for display in DISPLAYS if display not in MAIN_DISPLAYS)
+"""The paper's controls (a wrong answer displayed as the model's own; both turns in one call)."""
 
 
 def canonical_order(values: Iterable[str], canonical: Sequence[str]) -> list[str]:
@@ -97,51 +168,68 @@ def _as_str(column: pd.Series) -> pd.Series:
     return values
 
 
-def _coerce(column: pd.Series, name: str) -> pd.Series:
-    if name in STR_COLUMNS:
+def _coerce(column: pd.Series, kind: Kind) -> pd.Series:
+    if kind == "str":
         return _as_str(column)
-    if name in INT_COLUMNS:
+    if kind == "int":
         return pd.to_numeric(column).astype(np.int64)
-    if name in FLOAT_COLUMNS:
+    if kind == "float":
         return pd.to_numeric(column).astype(np.float64)
-    # Nullable booleans (a failed call) read as False: such rows have no final choice and are
-    # dropped by every measure that uses these flags.
-    return column.astype("boolean").fillna(False).astype(bool)
+    if kind == "bool":
+        # Nullable booleans (a failed call) read as False: such rows have no final choice and
+        # are dropped by every measure that uses these flags.
+        return column.astype("boolean").fillna(False).astype(bool)
+    return column
+
+
+def _unknown(kind: Kind, length: int, index: pd.Index) -> pd.Series:
+    if kind == "float":
+        return pd.Series(np.nan, index=index, dtype=np.float64)
+    return pd.Series([None] * length, index=index, dtype=object)
 
 
 def validate_trials(trials: pd.DataFrame, *, source: str = "trials table") -> pd.DataFrame:
-    """A copy of `trials` with every contract column present and of the contract type.
+    """A copy of `trials` with every column the analysis reads present and of its type.
 
-    Raises `AnalysisInputError` naming the missing columns, or an unparseable column; the
-    OPTIONAL_COLUMNS are added as unknown when absent; extra columns pass through untouched.
+    Raises `AnalysisInputError` naming the missing columns (of the engine's core, or of the
+    advice design factors when only some are present), or a column that cannot be typed. The
+    engine's later columns are added as `ENGINE_DEFAULTS` says and absent advice columns as
+    unknown (see the module doc); extra columns (a paradigm's own) pass through untouched.
     """
     missing = [name for name in TRIAL_COLUMNS if name not in trials.columns]
+    factors = [name for name in ADVICE_FACTORS if name in trials.columns]
+    if factors and len(factors) < len(ADVICE_FACTORS):
+        missing += [name for name in ADVICE_FACTORS if name not in factors]
     if missing:
-        raise AnalysisInputError(f"{source} lacks column(s): {', '.join(missing)}")
+        raise AnalysisInputError(
+            f"{source} lacks column(s): {', '.join(missing)}"
+            + (
+                f" (the advice design factors {', '.join(ADVICE_FACTORS)} come together)"
+                if any(name in ADVICE_FACTORS for name in missing)
+                else ""
+            )
+        )
     out = trials.copy()
-    for name in OPTIONAL_FLOAT_COLUMNS:
+    for name, value in ENGINE_DEFAULTS.items():
         if name not in out.columns:
-            out[name] = np.nan
-    for name in OPTIONAL_STR_COLUMNS:
+            out[name] = value
+    for name, kind in ADVICE_KINDS.items():
         if name not in out.columns:
-            out[name] = pd.Series([None] * len(out), index=out.index, dtype=object)
-    for name in OPTIONAL_FLOAT_COLUMNS:
+            out[name] = _unknown(kind, len(out), out.index)
+    for name, kind in (*ENGINE_KINDS.items(), *ADVICE_KINDS.items()):
         try:
-            out[name] = pd.to_numeric(out[name]).astype(np.float64)
-        except (TypeError, ValueError) as error:
-            raise AnalysisInputError(
-                f"{source}: column {name!r} is not numeric ({error})"
-            ) from error
-    for name in OPTIONAL_STR_COLUMNS:
-        out[name] = _as_str(out[name])
-    for name in TRIAL_COLUMNS:
-        try:
-            out[name] = _coerce(out[name], name)
+            out[name] = _coerce(out[name], kind)
         except (TypeError, ValueError) as error:
             raise AnalysisInputError(
                 f"{source}: column {name!r} is not of its contract type ({error})"
             ) from error
     return out.reset_index(drop=True)
+
+
+def has_advice_design(trials: pd.DataFrame) -> bool:
+    """Whether any trial has an advice factor: change-of-mind's display x advice x accuracy
+    design, whose measures need the advice columns (`paradigms.columns.AdviceColumns`)."""
+    return "advice" in trials.columns and bool(trials["advice"].notna().any())
 
 
 def validate_stage1(stage1: pd.DataFrame, *, source: str = "stage-1 table") -> pd.DataFrame:

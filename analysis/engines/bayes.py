@@ -152,9 +152,12 @@ def with_bayes(trials: pd.DataFrame, bayes_clip: float = BAYES_CLIP) -> pd.DataF
         if "n_options" in trials.columns
         else np.full(len(trials), 2.0)
     )
+    # A table without the advice columns (a protocol that declares none) has no advice to
+    # update on: its baseline is unknown, NaN, as for a trial without an advice factor.
+    unknown = pd.Series(np.nan, index=trials.index, dtype=np.float64)
     shift = bayes_shift(
-        trials["accuracy"].to_numpy(np.float64),
-        trials["advice"],
+        trials.get("accuracy", unknown).to_numpy(np.float64),
+        trials.get("advice", unknown.astype(object)),
         k,
         advised_share(c, advised, k),
         bayes_clip,

@@ -16,8 +16,9 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.schema import ADVICE_TYPES, DISPLAYS, accuracy_key, canonical_order
+from analysis.data.schema import ADVICE_KINDS, ADVICE_TYPES, DISPLAYS, accuracy_key, canonical_order
 from analysis.engines.clustered import clustered_mean_se, interval, n_clusters
+from analysis.errors import AnalysisInputError
 
 CELL_COLUMNS: Final = ("n", "n_items", "mean", "sem", "se_item", "ci_low", "ci_high")
 
@@ -53,6 +54,9 @@ def cell_stats(
     """
     keys = ["model", *by]
     columns = [*keys, *CELL_COLUMNS]
+    absent = [key for key in keys if key not in table.columns]
+    if absent:
+        raise AnalysisInputError(absent_columns(absent))
     finite = np.isfinite(values.to_numpy(dtype=np.float64))
     codes = pd.factorize(table[cluster])[0]
     data = table.loc[finite, keys].assign(
@@ -80,6 +84,18 @@ def cell_stats(
     out["ci_low"], out["ci_high"] = low, high
     out[["n", "n_items"]] = out[["n", "n_items"]].astype(np.int64)
     return sort_cells(out, keys)
+
+
+def absent_columns(names: Sequence[str]) -> str:
+    """Why a measure cannot group these trials: the columns they lack, and whose they are."""
+    message = f"these trials have no column {', '.join(repr(n) for n in names)}"
+    if any(name in ADVICE_KINDS for name in names):
+        message += (
+            ": it is one of the advice protocols' columns (paradigms.columns.AdviceColumns), "
+            "which measures of the display x advice x accuracy design need; a protocol that "
+            "declares none has no such design (its trials are measured by condition and turn)"
+        )
+    return message
 
 
 def sort_cells(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
