@@ -57,6 +57,7 @@ from analysis.data.temperature import (
     stage1_matrix,
     temperatures,
 )
+from analysis.data.turns import last_turn
 from analysis.engines.bayes import (
     advice_evidence,
     advice_sign,
@@ -131,6 +132,7 @@ from analysis.measures.transfer import (
     transfer_table,
     transfer_update_fit,
 )
+from analysis.measures.turns import turn_table
 from analysis.render.figures import (
     FIGURES,
     figure_png,
@@ -140,6 +142,7 @@ from analysis.render.figures import (
     plot_oucs,
     plot_reliability,
     plot_switching,
+    plot_turns,
     plot_updates,
     render_figures,
 )
@@ -220,6 +223,7 @@ __all__ = [
     "initial_accuracy_table",
     "is_prepared",
     "json_ready",
+    "last_turn",
     "load_run",
     "load_stage1_calls",
     "load_trials",
@@ -239,6 +243,7 @@ __all__ = [
     "plot_oucs",
     "plot_reliability",
     "plot_switching",
+    "plot_turns",
     "plot_updates",
     "predicted_confidence",
     "preparation_of",
@@ -265,6 +270,7 @@ __all__ = [
     "transfer_runs",
     "transfer_table",
     "transfer_update_fit",
+    "turn_table",
     "update_table",
     "validate_trials",
     "with_bayes",

@@ -231,23 +231,24 @@ def chosen_temperatures(table: pd.DataFrame, prior: Prior) -> dict[str, float]:
 
 
 def apply_calibration(trials: pd.DataFrame, chosen: Mapping[str, float]) -> pd.DataFrame:
-    """`trials` with both confidences of two-option trials scaled by the model's temperature.
+    """`trials` with both turns' confidences of two-option trials scaled by the model's
+    temperature: in the initial answer at turn 1 and at the row's turn (`final_prob_initial`),
+    and, where the table has it, in the answer given at the row's turn (`final_confidence`).
 
-    The read-out values are kept in `initial_confidence_raw` and `final_prob_initial_raw`;
-    a model without a temperature in `chosen` keeps its raw values.
+    The read-out values are kept in `initial_confidence_raw`, `final_prob_initial_raw` (and
+    `final_confidence_raw`); a model without a temperature in `chosen` keeps its raw values.
     """
-    out = trials.assign(
-        initial_confidence_raw=trials["initial_confidence"],
-        final_prob_initial_raw=trials["final_prob_initial"],
-    )
+    scaled = ["initial_confidence", "final_prob_initial"]
+    if "final_confidence" in trials.columns:
+        scaled.append("final_confidence")
+    out = trials.assign(**{f"{name}_raw": trials[name] for name in scaled})
     if not chosen:
         return out
-    initial = out["initial_confidence"].to_numpy(np.float64).copy()
-    final = out["final_prob_initial"].to_numpy(np.float64).copy()
+    values = {name: out[name].to_numpy(np.float64).copy() for name in scaled}
     models = out["model"].to_numpy()
     binary = out["n_options"].to_numpy() == 2
     for model, temperature in chosen.items():
         rows = (models == model) & binary
-        initial[rows] = scale_binary(initial[rows], temperature)
-        final[rows] = scale_binary(final[rows], temperature)
-    return out.assign(initial_confidence=initial, final_prob_initial=final)
+        for column in values.values():
+            column[rows] = scale_binary(column[rows], temperature)
+    return out.assign(**values)

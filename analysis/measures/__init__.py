@@ -37,6 +37,7 @@ BUILT_IN: Final = (
     "clip_sensitivity",
     "conditions",
     "sequences",
+    "turns",
 )
 """The built-in measure modules, in the order their measures register."""
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from analysis.data.prepare import answered
+from analysis.data.turns import last_turn
 from analysis.measures.cells import cell_stats
 from analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
 
@@ -17,9 +18,10 @@ def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.Data
     Every answered trial counts, with or without a confidence: models read without logprobs
     enter the change-of-mind measures too (docs/paradigm.md 3). An unprepared table is
     prepared first (`analysis.data.prepare.ensure_prepared`): under the answer-wrong control a
-    change of mind is leaving the displayed answer.
+    change of mind is leaving the displayed answer. A protocol of more than two turns counts
+    each condition's last turn (`analysis.data.turns.last_turn`), not its turns pooled.
     """
-    rows = answered(trials)
+    rows = last_turn(answered(trials))
     return cell_stats(rows, rows["changed_mind"].astype(float), by)
 
 

@@ -45,11 +45,12 @@ Scale = Literal["rate", "signed", "number", "ratio"]
 """How a measure's values read: a rate (shown in percent), a signed difference, a plain
 number, or a ratio."""
 
-Chart = Literal["bars", "accuracy_lines", "reliability", "switching", "updates"]
+Chart = Literal["bars", "accuracy_lines", "reliability", "switching", "updates", "trajectories"]
 """How a figure draws its measure (`analysis.render.figures`). Any cell measure can use the
 first two: "bars" draws its display x advice cells, a panel per model; "accuracy_lines" its
 display x advice x accuracy cells, a line per advice type against accuracy and a panel per
-display. The others are the drawings of one built-in measure each."""
+display. The others are the drawings of one built-in measure each ("trajectories": the
+per-turn confidence of `analysis.measures.turns`)."""
 
 Style = Literal["rate", "signed", "ratio", "estimate", "temperature"]
 """How a row of the terminal summary shows its value: "rate" 12.5 %; "signed" +0.12; "ratio"

@@ -7,6 +7,11 @@ sum_k s_k logit(a_k); `analysis.engines.bayes.sequence_posterior`). Per model an
 condition): the change-of-mind rate, the mean final confidence in the initially chosen
 option, the mean Bayes posterior and the OUCS (their difference, positive = overconfident),
 each with an item-clustered 95 % interval.
+
+`sequential-advice` hears the same advisors one per turn, answering after each: its sequence
+is complete at the condition's last turn, which is what this table reads
+(`analysis.data.turns.last_turn`); the posterior after each advisor is in
+`analysis.measures.turns`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Final
 import pandas as pd
 
 from analysis.data.prepare import answered, ensure_prepared
+from analysis.data.turns import last_turn
 from analysis.engines.bayes import parse_advisors
 from analysis.measures.cells import cell_stats
 from analysis.measures.registry import Measure, MeasureResults, model_rows, on_trials, register
@@ -44,13 +50,16 @@ def describe_sequence(advisors_json: str) -> str:
 
 
 def sequence_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per model x condition of the trials with a sequence of advisors (SEQUENCE_COLUMNS).
+    """Per model x condition of the trials with a sequence of advisors (SEQUENCE_COLUMNS),
+    after the whole sequence: at the condition's last turn (sequential advice's earlier turns
+    have heard only part of it).
 
-    Empty when no trial has one (any paradigm but multi-advice). An unprepared table is
-    prepared first (`analysis.data.prepare.ensure_prepared`).
+    Empty when no trial has one (any paradigm but multi-advice and sequential advice). An
+    unprepared table is prepared first (`analysis.data.prepare.ensure_prepared`).
     """
     rows = answered(ensure_prepared(trials))
     rows = rows.loc[rows["advisors"].notna()] if "advisors" in rows.columns else rows.iloc[:0]
+    rows = last_turn(rows)
     if rows.empty:
         return pd.DataFrame(columns=list(SEQUENCE_COLUMNS))
     by = ("condition",)
@@ -107,8 +116,9 @@ register(
         title="Sequences of advisors",
         function=sequence_table,
         compute=on_trials(sequence_table),
-        caption="Per sequence of advisors (multi-advice): the change-of-mind rate, the final "
-        "confidence, the Bayes posterior of the summed shifts and their difference (OUCS).",
+        caption="Per sequence of advisors (multi-advice; sequential advice at its last turn, "
+        "once every advisor has spoken): the change-of-mind rate, the final confidence, the "
+        "Bayes posterior of the summed shifts and their difference (OUCS).",
         summary=_sequence_entries,
     )
 )

@@ -594,6 +594,97 @@ def plot_estimates(estimates: pd.DataFrame) -> Figure:
     return figure
 
 
+CONDITION_COLOURS: Final = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
+)
+"""Okabe-Ito colours for the conditions of a trajectory figure, reused in turn past eight."""
+MAX_LABELLED_CONDITIONS: Final = 12
+"""Most conditions a trajectory figure's legend names (change-of-mind has 36 two-turn ones:
+their lines are drawn, their names are in the tables)."""
+
+
+def plot_turns(turns: pd.DataFrame, spec: FigureSpec) -> Figure:
+    """Confidence in the turn-1 answer by turn: a line per condition (95 % CI bars), a panel
+    per model; dashed, in the condition's colour, the mean Bayes posterior where defined.
+
+    Draws `turn_table(trials)` (`analysis.measures.turns`).
+    """
+    models, more = _drawn(_models_of(turns) if not turns.empty else [])
+    figure, panels = _model_panels(max(1, len(models)), sharey=True)
+    if not models:
+        _empty_panel(panels[0], "no answered later turns")
+    conditions = sorted({str(c) for c in turns["condition"]})
+    colour = {c: CONDITION_COLOURS[i % len(CONDITION_COLOURS)] for i, c in enumerate(conditions)}
+    labelled = set(conditions[:MAX_LABELLED_CONDITIONS])
+    any_bayes = False
+    for ax, model in zip(panels, models, strict=False):
+        here = turns.loc[turns["model"] == model]
+        for condition, line in here.groupby("condition", sort=True):
+            name = str(condition)
+            turn = line["turn"].to_numpy(np.int64)
+            mean = line["confidence_initial"].to_numpy(np.float64)
+            error = np.vstack(
+                [
+                    np.nan_to_num(mean - line["confidence_ci_low"].to_numpy(np.float64), nan=0.0),
+                    np.nan_to_num(line["confidence_ci_high"].to_numpy(np.float64) - mean, nan=0.0),
+                ]
+            )
+            ax.errorbar(
+                turn,
+                mean,
+                yerr=error,
+                marker="o",
+                capsize=3,
+                color=colour[name],
+                label=name if name in labelled else None,
+            )
+            bayes = line["bayes_post"].to_numpy(np.float64)
+            known = np.isfinite(bayes)
+            if known.any():
+                any_bayes = True
+                ax.plot(turn[known], bayes[known], linestyle="--", color=colour[name])
+        ax.set_title(model)
+        ax.set_xlabel("turn")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    if panels:
+        panels[0].set_ylabel(spec.ylabel)
+        if any_bayes:
+            panels[0].plot([], [], linestyle="--", color="0.3", label="Bayes posterior")
+    unnamed = len(conditions) - len(labelled)
+    title = "condition" + (f" (first {len(labelled)} of {len(conditions)})" if unnamed else "")
+    handles, labels = panels[0].get_legend_handles_labels() if panels else ([], [])
+    for ax in panels[1:]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if labels:
+        # Condition names can be long (a sequence of advisors): as many columns as fit.
+        entry_width = 0.7 + 0.075 * max(len(label) for label in labels)
+        fit = max(1, int(figure.get_figwidth() // entry_width))
+        figure.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncol=min(len(labels), fit),
+            title=title,
+            frameon=False,
+            fontsize="small",
+        )
+    figure.suptitle(spec.title + more)
+    _equal_limits(figure)
+    return figure
+
+
 CHARTS: Final[dict[Chart, Callable[[Results, Measure, FigureSpec], Figure]]] = {
     "bars": lambda r, m, spec: _bars(r.table(m.key), spec),
     "accuracy_lines": lambda r, m, spec: _accuracy_lines(
@@ -602,6 +693,7 @@ CHARTS: Final[dict[Chart, Callable[[Results, Measure, FigureSpec], Figure]]] = {
     "reliability": lambda r, m, spec: plot_reliability(r.reliability, r.temperatures),
     "switching": lambda r, m, spec: plot_switching(r.switching, r.switching_bins),
     "updates": lambda r, m, spec: plot_updates(r.trials),
+    "trajectories": lambda r, m, spec: plot_turns(r.table(m.key), spec),
 }
 """How each kind of chart a measure may declare is drawn from the results."""
 

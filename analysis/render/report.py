@@ -1,10 +1,11 @@
 """report.html: the analysis as one self-contained page, in the paper's order.
 
 Sections: design; accuracy and calibration; change of mind; confidence change; comparison
-with the Bayesian observer; the fitted model; by condition (and sequences of advisors); further
-measures; methods. Each table and figure says, in a small caption, which analysis function
-computed it (`Results.sources`; figure captions from the measures' `FigureSpec`), so every
-number can be recomputed in a notebook. The paper's measures (PLACED) are laid out by the
+with the Bayesian observer; the fitted model; by condition (and sequences of advisors; turn by
+turn for a protocol of more than two turns); further measures; methods. Each table and
+figure says, in a small caption, which analysis function computed it (`Results.sources`;
+figure captions from the measures' `FigureSpec`), so every number can be recomputed in a
+notebook. The paper's measures (PLACED) are laid out by the
 sections written for them; any other registered measure (`analysis.measures.registry`) gets the
 "further measures" section: its caption, its table, its source and its figure. Tables put
 models side by side (one column per model), so a run with several models — or
@@ -26,7 +27,7 @@ from typing import Any, Final
 import pandas as pd
 
 from analysis.beta.fitted_model import ModelTable
-from analysis.data.schema import ADVICE_TYPES, DISPLAYS
+from analysis.data.schema import ADVICE_TYPES, DISPLAYS, TWO_TURN, has_advice_design
 from analysis.data.temperature import MIN_CALIBRATION, SOURCE_SPLIT
 from analysis.engines.clustered import MIN_ITEMS
 from analysis.measures.calibration import ECE_BINS
@@ -69,6 +70,7 @@ PLACED: Final = frozenset(
         "clip_sensitivity",
         "by_condition",
         "sequences",
+        "turns",
     }
 )
 """The measures the report's own sections lay out, in the paper's order and words. Every
@@ -282,7 +284,42 @@ def _figure(results: Results, figures: Mapping[str, bytes], name: str) -> str:
     )
 
 
-def _design_section(results: Results, facts: Mapping[str, str]) -> str:
+def _design_lead(results: Results, main_design: bool) -> str:
+    """What the design section says the run did: change-of-mind's factorial design, or the
+    turns of a protocol without it (and why that design's sections are left out)."""
+    if main_design:
+        return (
+            '<p class="lead">Each question is answered once (stage 1); then, in a fresh '
+            "context, it is asked again under every condition — the model's own answer shown, "
+            "hidden or attributed to another model, and advice that agrees, opposes or is "
+            "neutral, from an advisor of stated accuracy (stage 2). Counts below are read back "
+            "from the data.</p>"
+        )
+    last = _last_turn(results)
+    turns = (
+        f"then asked again under every condition, turn after turn (up to turn {last}), each "
+        "turn built from the answers before it"
+        if last > TWO_TURN
+        else "then asked again under every condition"
+    )
+    return (
+        f'<p class="lead">Each question is answered once (turn 1); {turns}. No trial of this '
+        "run has an advice factor (the display, advice and accuracy columns of the advice "
+        "protocols, <code>paradigms.columns.AdviceColumns</code>), so the measures of "
+        "change-of-mind's display x advice x accuracy design are left out of this report "
+        "(summary.json keeps their keys, empty); the run is reported by condition"
+        + (" and turn by turn" if last > TWO_TURN else "")
+        + ". Counts below are read back from the data; trials are answered later turns.</p>"
+    )
+
+
+def _last_turn(results: Results) -> int:
+    """The highest turn of the run's trials (2 for a two-turn protocol)."""
+    turns = results.table("turns")
+    return int(turns["turn"].max()) if not turns.empty else TWO_TURN
+
+
+def _design_section(results: Results, facts: Mapping[str, str], main_design: bool) -> str:
     rows = [
         [
             html.escape(str(r["model"])),
@@ -316,11 +353,7 @@ def _design_section(results: Results, facts: Mapping[str, str]) -> str:
     return (
         "<h2>Design</h2>"
         + (f'<dl class="facts">{fact_rows}</dl>' if fact_rows else "")
-        + '<p class="lead">Each question is answered once (stage 1); then, in a fresh '
-        "context, it is asked again under every condition — the model's own answer shown, "
-        "hidden or attributed to another model, and advice that agrees, opposes or is "
-        "neutral, from an advisor of stated accuracy (stage 2). Counts below are read back "
-        "from the data.</p>"
+        + _design_lead(results, main_design)
         + _table(header, rows)
         + _small_design_note(results.design)
         + _source(results.sources["design"])
@@ -839,7 +872,9 @@ def _condition_section(results: Results, main_design: bool) -> str:
     models = results.models
     cells: dict[str, dict[str, list[str]]] = {}
     for row in records(table):
-        cells.setdefault(str(row["condition"]), {})[str(row["model"])] = [
+        turn = int(row["turn"])
+        label = str(row["condition"]) + (f" (turn {turn})" if turn != TWO_TURN else "")
+        cells.setdefault(label, {})[str(row["model"])] = [
             _fmt(int(row["n"])),
             _ci(
                 _float(row["com_rate"]),
@@ -869,10 +904,11 @@ def _condition_section(results: Results, main_design: bool) -> str:
     ]
     body = _table(header, rows) + _source(results.sources["by_condition"])
     lead = (
-        '<p class="lead">For any protocol: per stage-2 condition, the change-of-mind rate, '
-        "the confidence change (final minus initial probability of the initially chosen "
-        "option) and the OUCS where a Bayes posterior is defined, with 95 % intervals "
-        "clustered by question.</p>"
+        '<p class="lead">For any protocol: per condition, at its last turn (a protocol of '
+        "more than two turns is not pooled over its turns; the turn is named where it is not "
+        "2), the change-of-mind rate, the confidence change (final minus initial probability "
+        "of the initially chosen option) and the OUCS where a Bayes posterior is defined, with "
+        "95 % intervals clustered by question.</p>"
     )
     if main_design:
         body = f"<details><summary>Table: {len(rows)} conditions</summary>{body}</details>"
@@ -915,6 +951,58 @@ def _sequence_section(results: Results) -> str:
             3,
         )
         + _source(results.sources["sequences"])
+    )
+
+
+def _turns_section(results: Results, figures: Mapping[str, bytes]) -> str:
+    """The trajectories of a protocol of more than two turns: per condition and turn, models
+    side by side, then the figure."""
+    measure = results.measure("turns")
+    models = results.models
+    cells: dict[tuple[str, int], dict[str, list[str]]] = {}
+    for row in records(results.table("turns")):
+        key = (str(row["condition"]), int(row["turn"]))
+        cells.setdefault(key, {})[str(row["model"])] = [
+            _fmt(int(row["n"])),
+            _ci(
+                _float(row["com_rate"]),
+                _float(row["com_ci_low"]),
+                _float(row["com_ci_high"]),
+                "pct",
+            ),
+            _ci(
+                _float(row["confidence_initial"]),
+                _float(row["confidence_ci_low"]),
+                _float(row["confidence_ci_high"]),
+            ),
+            _fmt(_float(row["bayes_post"])),
+            _fmt(_float(row["flip_rate"]), "pct"),
+        ]
+    header = ["condition", "turn"]
+    for model in models:
+        header += [
+            f"{model}: answers",
+            f"{model}: CoM",
+            f"{model}: confidence in turn-1 answer",
+            f"{model}: Bayes",
+            f"{model}: flips",
+        ]
+    rows = [
+        [
+            html.escape(condition),
+            _fmt(turn),
+            *(v for m in models for v in by_model.get(m, ["—"] * 5)),
+        ]
+        for (condition, turn), by_model in cells.items()
+    ]
+    return (
+        "<h2>Turn by turn</h2>"
+        f'<p class="lead">{html.escape(measure.caption)} Turn 1 is where every trajectory '
+        "starts; flips compare each answer with the one just before; 95 % intervals clustered "
+        "by question.</p>"
+        + _table(header, rows, 2)
+        + _source(measure.source)
+        + (_figure(results, figures, measure.figure.file) if measure.figure is not None else "")
     )
 
 
@@ -980,9 +1068,9 @@ def render_report(
     """
     # The display / advice sections describe change-of-mind's factorial design; a protocol
     # without those factors (are-you-sure, multi-advice) is reported by condition instead.
-    main_design = bool(results.trials["advice"].notna().any())
+    main_design = has_advice_design(results.trials)
     sections = [
-        _design_section(results, facts or {}),
+        _design_section(results, facts or {}, main_design),
         _calibration_section(results, figures),
     ]
     if main_design:
@@ -995,6 +1083,8 @@ def render_report(
     sections.append(_condition_section(results, main_design))
     if not results.sequences.empty:
         sections.append(_sequence_section(results))
+    if _last_turn(results) > TWO_TURN:
+        sections.append(_turns_section(results, figures))
     further = _further_section(results, figures, main_design)
     if further:
         sections.append(further)

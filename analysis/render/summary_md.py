@@ -16,6 +16,7 @@ from typing import Final
 
 import pandas as pd
 
+from analysis.data.schema import has_advice_design
 from analysis.measures.registry import HeadlineRow, Measure
 from analysis.measures.results import Results
 
@@ -157,7 +158,7 @@ def summary_markdown(results: Results, title: str = "mindshift analysis") -> str
     ]
     # A protocol without change-of-mind's display x advice design (are-you-sure,
     # multi-advice) gets its per-condition headline instead of the design's rows.
-    main_design = bool(results.trials["advice"].notna().any())
+    main_design = has_advice_design(results.trials)
     rows = [TRIALS, *_measure_rows(results, main_design)]
     rows += _fit_rows() if main_design else _condition_rows(results)
     for name, compute, _ in rows:

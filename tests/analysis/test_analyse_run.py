@@ -60,7 +60,9 @@ def test_report_is_self_contained(analysed: tuple[Path, dict[str, Any]]) -> None
     assert not re.search(r"https?://", report)
     assert "<script" not in report.lower() and "<link" not in report.lower()
     images = re.findall(r'<img src="([^"]*)"', report)
-    assert len(images) == len(FIGURES)
+    # Every figure but the turn-by-turn one, which the report shows for protocols of more
+    # than two turns (this run's has two: it is written, and left out of the report).
+    assert len(images) == len([name for name in FIGURES if name != "turns.png"])
     assert all(src.startswith("data:image/png;base64,") for src in images)
     # The paper's order, every section present.
     headings = re.findall(r"<h2>([^<]*)</h2>", report)

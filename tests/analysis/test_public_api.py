@@ -46,6 +46,7 @@ from analysis import (
     prepare_trials,
     sequence_table,
     switching_curves,
+    turn_table,
 )
 from mindshift.cli import main
 
@@ -152,9 +153,10 @@ def _recompute_model(run: RunData, model: str) -> dict[str, Any]:
     regression = _of(com_logistic(trials), model)
     conditions = _of(condition_table(trials), model)
     sequences = _of(sequence_table(trials), model)
-    detail = _ratio_detail(paper, float(choice_support_correction(trials).get(model)))
+    turns = _of(turn_table(trials), model)
+    detail = _ratio_detail(paper, float(choice_support_correction(trials).loc[model]))
     detail["logodds"] = _ratio_detail(
-        logodds, float(choice_support_correction(trials, "logodds").get(model))
+        logodds, float(choice_support_correction(trials, "logodds").loc[model])
     )
     fitted = temperatures.iloc[0]
     entry: dict[str, Any] = {
@@ -195,6 +197,7 @@ def _recompute_model(run: RunData, model: str) -> dict[str, Any]:
             row["condition"]: {
                 k: row[k]
                 for k in (
+                    "turn",
                     "n",
                     "n_items",
                     "com_rate",
@@ -237,6 +240,20 @@ def _recompute_model(run: RunData, model: str) -> dict[str, Any]:
             )
         },
     }
+    entry["turns"] = {}
+    for row in turns.to_dict("records"):
+        entry["turns"].setdefault(row["condition"], {})[str(row["turn"])] = {
+            "n": row["n"],
+            "n_items": row["n_items"],
+            "com_rate": row["com_rate"],
+            "com_ci95": [row["com_ci_low"], row["com_ci_high"]],
+            "n_with_confidence": row["n_with_confidence"],
+            "confidence_initial": row["confidence_initial"],
+            "confidence_ci95": [row["confidence_ci_low"], row["confidence_ci_high"]],
+            "final_confidence": row["final_confidence"],
+            "bayes_posterior": row["bayes_post"],
+            "flip_rate": row["flip_rate"],
+        }
     if not sequences.empty:
         entry["sequences"] = {
             row["condition"]: {
@@ -385,6 +402,7 @@ def test_every_trial_level_measure_refuses_the_table_as_read(runs: dict[str, Pat
         choice_support_test,
         condition_table,
         sequence_table,
+        turn_table,
         clip_sensitivity,
         fit_update_model,
         answered,
