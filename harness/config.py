@@ -106,6 +106,11 @@ class ModelSection(BaseModel):
     else sampling)."""
     samples: int = Field(default=20, ge=2, le=1000)
     """Sampled answers per call under `readout = "sampling"` (and `ptrue` without logprobs)."""
+    items: int | None = Field(default=None, ge=1)
+    """Run this model on the first `items` items of the design only (and on the first
+    `items` calibration items), so that one config can give its models different sample
+    sizes (the paper: 2,000, 500 and 150 items). Unset: every item. Trial ids do not depend
+    on it (`harness.runner.RunScope`)."""
 
     @field_validator("id")
     @classmethod

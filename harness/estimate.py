@@ -29,6 +29,7 @@ from harness.readouts import CallShape, make_readout, resolve_auto
 from harness.readouts.base import STATED_TOKENS
 from harness.record import CallRecord, read_call_records
 from harness.run_format import CALLS_FILE, CallKey
+from harness.runner import RunScope
 from harness.types import Item, Prompt, Usage
 
 FOLLOW_UP_TOKENS = 40
@@ -112,8 +113,11 @@ def estimate_run(
     *,
     retry_failed: bool = True,
     batch: bool = False,
+    scope: RunScope | None = None,
 ) -> list[ModelEstimate]:
-    """Per model: the calls a run into `run_dir` would make, their tokens and cost."""
+    """Per model of `scope` (default: every model, every item): the calls a run into
+    `run_dir` would make, their tokens and cost."""
+    scope = scope or RunScope()
     config, paradigm = prepared.config, prepared.paradigm
     stored = _stored_records(run_dir)
     if retry_failed:
@@ -123,15 +127,15 @@ def estimate_run(
     calibration = list(paradigm.calibration_items())
     conditions = list(paradigm.conditions())
     estimates = []
-    for model in config.models:
+    for model in scope.selected(config.models):
         planner = CallPlanner(
             experiment=config.experiment.name,
             seed=config.experiment.seed,
             repeats=config.experiment.repeats,
             paradigm=paradigm,
             model=ModelPlan(model.id, model.spec, model.temperature),
-            items=items,
-            calibration_items=calibration,
+            items=scope.first_items(model, items),
+            calibration_items=scope.first_items(model, calibration),
             conditions=conditions,
         )
         left = planner.remaining(stored, stand_in=_stand_in)

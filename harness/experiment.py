@@ -21,7 +21,7 @@ from harness.errors import ConfigError, RunDirError, UserError
 from harness.interrupts import run_interruptibly
 from harness.manifest import check_compatible, start_or_resume, stimuli_digest
 from harness.models.base import ModelBackend
-from harness.models.registry import create_backend, provider_of, validate_model
+from harness.models.registry import check_installed, create_backend, provider_of, validate_model
 from harness.paradigm import Paradigm
 from harness.readouts import (
     AutoReadoutBackend,
@@ -33,7 +33,7 @@ from harness.readouts import (
 from harness.run_dir import RunDirState, inspect_run_dir, load_logs
 from harness.run_format import CALLS_FILE, LOCK_FILE, TRIALS_FILE
 from harness.run_store import RunStore
-from harness.runner import ExperimentRunner, ProgressSink, RunReport
+from harness.runner import ExperimentRunner, ProgressSink, RunReport, RunScope
 from harness.trials_table import build_trials_table, write_trials_table
 
 MAX_PLANNED_CALLS = 20_000_000
@@ -113,6 +113,8 @@ def execute(
     batch: bool = False,
     batch_poll_s: float = DEFAULT_POLL_S,
     on_start: Callable[[], None] | None = None,
+    scope: RunScope | None = None,
+    on_load: Callable[[ModelSection], None] | None = None,
 ) -> RunReport:
     """Run (or resume) the experiment into `run_dir` and write trials.parquet.
 
@@ -120,6 +122,9 @@ def execute(
     off, they stay failed and only calls without any record are made. `batch`: run the
     models whose provider has a batch API as batch waves (`harness.batch_runner`).
     `on_start`: called once the run has begun (the manifest is written), before any call.
+    `scope`: the models and items this run makes (default: all of them); only its models'
+    backends are built. `on_load`: called with each of those model entries just before its
+    backend is built (which may load a model for seconds or minutes).
 
     Nothing is written to `run_dir` until every check passed and every backend's preflight
     succeeded: a refused run (a foreign or damaged directory, a different config, a missing
@@ -128,6 +133,9 @@ def execute(
     (`harness.interrupts`); either way KeyboardInterrupt comes out and the run resumes.
     """
     config = prepared.config
+    scope = scope or RunScope()
+    for model in scope.selected(config.models):
+        check_installed(model)  # a missing optional extra: one line, nothing written
     # Before the lock (which creates .lock): a foreign directory is refused untouched.
     state = inspect_run_dir(run_dir, for_run=True)
     check_compatible(run_dir, state.manifest, config, prepared.stimuli_sha256)
@@ -141,7 +149,9 @@ def execute(
             store.adopt(load_logs(state))
             backends: dict[str, ModelBackend] = {}
             try:
-                for model in config.models:
+                for model in scope.selected(config.models):
+                    if on_load is not None:
+                        on_load(model)
                     backends[model.id] = _with_readout(model, create_backend(model))
                 runner = ExperimentRunner(
                     config,
@@ -152,6 +162,7 @@ def execute(
                     retry_failed=retry_failed,
                     batch=batch,
                     batch_poll_s=batch_poll_s,
+                    scope=scope,
                 )
 
                 def begin(describe: dict[str, dict[str, str]]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,6 +40,7 @@ from harness.retry import (
 )
 from harness.run_format import CallKey
 from harness.run_store import RunStore
+from harness.types import Item
 
 
 class ProgressSink(Protocol):
@@ -87,6 +88,36 @@ class RunReport:
     """Attempts that failed transiently and were tried again."""
 
 
+@dataclass(frozen=True)
+class RunScope:
+    """The part of a config's design one run makes: which of its models, and at most how
+    many items of each (`mindshift run --models`, `--limit`, a model entry's `items`).
+
+    A model runs on the first N items of the design, in the paradigm's order, and on the
+    first N calibration items, N being the smallest of `limit` and the entry's `items`.
+    Trial ids do not depend on the scope, so a later run with a wider one (the same config
+    without `--limit`) completes the same run directory and repeats no call.
+    """
+
+    models: frozenset[str] | None = None
+    """The model ids to run; None: every model of the config."""
+    limit: int | None = None
+    """At most this many items per model; None: as the config says."""
+
+    def selected(self, models: Sequence[ModelSection]) -> list[ModelSection]:
+        """The config's model entries this run makes calls for, in the config's order."""
+        return [model for model in models if self.models is None or model.id in self.models]
+
+    def item_count(self, model: ModelSection) -> int | None:
+        """How many items `model` runs on; None: all of them."""
+        counts = [count for count in (self.limit, model.items) if count is not None]
+        return min(counts) if counts else None
+
+    def first_items(self, model: ModelSection, items: Sequence[Item]) -> list[Item]:
+        """The items (or calibration items) `model` runs on: the first `item_count`."""
+        return list(items[: self.item_count(model)])
+
+
 class ExperimentRunner:
     """Runs one experiment's calls against its backends into one run store."""
 
@@ -101,11 +132,14 @@ class ExperimentRunner:
         retry_failed: bool = True,
         batch: bool = False,
         batch_poll_s: float = DEFAULT_POLL_S,
+        scope: RunScope | None = None,
     ) -> None:
         """`retry_failed`: make the calls whose stored outcome is a failure again (the
         default); off, failed records stay, and the run fills in only what is missing.
         `batch`: models whose provider has a batch API run as batch waves
-        (`harness.batch_runner`), polled every `batch_poll_s` seconds."""
+        (`harness.batch_runner`), polled every `batch_poll_s` seconds. `scope`: the models
+        and items this run makes (default: the whole design); `backends` holds at least
+        the scope's models."""
         self.config = config
         self.retry_failed = retry_failed
         self.batch = batch
@@ -118,16 +152,40 @@ class ExperimentRunner:
         self.items_by_id = {item.item_id: item for item in self.items}
         self.calibration_items = list(paradigm.calibration_items())
         self.conditions = list(paradigm.conditions())
+        self.scope = scope or RunScope()
+        self.models = self.scope.selected(config.models)
 
     async def run(self) -> RunReport:
         stored = self.store.records()
         if self.retry_failed:
-            stored = self.store.retire_failures(stored)
+            stored = self._retire_failures(stored)
         report = RunReport()
         async with asyncio.TaskGroup() as group:
-            for model in self.config.models:
+            for model in self.models:
                 group.create_task(self._run_model(model, stored, report))
         return report
+
+    def _retire_failures(self, stored: dict[CallKey, CallRecord]) -> dict[CallKey, CallRecord]:
+        """Retire the failed records this run will make again (`RunStore.retire_failures`);
+        those outside the scope stay stored as they are, for a run that covers them."""
+        in_scope: dict[str, Collection[str]] = {}
+        for model in self.models:
+            chosen = self.scope.first_items(model, self.items)
+            chosen += self.scope.first_items(model, self.calibration_items)
+            in_scope[model.id] = {item.item_id for item in chosen}
+        kept = {
+            key: record
+            for key, record in stored.items()
+            if record.failed and record.item.item_id not in in_scope.get(record.model, ())
+        }
+        if not kept:
+            return self.store.retire_failures(stored)
+        retired = self.store.retire_failures(
+            {key: record for key, record in stored.items() if key not in kept}
+        )
+        remaining = {**retired, **kept}
+        self.store.adopt(remaining)
+        return remaining
 
     def planner(self, model: ModelSection) -> CallPlanner:
         """The call planner of one model (the paradigm's items are generated once)."""
@@ -140,8 +198,8 @@ class ExperimentRunner:
             model=ModelPlan(
                 model.id, model.spec, model.temperature, readout_name_of(self.backends[model.id])
             ),
-            items=self.items,
-            calibration_items=self.calibration_items,
+            items=self.scope.first_items(model, self.items),
+            calibration_items=self.scope.first_items(model, self.calibration_items),
             conditions=self.conditions,
         )
 
