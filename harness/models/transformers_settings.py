@@ -4,6 +4,8 @@ torch. These providers take no keys of their own beyond the common ones."""
 
 from __future__ import annotations
 
+import importlib.util
+
 from harness.models.base import Capabilities
 from harness.types import AskedKind
 
@@ -30,3 +32,14 @@ DEFAULT_REPLY_TOKENS: dict[AskedKind, int] = {
 }
 """New tokens per reply when a request sets no `max_tokens`: a bare label (or true/false)
 needs a few, a stated confidence a sentence."""
+
+EXTRA = "local"
+"""The optional extra these providers need: `pip install 'mindshift[local]'`."""
+EXTRA_MODULES = ("torch", "transformers")
+"""What the backend imports from the extra (accelerate and gguf come with it)."""
+
+
+def missing_modules() -> list[str]:
+    """The modules of the `local` extra this environment lacks (found without importing
+    them, so that checking a config stays fast); empty when the extra is installed."""
+    return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
