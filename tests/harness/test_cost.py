@@ -18,7 +18,7 @@ from harness.pricing import PRICES_ENV, cost_of_records, load_price_table
 from harness.record import CallRecord, read_call_records
 from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
 from harness.types import Asked, Item, Message, ReplyRequest, ReplyResponse, Usage
-from mindshift.cli import main
+from mindshift.cli import EXIT_CALLS_FAILED, main
 
 KEY = "sk-cost-test-key-777"
 
@@ -76,9 +76,10 @@ def test_cost_of_a_run_counts_every_call_and_retired_failure(
 ) -> None:
     config = write_config(config_text(server.base_url))
     run_dir = tmp_path / "run"
-    assert main(["run", str(config), "--out", str(run_dir)]) == 0
-    assert main(["run", str(config), "--out", str(run_dir)]) == 0  # retries the failures
+    assert main(["run", str(config), "--out", str(run_dir)]) == EXIT_CALLS_FAILED
+    code = main(["run", str(config), "--out", str(run_dir)])  # retries the failures
     calls = list(read_call_records(run_dir / "calls.jsonl"))
+    assert code == (EXIT_CALLS_FAILED if any(r.failed for r in calls) else 0)
     retired = list(read_call_records(run_dir / "failures.jsonl"))
     gpt_calls = [r for r in calls if r.model == "gpt" and r.attempts]
     assert all(r.usage.input_tokens > 0 for r in gpt_calls)  # usage logged per call
@@ -141,7 +142,7 @@ def test_dry_run_counts_what_is_left_and_touches_nothing(
     total = 2 * 4 * (1 + 2 * 3 * 2)  # two models x four items x (1 + 12 conditions)
     assert f"{total:,} calls to make" in out
 
-    assert main(["run", str(config), "--out", str(run_dir)]) == 0
+    assert main(["run", str(config), "--out", str(run_dir)]) == EXIT_CALLS_FAILED
     failed = sum(
         json.loads(line)["error"] is not None
         for line in (run_dir / "calls.jsonl").read_text().splitlines()
