@@ -38,6 +38,7 @@ BUILT_IN: Final = (
     "conditions",
     "sequences",
     "turns",
+    "readouts",
 )
 """The built-in measure modules, in the order their measures register."""
 

@@ -1025,8 +1025,14 @@ def _measure_table(results: Results, measure: Measure) -> str:
 
 def _further_section(results: Results, figures: Mapping[str, bytes], main_design: bool) -> str:
     """Every measure of the results the report's own sections do not lay out (PLACED)."""
+    # A measure with nothing to say about this run (an empty table: e.g. the readout
+    # comparison of a run that reads every model one way) gets no section.
     extra = [
-        m for m in results.measures if m.key not in PLACED and (main_design or not m.factorial)
+        m
+        for m in results.measures
+        if m.key not in PLACED
+        and (main_design or not m.factorial)
+        and not results.table(m.key).empty
     ]
     if not extra:
         return ""
@@ -1041,7 +1047,7 @@ def _further_section(results: Results, figures: Mapping[str, bytes], main_design
     return (
         "<h2>Further measures</h2>"
         '<p class="lead">Measures registered beside the paper\'s (each declared in its own '
-        "module, <code>analysis.measures.registry</code>); intervals are 95 % and clustered "
+        "module and registered with <code>analysis.measures.registry.register</code>); intervals are 95 % and clustered "
         "by question.</p>" + "".join(parts)
     )
 

@@ -162,6 +162,7 @@ def test_built_in_measures_register_in_the_papers_order() -> None:
         "by_condition",
         "sequences",
         "turns",
+        "readouts",
     ]
     # What keeps that order: a built-in module imports only built-in modules before it (an
     # import of a later one would register the later one's measures first).
