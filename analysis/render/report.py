@@ -1047,8 +1047,8 @@ def _further_section(results: Results, figures: Mapping[str, bytes], main_design
     return (
         "<h2>Further measures</h2>"
         '<p class="lead">Measures registered beside the paper\'s (each declared in its own '
-        "module and registered with <code>analysis.measures.registry.register</code>); intervals are 95 % and clustered "
-        "by question.</p>" + "".join(parts)
+        "module and registered with <code>analysis.measures.registry.register</code>); "
+        "intervals are 95 % and clustered by question.</p>" + "".join(parts)
     )
 
 
