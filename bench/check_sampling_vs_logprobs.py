@@ -167,6 +167,15 @@ def summarise(path: str, rows: Sequence[Coverage], seconds: float) -> dict[str, 
     inside = sum(1 for row in rows if row.inside)
     readable = [row.frequency for row in rows if row.readable]
     differences = [abs(row.frequency - row.logprob) for row in rows if row.readable]
+    # Pearson's statistic over the trials: about its degrees of freedom when the samples are
+    # binomial draws at the logprob probability, far above when the paths disagree or the
+    # samples of a request are not independent.
+    tested = [row for row in rows if row.readable and 0.0 < row.logprob < 1.0]
+    chi_square = sum(
+        (row.chosen - row.readable * row.logprob) ** 2
+        / (row.readable * row.logprob * (1.0 - row.logprob))
+        for row in tested
+    )
     return {
         "path": path,
         "trials": len(rows),
@@ -175,6 +184,8 @@ def summarise(path: str, rows: Sequence[Coverage], seconds: float) -> dict[str, 
         "readable_share": sum(row.readable for row in rows) / sum(row.samples for row in rows),
         "trials_without_readable_sample": len(rows) - len(readable),
         "mean_abs_difference": sum(differences) / len(differences) if differences else math.nan,
+        "chi_square": chi_square,
+        "chi_square_dof": len(tested),
         "seconds": seconds,
         "misses": [dataclasses.asdict(row) for row in rows if not row.inside],
     }
@@ -332,7 +343,15 @@ def readout_free(
 VLLM_SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
 """As tests/harness/test_vllm_cpu.py starts it: 1 GiB of KV cache, no hub access."""
 VLLM_CONCURRENCY = 8
-"""Trials in flight on the server (vLLM batches them itself)."""
+"""Logprob calls in flight on the server (vLLM batches them itself)."""
+VLLM_BATCHED_TOKENS = 32768
+"""The server's `--max-num-batched-tokens`: room for every prompt of N samples in one step.
+vllm-cpu 0.32.0 kills its engine ("CPU Generator does not use offset") when the prefill of
+a seeded request is split across steps, which its default budget (2048 tokens) does as soon
+as N prompts of a trial exceed it."""
+VLLM_SAMPLING_CONCURRENCY = 1
+"""Requests of N samples in flight: one is already a batch of N sequences, and several at
+once overflow the server's 1 GiB of key/value cache (vllm-cpu answered 500 at 8)."""
 
 
 def vllm_python(configured: str | None) -> Path:
@@ -369,7 +388,7 @@ async def vllm_check(
         host="127.0.0.1",
         port=free_port(),
         dtype="float32",
-        extra_args=["--enforce-eager"],
+        extra_args=["--enforce-eager", "--max-num-batched-tokens", str(VLLM_BATCHED_TOKENS)],
         env=VLLM_SERVER_ENV,
         log_dir=str(log_dir),
         startup_timeout_s=900,
@@ -379,6 +398,7 @@ async def vllm_check(
     await backend.preflight()
     startup = time.perf_counter() - began
     gate = asyncio.Semaphore(VLLM_CONCURRENCY)
+    sampling_gate = asyncio.Semaphore(VLLM_SAMPLING_CONCURRENCY)
     try:
         async with httpx2.AsyncClient(timeout=600) as client:
 
@@ -402,11 +422,12 @@ async def vllm_check(
                     prefilled=True,
                 )
                 body.update({"n": samples, "max_tokens": PREFILLED_TOKENS, "top_logprobs": 1})
-                async with gate:
+                async with sampling_gate:
                     response = await client.post(
                         f"{backend.base_urls[0]}/chat/completions", json=body
                     )
-                response.raise_for_status()
+                if response.status_code != 200:
+                    raise SystemExit(f"vLLM answered {response.status_code}: {response.text[:500]}")
                 choices = response.json()["choices"]
                 if len(choices) != samples:
                     raise SystemExit(f"vLLM returned {len(choices)} choices, asked for {samples}")
@@ -418,7 +439,7 @@ async def vllm_check(
                 return labels
 
             async def free(trial: Trial) -> tuple[str | None, ...]:
-                async with gate:
+                async with sampling_gate:
                     (response,) = await SamplingReadout(samples).read(backend, [trial.request])
                 detail = response.readout_detail
                 return (
@@ -462,7 +483,8 @@ def print_summary(summary: Mapping[str, Any], samples: int) -> None:
         f"{summary['path']:<17} {summary['inside']}/{summary['trials']} trials inside "
         f"({summary['share_inside']:.1%}), N = {samples}, samples counted "
         f"{summary['readable_share']:.1%}, mean |frequency - logprob| "
-        f"{summary['mean_abs_difference']:.3f}, {summary['seconds']:.0f} s",
+        f"{summary['mean_abs_difference']:.3f}, chi-square {summary['chi_square']:.1f} on "
+        f"{summary['chi_square_dof']} trials, {summary['seconds']:.0f} s",
         flush=True,
     )
 
@@ -477,20 +499,26 @@ def main() -> int:
     parser.add_argument(
         "--paths",
         default="prefilled,free",
-        help="comma-separated: prefilled (gives prefilled-mass and -parsed too), free",
+        help="comma-separated: prefilled (gives prefilled-mass and -parsed too), free; "
+        "none (with --vllm: only the vLLM paths)",
     )
     parser.add_argument(
         "--vllm", action="store_true", help="also read the trials through vllm-cpu (minutes)"
     )
     parser.add_argument("--vllm-python", help="python of the vllm-cpu venv")
+    parser.add_argument("--vllm-log-dir", type=Path, help="keep the server's log here")
     parser.add_argument("--min-share", type=float, default=0.95)
     parser.add_argument("--json", type=Path, help="write every trial's coverage here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args()
     paths = [path.strip() for path in args.paths.split(",") if path.strip()]
     unknown = [path for path in paths if path not in ("prefilled", "free")]
-    if unknown or not paths:
-        parser.exit(2, f"error: --paths takes prefilled and/or free, got {args.paths!r}\n")
+    if paths == ["none"] and args.vllm:
+        paths, unknown = [], []
+    if unknown or not (paths or args.vllm):
+        parser.exit(
+            2, f"error: --paths takes prefilled, free or none (with --vllm), got {args.paths!r}\n"
+        )
     if args.trials < 1 or args.samples < 1 or not 1 <= args.per_item <= CONDITIONS_PER_ITEM:
         parser.exit(2, "error: --trials and --samples must be >= 1, --per-item 1 to 36\n")
 
@@ -530,8 +558,10 @@ def main() -> int:
     if python is not None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as logs:
+            log_dir = args.vllm_log_dir or Path(logs)
+            log_dir.mkdir(parents=True, exist_ok=True)
             served, startup = asyncio.run(
-                vllm_check(trials, args.samples, python, Path(logs), not args.quiet)
+                vllm_check(trials, args.samples, python, log_dir, not args.quiet)
             )
         seconds = time.perf_counter() - started
         print(f"vLLM server started in {startup:.0f} s", flush=True)
