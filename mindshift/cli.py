@@ -663,14 +663,14 @@ def _print_demo_summary(analysis_dir: Path) -> None:
 
     summary = json.loads((analysis_dir / "summary.json").read_text(encoding="utf-8"))
     table = FittedTable(
-        "change of mind (CoM) rate and confidence change, by display",
+        "change of mind (CoM) rate by display; Δconf.: confidence change, shown, neutral advice",
         [
             Column("model"),
             Column("trials", number=True, optional=1),
             Column("initial acc.", number=True),
             Column("CoM shown", number=True),
             Column("CoM hidden", number=True),
-            Column("Δconf. shown/neutral", number=True),
+            Column("Δconf.", number=True),
         ],
     )
     for model, numbers in summary["models"].items():
