@@ -41,7 +41,12 @@ def _cli(*args: str, memory_limit: int | None = None) -> subprocess.CompletedPro
 def _one_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    # The status line a run prints before it loads a local model is no part of the error.
+    lines = [
+        line
+        for line in result.stderr.strip().splitlines()
+        if not line.startswith("loading model '")
+    ]
     assert len(lines) == 1, result.stderr
     return lines[0]
 
