@@ -1,5 +1,5 @@
 """mindshift supports Python 3.11, 3.12 and 3.13: what pyproject.toml declares, what the
-linters check against, and the CI step that runs the fast suite on 3.13 (`make test-py313`).
+linters check against, and the make target that runs the fast suite on 3.13 (`make test-py313`).
 
 The 3.13 suite leaves out the local and bayes extras, so the tests that need torch or PyMC
 are deselected there by name (Makefile: NEEDS_LOCAL_OR_BAYES). A test added later that needs
@@ -73,13 +73,9 @@ def test_only_a_wheel_that_forces_it_is_pinned_and_only_inside_an_extra() -> Non
                 assert requirement.name in PINS_FORCED_BY_A_WHEEL, (extra, text)
 
 
-def test_ci_runs_the_fast_suite_on_313_after_the_full_one() -> None:
-    steps = [
-        line.strip()
-        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-        if line.startswith("make ")
-    ]
-    assert steps.index("make test-py313") == steps.index("make test") + 1
+def test_the_fast_suite_on_313_has_its_make_target() -> None:
+    # Not yet a CI step: the 3.13 suite was not run on the final commit of the session that
+    # added it, and a CI step that fails lands nothing. `make test-py313` runs it by hand.
     target = re.search(r"^test-py313:.*\n((?:\t.*\n)+)", makefile(), re.MULTILINE)
     assert target is not None
     recipe = target.group(1)
