@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Sequence
 
 from harness.models.base import ModelBackend
-from harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps
+from harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps, total_usage
 from harness.readouts.parse import read_answer
 from harness.readouts.probabilities import from_samples, wilson_interval
 from harness.readouts.texts import answer_only, with_instruction
@@ -28,7 +28,6 @@ from harness.types import (
     ReadoutDetail,
     ReplyRequest,
     ReplyResponse,
-    Usage,
 )
 
 
@@ -119,12 +118,7 @@ async def _one_by_one(backend: ModelBackend, ask: ReplyRequest) -> ReplyResponse
     ]
     answers = await backend.reply(singles)
     failed = next((one for one in answers if one.error is not None), None)
-    usage = Usage(
-        input_tokens=sum(one.usage.input_tokens for one in answers),
-        output_tokens=sum(one.usage.output_tokens for one in answers),
-        reasoning_tokens=sum(one.usage.reasoning_tokens for one in answers),
-        cached_tokens=sum(one.usage.cached_tokens for one in answers),
-    )
+    usage = total_usage([one.usage for one in answers])
     raw = [one.raw for one in answers]
     latency = max((one.latency_s for one in answers), default=0.0)
     if failed is not None:
