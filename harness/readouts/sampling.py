@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from harness.models.base import ModelBackend
 from harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps, total_usage
@@ -101,21 +102,7 @@ async def replies_of(backend: ModelBackend, ask: ReplyRequest) -> ReplyResponse:
 
 async def _one_by_one(backend: ModelBackend, ask: ReplyRequest) -> ReplyResponse:
     """N single replies, seeds seed, seed + 1, ... (a provider without `n`): one response."""
-    singles = [
-        ReplyRequest(
-            trial_id=ask.trial_id,
-            stage=ask.stage,
-            messages=ask.messages,
-            labels=ask.labels,
-            temperature=ask.temperature,
-            seed=(ask.seed + k) % (1 << 63),
-            asked=ask.asked,
-            n=1,
-            max_tokens=ask.max_tokens,
-            facts=ask.facts,
-        )
-        for k in range(ask.n)
-    ]
+    singles = [replace(ask, seed=(ask.seed + k) % (1 << 63), n=1) for k in range(ask.n)]
     answers = await backend.reply(singles)
     failed = next((one for one in answers if one.error is not None), None)
     usage = total_usage([one.usage for one in answers])
