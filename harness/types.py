@@ -288,6 +288,10 @@ class ReplyRequest:
     """Most tokens per reply (None: the backend's default for a short reply)."""
     facts: TurnFacts | None = None
     """The turn's facts (see `TurnFacts`), for simulated agents."""
+    answer_prefix: str | None = None
+    """Text the assistant turn starts with (a prefill, as `Prompt.answer_prefix`); each reply
+    continues it, and its text is the continuation alone. None: a free reply. Only sent to a
+    backend whose `capabilities.reply_prefill` is set."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +324,8 @@ class ReadoutDetail:
     """Every reply's text, as received."""
     rule: str | None = None
     """How the other options' probabilities were set (the rule for K > 2 options)."""
+    answer_prefix: str | None = None
+    """The prefix the replies continued (each was read as prefix + reply); None: free replies."""
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
@@ -329,6 +335,7 @@ class ReadoutDetail:
             "interval": None if self.interval is None else list(self.interval),
             "replies": list(self.replies),
             "rule": self.rule,
+            "answer_prefix": self.answer_prefix,
         }
 
     @classmethod
@@ -341,4 +348,5 @@ class ReadoutDetail:
             interval=None if interval is None else (float(interval[0]), float(interval[1])),
             replies=tuple(str(one) for one in data.get("replies") or ()),
             rule=data.get("rule"),
+            answer_prefix=data.get("answer_prefix"),
         )

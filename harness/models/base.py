@@ -31,6 +31,8 @@ class Capabilities:
     """Free-text replies (`reply`): the readouts without logprobs (sampling, verbal, ptrue)."""
     reply_n: bool = False
     """Several sampled replies in one request (`n`); otherwise one request per reply."""
+    reply_prefill: bool = False
+    """Free-text replies can continue an answer prefix (`ReplyRequest.answer_prefix`)."""
 
 
 @dataclass(frozen=True)

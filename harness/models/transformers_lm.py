@@ -12,8 +12,10 @@ conditions of one item do), that prefix is run once and its key/value cache is r
 across the batch.
 
 Free-text replies (`reply`, for the readouts that need no logprobs) come from the model's own
-`generate`: the chat is rendered with the same template and an open assistant turn (no answer
-prefix unless a caller of `reply_blocking` asks for one), and the `n` replies of a request are
+`generate`: the chat is rendered with the same template and an open assistant turn, written
+with the request's answer prefix when it has one (the sampling readout sends the prompt's own,
+so its first generated token comes from the distribution `answer` reads), and the `n` replies
+of a request are
 sampled as one batch of `n` rows from the full softmax at the request's temperature (no top-k
 or top-p truncation; temperature 0 is greedy). The prompt is run once and its key/value cache
 repeated across the rows. Each request is seeded from its own `seed`, so its replies do not
@@ -216,22 +218,19 @@ class TransformersBackend(ModelBackend):
             return []
         return await asyncio.to_thread(self.reply_blocking, list(requests))
 
-    def reply_blocking(
-        self, requests: Sequence[ReplyRequest], *, answer_prefix: str = ""
-    ) -> list[ReplyResponse]:
+    def reply_blocking(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
         """`reply` without the event loop, for benchmarks and scripts.
 
-        `answer_prefix` starts every assistant turn, as a prompt's prefix does for `answer`
-        (the readouts send none: their replies are free). With the prompt's own prefix the
-        first generated token is drawn from exactly the distribution `answer` reads, which
-        is how bench/check_sampling_vs_logprobs.py compares the two paths.
+        A request's `answer_prefix` starts its assistant turn, as a prompt's prefix does for
+        `answer`: with the prompt's own prefix the first generated token is drawn from exactly
+        the distribution `answer` reads (bench/check_sampling_vs_logprobs.py compares them).
 
         Requests are generated one after another, each as one batch of its `n` rows: one
         request's rows already fill the cores, and a request generated alone draws its
         replies from its own seed whatever else the call held.
         """
         with self._lock, torch.inference_mode():
-            return [self._reply_one(request, answer_prefix) for request in requests]
+            return [self._reply_one(request) for request in requests]
 
     def describe(self) -> dict[str, str]:
         return {
@@ -255,8 +254,9 @@ class TransformersBackend(ModelBackend):
             raise ValueError("the rendered prompt is empty")
         return [int(i) for i in ids]
 
-    def _reply_one(self, request: ReplyRequest, answer_prefix: str) -> ReplyResponse:
+    def _reply_one(self, request: ReplyRequest) -> ReplyResponse:
         began = time.perf_counter()
+        answer_prefix = request.answer_prefix or ""
         problem = _reply_request_problem(request)
         if problem is not None:
             return ReplyResponse(texts=(), raw={}, error=problem)

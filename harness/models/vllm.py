@@ -24,8 +24,10 @@ anything when the next token's logprobs cannot give a confidence: placeholder va
 writes minus infinity as -9999), or no label among the top tokens (a model that thinks first).
 
 Free-text replies (`reply`, for the readouts without logprobs) send the readout's messages as
-they are, with the generation prompt and no prefill, in one request with `n` (vLLM samples the
-`n` replies from the request's seed), without logprobs.
+they are, in one request with `n` (vLLM samples the `n` replies from the request's seed),
+without logprobs: with the generation prompt, or, when the request has an answer prefix,
+with the prefix as an open assistant turn, as a trial's prompt is sent (the texts returned
+are the continuations alone).
 
 `base_url` may list several replicas: each call goes to the one with the fewest calls in
 flight. With `serve`, mindshift starts the server(s) itself (`harness.models.vllm_server`)
@@ -512,17 +514,25 @@ class VllmBackend(ModelBackend):
 
     def reply_body(self, request: ReplyRequest) -> dict[str, Any]:
         """The body of a free-text reply request: its messages as the readout wrote them,
-        the assistant turn opened by the chat template, `n` replies, no logprobs."""
+        the assistant turn opened by the chat template (holding the answer prefix, if any),
+        `n` replies, no logprobs."""
         asked = request.max_tokens or REPLY_TOKENS
         budget = asked if self.settings.max_tokens is None else max(asked, self.settings.max_tokens)
-        return {
+        messages = [message.to_json() for message in request.messages]
+        body: dict[str, Any] = {
             "model": self.model.name,
-            "messages": [message.to_json() for message in request.messages],
+            "messages": messages,
             "max_tokens": budget,
             "temperature": request.temperature,
             "seed": request.seed,
             "n": request.n,
         }
+        if request.answer_prefix:
+            messages.append({"role": "assistant", "content": request.answer_prefix})
+            # vLLM's own fields, as in `payload`: the assistant turn stays open.
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
+        return body
 
     async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
         return list(await asyncio.gather(*(self._reply_one(request) for request in requests)))

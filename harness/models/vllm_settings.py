@@ -36,9 +36,11 @@ CAPABILITIES = Capabilities(
     batch=True,
     replies=True,
     reply_n=True,
+    reply_prefill=True,
 )
 """top-k: the server's --max-logprobs (default 20); `batch`: the server batches concurrent
-calls into shared forward passes; free-text replies, `n` of them in one request."""
+calls into shared forward passes; free-text replies, `n` of them in one request, continuing
+an answer prefix when asked (`continue_final_message`)."""
 
 
 class VllmServeSection(BaseModel):

@@ -108,6 +108,48 @@ def test_sampling_without_n_sends_n_requests_with_distinct_seeds() -> None:
     assert response.readout is not None and response.readout.probs == {"A": 1.0, "B": 0.0}
 
 
+def test_sampling_continues_the_answer_prefix_where_the_backend_prefills_replies() -> None:
+    prefills = Capabilities(**{**REPLIES.__dict__, "reply_prefill": True})
+    # The replies continue "Answer:": " A" alone names A only as prefix + reply.
+    backend = Scripted(texts(" A", " B", " The", " B"), prefills)
+    response = read(backend, "sampling", samples=4)
+    (asked,) = backend.asked
+    assert isinstance(asked, ReplyRequest) and asked.answer_prefix == "Answer:"
+    # The logprobs readout's own words: the trial's messages, no instruction added.
+    assert asked.messages == trial().prompt.messages
+    detail = response.readout_detail
+    assert detail is not None and detail.answer_prefix == "Answer:"
+    assert detail.samples == ("A", "B", None, "B")
+    assert detail.replies == (" A", " B", " The", " B")
+    assert response.readout is not None and response.readout.probs == pytest.approx(
+        {"A": 1 / 3, "B": 2 / 3}
+    )
+
+
+def test_sampling_replies_freely_where_the_backend_cannot_prefill_them() -> None:
+    # `prefill` (choice calls) without `reply_prefill` is Anthropic's case: still free replies.
+    for caps in (REPLIES, Capabilities(**{**REPLIES.__dict__, "prefill": True})):
+        backend = Scripted(texts("A", "B"), caps)
+        response = read(backend, "sampling", samples=2)
+        (asked,) = backend.asked
+        assert isinstance(asked, ReplyRequest) and asked.answer_prefix is None
+        assert asked.messages[-1].content.endswith(
+            "Reply with only the letter of your answer: A or B."
+        )
+        assert response.readout_detail is not None
+        assert response.readout_detail.answer_prefix is None
+
+
+def test_sampling_without_n_keeps_the_answer_prefix_on_every_request() -> None:
+    caps = Capabilities(**{**REPLIES.__dict__, "reply_n": False, "reply_prefill": True})
+    backend = Scripted(texts(" B"), caps)
+    response = read(backend, "sampling", samples=3)
+    assert [r.answer_prefix for r in backend.asked if isinstance(r, ReplyRequest)] == [
+        "Answer:"
+    ] * 3
+    assert response.readout_detail is not None and response.readout_detail.samples == ("B",) * 3
+
+
 def test_the_wilson_interval_by_hand() -> None:
     # p = 0.75, n = 4, z = 2.5758: centre (0.75 + z^2/8) / (1 + z^2/4), half as in Wilson.
     low, high = wilson_interval(3, 4)

@@ -224,6 +224,7 @@ def _reply(
     temperature: float = 1.0,
     max_tokens: int | None = 4,
     kind: AskedKind = "answer",
+    answer_prefix: str | None = None,
 ) -> ReplyRequest:
     return ReplyRequest(
         f"r{seed}",
@@ -235,6 +236,7 @@ def _reply(
         Asked(kind),
         n=n,
         max_tokens=max_tokens,
+        answer_prefix=answer_prefix,
     )
 
 
@@ -304,8 +306,10 @@ def test_more_replies_than_one_batch_holds(
 def test_temperature_zero_repeats_the_greedy_reply(backend: TransformersBackend) -> None:
     prompt = _prompt("Sapporo (Japan)")
     greedy = backend.reply_blocking(
-        [_reply(prompt, seed=seed, n=4, temperature=0.0) for seed in (0, 9)],
-        answer_prefix=prompt.answer_prefix,
+        [
+            _reply(prompt, seed=seed, n=4, temperature=0.0, answer_prefix=prompt.answer_prefix)
+            for seed in (0, 9)
+        ]
     )
     assert len(set(greedy[0].texts)) == 1 and greedy[0].texts == greedy[1].texts
     assert len(greedy[0].texts) == 4
@@ -352,16 +356,19 @@ def test_replies_write_nothing_to_the_terminal(
 
 
 @pytest.mark.slow
-def test_generated_answers_fall_inside_the_logprob_readouts_intervals(
+def test_the_sampling_readout_falls_inside_the_logprob_readouts_intervals(
     backend: TransformersBackend,
 ) -> None:
     """Issue 12's check, small (bench/check_sampling_vs_logprobs.py runs it in full): on 12
-    change-of-mind trials, 50 replies generated after the prompt's own answer prefix, each
-    read by its first token, against the logprob readout of the same prompt; the logprob
-    probability of the likelier option must lie in the 99 % Wilson interval of its frequency
-    among the replies that start with an option, on at least 90 % of the trials."""
+    change-of-mind trials, the sampling readout as a run reads them (`ReadoutBackend`, 50
+    replies generated after the prompt's own answer prefix, read by the readout's parser)
+    against the logprob readout of the same prompts; the logprob probability of the likelier
+    option must lie in the 99 % Wilson interval of its frequency among the readable replies
+    on at least 90 % of the trials."""
     from harness.paradigm import TurnAnswer
+    from harness.readouts.backend import ReadoutBackend
     from harness.readouts.probabilities import wilson_interval
+    from harness.readouts.sampling import SamplingReadout
     from harness.trial_ids import seed_from_id
     from paradigms import PARADIGMS
 
@@ -381,30 +388,17 @@ def test_generated_answers_fall_inside_the_logprob_readouts_intervals(
             tid = f"{item.item_id}/{condition.name}"
             trials.append(ChoiceRequest(tid, 2, prompt, 1.0, seed_from_id(tid, "sample")))
     assert len(trials) == 12
+    sampling = ReadoutBackend(backend, SamplingReadout(50))
     inside = 0
     for request, answered in zip(trials, backend.answer_blocking(trials), strict=True):
         assert answered.readout is not None and answered.readout.probs is not None
         probs = answered.readout.probs
         top = max(probs, key=lambda label: probs[label])
-        label_of = {
-            token: label
-            for label, ids in backend.label_token_ids(request.prompt.labels).items()
-            for token in ids
-        }
-        ask = ReplyRequest(
-            request.trial_id,
-            2,
-            request.prompt.messages,
-            request.prompt.labels,
-            1.0,
-            request.seed,
-            Asked("answer"),
-            n=50,
-            max_tokens=1,
-        )
-        [reply] = backend.reply_blocking([ask], answer_prefix=request.prompt.answer_prefix)
-        first_labels = [label_of.get(row[0]) for row in reply.raw["generated_tokens"]]
-        readable = [label for label in first_labels if label is not None]
+        [sampled] = asyncio.run(sampling.answer([request]))
+        detail = sampled.readout_detail
+        assert detail is not None and detail.answer_prefix == request.prompt.answer_prefix
+        assert len(detail.samples) == 50
+        readable = [label for label in detail.samples if label is not None]
         low, high = wilson_interval(readable.count(top), len(readable))
         inside += low <= probs[top] <= high
     assert inside / len(trials) >= 0.9

@@ -738,6 +738,21 @@ def test_replies_come_from_one_request_with_n() -> None:
     assert response.raw["replica"] == URL
 
 
+def test_a_reply_with_an_answer_prefix_continues_an_open_assistant_turn() -> None:
+    fake = FakeVllm(sampled)
+    backend = make_backend(fake)
+    assert backend.capabilities.reply_prefill
+    (response,) = replies(backend, reply_request(n=2, answer_prefix="My answer is:"))
+    body = fake.chat_bodies[-1]
+    assert body["messages"][-1] == {"role": "assistant", "content": "My answer is:"}
+    assert body["continue_final_message"] is True
+    assert body["add_generation_prompt"] is False
+    assert body["n"] == 2 and response.error is None and len(response.texts) == 2
+    # Without a prefix the body keeps the server's defaults (a new, free assistant turn).
+    replies(make_backend(fake), reply_request(n=2))
+    assert "continue_final_message" not in fake.chat_bodies[-1]
+
+
 def test_a_thinking_model_gets_the_entrys_max_tokens() -> None:
     fake = FakeVllm(sampled)
     replies(make_backend(fake, max_tokens=1024), reply_request(n=2, max_tokens=32))
