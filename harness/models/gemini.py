@@ -212,7 +212,8 @@ class GeminiBackend(ModelBackend):
         if logprobs and not self.settings.choice_only:
             await self.check_logprobs()
             return
-        prompt_config = self.format.config(temperature=1.0, seed=0, system=None)
+        # No logprobs asked: most 2.5 models refuse them ("Logprobs is not enabled").
+        prompt_config = self.format.config(temperature=1.0, seed=0, system=None, logprobs=False)
         contents = [{"role": "user", "parts": [{"text": "Reply with only the letter A."}]}]
         try:
             response = await self._generate_with_retries(contents, prompt_config)

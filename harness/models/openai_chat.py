@@ -182,7 +182,8 @@ class OpenAIChatBackend(ModelBackend):
             await self.check_logprobs()
             return
         messages = [{"role": "user", "content": "Reply with only the letter A."}]
-        body = self.format.payload(messages, temperature=1.0, seed=0)
+        # No logprobs asked: a reasoning model under a readout by replies refuses them.
+        body = self.format.payload(messages, temperature=1.0, seed=0, logprobs=False)
         body["max_completion_tokens"] = 16
         try:
             response = await self._post(body, retries=PREFLIGHT_RETRIES)

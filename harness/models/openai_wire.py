@@ -233,16 +233,23 @@ class ChatCompletionsFormat:
         return reasons(self.model, self.settings)
 
     def payload(
-        self, messages: list[dict[str, str]], *, temperature: float, seed: int
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        seed: int,
+        logprobs: bool = True,
     ) -> dict[str, Any]:
-        """The request body sent for one call (the exact JSON, without headers)."""
+        """The request body sent for one call (the exact JSON, without headers).
+        `logprobs`: ask for them (unless choice-only); False for a request that reads none,
+        which a reasoning model would refuse if they were asked."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "max_completion_tokens": self.settings.completion_tokens,
             "seed": seed,
         }
-        if self.settings.choice_only:
+        if self.settings.choice_only or not logprobs:
             self._sampling(body, temperature)
         else:
             body["temperature"] = temperature
