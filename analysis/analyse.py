@@ -12,7 +12,12 @@ from analysis.data.load import RunData, load_run
 from analysis.data.temperature import Prior
 from analysis.engines.logodds import BAYES_CLIP
 from analysis.measures.results import Results, results_for_run
+from analysis.render.context import ReportContext, ViewerLink, protocol_of
 from analysis.render.outputs import output_lock, write_outputs
+from harness.errors import RunDirError, UserError
+from harness.run_format import CALLS_FILE
+from harness.transcripts import VIEWER_FILE, Transcript, read_example_transcripts
+from paradigms.registry import installed_paradigms
 
 OUTPUT_DIR: Final = "analysis"
 
@@ -63,6 +68,33 @@ def _facts(run: RunData) -> dict[str, str]:
     return facts
 
 
+def _report_context(run: RunData) -> ReportContext:
+    """The protocol, one example trial per condition and the trial browser, for the report.
+
+    All three are informative: a paradigm that is not installed here is named without its
+    description, and a calls.jsonl that cannot be read as call records (a table assembled
+    by hand) gives no examples rather than an error.
+    """
+    config = run.manifest.get("config")
+    experiment = config.get("experiment") if isinstance(config, dict) else None
+    name = experiment.get("paradigm") if isinstance(experiment, dict) else None
+    protocol = None
+    if isinstance(name, str):
+        try:
+            paradigm = installed_paradigms()[name]
+        except (KeyError, UserError):
+            paradigm = None
+        protocol = protocol_of(name, paradigm)
+    examples: dict[str, Transcript] = {}
+    if (run.run_dir / CALLS_FILE).is_file():
+        try:
+            examples = read_example_transcripts(run.run_dir, strict=False)
+        except (RunDirError, OSError):
+            examples = {}
+    viewer = ViewerLink(written=(run.run_dir / VIEWER_FILE).is_file(), run_dir=str(run.run_dir))
+    return ReportContext(protocol=protocol, examples=examples, viewer=viewer)
+
+
 def analyse_run(
     run_dir: Path | str,
     *,
@@ -105,5 +137,7 @@ def analyse_run_in_full(
         results = results_for_run(run, fitted_model=fitted_model)
         facts = _facts(run)
         title = f"mindshift analysis — {facts.get('experiment', run.run_dir.name)}"
-        summary = write_outputs(results, out, title=title, facts=facts)
+        summary = write_outputs(
+            results, out, title=title, facts=facts, context=_report_context(run)
+        )
     return RunAnalysis(run=run, results=results, summary=summary, out_dir=out)

@@ -238,10 +238,11 @@ def _check_fitted_model(fitted_model: FittedMode) -> None:
     """`--fitted-model beta` needs PyMC: one line naming the extra, before any work. (`auto`
     falls back to the Tobit fit without it, and the report says why.)"""
     from analysis.beta.fitted_model import beta_entry
+    from analysis.beta.install import bayes_install_command
 
     if fitted_model == "beta" and beta_entry() is None:
         raise UserError(
-            "--fitted-model beta needs the bayes extra (PyMC): pip install 'mindshift[bayes]' "
+            f"--fitted-model beta needs the bayes extra (PyMC): {bayes_install_command()} "
             "(or --fitted-model tobit)"
         )
 

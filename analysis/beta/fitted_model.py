@@ -25,6 +25,8 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
+from analysis.beta.install import bayes_install_command
+
 BETA_MODULE: Final = "analysis.beta.regression"
 BETA_ENTRY: Final = "report_tables"
 BETA_MIN_TRIALS: Final = 2000
@@ -84,7 +86,7 @@ def choose_kind(
     if beta_entry() is None:
         return "tobit", (
             "the Bayesian beta regression needs the optional `bayes` extra "
-            "(pip install 'mindshift[bayes]'); showing the Tobit update fit instead"
+            f"({bayes_install_command()}); showing the Tobit update fit instead"
         )
     counts = trials_with_confidence(trials)
     small = [str(m) for m, n in counts.items() if n < BETA_MIN_TRIALS]

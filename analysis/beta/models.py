@@ -52,6 +52,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
+from analysis.beta.install import bayes_install_command
 from analysis.data.prepare import at_bayes_clip, is_prepared, refuse_as_read
 from analysis.data.schema import MAIN_DISPLAYS
 from analysis.engines.bayes import ADVICE_SIGN, with_bayes
@@ -84,7 +85,7 @@ def require_bayes() -> None:
     if missing:
         raise BayesExtraMissing(
             f"the Bayesian beta regression needs {' and '.join(missing)}: "
-            "install the optional extra with pip install 'mindshift[bayes]'"
+            f"install the optional extra with {bayes_install_command()}"
         )
 
 

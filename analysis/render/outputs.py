@@ -38,6 +38,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisInputError
 from analysis.measures.results import Results
+from analysis.render.context import ReportContext
 from analysis.render.figures import render_figures
 from analysis.render.report import render_report
 from analysis.render.summary import summary_document
@@ -270,11 +271,12 @@ def render_outputs(
     title: str,
     facts: Mapping[str, str],
     extra: Mapping[str, pd.DataFrame] | None = None,
+    context: ReportContext | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The summary and every output file's bytes (relative name -> bytes), in memory."""
     summary = summary_document(results)
     figures = render_figures(results)
-    report = render_report(results, figures, title=title, facts=facts)
+    report = render_report(results, figures, title=title, facts=facts, context=context)
     outputs: dict[str, bytes] = {
         SUMMARY_FILE: (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"),
         MARKDOWN_FILE: summary_markdown(results, title).encode("utf-8"),
@@ -296,6 +298,7 @@ def write_outputs(
     title: str,
     facts: Mapping[str, str],
     extra: Mapping[str, pd.DataFrame] | None = None,
+    context: ReportContext | None = None,
 ) -> dict[str, Any]:
     """Write the analysis of `results` as the directory `out`; returns the summary.
 
@@ -305,6 +308,8 @@ def write_outputs(
     when `out` cannot be written (a read-only or full disk is the user's to fix: one line,
     not a traceback) or holds files that are not an analysis.
     """
-    summary, outputs = render_outputs(results, title=title, facts=facts, extra=extra)
+    summary, outputs = render_outputs(
+        results, title=title, facts=facts, extra=extra, context=context
+    )
     replace_directory(out, outputs)
     return summary

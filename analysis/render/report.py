@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -39,7 +40,12 @@ from analysis.measures.overweighting import POOLED
 from analysis.measures.registry import Measure, Scale, cited
 from analysis.measures.results import Results
 from analysis.measures.switching import BINS, MIN_TRIALS
+from analysis.render.context import Protocol, ReportContext, ViewerLink
 from analysis.render.figures import ESTIMATES_FILE
+from analysis.render.readouts import model_readouts
+from harness.record import CallRecord
+from harness.transcripts import Transcript
+from paradigms.change_of_mind import ChangeOfMind
 
 ESTIMATES_CAPTION: Final = (
     "The headline estimates with 95 % intervals clustered by item: the display coefficient of "
@@ -76,6 +82,9 @@ PLACED: Final = frozenset(
 """The measures the report's own sections lay out, in the paper's order and words. Every
 other measure of the results (a measure registered since) gets the "Further measures"
 section: its caption, its table with models side by side, its source and its figure."""
+
+CHANGE_OF_MIND: Final = ChangeOfMind.name
+"""The protocol whose display x advice x accuracy design the report's own sections follow."""
 
 _SCALE_FORMAT: Final[dict[Scale, str]] = {
     "rate": "pct",
@@ -124,7 +133,14 @@ dl.facts { display: grid; grid-template-columns: max-content auto; gap: .1em 1em
 dl.facts dt { font-weight: 600; }
 details { margin: .4em 0 1em; }
 summary { cursor: pointer; color: #0072B2; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+caption.readout { caption-side: top; text-align: left; font-size: .8em; color: #555;
+                  white-space: nowrap; padding-bottom: .15em; }
+details .msg pre, .msg pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .1em 0 .4em;
+       font-size: .85em; background: #f8f8f8; padding: .3em .5em; }
+ol.turns { padding-left: 1.4em; }
+p.turn { margin: .5em 0 .2em; }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; min-width: 0; }
 """
 
 
@@ -169,8 +185,12 @@ def _table(
     rows: Iterable[Sequence[str]],
     label_cols: int = 1,
     key_rows: Iterable[int] = (),
+    *,
+    readout: str,
 ) -> str:
-    """An HTML table; cells are given already formatted and escaped."""
+    """An HTML table; cells are given already formatted and escaped, header names as plain
+    text (escaped here, once). `readout` is its caption, saying which readout produced its
+    numbers (`_readouts`): every table names it."""
     keys = set(key_rows)
     head = "".join(
         f'<th class="label">{html.escape(h)}</th>'
@@ -187,8 +207,26 @@ def _table(
         + "</tr>"
         for r, row in enumerate(rows)
     )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = (
+        f'<table><caption class="readout">{readout}</caption><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
     return f'<div class="scroll">{table}</div>'
+
+
+def _readouts(results: Results, models: Sequence[str] | None = None) -> str:
+    """A table's caption: the readout that produced each model's numbers (summary.json's
+    `models.<id>.readout`), for `models` (default: every model of the results)."""
+    readouts = model_readouts(results)
+    shown = [m for m in (results.models if models is None else models) if m in readouts]
+    if not shown:
+        return "Readout: —"
+    kinds = {readouts[m] for m in shown}
+    if len(kinds) == 1 and len(shown) > 1:
+        return f"Readout: {html.escape(kinds.pop())} (every model)"
+    return "Readout: " + "; ".join(
+        f"<code>{html.escape(m)}</code> {html.escape(readouts[m])}" for m in shown
+    )
 
 
 def _source(*names: str) -> str:
@@ -284,11 +322,128 @@ def _figure(results: Results, figures: Mapping[str, bytes], name: str) -> str:
     )
 
 
-def _design_lead(results: Results, main_design: bool) -> str:
-    """What the design section says the run did: change-of-mind's factorial design, or the
-    turns of a protocol without it (and why that design's sections are left out)."""
+def _fit_cell(results: Results, model: str, term: str) -> str:
+    """One term of a model's update fit, with its item-clustered 95 % interval."""
+    fit = results.fit
+    hit = fit.loc[(fit["model"] == model) & (fit["term"] == term)] if not fit.empty else fit
+    if hit.empty:
+        return "—"
+    row = records(hit)[0]
+    return _ci(_float(row["estimate"]), _float(row["ci_low"]), _float(row["ci_high"]))
+
+
+def _key_results_section(results: Results, main_design: bool) -> str:
+    """The answer first: per model, the headline estimates with their intervals and the
+    readout that produced them (details, methods and the design follow)."""
+    readouts = model_readouts(results)
     if main_design:
-        return (
+        support = {str(r["model"]): r for r in records(results.choice_support)}
+        rows = []
+        for model in results.models:
+            effect = support.get(model)
+            _, opposite = _version_values(results, model, "overweighting")
+            rows.append(
+                [
+                    html.escape(model),
+                    html.escape(readouts.get(model, "—")),
+                    "—"
+                    if effect is None
+                    else _ci(
+                        _float(effect["estimate"]),
+                        _float(effect["ci_low"]),
+                        _float(effect["ci_high"]),
+                        "signed",
+                    ),
+                    _fmt(opposite, "ratio"),
+                    _fit_cell(results, model, "w_opposite"),
+                    _fit_cell(results, model, "w_same"),
+                    _fit_cell(results, model, "choice_support"),
+                ]
+            )
+        table = _table(
+            [
+                "model",
+                "readout",
+                "choice-supportive effect (shown \N{MINUS SIGN} hidden, neutral advice)",
+                "overweighting of contrary advice (paper's ratio)",
+                "w_opposite (fit)",
+                "w_same (fit)",
+                "choice_support (fit, log-odds)",
+            ],
+            rows,
+            2,
+            readout=_readouts(results),
+        )
+        lead = (
+            '<p class="lead">Per model, with 95 % intervals clustered by question: the '
+            "choice-supportive effect (mean confidence change under neutral advice, own answer "
+            "shown minus hidden; 0 for the Bayesian observer), the overweighting of advice "
+            "against the initial answer (observed over Bayes update; 1&times; for the Bayesian "
+            "observer) and the fitted weights of the update model (w_same = w_opposite = 1 and "
+            "choice_support = 0 for the Bayesian observer). The sections below give every "
+            "number behind them.</p>"
+        )
+        sources = _source(
+            results.sources["choice_support"],
+            results.sources["overweighting"],
+            results.sources["fit"],
+        )
+        return "<h2>Key results</h2>" + lead + table + _fit_notes(results.fit) + sources
+    rows = []
+    for r in records(results.by_condition):
+        model, turn = str(r["model"]), int(r["turn"])
+        rows.append(
+            [
+                html.escape(model),
+                html.escape(readouts.get(model, "—")),
+                html.escape(str(r["condition"]) + (f" (turn {turn})" if turn != TWO_TURN else "")),
+                _ci(
+                    _float(r["com_rate"]), _float(r["com_ci_low"]), _float(r["com_ci_high"]), "pct"
+                ),
+                _ci(
+                    _float(r["confidence_change"]),
+                    _float(r["change_ci_low"]),
+                    _float(r["change_ci_high"]),
+                    "signed",
+                ),
+            ]
+        )
+    table = _table(
+        ["model", "readout", "condition", "change of mind", "confidence change"],
+        rows,
+        3,
+        readout=_readouts(results),
+    )
+    return (
+        "<h2>Key results</h2>"
+        '<p class="lead">Per model and condition, at the last turn, with 95 % intervals '
+        "clustered by question: how often the final answer differs from the first, and the "
+        "change in the probability of the first answer (final minus initial).</p>"
+        + table
+        + _source(results.sources["by_condition"])
+    )
+
+
+def _protocol_intro(protocol: Protocol | None) -> str:
+    """The protocol by its own name and its own summary, where the run says which it was."""
+    if protocol is None:
+        return ""
+    about = f": {_inline_code(protocol.description)}" if protocol.description else ""
+    return f'<p class="lead">Protocol <b>{html.escape(protocol.name)}</b>{about}</p>'
+
+
+def _inline_code(text: str) -> str:
+    """Plain text escaped, its `backticked` names set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _design_lead(results: Results, main_design: bool, protocol: Protocol | None) -> str:
+    """What the design section says the run did: change-of-mind's factorial design, or the
+    turns of another protocol (by its own name, and why the factorial sections are left
+    out when its trials lack those factors)."""
+    own = protocol is not None and protocol.name != CHANGE_OF_MIND
+    if main_design and not own:
+        return _protocol_intro(protocol) + (
             '<p class="lead">Each question is answered once (stage 1); then, in a fresh '
             "context, it is asked again under every condition — the model's own answer shown, "
             "hidden or attributed to another model, and advice that agrees, opposes or is "
@@ -302,14 +457,18 @@ def _design_lead(results: Results, main_design: bool) -> str:
         if last > TWO_TURN
         else "then asked again under every condition"
     )
-    return (
-        f'<p class="lead">Each question is answered once (turn 1); {turns}. No trial of this '
-        "run has an advice factor (the display, advice and accuracy columns of the advice "
-        "protocols, <code>paradigms.columns.AdviceColumns</code>), so the measures of "
-        "change-of-mind's display x advice x accuracy design are left out of this report "
-        "(summary.json keeps their keys, empty); the run is reported by condition"
-        + (" and turn by turn" if last > TWO_TURN else "")
-        + ". Counts below are read back from the data; trials are answered later turns.</p>"
+    factorial = (
+        " Its trials have display, advice and accuracy factors, so the sections on them follow."
+        if main_design
+        else " No trial of this run has an advice factor (the display, advice and accuracy "
+        "columns of the advice protocols, <code>paradigms.columns.AdviceColumns</code>), so "
+        "the sections that read those factors are left out (summary.json keeps their keys, empty); the "
+        "run is reported by condition" + (" and turn by turn" if last > TWO_TURN else "") + "."
+    )
+    return _protocol_intro(protocol) + (
+        f'<p class="lead">Each question is answered once (turn 1); {turns}.{factorial} '
+        "Counts below are read back from the data; trials are answered later turns. What "
+        "each condition says to the model is in the example trials (one per condition).</p>"
     )
 
 
@@ -319,7 +478,9 @@ def _last_turn(results: Results) -> int:
     return int(turns["turn"].max()) if not turns.empty else TWO_TURN
 
 
-def _design_section(results: Results, facts: Mapping[str, str], main_design: bool) -> str:
+def _design_section(
+    results: Results, facts: Mapping[str, str], main_design: bool, protocol: Protocol | None
+) -> str:
     rows = [
         [
             html.escape(str(r["model"])),
@@ -353,8 +514,8 @@ def _design_section(results: Results, facts: Mapping[str, str], main_design: boo
     return (
         "<h2>Design</h2>"
         + (f'<dl class="facts">{fact_rows}</dl>' if fact_rows else "")
-        + _design_lead(results, main_design)
-        + _table(header, rows)
+        + _design_lead(results, main_design, protocol)
+        + _table(header, rows, readout=_readouts(results))
         + _small_design_note(results.design)
         + _source(results.sources["design"])
     )
@@ -391,6 +552,7 @@ def _calibration_section(results: Results, figures: Mapping[str, bytes]) -> str:
             "confidences used",
         ],
         rows,
+        readout=_readouts(results),
     )
     metrics = [
         [
@@ -422,6 +584,7 @@ def _calibration_section(results: Results, figures: Mapping[str, bytes]) -> str:
         ],
         metrics,
         3,
+        readout=_readouts(results),
     )
     mode = {
         "auto": "calibrated for models with a calibration split, raw otherwise",
@@ -430,8 +593,11 @@ def _calibration_section(results: Results, figures: Mapping[str, bytes]) -> str:
     }[results.prior]
     return (
         "<h2>Accuracy and calibration</h2>"
-        f'<p class="lead">Confidence is the probability of the given answer, read from the '
-        f"option-label tokens. Temperature scaling divides the option logits by T (T &gt; 1: "
+        f'<p class="lead">Confidence is the probability of the given answer as each '
+        f"model's readout gives it (named under every table): logprobs read it from the "
+        f"option-label tokens, sampling as the share of N sampled answers, verbal and "
+        f"verbal-2stage as the confidence the model states, ptrue from its judgement of "
+        f"its own answer. Temperature scaling divides the option logits by T (T &gt; 1: "
         f"the raw readout was overconfident). Prior used for the Bayes comparison: "
         f"<b>{html.escape(mode)}</b>; a temperature, when applied, scales both turns' "
         f"confidences. A model without a calibration split is fitted on its main items "
@@ -454,9 +620,9 @@ def _calibration_section(results: Results, figures: Mapping[str, bytes]) -> str:
 def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
     models = results.models
     header, rows = _models_wide(results.com, ["display"], models, "pct")
-    by_display = _table(header, rows, 1)
+    by_display = _table(header, rows, 1, readout=_readouts(results))
     header, rows = _models_wide(results.com_advice, ["display", "advice"], models, "pct")
-    by_advice = _table(header, rows, 2)
+    by_advice = _table(header, rows, 2, readout=_readouts(results))
     reg = results.com_regression
     terms = list(dict.fromkeys(str(t) for t in reg["term"]))
     reg_rows: list[list[str]] = []
@@ -478,7 +644,7 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
             )
         reg_rows.append([html.escape(term), *cells])
     key = [i for i, term in enumerate(terms) if term == DISPLAY_TERM]
-    regression = _table(["term (log-odds)", *models], reg_rows, 1, key)
+    regression = _table(["term (log-odds)", *models], reg_rows, 1, key, readout=_readouts(results))
     switching = [
         [
             html.escape(str(r["model"])),
@@ -515,6 +681,7 @@ def _com_section(results: Results, figures: Mapping[str, bytes]) -> str:
         ],
         switching,
         3,
+        readout=_readouts(results),
     )
     return (
         "<h2>Change of mind</h2>"
@@ -567,13 +734,17 @@ def _change_section(results: Results, figures: Mapping[str, bytes]) -> str:
         "<h2>Confidence change</h2>"
         '<p class="lead">Final minus initial probability of the initially chosen option, on '
         "the confidence scale of section 2.</p>"
-        + _table(header, rows, 2)
+        + _table(header, rows, 2, readout=_readouts(results))
         + _source(results.sources["confidence_change"])
         + "<h3>Choice-supportive bias</h3>"
         '<p class="lead">Mean confidence change under neutral advice, shown minus hidden '
         "(paper, Gemma 3 12B: +0.21): seeing its own answer makes the model more confident "
         "in it without any new evidence.</p>"
-        + _table(["model", "shown &minus; hidden [95 % CI]", "p", "items"], support)
+        + _table(
+            ["model", "shown \N{MINUS SIGN} hidden [95 % CI]", "p", "items"],
+            support,
+            readout=_readouts(results),
+        )
         + _source(results.sources["choice_support"])
         + _figure(results, figures, "confidence_change.png")
     )
@@ -607,7 +778,12 @@ def _oucs_tables(results: Results) -> str:
                     labels.append(f"{100 * float(key[2]):g} %")
                 rows.append([*labels, *cells])
             header = ["advice", *(["accuracy"] if label else []), *map(str, mean.columns)]
-            table = _table(header, rows, len(header) - len(mean.columns))
+            table = _table(
+                header,
+                rows,
+                len(header) - len(mean.columns),
+                readout=_readouts(results, [model]),
+            )
             title = f"OUCS, <code>{html.escape(model)}</code>{label}"
             if label:
                 parts.append(f"<details><summary>{title}</summary>{table}</details>")
@@ -643,6 +819,29 @@ _VERSIONS: Final = (
 )
 
 
+def _pooled_displays(results: Results, model: str, advice: str) -> tuple[str, ...]:
+    """The displays (of shown and hidden) the pooled overweighting row of a model and advice
+    holds: both, or the one its run has (the pooled row then repeats that display's row)."""
+    table = results.overweighting
+    held = set(
+        table.loc[
+            (table["model"] == model) & (table["advice"] == advice) & (table["display"] != POOLED),
+            "display",
+        ].astype(str)
+    )
+    return tuple(display for display in ("shown", "hidden") if display in held)
+
+
+def _pooled_meaning(results: Results, model: str) -> str:
+    """What the paper's version pools for a model, in words."""
+    pools = _pooled_displays(results, model, "opposite") or _pooled_displays(results, model, "same")
+    if len(pools) == 2:
+        return "paper: probability scale, pooled shown+hidden, shown+opposite corrected"
+    if pools:
+        return f"paper: probability scale, {pools[0]} trials alone (no other display to pool)"
+    return "paper: probability scale (no shown or hidden trials)"
+
+
 def _version_values(results: Results, model: str, version: str) -> tuple[float, float]:
     """(same, opposite) of one overweighting version (or the fit's weights) for a model."""
     if version == "fit":
@@ -665,6 +864,8 @@ def _versions_table(results: Results) -> str:
     for model in results.models:
         truth = results.truth.get(model, {})
         for version, meaning in _VERSIONS:
+            if version == "overweighting":
+                meaning = _pooled_meaning(results, model)
             same, opposite = _version_values(results, model, version)
             rows.append(
                 [
@@ -681,6 +882,7 @@ def _versions_table(results: Results) -> str:
         ["model", "version", "what it is", "same", "opposite", "true w_same", "true w_opposite"],
         rows,
         3,
+        readout=_readouts(results),
     )
 
 
@@ -703,16 +905,23 @@ def _clip_table(results: Results) -> str:
     header = ["model", "display", "advice", "a"] + [
         f"{name}, {label}" for name in ("OUCS", "ratio", "log-odds ratio") for label in labels
     ]
-    return _table(header, rows, 4)
+    return _table(header, rows, 4, readout=_readouts(results))
 
 
 def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
     rows: list[list[str]] = []
+    key: list[int] = []
     for r in records(results.overweighting):
+        model, display, advice = str(r["model"]), str(r["display"]), str(r["advice"])
+        pools = _pooled_displays(results, model, advice)
+        if display == POOLED and len(pools) < 2:
+            continue  # it pools one display: the same numbers as that display's own row
+        if display == POOLED or (len(pools) == 1 and display in pools):
+            key.append(len(rows))
         rows.append(
             [
-                html.escape(str(r["model"])),
-                html.escape(f"pooled ({POOLED})" if r["display"] == POOLED else str(r["display"])),
+                html.escape(model),
+                html.escape(f"pooled ({'+'.join(pools)})" if display == POOLED else display),
                 html.escape(str(r["advice"])),
                 _fmt(float(r["ratio_of_sums"]), "ratio"),
                 _fmt(float(r["median_ratio"]), "ratio"),
@@ -720,7 +929,6 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
                 _fmt(int(r["n"])),
             ]
         )
-    key = [i for i, row in enumerate(rows) if row[1].startswith("pooled")]
     corrections = ", ".join(
         f"{html.escape(str(m))} {_fmt(float(v), 'signed')}" for m, v in results.corrections.items()
     )
@@ -777,6 +985,7 @@ def _bayes_section(results: Results, figures: Mapping[str, bytes]) -> str:
             rows,
             3,
             key,
+            readout=_readouts(results),
         )
         + _source(results.sources["overweighting"])
         + _figure(results, figures, "updates_observed_vs_bayes.png")
@@ -808,7 +1017,7 @@ def _model_table(part: ModelTable, results: Results) -> str:
                     _ci(_float(row["estimate"]), _float(row["ci_low"]), _float(row["ci_high"]))
                 )
             rows.append([html.escape(term), *cells])
-        body = _table(["term", *models], rows)
+        body = _table(["term", *models], rows, readout=_readouts(results))
     else:
         shown = table.reset_index() if table.index.name or any(table.index.names) else table
         body = _table(
@@ -817,6 +1026,7 @@ def _model_table(part: ModelTable, results: Results) -> str:
                 [_fmt(v) if not isinstance(v, str) else html.escape(v) for v in row.values()]
                 for row in records(shown)
             ),
+            readout=_readouts(results),
         )
     note = f'<p class="note">{html.escape(part.note)}</p>' if part.note else ""
     notes = _fit_notes(table)
@@ -836,35 +1046,73 @@ def _fitted_section(results: Results, figures: Mapping[str, bytes]) -> str:
     )
 
 
-_METHODS: Final = """
-<h2>Methods</h2>
-<div class="note"><ul>
-<li>All measures are framed on the initially chosen option. Probabilities are clipped to
-[{low}, {high}] before every logit (accuracy 100 % reads as {high}).</li>
-<li>Standard errors and 95 % intervals are clustered by question (CR1; Student's t with
-G &minus; 1 degrees of freedom, G the number of questions), because every question recurs in
-every condition; fits use the cluster-robust sandwich.</li>
-<li>Bayes posterior: logit(post) = logit(c) + &Delta;, &Delta; the advice's log-odds shift
-of the initially chosen option: s·logit(a) for two options; with K options an advisor that
-is wrong picks uniformly among the K &minus; 1 other options, post_i = p_i L_i / &Sigma;_j
-p_j L_j (needs the advised option's stage-1 probability). A sequence of advisors adds its
-shifts.</li>
-<li>Framing: on the initially chosen option; under the answer-wrong control, on the wrong
-answer displayed as the model's own (its stage-1 probability is the prior).</li>
-<li>Overweighting = observed update / Bayes update for same and opposite advice, accuracy
-1/K (50 % for two options) excluded, ratio of sums. Paper's version: probability scale,
-the choice-support part removed from shown (and own-answer control) + opposite updates
-only. Journal's: hidden trials alone. Log-odds: logit(final) &minus; logit(c) over the
-Bayes log-odds update, choice support (in log-odds) removed from every shown trial.</li>
-<li>Update model: censored-normal (Tobit) regression of logit(final confidence) on
-logit(initial confidence), the shown flag, &Delta;·[same] and &Delta;·[opposite]
-(&plusmn;logit(a) for two options), on the displays shown, hidden and other.</li>
-<li>Temperature scaling applies to two-option trials; K-option trials keep raw
-confidences (the trials table holds only some options' probabilities).</li>
-<li>Temperature scaling: one T per model, maximum likelihood of the correct option on the
-calibration split (or the main items' stage-1 answers); applied to both turns.</li>
-</ul></div>
-"""
+_METHODS: Final[tuple[tuple[bool, str], ...]] = (
+    (
+        False,
+        "All measures are framed on the initially chosen option. Probabilities are clipped to "
+        "[{low}, {high}] before every logit (accuracy 100 % reads as {high}).",
+    ),
+    (
+        False,
+        "Standard errors and 95 % intervals are clustered by question (CR1; Student's t with "
+        "G &minus; 1 degrees of freedom, G the number of questions), because every question "
+        "recurs in every condition; fits use the cluster-robust sandwich.",
+    ),
+    (
+        False,
+        "Bayes posterior: logit(post) = logit(c) + &Delta;, &Delta; the advice's log-odds "
+        "shift of the initially chosen option: s·logit(a) for two options; with K options an "
+        "advisor that is wrong picks uniformly among the K &minus; 1 other options, post_i = "
+        "p_i L_i / &Sigma;_j p_j L_j (needs the advised option's turn-1 probability). A "
+        "sequence of advisors adds its shifts. A condition without stated advice has no Bayes "
+        "posterior (its OUCS is &mdash;).",
+    ),
+    (
+        True,
+        "Framing: on the initially chosen option; under the answer-wrong control, on the "
+        "wrong answer displayed as the model's own (its stage-1 probability is the prior).",
+    ),
+    (
+        True,
+        "Overweighting = observed update / Bayes update for same and opposite advice, "
+        "accuracy 1/K (50 % for two options) excluded, ratio of sums. Paper's version: "
+        "probability scale, the choice-support part removed from shown (and own-answer "
+        "control) + opposite updates only. Journal's: hidden trials alone. Log-odds: "
+        "logit(final) &minus; logit(c) over the Bayes log-odds update, choice support (in "
+        "log-odds) removed from every shown trial.",
+    ),
+    (
+        True,
+        "Update model: censored-normal (Tobit) regression of logit(final confidence) on "
+        "logit(initial confidence), the shown flag, &Delta;·[same] and &Delta;·[opposite] "
+        "(&plusmn;logit(a) for two options), on the displays shown, hidden and other; the "
+        "estimator follows each model's readout (sampled counts: binomial logit-normal; "
+        "stated confidences: interval-censored Tobit).",
+    ),
+    (
+        False,
+        "Temperature scaling applies to two-option trials; K-option trials keep raw "
+        "confidences (the trials table holds only some options' probabilities).",
+    ),
+    (
+        False,
+        "Temperature scaling: one T per model, maximum likelihood of the correct option on "
+        "the calibration split (or the main items' turn-1 answers); applied to both turns.",
+    ),
+)
+"""The methods' bullets: (only for change-of-mind's display x advice x accuracy design,
+text). A protocol without that design gets the others alone."""
+
+
+def _methods(results: Results, main_design: bool) -> str:
+    clip = results.bayes_clip
+    low, high = f"{clip:g}", f"{1 - clip:g}"
+    items = "".join(
+        "<li>" + text.format(low=low, high=high) + "</li>"
+        for factorial, text in _METHODS
+        if main_design or not factorial
+    )
+    return f'<h2>Methods</h2><div class="note"><ul>{items}</ul></div>'
 
 
 def _condition_section(results: Results, main_design: bool) -> str:
@@ -902,7 +1150,9 @@ def _condition_section(results: Results, main_design: bool) -> str:
         [html.escape(condition), *(v for m in models for v in by_model.get(m, ["—"] * 4))]
         for condition, by_model in cells.items()
     ]
-    body = _table(header, rows) + _source(results.sources["by_condition"])
+    body = _table(header, rows, readout=_readouts(results)) + _source(
+        results.sources["by_condition"]
+    )
     lead = (
         '<p class="lead">For any protocol: per condition, at its last turn (a protocol of '
         "more than two turns is not pooled over its turns; the turn is named where it is not "
@@ -949,6 +1199,7 @@ def _sequence_section(results: Results) -> str:
             ],
             rows,
             3,
+            readout=_readouts(results),
         )
         + _source(results.sources["sequences"])
     )
@@ -1000,7 +1251,7 @@ def _turns_section(results: Results, figures: Mapping[str, bytes]) -> str:
         f'<p class="lead">{html.escape(measure.caption)} Turn 1 is where every trajectory '
         "starts; flips compare each answer with the one just before; 95 % intervals clustered "
         "by question.</p>"
-        + _table(header, rows, 2)
+        + _table(header, rows, 2, readout=_readouts(results))
         + _source(measure.source)
         + (_figure(results, figures, measure.figure.file) if measure.figure is not None else "")
     )
@@ -1013,13 +1264,14 @@ def _measure_table(results: Results, measure: Measure) -> str:
     if measure.cells and {"mean", "ci_low", "ci_high"} <= set(table.columns):
         kind = _SCALE_FORMAT[measure.scale]
         header, rows = _models_wide(table, measure.cells, results.models, kind)
-        return _table(header, rows, len(measure.cells))
+        return _table(header, rows, len(measure.cells), readout=_readouts(results))
     return _table(
         [str(column) for column in table.columns],
         (
             [html.escape(v) if isinstance(v, str) else _fmt(v) for v in row.values()]
             for row in records(table)
         ),
+        readout=_readouts(results),
     )
 
 
@@ -1052,6 +1304,122 @@ def _further_section(results: Results, figures: Mapping[str, bytes], main_design
     )
 
 
+def _viewer_line(viewer: ViewerLink | None) -> str:
+    """Where every trial can be read: a link to the run's trial browser, or the command
+    that writes it."""
+    if viewer is None:
+        return ""
+    if viewer.written:
+        return (
+            f'<p class="lead">Every trial of the run, with filters: the trial browser '
+            f'<a href="{html.escape(viewer.href)}">{html.escape(viewer.href)}</a> '
+            f"(written by <code>{html.escape(viewer.command)}</code>).</p>"
+        )
+    return (
+        '<p class="lead">Every trial of the run, with filters, is in the trial browser that '
+        f"<code>{html.escape(viewer.command)}</code> writes (it has not been written yet; "
+        f"it goes to {html.escape(viewer.href.removeprefix('../'))} in the run directory).</p>"
+    )
+
+
+def _probabilities(record: CallRecord) -> str:
+    """The option probabilities of a call, compactly ("A 0.912 · B 0.088"); a label the
+    readout did not see is shown with its upper bound."""
+    readout = record.readout
+    if readout is None:
+        return "—"
+    cells = []
+    for label, mass in readout.mass.items():
+        shown = (readout.probs or {}).get(label, mass)
+        if shown is None:
+            bound = readout.upper_bound.get(label)
+            value = "—" if bound is None else f"&le; {bound:.3g}"
+        else:
+            value = f"{shown:.3f}"
+        cells.append(f"{html.escape(label)} {value}")
+    return " · ".join(cells)
+
+
+def _example_turn(record: CallRecord, changed: bool | None) -> str:
+    """One call of an example trial: the messages, the answer prefix, the reply and the
+    option probabilities (every text escaped)."""
+    request = record.request
+    messages = (
+        ""
+        if request is None
+        else "".join(
+            f'<div class="msg"><b>{html.escape(message.role)}</b>'
+            f"<pre>{html.escape(message.content)}</pre></div>"
+            for message in request.prompt.messages
+        )
+    )
+    prefix = (
+        f'<div class="msg"><b>answer prefix</b><pre>{html.escape(request.prompt.answer_prefix)}'
+        "</pre></div>"
+        if request is not None and request.prompt.answer_prefix
+        else ""
+    )
+    detail = record.readout_detail
+    replies = (
+        "".join(f"<pre>{html.escape(text)}</pre>" for text in detail.replies[:1])
+        if detail is not None and detail.replies
+        else ""
+    )
+    stated = (
+        f"; stated confidence {detail.stated:.2f}"
+        if detail is not None and detail.stated is not None
+        else ""
+    )
+    samples = f"; {len(detail.samples)} samples" if detail is not None and detail.samples else ""
+    answer = (
+        f"error: {html.escape(record.error or 'no answer')}"
+        if record.failed
+        else f"answer <b>{html.escape(record.choice or '')}</b>"
+        + (" (changed mind)" if changed else "")
+    )
+    method = f"; readout {html.escape(record.readout_method)}" if record.readout_method else ""
+    return (
+        f'<li><p class="turn">Turn {record.stage}: {answer}; probabilities '
+        f"{_probabilities(record)}{stated}{samples}{method}</p>"
+        f"{messages}{prefix}{replies}</li>"
+    )
+
+
+def _example_trial(condition: str, transcript: Transcript) -> str:
+    turns = "".join(_example_turn(turn, transcript.changed(turn)) for turn in transcript.turns)
+    flags = (" · changed mind" if transcript.changed_mind else "") + (
+        " · failed" if transcript.failed else ""
+    )
+    return (
+        f"<details><summary><b>{html.escape(condition)}</b> — "
+        f"<code>{html.escape(transcript.model)}</code>, item "
+        f"{html.escape(transcript.item_id)}{flags}</summary>"
+        f'<p class="src">Trial <code>{html.escape(transcript.trial_id)}</code>.</p>'
+        f'<ol class="turns">{turns}</ol></details>'
+    )
+
+
+def _examples_section(context: ReportContext) -> str:
+    """One example trial per condition (the first answered one of the run's log), and the
+    way to every other trial."""
+    if context.examples:
+        body = (
+            '<p class="lead">One trial per condition (the first answered one in calls.jsonl), '
+            "as the model saw it: each turn's messages, the answer prefix it continued, its "
+            "answer and the option probabilities its readout gave.</p>"
+            + "".join(
+                _example_trial(condition, transcript)
+                for condition, transcript in context.examples.items()
+            )
+        )
+    else:
+        body = (
+            '<p class="lead">No example trials: the run directory holds no calls.jsonl of '
+            "mindshift's call records (a trials table imported or assembled by hand).</p>"
+        )
+    return "<h2>Example trials</h2>" + body + _viewer_line(context.viewer)
+
+
 def _numbered(sections: list[str]) -> list[str]:
     """Number the sections' headings in order (which sections appear depends on the run)."""
     return [
@@ -1066,17 +1434,22 @@ def render_report(
     *,
     title: str = "mindshift analysis",
     facts: Mapping[str, str] | None = None,
+    context: ReportContext | None = None,
 ) -> str:
     """The report as one HTML document (a str).
 
     `facts` are short key/value lines about the run (name, start time, commit) shown under
-    the design; the caller decides what they are, so rendering stays pure.
+    the design; `context` what the run directory says besides the measures (its protocol,
+    one example trial per condition, its trial browser: `analysis.render.context`). The
+    caller reads them, so rendering stays pure.
     """
+    context = context or ReportContext()
     # The display / advice sections describe change-of-mind's factorial design; a protocol
     # without those factors (are-you-sure, multi-advice) is reported by condition instead.
     main_design = has_advice_design(results.trials)
     sections = [
-        _design_section(results, facts or {}, main_design),
+        _key_results_section(results, main_design),
+        _design_section(results, facts or {}, main_design, context.protocol),
         _calibration_section(results, figures),
     ]
     if main_design:
@@ -1094,8 +1467,8 @@ def render_report(
     further = _further_section(results, figures, main_design)
     if further:
         sections.append(further)
-    clip = results.bayes_clip
-    sections = [*_numbered(sections), _METHODS.format(low=f"{clip:g}", high=f"{1 - clip:g}")]
+    sections.append(_examples_section(context))
+    sections = [*_numbered(sections), _methods(results, main_design)]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -35,6 +35,7 @@ from analysis.measures.cells import nest
 from analysis.measures.fit import fit_update_model
 from analysis.measures.overweighting import POOLED
 from analysis.measures.results import Results, compute_results
+from analysis.render.readouts import model_readout
 
 
 def json_ready(value: Any) -> Any:
@@ -84,8 +85,9 @@ def _model_entry(results: Results, model: str) -> dict[str, Any]:
     rows = _of(results.trials, model)
     fit = results.fits.get(model) or fit_update_model(rows)
     entry: dict[str, Any] = {
-        # How the confidences were read (`harness.readouts`); the fit names its estimator.
-        "readout": fit.readout,
+        # How the confidences were read (`harness.readouts`), as the report's tables name it;
+        # the fit names its estimator.
+        "readout": model_readout(results, model),
         "n_trials": len(answered(rows)),
         "n_items": int(rows["item_id"].nunique()),
         "n_with_confidence": int(

@@ -67,13 +67,15 @@ def test_report_is_self_contained(analysed: tuple[Path, dict[str, Any]]) -> None
     # The paper's order, every section present.
     headings = re.findall(r"<h2>([^<]*)</h2>", report)
     assert headings == [
-        "1. Design",
-        "2. Accuracy and calibration",
-        "3. Change of mind",
-        "4. Confidence change",
-        "5. Comparison with the Bayesian observer",
-        "6. Fitted model",
-        "7. By condition",
+        "1. Key results",
+        "2. Design",
+        "3. Accuracy and calibration",
+        "4. Change of mind",
+        "5. Confidence change",
+        "6. Comparison with the Bayesian observer",
+        "7. Fitted model",
+        "8. By condition",
+        "9. Example trials",
         "Methods",
     ]
     # Every table says which analysis function computed it.

@@ -4,6 +4,7 @@ missing optional extra, and tables that fit the terminal (or a pipe)."""
 
 from __future__ import annotations
 
+import html
 import importlib.metadata
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from analysis.beta.install import bayes_install_command
 from harness.config import ModelSection, load_config
 from harness.experiment import execute, prepare
 from harness.models import registry, transformers_settings
@@ -383,12 +385,12 @@ def test_fitted_model_beta_without_pymc_is_one_line_naming_the_extra(
     ):
         assert main([*argv, "--fitted-model", "beta"]) == EXIT_USAGE
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "pip install 'mindshift[bayes]'" in err
+        assert err.count("\n") == 1 and bayes_install_command() in err
     assert not (run_dir / "analysis").exists()
     # auto falls back to the Tobit fit, and the report says why.
     assert main(["analyse", str(run_dir), "--fitted-model", "auto"]) == EXIT_OK
     report = (run_dir / "analysis" / "report.html").read_text(encoding="utf-8")
-    assert "mindshift[bayes]" in report
+    assert html.escape(bayes_install_command()) in report
 
 
 def test_models_says_which_backends_are_usable_here(
