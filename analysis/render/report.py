@@ -119,8 +119,9 @@ h2 { font-size: 1.3em; margin-top: 2.2em; border-bottom: 1px solid #ccc; }
 h3 { font-size: 1.05em; margin-top: 1.4em; }
 table { border-collapse: collapse; margin: .4em 0 .2em; font-size: .9em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; white-space: nowrap; }
-th { background: #f3f6f9; }
+th { background: #f3f6f9; white-space: normal; vertical-align: bottom; min-width: 3em; }
 td.label, th.label { text-align: left; }
+span.wrap { white-space: normal; }
 tr.key td { background: #fff8e1; font-weight: 600; }
 .src { font-size: .8em; color: #666; margin: .1em 0 1.2em; }
 .src code { font-size: .95em; }
@@ -462,8 +463,10 @@ def _design_lead(results: Results, main_design: bool, protocol: Protocol | None)
         if main_design
         else " No trial of this run has an advice factor (the display, advice and accuracy "
         "columns of the advice protocols, <code>paradigms.columns.AdviceColumns</code>), so "
-        "the sections that read those factors are left out (summary.json keeps their keys, empty); the "
-        "run is reported by condition" + (" and turn by turn" if last > TWO_TURN else "") + "."
+        "the sections that read those factors are left out (summary.json keeps their keys, "
+        "empty); the run is reported by condition"
+        + (" and turn by turn" if last > TWO_TURN else "")
+        + "."
     )
     return _protocol_intro(protocol) + (
         f'<p class="lead">Each question is answered once (turn 1); {turns}.{factorial} '
@@ -478,6 +481,12 @@ def _last_turn(results: Results) -> int:
     return int(turns["turn"].max()) if not turns.empty else TWO_TURN
 
 
+def _wrapping(text: str) -> str:
+    """A cell's text that may wrap (cells keep their numbers on one line; a list of levels
+    may take several, so that the design table fits a 1,280-px window)."""
+    return f'<span class="wrap">{html.escape(text)}</span>'
+
+
 def _design_section(
     results: Results, facts: Mapping[str, str], main_design: bool, protocol: Protocol | None
 ) -> str:
@@ -486,9 +495,9 @@ def _design_section(
             html.escape(str(r["model"])),
             _fmt(int(r["items"])),
             _fmt(int(r["repeats"])),
-            html.escape(str(r["displays"])),
-            html.escape(str(r["advice"])),
-            html.escape(str(r["accuracies"])),
+            _wrapping(str(r["displays"])),
+            _wrapping(str(r["advice"])),
+            _wrapping(str(r["accuracies"])),
             _fmt(int(r["conditions"])),
             _fmt(int(r["trials"])),
             _fmt(int(r["trials_with_confidence"])),
