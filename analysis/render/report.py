@@ -1,19 +1,27 @@
-"""report.html: the analysis as one self-contained page, in the paper's order.
+"""report.html: the analysis as one self-contained page, the answer first, then the paper's order.
 
-Sections: design; accuracy and calibration; change of mind; confidence change; comparison
-with the Bayesian observer; the fitted model; by condition (and sequences of advisors; turn by
-turn for a protocol of more than two turns); further measures; methods. Each table and
-figure says, in a small caption, which analysis function computed it (`Results.sources`;
-figure captions from the measures' `FigureSpec`), so every number can be recomputed in a
-notebook. The paper's measures (PLACED) are laid out by the
-sections written for them; any other registered measure (`analysis.measures.registry`) gets the
-"further measures" section: its caption, its table, its source and its figure. Tables put
-models side by side (one column per model), so a run with several models — or
-`mindshift compare` over several runs — reads as a comparison.
+Sections: key results (per model the headline estimates with their intervals and readout:
+the choice-supportive effect, the overweighting of contrary advice, the fitted weights; for a
+protocol without change-of-mind's display x advice x accuracy design, each condition's
+change-of-mind rate and confidence change); design (the protocol by its own name and summary,
+`analysis.render.context`); accuracy and calibration; change of mind; confidence change;
+comparison with the Bayesian observer; the fitted model; by condition (and sequences of
+advisors; turn by turn for a protocol of more than two turns); further measures; one example
+trial per condition, with the way to the run's trial browser (`mindshift view`); methods.
+Every table names, in its caption, the confidence readout that produced each model's numbers
+(summary.json's `models.<id>.readout`, `analysis.render.readouts`), and says under it, in a
+small caption, which analysis function computed it (`Results.sources`; figure captions from
+the measures' `FigureSpec`), so every number can be recomputed in a notebook. The paper's
+measures (PLACED) are laid out by the sections written for them; any other registered
+measure (`analysis.measures.registry`) gets the "further measures" section: its caption, its
+table, its source and its figure. Tables put models side by side (one column per model), so a
+run with several models — or `mindshift compare` over several runs — reads as a comparison.
 
 Self-contained means it opens offline and can be mailed or archived alone: styles are inline,
-figures are base64 data URIs, and there are no scripts and no external links. Rendering is a
-pure function of the results and the figures' PNG bytes.
+figures are base64 data URIs, and there are no scripts and no external links (the one link,
+to the trial browser beside it in the run directory, is relative). Rendering is a pure
+function of the results, the figures' PNG bytes and the run's context. Header names are
+plain text, escaped once by `_table`; cells are HTML, escaped by whoever formats them.
 """
 
 from __future__ import annotations
@@ -1410,7 +1418,9 @@ def _example_trial(condition: str, transcript: Transcript) -> str:
 
 def _examples_section(context: ReportContext) -> str:
     """One example trial per condition (the first answered one of the run's log), and the
-    way to every other trial."""
+    way to every other trial; nothing for a report of no run directory (a comparison)."""
+    if context.viewer is None and not context.examples:
+        return ""
     if context.examples:
         body = (
             '<p class="lead">One trial per condition (the first answered one in calls.jsonl), '
@@ -1476,7 +1486,9 @@ def render_report(
     further = _further_section(results, figures, main_design)
     if further:
         sections.append(further)
-    sections.append(_examples_section(context))
+    examples = _examples_section(context)
+    if examples:
+        sections.append(examples)
     sections = [*_numbered(sections), _methods(results, main_design)]
     return (
         "<!DOCTYPE html>\n"

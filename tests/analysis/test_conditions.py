@@ -106,9 +106,9 @@ def test_protocols_without_the_main_factors_analyse(
     assert all(cell["n"] == 6 for cell in summary["by_condition"].values())
     report = (run_dir / "analysis" / "report.html").read_text(encoding="utf-8")
     headings = re.findall(r"<h2>([^<]*)</h2>", report)
-    expected = ["1. Design", "2. Accuracy and calibration", "3. By condition"]
+    expected = ["1. Key results", "2. Design", "3. Accuracy and calibration", "4. By condition"]
     if paradigm == "multi-advice":
         assert len(summary["sequences"]) == 4
-        expected.append("4. Sequences of advisors")
-    assert headings == [*expected, "Methods"]
+        expected.append("5. Sequences of advisors")
+    assert headings == [*expected, f"{len(expected) + 1}. Example trials", "Methods"]
     assert (run_dir / "analysis" / "tables" / "by_condition.csv").is_file()

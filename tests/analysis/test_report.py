@@ -270,7 +270,7 @@ def test_a_report_without_a_run_directory_has_no_examples_and_names_no_protocol(
 ) -> None:
     results = compute_results(simulated(n_items=4, accuracies=(0.7,)), fitted_model="tobit")
     bare = render_report(results, {})
-    assert "No example trials" in bare and "Protocol <b>" not in bare
+    assert "Example trials" not in bare and "Protocol <b>" not in bare
     named = render_report(results, {}, context=ReportContext(Protocol("x-protocol", "A `y` z.")))
     assert "Protocol <b>x-protocol</b>: A <code>y</code> z." in named
 
