@@ -1,5 +1,6 @@
 """mindshift supports Python 3.11, 3.12 and 3.13: what pyproject.toml declares, what the
-linters check against, and the make target that runs the fast suite on 3.13 (`make test-py313`).
+linters check against, and the make target that runs the fast suite on 3.13 (`make test-py313`),
+which CI runs after the full suite on 3.11.
 
 The 3.13 suite leaves out the local and bayes extras, so the tests that need torch or PyMC
 are deselected there by name (Makefile: NEEDS_LOCAL_OR_BAYES). A test added later that needs
@@ -73,15 +74,25 @@ def test_only_a_wheel_that_forces_it_is_pinned_and_only_inside_an_extra() -> Non
                 assert requirement.name in PINS_FORCED_BY_A_WHEEL, (extra, text)
 
 
-def test_the_fast_suite_on_313_has_its_make_target() -> None:
-    # Not yet a CI step: the 3.13 suite was not run on the final commit of the session that
-    # added it, and a CI step that fails lands nothing. `make test-py313` runs it by hand.
+def test_ci_runs_the_fast_suite_on_313_through_its_make_target() -> None:
     target = re.search(r"^test-py313:.*\n((?:\t.*\n)+)", makefile(), re.MULTILINE)
     assert target is not None
     recipe = target.group(1)
     assert "-m 'not slow and not vllm_cpu and not live_api'" in recipe
     assert "$(VENV313)/bin/python -m pytest" in recipe
     assert "sys.version_info[:2] == (3, 13)" in makefile()
+    steps = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.startswith("make ")
+    ]
+    # After the full suite on 3.11 (a failure there is cheaper to see first), before the
+    # long real-server check.
+    assert (
+        steps.index("make test")
+        < steps.index("make test-py313")
+        < steps.index("make test-vllm-cpu")
+    )
 
 
 def test_every_test_the_313_suite_deselects_exists() -> None:

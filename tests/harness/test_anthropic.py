@@ -188,7 +188,9 @@ def test_a_reply_of_n_samples_is_n_concurrent_requests_each_text_kept() -> None:
     recorder = Recorder(lambda request: ok(next(texts)))
     response = reply(recorder, ask_reply(n=3))
     assert response.error is None
-    assert response.texts == ("A", "B", "A")
+    # Concurrent requests reach the server in no fixed order (on Python 3.13 now and then
+    # not in the order sent): every text is kept, in whichever order they were answered.
+    assert sorted(response.texts) == ["A", "A", "B"]
     assert len(recorder.requests) == 3
     bodies = [json.loads(request.content) for request in recorder.requests]
     assert bodies[0] == bodies[1] == bodies[2]  # no seed: the same request, drawn thrice
@@ -211,7 +213,7 @@ def test_a_reply_uses_the_readouts_budget_raised_to_the_entrys_max_tokens() -> N
 def test_an_empty_sample_is_kept_and_only_all_empty_replies_fail() -> None:
     texts = iter(["A", "", "B"])
     response = reply(Recorder(lambda request: ok(next(texts))), ask_reply(n=3))
-    assert response.error is None and response.texts == ("A", "", "B")
+    assert response.error is None and sorted(response.texts) == ["", "A", "B"]
     empty = reply(Recorder(ok("", stop_reason="max_tokens")), ask_reply(n=2))
     assert empty.texts == () and empty.transient is None
     assert empty.error is not None and "'max_tokens'" in empty.error
