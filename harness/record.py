@@ -10,7 +10,7 @@ versions): keys and their meaning never change for a stored run.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -274,8 +274,41 @@ _NULLABLE: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("readout_detail", (dict,)),
     ("retired_at", (str,)),
 )
+_KeyCheck = tuple[str, tuple[type, ...], frozenset[type], bool]
+"""A key, the types its value may have, those types as a set, and whether it may be absent
+or null."""
+
+
+def _key_checks(optional: Callable[[str], bool]) -> tuple[_KeyCheck, ...]:
+    return tuple(
+        (key, kinds, frozenset(kinds), optional(key)) for key, kinds in (*_REQUIRED, *_NULLABLE)
+    )
+
+
+def _misfit(record: dict[str, Any], checks: tuple[_KeyCheck, ...]) -> str | None:
+    """The first key of `checks` whose value does not fit (see `_need`); None when all do.
+
+    Every record read back passes through here (~25 keys each, a million records in a large
+    run), so the common case costs one dict lookup and one set lookup per key: a decoded JSON
+    value's type is exactly dict, list, str, int, float, bool or None. Anything else (a bool
+    where a number is expected, a missing key, a subclass) gets `_need`'s full answer.
+    """
+    for key, kinds, exact, optional in checks:
+        value = record.get(key)
+        if type(value) in exact or (value is None and optional):
+            continue
+        problem = _need(record, key, kinds, optional)
+        if problem is not None:
+            return problem
+    return None
+
+
 _REQUIRED_TO_READ = frozenset({"trial_id", "stage", "model", "item"})
 """What even a log assembled by hand must hold for the analysis and the cost report."""
+_STRICT_CHECKS = _key_checks(lambda key: key not in {name for name, _ in _REQUIRED})
+"""What `record_problem` checks of a record mindshift wrote: every key, with its type."""
+_READABLE_CHECKS = _key_checks(lambda key: key not in _REQUIRED_TO_READ)
+"""What it checks of any other log: the keys the readers use, each of the right type."""
 
 
 def _json_failed(record: dict[str, Any]) -> bool:
@@ -295,14 +328,9 @@ def record_problem(record: object, *, strict: bool = True) -> str | None:
         return f"is a JSON {_kind(record)}, not a call record"
     if not strict:
         return _readable_problem(record)
-    for key, kinds in _REQUIRED:
-        problem = _need(record, key, kinds, optional=False)
-        if problem is not None:
-            return problem
-    for key, kinds in _NULLABLE:
-        problem = _need(record, key, kinds, optional=True)
-        if problem is not None:
-            return problem
+    problem = _misfit(record, _STRICT_CHECKS)
+    if problem is not None:
+        return problem
     if not record["trial_id"] or record["stage"] < 1 or record["repeat"] < 0:
         return "has an empty 'trial_id', a 'stage' below 1 or a negative 'repeat'"
     item = record["item"]
@@ -343,10 +371,9 @@ def _readout_problem(record: dict[str, Any]) -> str | None:
 
 
 def _readable_problem(record: dict[str, Any]) -> str | None:
-    for key, kinds in (*_REQUIRED, *_NULLABLE):
-        problem = _need(record, key, kinds, optional=key not in _REQUIRED_TO_READ)
-        if problem is not None:
-            return problem
+    problem = _misfit(record, _READABLE_CHECKS)
+    if problem is not None:
+        return problem
     item = record["item"]
     for key in ("id", "correct"):
         if not isinstance(item.get(key), str):
@@ -365,6 +392,10 @@ def _readable_problem(record: dict[str, Any]) -> str | None:
 def _no_constant(name: str) -> None:
     """The run store writes no NaN or Infinity (`allow_nan=False`): one read back is damage."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+"""Built once: `json.loads` with an option builds a decoder for every line it is given."""
 
 
 def _complete_lines(path: Path) -> Iterator[bytes]:
@@ -412,7 +443,7 @@ def read_call_records(
                 f"{path}: line {number} is {len(line) - 1:,} bytes long; the log is damaged"
             )
         try:
-            decoded = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+            decoded = _DECODER.decode(line.decode("utf-8"))
         except UnicodeDecodeError:
             raise RunDirError(
                 f"{path}: line {number} is not UTF-8 text; the log is damaged"
