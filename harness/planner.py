@@ -163,8 +163,9 @@ class CallPlanner:
         staged: StagePrompt,
         initial_trial_id: str | None,
         previous_trial_id: str | None,
+        known_id: str | None = None,
     ) -> PlannedCall:
-        tid = self.trial_id(item, condition, repeat, turn)
+        tid = known_id or self.trial_id(item, condition, repeat, turn)
         request = ChoiceRequest(
             trial_id=tid,
             stage=turn,
@@ -197,8 +198,10 @@ class CallPlanner:
         turn: int,
         earlier: Sequence[TurnAnswer],
         earlier_ids: Sequence[str],
+        known_id: str | None = None,
     ) -> PlannedCall:
-        """Turn `turn` of an item under `condition`, built from its earlier answers."""
+        """Turn `turn` of an item under `condition`, built from its earlier answers.
+        `known_id`: its trial id, when the caller has computed it already (a hash each)."""
         staged = self.paradigm.turn_prompt(item, condition, turn, earlier)
         return self._call(
             item,
@@ -209,6 +212,7 @@ class CallPlanner:
             staged,
             earlier_ids[0],
             earlier_ids[-1] if turn > 2 else None,
+            known_id,
         )
 
     def record(
@@ -309,7 +313,8 @@ class CallPlanner:
                             self._not_run(item, condition, repeat, later, record, first_id)
                         )
                 continue
-            if (self.trial_id(item, condition.name, repeat, turn), turn) in stored:
+            tid = self.trial_id(item, condition.name, repeat, turn)
+            if (tid, turn) in stored:
                 continue
             earlier_records = [
                 stored.get((self.trial_id(item, condition.name, repeat, k), k))
@@ -331,7 +336,7 @@ class CallPlanner:
                     continue
                 answers.insert(0, TurnAnswer.of(first))
                 ids.insert(0, first.trial_id)
-            calls.append(self.later_call(item, condition, repeat, turn, answers, ids))
+            calls.append(self.later_call(item, condition, repeat, turn, answers, ids, tid))
         return calls, not_run
 
     def remaining(
@@ -395,11 +400,11 @@ class CallPlanner:
                 )
                 continue
             if not waiting:
-                left.ready.append(self.later_call(item, condition, repeat, turn, answers, ids))
+                left.ready.append(self.later_call(item, condition, repeat, turn, answers, ids, tid))
             else:
                 left.waiting.append((item, condition, repeat, turn))
                 if stand_in is not None:
-                    call = self.later_call(item, condition, repeat, turn, answers, ids)
+                    call = self.later_call(item, condition, repeat, turn, answers, ids, tid)
                     left.stand_ins.append(call)
                     answers.append(self._standing_in(stand_in, item, turn, call.request.prompt))
             # Every turn after the first one not stored waits on it.

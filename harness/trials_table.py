@@ -92,6 +92,8 @@ def build_trials_table(
         else:
             later.append(record)
     rows = []
+    # A turn-1 answer is shared by every later turn of its item (36 under the demo's design).
+    first_answers: dict[str, TurnAnswer] = {}
     for record in later:
         first = initial.get(record.initial_trial_id or "")
         if first is None:
@@ -125,9 +127,10 @@ def build_trials_table(
             "final_outside_mass": _outside_mass(record),
         }
         if paradigm is not None:
-            added = paradigm.trial_columns(
-                record.situation, TurnAnswer.of(first), TurnAnswer.of(record)
-            )
+            first_answer = first_answers.get(first.trial_id)
+            if first_answer is None:
+                first_answer = first_answers[first.trial_id] = TurnAnswer.of(first)
+            added = paradigm.trial_columns(record.situation, first_answer, TurnAnswer.of(record))
             if added is not None:
                 row.update(added.model_dump())
         rows.append(row)
