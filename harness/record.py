@@ -227,6 +227,49 @@ class CallRecord:
         )
 
 
+@dataclass(frozen=True)
+class StoredAnswer:
+    """What a reader of answers takes from a stored call: its key, model, item, condition,
+    outcome and option probabilities, as the `CallRecord` of the same line has them.
+
+    Built without the request, the response and the readout's details, a fraction of the
+    cost of a whole record: the analysis reads every turn-1 call of a run (a million in a
+    large one) for these fields alone.
+    """
+
+    trial_id: str
+    stage: int
+    model: str
+    item: Item
+    condition: str
+    choice: str | None
+    error: str | None
+    probs: dict[str, float] | None
+    """As `CallRecord.probs`: None for a censored or empty readout, or none at all."""
+
+    @property
+    def failed(self) -> bool:
+        """A call that produced no answer (as `CallRecord.failed`)."""
+        return self.error is not None or self.choice is None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoredAnswer:
+        """The answer of a record's decoded JSON, which `record_problem` has accepted (each
+        field converted exactly as `CallRecord.from_json` and `OptionReadout.from_json` do)."""
+        readout = data.get("readout")
+        probs = readout.get("probs") if isinstance(readout, dict) else None
+        return cls(
+            trial_id=data["trial_id"],
+            stage=data["stage"],
+            model=data["model"],
+            item=Item.from_json(data["item"]),
+            condition=str(data.get("condition", "")),
+            choice=data.get("choice"),
+            error=data.get("error"),
+            probs=None if probs is None else {str(k): float(v) for k, v in probs.items()},
+        )
+
+
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -431,6 +474,21 @@ def read_call_records(
     `stages`: read only records of these stages; lines of other stages written by the run
     store are passed over without parsing (a large run holds a million later turns).
     """
+    return map(CallRecord.from_json, _checked_records(path, strict=strict, stages=stages))
+
+
+def read_stored_answers(
+    path: Path, *, strict: bool = True, stages: Collection[int] | None = None
+) -> Iterator[StoredAnswer]:
+    """The answers of the records of a calls.jsonl, read and checked as `read_call_records`
+    reads them (the same lines, the same errors), each built as a `StoredAnswer` only."""
+    return map(StoredAnswer.from_json, _checked_records(path, strict=strict, stages=stages))
+
+
+def _checked_records(
+    path: Path, *, strict: bool, stages: Collection[int] | None
+) -> Iterator[dict[str, Any]]:
+    """The decoded lines of `path` that `record_problem` accepts (see `read_call_records`)."""
     for number, line in enumerate(_complete_lines(path), start=1):
         if not line.strip():
             continue
@@ -455,6 +513,5 @@ def read_call_records(
         problem = record_problem(decoded, strict=strict)
         if problem is not None:
             raise RunDirError(f"{path}: line {number} {problem}; the log is damaged")
-        record = CallRecord.from_json(decoded)
-        if stages is None or record.stage in stages:
-            yield record
+        if stages is None or decoded["stage"] in stages:
+            yield decoded

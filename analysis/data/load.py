@@ -32,7 +32,7 @@ from analysis.data.temperature import Prior
 from analysis.engines.logodds import BAYES_CLIP
 from analysis.errors import AnalysisInputError
 from harness.errors import RunDirError
-from harness.record import CallRecord, read_call_records
+from harness.record import StoredAnswer, read_stored_answers
 from harness.run_format import CALLS_FILE, MANIFEST_FILE, TRIALS_FILE
 from harness.trial_ids import CALIBRATION_CONDITION
 
@@ -139,7 +139,7 @@ class Stage1Row(NamedTuple):
     """Positions in label order; -1 when unknown."""
 
 
-def _stage1_row(record: CallRecord) -> Stage1Row | None:
+def _stage1_row(record: StoredAnswer) -> Stage1Row | None:
     """A stage-1 call's row of the stage-1 table; None for a call with no answer to score."""
     if record.failed:
         return None
@@ -165,7 +165,7 @@ def _stage1_row(record: CallRecord) -> Stage1Row | None:
     )
 
 
-def stage1_table(records: Iterable[CallRecord]) -> pd.DataFrame:
+def stage1_table(records: Iterable[StoredAnswer]) -> pd.DataFrame:
     """Stage-1 calls that produced a choice, one row per trial id (a re-stored call: last wins).
 
     Failed calls (an error, or no choice) are left out: they have no answer to score; records
@@ -186,15 +186,16 @@ def stage1_table(records: Iterable[CallRecord]) -> pd.DataFrame:
 def load_stage1_calls(path: Path) -> pd.DataFrame:
     """The answered stage-1 calls of a calls.jsonl file (see `stage1_table`).
 
-    The log is read as the harness reads it (`harness.record.read_call_records`, not strict:
-    a log assembled by hand needs only the keys the analysis reads). A torn last line (the
+    The log is read and checked as the harness reads it (`harness.record.read_stored_answers`,
+    not strict: a log assembled by hand needs only the keys the analysis reads), each record
+    built as the answer alone, without its request and response. A torn last line (the
     call in flight when a run was killed) is skipped; any other line that is not a call
     record is an `AnalysisInputError` naming the file and the line. Only turn-1 records are
     parsed: the lines of later turns, a million in a large run, are recognised by their
     first bytes (`harness.run_format.line_stage`) and passed over.
     """
     try:
-        return stage1_table(read_call_records(path, strict=False, stages=STAGE1_ONLY))
+        return stage1_table(read_stored_answers(path, strict=False, stages=STAGE1_ONLY))
     except RunDirError as error:
         raise AnalysisInputError(str(error)) from None
 
