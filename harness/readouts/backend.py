@@ -173,6 +173,13 @@ class AutoReadoutBackend(ModelBackend):
     async def reply(self, requests: Sequence[ReplyRequest]) -> list[ReplyResponse]:
         return await self.inner.reply(requests)
 
+    def batch_api(self) -> BatchApi | None:
+        # The runner asks for the batch API after the preflight has chosen the readout; without
+        # this override `--batch` under `auto` sent every call singly at full price.
+        if self.readout is None:
+            return self.inner.batch_api()
+        return readout_batch(self.inner, self.readout)
+
     def describe(self) -> dict[str, str]:
         return {
             **self.inner.describe(),
