@@ -404,3 +404,21 @@ def test_a_gemini_sampling_run_killed_after_storing_a_job_before_marking_it_coll
         assert record["error"] is None and record["readout_method"] == "sampling"
         assert record["readout_detail"]["replies"] == ["A", "B", "A", "B"]  # thoughts left out
         assert record["usage"]["reasoning_tokens"] == GEMINI_THOUGHTS
+
+
+def test_auto_readout_on_a_model_without_logprobs_runs_as_batch_jobs(
+    fake_gemini: FakeFlash, tmp_path: Path
+) -> None:
+    """`readout = "auto"` on gemini-2.5-flash: the preflight finds no logprobs and picks
+    sampling, and `--batch` then sends every trial call in batch jobs (before 89e5885 the auto
+    readout had no batch API, so each call went singly to generateContent at full price)."""
+    config = write_config(tmp_path, "gemini:gemini-2.5-flash", 'readout = "auto"', "samples = 4")
+    out = tmp_path / "run"
+    assert main(batch_run(config, out)) == 0
+    records = stored_once(out)
+    assert list(fake_gemini.jobs) == ["batches/job0", "batches/job1"]
+    sent = [entry for job in fake_gemini.requests.values() for entry in job]
+    assert len(sent) == CALLS
+    assert fake_gemini.generate_calls < CALLS, "trial calls went singly, not in batch jobs"
+    for record in records:
+        assert record["error"] is None and record["readout_method"] == "sampling"
