@@ -257,7 +257,6 @@ class StoredAnswer:
         """The answer of a record's decoded JSON, which `record_problem` has accepted (each
         field converted exactly as `CallRecord.from_json` and `OptionReadout.from_json` do)."""
         readout = data.get("readout")
-        probs = readout.get("probs") if isinstance(readout, dict) else None
         return cls(
             trial_id=data["trial_id"],
             stage=data["stage"],
@@ -266,7 +265,7 @@ class StoredAnswer:
             condition=str(data.get("condition", "")),
             choice=data.get("choice"),
             error=data.get("error"),
-            probs=None if probs is None else {str(k): float(v) for k, v in probs.items()},
+            probs=OptionReadout.probs_from_json(readout) if isinstance(readout, dict) else None,
         )
 
 

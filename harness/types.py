@@ -161,13 +161,20 @@ class OptionReadout:
             "top_logprobs": [[tok, lp] for tok, lp in self.top_logprobs],
         }
 
+    @staticmethod
+    def probs_from_json(data: dict[str, JsonValue]) -> dict[str, float] | None:
+        """A stored readout's `probs` (`harness.record` checked them): None when stored as
+        null. Readers that take only the probabilities convert them here too."""
+        probs = data.get("probs")
+        return None if probs is None else {str(k): float(v) for k, v in probs.items()}
+
     @classmethod
     def from_json(cls, data: dict[str, JsonValue]) -> OptionReadout:
         """The readout of a stored record (`harness.record` checked `probs`)."""
-        probs = data.get("probs")
+        probs = cls.probs_from_json(data)
         return cls(
             mass=dict(data.get("mass") or {}),
-            probs=None if probs is None else {str(k): float(v) for k, v in probs.items()},
+            probs=probs,
             outside_mass=data.get("outside_mass"),
             censored=bool(data.get("censored", probs is None)),
             upper_bound=dict(data.get("upper_bound") or {}),
