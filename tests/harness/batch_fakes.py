@@ -10,7 +10,14 @@ import math
 from typing import Any
 
 import httpx2
+import pytest
 
+from harness.models import gemini, openai_chat
+from harness.models.base import ModelRef
+from harness.models.gemini import GeminiBackend
+from harness.models.gemini_settings import GeminiSettings
+from harness.models.openai_chat import OpenAIChatBackend
+from harness.models.openai_settings import OpenAISettings
 from harness.testing.fault_server import completion
 
 
@@ -237,3 +244,25 @@ class FakeGemini:
                 job["done"] = True
             return httpx2.Response(200, json=job)
         return httpx2.Response(404, json={"error": {"code": 404, "message": path}})
+
+
+def serve_openai(monkeypatch: pytest.MonkeyPatch, service: FakeOpenAI, key: str) -> None:
+    """Every `openai:` backend of the test talks to `service` (with `key` as its API key)."""
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+
+    def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
+        return OpenAIChatBackend(model, settings, http_client=client)
+
+    monkeypatch.setattr(openai_chat, "create", create)
+
+
+def serve_gemini(monkeypatch: pytest.MonkeyPatch, service: FakeGemini, key: str) -> None:
+    """Every `gemini:` backend of the test talks to `service` (with `key` as its API key)."""
+    monkeypatch.setenv("GEMINI_API_KEY", key)
+
+    def create(model: ModelRef, settings: GeminiSettings) -> GeminiBackend:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
+        return GeminiBackend(model, settings, http_client=client)
+
+    monkeypatch.setattr(gemini, "create", create)

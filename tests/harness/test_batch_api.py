@@ -20,7 +20,6 @@ from harness.batch_log import BatchLog
 from harness.config import parse_config
 from harness.errors import UserError
 from harness.experiment import execute, prepare
-from harness.models import gemini, openai_chat
 from harness.models.base import ModelRef
 from harness.models.gemini import GeminiBackend
 from harness.models.gemini_settings import GeminiSettings
@@ -29,7 +28,7 @@ from harness.models.openai_settings import OpenAISettings
 from harness.runner import RunReport
 from harness.types import Asked, Message, ReplyRequest, ReplyResponse
 from paradigms import PARADIGMS
-from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
+from tests.harness.batch_fakes import FakeGemini, FakeOpenAI, serve_gemini, serve_openai
 
 OPENAI_KEY = "sk-batch-test-key-000111"
 GEMINI_KEY = "AIza-batch-test-key-222333"
@@ -76,13 +75,7 @@ def check_complete(run_dir: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def fake_openai(monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     service = FakeOpenAI()
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-
-    def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
-        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
-        return OpenAIChatBackend(model, settings, http_client=client)
-
-    monkeypatch.setattr(openai_chat, "create", create)
+    serve_openai(monkeypatch, service, OPENAI_KEY)
     return service
 
 
@@ -198,13 +191,7 @@ def test_dry_run_prices_batch_calls_at_the_discount(
 @pytest.fixture
 def fake_gemini(monkeypatch: pytest.MonkeyPatch) -> FakeGemini:
     service = FakeGemini()
-    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
-
-    def create(model: ModelRef, settings: GeminiSettings) -> GeminiBackend:
-        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
-        return GeminiBackend(model, settings, http_client=client)
-
-    monkeypatch.setattr(gemini, "create", create)
+    serve_gemini(monkeypatch, service, GEMINI_KEY)
     return service
 
 

@@ -21,15 +21,15 @@ import httpx2
 import pytest
 
 from harness.batch_log import BatchLog
-from harness.models import gemini, openai_chat
-from harness.models.base import ModelRef
-from harness.models.gemini import GeminiBackend
-from harness.models.gemini_settings import GeminiSettings
-from harness.models.openai_chat import OpenAIChatBackend
-from harness.models.openai_settings import OpenAISettings
 from mindshift.cli import main
 from tests.harness import batch_fakes
-from tests.harness.batch_fakes import FakeGemini, FakeOpenAI, reply_text
+from tests.harness.batch_fakes import (
+    FakeGemini,
+    FakeOpenAI,
+    reply_text,
+    serve_gemini,
+    serve_openai,
+)
 
 OPENAI_KEY = "sk-e2e-no-logprobs-key-0101"
 GEMINI_KEY = "AIza-e2e-no-logprobs-key-0202"
@@ -103,15 +103,9 @@ class FakeO4Mini(FakeOpenAI):
 @pytest.fixture
 def fake_openai(monkeypatch: pytest.MonkeyPatch) -> FakeO4Mini:
     service = FakeO4Mini()
-    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     # The batch fake answers each line through this function: answer as o4-mini does.
     monkeypatch.setattr(batch_fakes, "openai_answer", o4_mini_answer)
-
-    def create(model: ModelRef, settings: OpenAISettings) -> OpenAIChatBackend:
-        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
-        return OpenAIChatBackend(model, settings, http_client=client)
-
-    monkeypatch.setattr(openai_chat, "create", create)
+    serve_openai(monkeypatch, service, OPENAI_KEY)
     return service
 
 
@@ -182,13 +176,7 @@ class FakeFlash(FakeGemini):
 @pytest.fixture
 def fake_gemini(monkeypatch: pytest.MonkeyPatch) -> FakeFlash:
     service = FakeFlash()
-    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
-
-    def create(model: ModelRef, settings: GeminiSettings) -> GeminiBackend:
-        client = httpx2.AsyncClient(transport=httpx2.MockTransport(service))
-        return GeminiBackend(model, settings, http_client=client)
-
-    monkeypatch.setattr(gemini, "create", create)
+    serve_gemini(monkeypatch, service, GEMINI_KEY)
     return service
 
 
