@@ -51,8 +51,11 @@ def test_two_quick_interrupts_stop_promptly_and_the_run_resumes(
     for attempt in range(TRIES):
         run_dir = tmp_path / f"run{attempt}"
         code = _interrupt_twice(config, run_dir, rng.uniform(0.001, 0.02))
-        # 130: interrupted; 0: the run happened to finish between the two signals.
-        assert code in (130, 0), f"try {attempt}: exit code {code}"
+        # 130: interrupted; 0: the run happened to finish between the two signals;
+        # -SIGINT: the first signal's clean-up was already done and the interpreter was
+        # shutting down, when Python has put SIGINT back to the system's default (its
+        # signal module is finalized), so the second one ends the process as it exits.
+        assert code in (130, 0, -signal.SIGINT), f"try {attempt}: exit code {code}"
         assert main(["run", str(config), "--out", str(run_dir)]) == 0, f"try {attempt}"
         keys = stored_keys(run_dir)
         assert len(keys) == ITEMS * (1 + CONDITIONS)
