@@ -104,6 +104,14 @@ class FigureSpec:
     """What a panel without any cell says ("bars")."""
     cites: tuple[Callable[..., Any], ...] = ()
     """The functions the caption names as computing it (default: the measure's)."""
+    drawn_when: Callable[[MeasureResults], bool] | None = None
+    """Whether the results call for this figure (None: every analysis draws it). A figure
+    the report shows only for some runs says so here, so that no other run pays for
+    drawing it."""
+
+    def drawn_for(self, results: MeasureResults) -> bool:
+        """Whether an analysis of `results` draws this figure."""
+        return self.drawn_when is None or self.drawn_when(results)
 
 
 @dataclass(frozen=True)

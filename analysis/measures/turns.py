@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.data.prepare import answered, ensure_prepared
+from analysis.data.schema import TWO_TURN
 from analysis.data.turns import turns_of
 from analysis.measures.cells import cell_stats
 from analysis.measures.registry import (
@@ -204,6 +205,13 @@ def _turn_entries(results: MeasureResults, model: str) -> dict[str, Any]:
     return {"turns": nested}
 
 
+def beyond_two_turns(results: MeasureResults) -> bool:
+    """Whether any answer of the results came after turn 2: the report draws the
+    trajectories only then (a two-turn protocol's are its change-of-mind tables)."""
+    turns = results.table("turns")
+    return not turns.empty and int(turns["turn"].max()) > TWO_TURN
+
+
 register(
     Measure(
         key="turns",
@@ -227,6 +235,7 @@ register(
             title="Confidence in the turn-1 answer by turn\n(mean, 95 % CI clustered by item; "
             "dashed: Bayes)",
             ylabel="confidence in the turn-1 answer",
+            drawn_when=beyond_two_turns,
         ),
     )
 )

@@ -754,6 +754,9 @@ def figure_png(figure: Figure) -> bytes:
 
 
 def render_figures(results: Results) -> dict[str, bytes]:
-    """Every figure of the results' measures (`figures_of`) as PNG bytes, keyed by file name."""
-    drawers = figures_of(results.measures)
+    """Every figure of the results' measures (`figures_of`) that the results call for
+    (`FigureSpec.drawn_for`), as PNG bytes keyed by file name."""
+    drawers = figures_of(
+        m for m in results.measures if m.figure is None or m.figure.drawn_for(results)
+    )
     return {name: figure_png(draw(results)) for name, draw in drawers.items()}

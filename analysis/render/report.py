@@ -48,6 +48,7 @@ from analysis.measures.overweighting import POOLED
 from analysis.measures.registry import Measure, Scale, cited
 from analysis.measures.results import Results
 from analysis.measures.switching import BINS, MIN_TRIALS
+from analysis.measures.turns import beyond_two_turns
 from analysis.render.context import Protocol, ReportContext, ViewerLink
 from analysis.render.figures import ESTIMATES_FILE
 from analysis.render.readouts import model_readouts
@@ -1481,7 +1482,7 @@ def render_report(
     sections.append(_condition_section(results, main_design))
     if not results.sequences.empty:
         sections.append(_sequence_section(results))
-    if _last_turn(results) > TWO_TURN:
+    if beyond_two_turns(results):
         sections.append(_turns_section(results, figures))
     further = _further_section(results, figures, main_design)
     if further:
