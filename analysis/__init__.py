@@ -23,18 +23,18 @@ tables, figures, report.html); and `analyse` and `compare` on top. Everything pu
 re-exported here.
 """
 
-from analysis.analyse import analyse_run
-from analysis.beta.fitted_model import FittedModelSection, ModelTable
-from analysis.beta.regression import (
+from mindshift.analysis.analyse import analyse_run
+from mindshift.analysis.beta.fitted_model import FittedModelSection, ModelTable
+from mindshift.analysis.beta.regression import (
     BayesExtraMissing,
     BetaFit,
     compare_models,
     fit_beta_model,
 )
-from analysis.compare import compare_runs
-from analysis.data.framing import frame_on_displayed
-from analysis.data.load import RunData, load_run, load_stage1_calls, load_trials
-from analysis.data.prepare import (
+from mindshift.analysis.compare import compare_runs
+from mindshift.analysis.data.framing import frame_on_displayed
+from mindshift.analysis.data.load import RunData, load_run, load_stage1_calls, load_trials
+from mindshift.analysis.data.prepare import (
     Preparation,
     Prepared,
     answered,
@@ -44,9 +44,9 @@ from analysis.data.prepare import (
     preparation_of,
     prepare_trials,
 )
-from analysis.data.schema import ADVICE_TYPES, DISPLAYS, TRIAL_COLUMNS, validate_trials
-from analysis.data.stage1 import stage1_from_trials
-from analysis.data.temperature import (
+from mindshift.analysis.data.schema import ADVICE_TYPES, DISPLAYS, TRIAL_COLUMNS, validate_trials
+from mindshift.analysis.data.stage1 import stage1_from_trials
+from mindshift.analysis.data.temperature import (
     PRIOR_MODES,
     Prior,
     apply_calibration,
@@ -57,8 +57,8 @@ from analysis.data.temperature import (
     stage1_matrix,
     temperatures,
 )
-from analysis.data.turns import last_turn
-from analysis.engines.bayes import (
+from mindshift.analysis.data.turns import last_turn
+from mindshift.analysis.engines.bayes import (
     advice_evidence,
     advice_sign,
     advised_share,
@@ -67,9 +67,9 @@ from analysis.engines.bayes import (
     sequence_posterior,
     with_bayes,
 )
-from analysis.engines.clustered import clustered_mean_se, sandwich
-from analysis.engines.logistic import LogisticResult, logistic_fit
-from analysis.engines.logodds import (
+from mindshift.analysis.engines.clustered import clustered_mean_se, sandwich
+from mindshift.analysis.engines.logistic import LogisticResult, logistic_fit
+from mindshift.analysis.engines.logodds import (
     BAYES_CLIP,
     CLIP_HIGH,
     CLIP_LOW,
@@ -78,10 +78,10 @@ from analysis.engines.logodds import (
     expit,
     logit,
 )
-from analysis.engines.tobit import TobitResult, tobit_fit
-from analysis.errors import AnalysisInputError
-from analysis.measures.accuracy import initial_accuracy, initial_accuracy_table
-from analysis.measures.calibration import (
+from mindshift.analysis.engines.tobit import TobitResult, tobit_fit
+from mindshift.analysis.errors import AnalysisInputError
+from mindshift.analysis.measures.accuracy import initial_accuracy, initial_accuracy_table
+from mindshift.analysis.measures.calibration import (
     auroc,
     brier_score,
     calibration_metrics,
@@ -89,20 +89,24 @@ from analysis.measures.calibration import (
     reliability_bins,
     reliability_table,
 )
-from analysis.measures.cells import cell_stats, nest
-from analysis.measures.change_of_mind import com_rates
-from analysis.measures.choice_support import (
+from mindshift.analysis.measures.cells import cell_stats, nest
+from mindshift.analysis.measures.change_of_mind import com_rates
+from mindshift.analysis.measures.choice_support import (
     choice_support_correction,
     choice_support_test,
     display_corrections,
     logodds_update,
 )
-from analysis.measures.clip_sensitivity import clip_sensitivity
-from analysis.measures.com_regression import DISPLAY_TERM, com_logistic, display_coefficient
-from analysis.measures.conditions import condition_table
-from analysis.measures.confidence_change import confidence_change, observed_update
-from analysis.measures.design import design_table
-from analysis.measures.fit import (
+from mindshift.analysis.measures.clip_sensitivity import clip_sensitivity
+from mindshift.analysis.measures.com_regression import (
+    DISPLAY_TERM,
+    com_logistic,
+    display_coefficient,
+)
+from mindshift.analysis.measures.conditions import condition_table
+from mindshift.analysis.measures.confidence_change import confidence_change, observed_update
+from mindshift.analysis.measures.design import design_table
+from mindshift.analysis.measures.fit import (
     TERMS,
     UpdateFit,
     design_matrix,
@@ -110,30 +114,30 @@ from analysis.measures.fit import (
     fit_table,
     fit_update_model,
 )
-from analysis.measures.oucs import oucs, oucs_paper_table
-from analysis.measures.overweighting import (
+from mindshift.analysis.measures.oucs import oucs, oucs_paper_table
+from mindshift.analysis.measures.overweighting import (
     POOLED,
     overweighting,
     overweighting_logodds,
     update_table,
 )
-from analysis.measures.results import (
+from mindshift.analysis.measures.results import (
     Results,
     compute_results,
     results_for_run,
     results_from_prepared,
 )
-from analysis.measures.sequences import sequence_table
-from analysis.measures.switching import binned_switching, switching_curves
-from analysis.measures.transfer import (
+from mindshift.analysis.measures.sequences import sequence_table
+from mindshift.analysis.measures.switching import binned_switching, switching_curves
+from mindshift.analysis.measures.transfer import (
     UpdateTransfer,
     predicted_confidence,
     transfer_runs,
     transfer_table,
     transfer_update_fit,
 )
-from analysis.measures.turns import turn_table
-from analysis.render.figures import (
+from mindshift.analysis.measures.turns import turn_table
+from mindshift.analysis.render.figures import (
     FIGURES,
     figure_png,
     plot_com_by_accuracy,
@@ -146,10 +150,10 @@ from analysis.render.figures import (
     plot_updates,
     render_figures,
 )
-from analysis.render.report import render_report
-from analysis.render.summary import json_ready, summarise, summary_document
-from analysis.render.summary_md import summary_markdown
-from analysis.render.tables import measure_tables
+from mindshift.analysis.render.report import render_report
+from mindshift.analysis.render.summary import json_ready, summarise, summary_document
+from mindshift.analysis.render.summary_md import summary_markdown
+from mindshift.analysis.render.tables import measure_tables
 
 __all__ = [
     "ADVICE_TYPES",

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from analysis.data.load import RunData, load_run
-from analysis.data.temperature import Prior
-from analysis.engines.logodds import BAYES_CLIP
-from analysis.measures.results import Results, results_for_run
-from analysis.render.context import ReportContext, ViewerLink, protocol_of
-from analysis.render.outputs import output_lock, write_outputs
-from harness.errors import RunDirError, UserError
-from harness.run_format import CALLS_FILE
-from harness.transcripts import VIEWER_FILE, Transcript, read_example_transcripts
-from paradigms.registry import installed_paradigms
+from mindshift.analysis.data.load import RunData, load_run
+from mindshift.analysis.data.temperature import Prior
+from mindshift.analysis.engines.logodds import BAYES_CLIP
+from mindshift.analysis.measures.results import Results, results_for_run
+from mindshift.analysis.render.context import ReportContext, ViewerLink, protocol_of
+from mindshift.analysis.render.outputs import output_lock, write_outputs
+from mindshift.harness.errors import RunDirError, UserError
+from mindshift.harness.run_format import CALLS_FILE
+from mindshift.harness.transcripts import VIEWER_FILE, Transcript, read_example_transcripts
+from mindshift.paradigms.registry import installed_paradigms
 
 OUTPUT_DIR: Final = "analysis"
 

@@ -21,12 +21,12 @@ from typing import Any, Final, Literal
 
 import pandas as pd
 
-from analysis.data.load import RunData, load_run
-from analysis.data.schema import model_ids
-from analysis.data.temperature import Prior
-from analysis.engines.logodds import BAYES_CLIP
-from analysis.measures.results import compute_results
-from analysis.render.outputs import output_lock, write_outputs
+from mindshift.analysis.data.load import RunData, load_run
+from mindshift.analysis.data.schema import model_ids
+from mindshift.analysis.data.temperature import Prior
+from mindshift.analysis.engines.logodds import BAYES_CLIP
+from mindshift.analysis.measures.results import compute_results
+from mindshift.analysis.render.outputs import output_lock, write_outputs
 
 RUNS_FILE: Final = "runs.csv"
 

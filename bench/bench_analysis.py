@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.trials_table import write_trials_table
-from paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
+from mindshift.harness.trials_table import write_trials_table
+from mindshift.paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
 
 DISPLAYS = ("shown", "hidden")
 ADVICE = ("same", "opposite", "neutral")

@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis.beta.regression import SamplerSettings, fit_beta_model, loo
-from analysis.data.load import load_run
+from mindshift.analysis.beta.regression import SamplerSettings, fit_beta_model, loo
+from mindshift.analysis.data.load import load_run
 
 CONFIG = """[experiment]
 name = "bench-beta"

@@ -5,7 +5,7 @@ project (an older commit), as ratios, in one run.
     .venv/bin/python bench/bench_demo_phases.py --old /tmp/old --sim-only --items 48
 
 Each run is a fresh subprocess with PYTHONPATH set to its own checkout (it prints which
-`harness` it imported, so a run that resolved the wrong tree shows), so the two trees never
+command-line module it imported, and stops if that is not the checkout's), so the two trees never
 share a module. Runs are interleaved (old, new, old, new, ...) because the machine may be
 shared: only a pair run back to back sees the same load. Per phase it reports wall seconds
 and process CPU seconds (every thread of the process: the local model's forward passes run
@@ -42,11 +42,16 @@ def clock():
 
 timings = {}
 start = clock()
-try:
+# Decided by the checkout's files, not by trying an import: an installed mindshift (this
+# venv's editable install of another checkout) would answer `import mindshift.cli` for an
+# old tree that has none, and time the wrong code.
+checkout = Path(os.environ["BENCH_CHECKOUT"])
+if (checkout / "mindshift" / "cli.py").is_file():
     import mindshift.cli as cli
-except ImportError:
+else:
     import harness.cli as cli
-import harness
+if not Path(cli.__file__).resolve().is_relative_to(checkout.resolve()):
+    raise SystemExit(f"imported {cli.__file__}, not the checkout's {checkout}")
 timings["import"] = start
 config_text = cli.demo_config_text()
 data = tomllib.loads(config_text)
@@ -67,7 +72,7 @@ def spent(a, b):
     return {"wall": b[0] - a[0], "cpu": b[1] - a[1]}
 
 print(json.dumps({
-    "harness": harness.__file__,
+    "cli": cli.__file__,
     "import": spent(start, after_import),
     "run": spent(after_import, after_run),
     "analyse": spent(after_run, after_analyse),
@@ -85,7 +90,7 @@ class PhaseTime:
 @dataclass(frozen=True)
 class DemoTiming:
     tree: Path
-    harness_file: str
+    cli_file: str
     phases: dict[str, PhaseTime]
     summary: object
 
@@ -95,6 +100,7 @@ def time_demo(tree: Path, items: int, sim_only: bool) -> DemoTiming:
         env = {
             **os.environ,
             "PYTHONPATH": str(tree),
+            "BENCH_CHECKOUT": str(tree),
             "BENCH_ITEMS": str(items),
             "BENCH_SIM_ONLY": "1" if sim_only else "0",
             "BENCH_RUN_DIR": str(Path(scratch) / "demo"),
@@ -112,7 +118,7 @@ def time_demo(tree: Path, items: int, sim_only: bool) -> DemoTiming:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return DemoTiming(
         tree=tree,
-        harness_file=result["harness"],
+        cli_file=result["cli"],
         phases={phase: PhaseTime(**result[phase]) for phase in PHASES},
         summary=result["summary"],
     )
@@ -161,7 +167,7 @@ def main() -> int:
                 for phase, t in timing.phases.items()
             )
             print(f"pair {pair + 1} {'old' if runs is old_runs else 'new'}: {line}", flush=True)
-            print(f"    harness from {timing.harness_file}", flush=True)
+            print(f"    cli from {timing.cli_file}", flush=True)
     print()
     print(
         f"{'phase':8} {'old wall':>9} {'new wall':>9} {'ratio':>6}  "

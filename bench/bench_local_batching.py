@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.types import ChoiceRequest
+from mindshift.harness.types import ChoiceRequest
 
 MODES = ["sequential", "batched", "batched+prefix"]
 MODEL_ID = "smollm2"
@@ -44,11 +44,11 @@ MODEL_ID = "smollm2"
 def paradigm_requests(backend: Any, items: int, seed: int) -> tuple[list[list[ChoiceRequest]], str]:
     """Per item, the 36 stage-2 requests the runner would send for `local:smollm2`, and a
     digest of their prompts (the parent checks that every mode got the same ones)."""
-    from harness.config import parse_config
-    from harness.experiment import prepare
-    from harness.paradigm import InitialAnswer
-    from harness.trial_ids import seed_from_id, trial_id
-    from paradigms import PARADIGMS
+    from mindshift.harness.config import parse_config
+    from mindshift.harness.experiment import prepare
+    from mindshift.harness.paradigm import InitialAnswer
+    from mindshift.harness.trial_ids import seed_from_id, trial_id
+    from mindshift.paradigms import PARADIGMS
 
     config = parse_config(
         {
@@ -101,8 +101,8 @@ def paradigm_requests(backend: Any, items: int, seed: int) -> tuple[list[list[Ch
 
 
 def _child(mode: str, items: int, threads: int | None, seed: int) -> dict[str, object]:
-    from harness.models.smollm2 import smollm2_folder
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.smollm2 import smollm2_folder
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
     backend = TransformersBackend(
         smollm2_folder(), threads=threads, share_prefix=mode == "batched+prefix"

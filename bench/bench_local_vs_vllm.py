@@ -83,12 +83,12 @@ class Clock:
 def run_child(
     contender: str, items: int, seed: int, base_url: str, concurrency: int, run_dir: Path
 ) -> dict[str, Any]:
-    import harness.models.openai_chat
-    import harness.models.transformers_lm
-    import harness.models.vllm  # noqa: F401
-    from harness.config import parse_config
-    from harness.experiment import execute, prepare
-    from paradigms import PARADIGMS
+    import mindshift.harness.models.openai_chat
+    import mindshift.harness.models.transformers_lm
+    import mindshift.harness.models.vllm  # noqa: F401
+    from mindshift.harness.config import parse_config
+    from mindshift.harness.experiment import execute, prepare
+    from mindshift.paradigms import PARADIGMS
 
     clock = Clock()
     started = time.perf_counter()
@@ -127,7 +127,7 @@ def compare_runs(local_dir: Path, vllm_dir: Path) -> dict[str, Any]:
 
 
 def vllm_python(configured: str | None) -> Path:
-    from harness.models.smollm2 import cache_root
+    from mindshift.harness.models.smollm2 import cache_root
 
     if configured:
         return Path(configured).expanduser()
@@ -161,9 +161,14 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    from harness.models.smollm2 import smollm2_folder
-    from harness.models.vllm_server import VllmServer, plan_servers, start_servers, stop_servers
-    from harness.models.vllm_settings import VllmServeSection
+    from mindshift.harness.models.smollm2 import smollm2_folder
+    from mindshift.harness.models.vllm_server import (
+        VllmServer,
+        plan_servers,
+        start_servers,
+        stop_servers,
+    )
+    from mindshift.harness.models.vllm_settings import VllmServeSection
 
     python = vllm_python(args.vllm_python)
     if not python.is_file():

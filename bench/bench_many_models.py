@@ -85,12 +85,12 @@ def make_run(root: Path, models: int, items: int, fresh: bool) -> Path:
 
 def staged(run_dir: Path) -> dict[str, float]:
     """The analysis in its stages, in this process (seconds per stage)."""
-    from analysis.analyse import _facts
-    from analysis.data.load import load_run
-    from analysis.measures.results import results_for_run
-    from analysis.render.figures import render_figures
-    from analysis.render.report import render_report
-    from analysis.render.summary import summary_document
+    from mindshift.analysis.analyse import _facts
+    from mindshift.analysis.data.load import load_run
+    from mindshift.analysis.measures.results import results_for_run
+    from mindshift.analysis.render.figures import render_figures
+    from mindshift.analysis.render.report import render_report
+    from mindshift.analysis.render.summary import summary_document
 
     times: dict[str, float] = {}
     started = time.perf_counter()

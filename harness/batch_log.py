@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.run_format import BATCHES_FILE, CallKey
+from mindshift.harness.run_format import BATCHES_FILE, CallKey
 
 
 @dataclass

@@ -23,13 +23,13 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from harness.batch_api import BatchApi, BatchError, Prepared
-from harness.batch_log import BatchLog, OpenBatch
-from harness.errors import UserError
-from harness.planner import CallPlanner, PlannedCall
-from harness.record import CallRecord
-from harness.run_format import CallKey
-from harness.types import ChoiceResponse
+from mindshift.harness.batch_api import BatchApi, BatchError, Prepared
+from mindshift.harness.batch_log import BatchLog, OpenBatch
+from mindshift.harness.errors import UserError
+from mindshift.harness.planner import CallPlanner, PlannedCall
+from mindshift.harness.record import CallRecord
+from mindshift.harness.run_format import CallKey
+from mindshift.harness.types import ChoiceResponse
 
 T = TypeVar("T")
 

@@ -19,18 +19,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.batch_api import BATCH_PROVIDERS
-from harness.experiment import PreparedExperiment
-from harness.models.registry import free_reply_tokens, provider_of
-from harness.paradigm import TurnAnswer
-from harness.planner import CallPlanner, ModelPlan, PlannedCall
-from harness.pricing import PriceTable
-from harness.readouts import CallShape, make_readout, resolve_auto
-from harness.readouts.base import STATED_TOKENS
-from harness.record import CallRecord, read_call_records
-from harness.run_format import CALLS_FILE, CallKey
-from harness.runner import RunScope
-from harness.types import Item, Prompt, Usage
+from mindshift.harness.batch_api import BATCH_PROVIDERS
+from mindshift.harness.experiment import PreparedExperiment
+from mindshift.harness.models.registry import free_reply_tokens, provider_of
+from mindshift.harness.paradigm import TurnAnswer
+from mindshift.harness.planner import CallPlanner, ModelPlan, PlannedCall
+from mindshift.harness.pricing import PriceTable
+from mindshift.harness.readouts import CallShape, make_readout, resolve_auto
+from mindshift.harness.readouts.base import STATED_TOKENS
+from mindshift.harness.record import CallRecord, read_call_records
+from mindshift.harness.run_format import CALLS_FILE, CallKey
+from mindshift.harness.runner import RunScope
+from mindshift.harness.types import Item, Prompt, Usage
 
 FOLLOW_UP_TOKENS = 40
 """A readout's follow-up request adds the first reply and its question to the prompt."""

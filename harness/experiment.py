@@ -15,26 +15,31 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.batch_runner import DEFAULT_POLL_S
-from harness.config import ExperimentConfig, ModelSection, describe_validation_error
-from harness.errors import ConfigError, RunDirError, UserError
-from harness.interrupts import run_interruptibly
-from harness.manifest import check_compatible, start_or_resume, stimuli_digest
-from harness.models.base import ModelBackend
-from harness.models.registry import check_installed, create_backend, provider_of, validate_model
-from harness.paradigm import Paradigm
-from harness.readouts import (
+from mindshift.harness.batch_runner import DEFAULT_POLL_S
+from mindshift.harness.config import ExperimentConfig, ModelSection, describe_validation_error
+from mindshift.harness.errors import ConfigError, RunDirError, UserError
+from mindshift.harness.interrupts import run_interruptibly
+from mindshift.harness.manifest import check_compatible, start_or_resume, stimuli_digest
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.models.registry import (
+    check_installed,
+    create_backend,
+    provider_of,
+    validate_model,
+)
+from mindshift.harness.paradigm import Paradigm
+from mindshift.harness.readouts import (
     AutoReadoutBackend,
     ReadoutBackend,
     check_readout,
     make_readout,
     resolve_auto,
 )
-from harness.run_dir import RunDirState, inspect_run_dir, load_logs
-from harness.run_format import CALLS_FILE, LOCK_FILE, TRIALS_FILE
-from harness.run_store import RunStore
-from harness.runner import ExperimentRunner, ProgressSink, RunReport, RunScope
-from harness.trials_table import build_trials_table, write_trials_table
+from mindshift.harness.run_dir import RunDirState, inspect_run_dir, load_logs
+from mindshift.harness.run_format import CALLS_FILE, LOCK_FILE, TRIALS_FILE
+from mindshift.harness.run_store import RunStore
+from mindshift.harness.runner import ExperimentRunner, ProgressSink, RunReport, RunScope
+from mindshift.harness.trials_table import build_trials_table, write_trials_table
 
 MAX_PLANNED_CALLS = 20_000_000
 """More calls than any experiment needs (the paper's largest design is some hundred thousand

@@ -22,10 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.config import ExperimentConfig
-from harness.errors import RunDirError
-from harness.run_format import MANIFEST_FILE, RECORD_SCHEMA_VERSION
-from harness.types import JsonValue
+from mindshift.harness.config import ExperimentConfig
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.run_format import MANIFEST_FILE, RECORD_SCHEMA_VERSION
+from mindshift.harness.types import JsonValue
 
 MANIFEST_VERSION = 1
 _TRACKED_PACKAGES = (

@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.record import CallRecord
-from harness.types import Item, JsonValue, Prompt, TurnFacts
+from mindshift.harness.record import CallRecord
+from mindshift.harness.types import Item, JsonValue, Prompt, TurnFacts
 
 
 @dataclass(frozen=True)

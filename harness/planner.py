@@ -20,11 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
-from harness.record import CallRecord, StoredRequest
-from harness.run_format import CallKey
-from harness.trial_ids import CALIBRATION_CONDITION, INITIAL_CONDITION, seed_from_id, trial_id
-from harness.types import ChoiceRequest, ChoiceResponse, Item, JsonValue, Prompt
+from mindshift.harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
+from mindshift.harness.record import CallRecord, StoredRequest
+from mindshift.harness.run_format import CallKey
+from mindshift.harness.trial_ids import (
+    CALIBRATION_CONDITION,
+    INITIAL_CONDITION,
+    seed_from_id,
+    trial_id,
+)
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, Item, JsonValue, Prompt
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.config import describe_validation_error
-from harness.errors import ConfigError
-from harness.record import CallRecord
-from harness.types import Usage
+from mindshift.harness.config import describe_validation_error
+from mindshift.harness.errors import ConfigError
+from mindshift.harness.record import CallRecord
+from mindshift.harness.types import Usage
 
 PRICES_ENV = "MINDSHIFT_PRICES"
 SHIPPED_TABLE = "prices.toml"
@@ -104,7 +104,9 @@ def load_price_table(
     if path is None and env.get(PRICES_ENV, "").strip():
         path = Path(env[PRICES_ENV].strip())
     if path is None:
-        text = resources.files("harness").joinpath(SHIPPED_TABLE).read_text(encoding="utf-8")
+        text = (
+            resources.files("mindshift.harness").joinpath(SHIPPED_TABLE).read_text(encoding="utf-8")
+        )
         source = f"built-in {SHIPPED_TABLE}"
     else:
         try:

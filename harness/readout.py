@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.types import OptionReadout
+from mindshift.harness.types import OptionReadout
 
 
 class ReadoutError(ValueError):

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RunDirError
-from harness.run_format import CallKey, encode_line, line_stage
-from harness.types import (
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.run_format import CallKey, encode_line, line_stage
+from mindshift.harness.types import (
     ChoiceRequest,
     Item,
     JsonValue,

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from harness.concurrency import AdaptiveLimiter, Outcome
-from harness.http_retry_after import retry_after_s as retry_after_s
-from harness.models.base import ModelBackend
-from harness.types import ChoiceRequest, ChoiceResponse, Transient
+from mindshift.harness.concurrency import AdaptiveLimiter, Outcome
+from mindshift.harness.http_retry_after import retry_after_s as retry_after_s
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, Transient
 
 DEFAULT_MAX_RETRIES = 5
 """Six attempts in all: at a 30 % fault rate, one call in about a thousand still fails."""

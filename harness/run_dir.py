@@ -23,10 +23,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import RunDirError
-from harness.manifest import Manifest, read_manifest
-from harness.record import CallRecord, read_call_records
-from harness.run_format import (
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.manifest import Manifest, read_manifest
+from mindshift.harness.record import CallRecord, read_call_records
+from mindshift.harness.run_format import (
     ANALYSIS_DIR,
     BATCHES_FILE,
     CALLS_FILE,

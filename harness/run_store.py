@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from harness.errors import RunDirError
-from harness.record import CallRecord, read_call_records
-from harness.run_format import CALLS_FILE, FAILURES_FILE, LOCK_FILE, CallKey, line_key
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.record import CallRecord, read_call_records
+from mindshift.harness.run_format import CALLS_FILE, FAILURES_FILE, LOCK_FILE, CallKey, line_key
 
 FSYNC_INTERVAL_S = 2.0
 """Data written survives a killed process at once; fsync only guards against power loss."""

@@ -23,24 +23,24 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from harness.batch_runner import DEFAULT_POLL_S, BatchWaves
-from harness.concurrency import AdaptiveLimiter
-from harness.config import ExperimentConfig, ModelSection
-from harness.models.base import ModelBackend
-from harness.paradigm import Paradigm
-from harness.planner import CallPlanner, ModelPlan, PlannedCall
-from harness.readouts import readout_name_of
-from harness.record import CallRecord
-from harness.retry import (
+from mindshift.harness.batch_runner import DEFAULT_POLL_S, BatchWaves
+from mindshift.harness.concurrency import AdaptiveLimiter
+from mindshift.harness.config import ExperimentConfig, ModelSection
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.paradigm import Paradigm
+from mindshift.harness.planner import CallPlanner, ModelPlan, PlannedCall
+from mindshift.harness.readouts import readout_name_of
+from mindshift.harness.record import CallRecord
+from mindshift.harness.retry import (
     BACKOFF_BASE_S,
     DEFAULT_DEADLINE_S,
     DEFAULT_MAX_RETRIES,
     CallRetrier,
     RetryPolicy,
 )
-from harness.run_format import CallKey
-from harness.run_store import RunStore
-from harness.types import Item
+from mindshift.harness.run_format import CallKey
+from mindshift.harness.run_store import RunStore
+from mindshift.harness.types import Item
 
 
 class ProgressSink(Protocol):

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.record import CallRecord, read_call_records
-from harness.run_format import CALLS_FILE, CallKey
-from harness.types import Item
+from mindshift.harness.record import CallRecord, read_call_records
+from mindshift.harness.run_format import CALLS_FILE, CallKey
+from mindshift.harness.types import Item
 
 VIEWER_FILE = "trials.html"
 """Where `mindshift view RUN_DIR` writes the trial browser, inside the run directory (beside

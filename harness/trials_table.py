@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.paradigm import Paradigm, TurnAnswer
-from harness.record import CallRecord
-from harness.run_format import CALLS_FILE, TRIALS_FILE
+from mindshift.harness.paradigm import Paradigm, TurnAnswer
+from mindshift.harness.record import CallRecord
+from mindshift.harness.run_format import CALLS_FILE, TRIALS_FILE
 
 COLUMNS = [
     "trial_id",

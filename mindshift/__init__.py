@@ -8,9 +8,13 @@ From Python or a notebook (`mindshift.api`):
     analysis = mindshift.analyse(result.run_dir)   # writes RUN_DIR/analysis, returns the results
     run = mindshift.load(result.run_dir)           # run.trials: the table every measure reads
 
-This package is also the composition root: the command line (`mindshift.cli`) and the studies
-that wire the engine (`harness`), the protocols (`paradigms`) and the analysis (`analysis`)
-together. Nothing under `harness/`, `paradigms/` or `analysis/` imports it.
+The code lives in three subpackages: the engine (`mindshift.harness`), the protocols
+(`mindshift.paradigms`) and the analysis (`mindshift.analysis`); in the repository they are the
+top-level folders `harness/`, `paradigms/` and `analysis/`, linked here. The modules beside
+them are the composition root: the command line (`mindshift.cli`), the notebook API
+(`mindshift.api`) and the studies that wire the three together. No module of the three
+imports the composition root. Docstrings and comments inside the three name their modules
+without the `mindshift.` prefix (`harness.record` is `mindshift.harness.record`).
 
 `import mindshift` stays cheap (the command line imports it first): the names below are
 imported from their modules on first use.
@@ -22,10 +26,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from analysis import RunData
-    from analysis.analyse import RunAnalysis
-    from harness.errors import ConfigError, RunDirError, UserError
+    from mindshift.analysis import RunData
+    from mindshift.analysis.analyse import RunAnalysis
     from mindshift.api import RunResult, analyse, load, run
+    from mindshift.harness.errors import ConfigError, RunDirError, UserError
 
 __all__ = [
     "ConfigError",
@@ -44,11 +48,11 @@ _HOMES = {
     "load": "mindshift.api",
     "analyse": "mindshift.api",
     "RunResult": "mindshift.api",
-    "RunAnalysis": "analysis.analyse",
-    "RunData": "analysis",
-    "UserError": "harness.errors",
-    "ConfigError": "harness.errors",
-    "RunDirError": "harness.errors",
+    "RunAnalysis": "mindshift.analysis.analyse",
+    "RunData": "mindshift.analysis",
+    "UserError": "mindshift.harness.errors",
+    "ConfigError": "mindshift.harness.errors",
+    "RunDirError": "mindshift.harness.errors",
 }
 """Where each public name lives."""
 

@@ -38,22 +38,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar, get_args
 
-from harness.batch_runner import DEFAULT_POLL_S
-from harness.config import ExperimentConfig, load_config, parse_config
-from harness.errors import ConfigError, RunDirError, UserError
-from harness.experiment import check_run_dir, execute, prepare
-from harness.interrupts import WorkerInterrupt
-from harness.run_dir import check_logs, inspect_run_dir, load_logs
-from harness.run_format import CALLS_FILE, TRIALS_FILE
-from harness.runner import ProgressSink, RunReport
-from harness.trials_table import build_trials_table, write_trials_table
-from paradigms.registry import installed_paradigms
+from mindshift.harness.batch_runner import DEFAULT_POLL_S
+from mindshift.harness.config import ExperimentConfig, load_config, parse_config
+from mindshift.harness.errors import ConfigError, RunDirError, UserError
+from mindshift.harness.experiment import check_run_dir, execute, prepare
+from mindshift.harness.interrupts import WorkerInterrupt
+from mindshift.harness.run_dir import check_logs, inspect_run_dir, load_logs
+from mindshift.harness.run_format import CALLS_FILE, TRIALS_FILE
+from mindshift.harness.runner import ProgressSink, RunReport
+from mindshift.harness.trials_table import build_trials_table, write_trials_table
+from mindshift.paradigms.registry import installed_paradigms
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from analysis import RunData
-    from analysis.analyse import RunAnalysis
+    from mindshift.analysis import RunData
+    from mindshift.analysis.analyse import RunAnalysis
 
 T = TypeVar("T")
 
@@ -223,7 +223,7 @@ def load(
     A trials.parquet older than calls.jsonl (a run stopped before it rebuilt it) is rebuilt
     first, as `mindshift analyse` does. `UserError` when RUN_DIR is not a readable run.
     """
-    from analysis import AnalysisInputError, load_run
+    from mindshift.analysis import AnalysisInputError, load_run
 
     _check_options(prior, bayes_clip)
     path = _with_current_trials(Path(run_dir))
@@ -250,8 +250,8 @@ def analyse(
     (--bayes-clip: 0 <= x < 0.5; 0 is exact Bayes). `UserError` when RUN_DIR is not a
     readable run or its analysis cannot be written.
     """
-    from analysis import AnalysisInputError
-    from analysis.analyse import analyse_run_in_full
+    from mindshift.analysis import AnalysisInputError
+    from mindshift.analysis.analyse import analyse_run_in_full
 
     _check_options(prior, bayes_clip, fitted_model)
     path = _with_current_trials(Path(run_dir))
@@ -266,7 +266,7 @@ def analyse(
 def _check_options(prior: str, bayes_clip: float, fitted_model: str = "auto") -> None:
     """The analysis options checked before anything is read or written (the command's
     argparse choices)."""
-    from analysis import AnalysisInputError, check_bound
+    from mindshift.analysis import AnalysisInputError, check_bound
 
     for name, value, known in (
         ("prior", prior, get_args(Prior)),

@@ -32,23 +32,23 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from harness.batch_api import BATCH_PROVIDERS
-from harness.config import ExperimentConfig, ModelSection, load_config, parse_config
-from harness.errors import ConfigError, RunDirError, UserError
-from harness.experiment import check_run_dir, execute, prepare
-from harness.paradigm import Paradigm
-from harness.pricing import PRICES_ENV
-from harness.run_dir import RunDirState, check_logs, inspect_run_dir, load_logs
-from harness.run_format import CALLS_FILE, TRIALS_FILE
-from harness.runner import RunReport, RunScope
-from harness.trials_table import (
+from mindshift.harness.batch_api import BATCH_PROVIDERS
+from mindshift.harness.config import ExperimentConfig, ModelSection, load_config, parse_config
+from mindshift.harness.errors import ConfigError, RunDirError, UserError
+from mindshift.harness.experiment import check_run_dir, execute, prepare
+from mindshift.harness.paradigm import Paradigm
+from mindshift.harness.pricing import PRICES_ENV
+from mindshift.harness.run_dir import RunDirState, check_logs, inspect_run_dir, load_logs
+from mindshift.harness.run_format import CALLS_FILE, TRIALS_FILE
+from mindshift.harness.runner import RunReport, RunScope
+from mindshift.harness.trials_table import (
     build_trials_table,
     calls_fingerprint,
     trials_stamp,
     write_trials_table,
 )
+from mindshift.paradigms.registry import installed_paradigms
 from mindshift.tables import Column, FittedTable
-from paradigms.registry import installed_paradigms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -237,8 +237,8 @@ def _waiting(message: str) -> None:
 def _check_fitted_model(fitted_model: FittedMode) -> None:
     """`--fitted-model beta` needs PyMC: one line naming the extra, before any work. (`auto`
     falls back to the Tobit fit without it, and the report says why.)"""
-    from analysis.beta.fitted_model import beta_entry
-    from analysis.beta.install import bayes_install_command
+    from mindshift.analysis.beta.fitted_model import beta_entry
+    from mindshift.analysis.beta.install import bayes_install_command
 
     if fitted_model == "beta" and beta_entry() is None:
         raise UserError(
@@ -253,7 +253,7 @@ def _analyse(
     fitted_model: FittedMode = "auto",
     bayes_clip: float = 0.01,
 ) -> Path:
-    from analysis import AnalysisInputError, analyse_run
+    from mindshift.analysis import AnalysisInputError, analyse_run
 
     _check_fitted_model(fitted_model)
     try:
@@ -330,9 +330,9 @@ def _dry_run(
     config: ExperimentConfig, run_dir: Path, args: argparse.Namespace, scope: RunScope
 ) -> int:
     """Count the calls and estimate tokens and cost; touches neither models nor run_dir."""
-    from harness.estimate import estimate_run
-    from harness.models.registry import check_installed
-    from harness.pricing import load_price_table
+    from mindshift.harness.estimate import estimate_run
+    from mindshift.harness.models.registry import check_installed
+    from mindshift.harness.pricing import load_price_table
 
     prepared = prepare(config, installed_paradigms())
     try:
@@ -403,9 +403,9 @@ def _money(value: float | None, prefix: str) -> str:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from harness.pricing import cost_of_records, load_price_table
-    from harness.record import read_call_records
-    from harness.run_format import FAILURES_FILE
+    from mindshift.harness.pricing import cost_of_records, load_price_table
+    from mindshift.harness.record import read_call_records
+    from mindshift.harness.run_format import FAILURES_FILE
 
     run_dir = Path(args.run_dir)
     state = inspect_run_dir(run_dir, for_run=False)
@@ -540,7 +540,7 @@ def _trials_table_state(state: RunDirState) -> TrialsTableState:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from analysis import AnalysisInputError, compare_runs
+    from mindshift.analysis import AnalysisInputError, compare_runs
 
     _check_fitted_model(args.fitted_model)
     out = Path(args.out)
@@ -699,9 +699,9 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from harness.models.registry import PROVIDERS, USABLE, availability
-    from harness.models.smollm2 import INSTALL_HINT as SMOLLM2_INSTALL_HINT
-    from harness.models.smollm2 import PACKAGE as SMOLLM2_PACKAGE
+    from mindshift.harness.models.registry import PROVIDERS, USABLE, availability
+    from mindshift.harness.models.smollm2 import INSTALL_HINT as SMOLLM2_INSTALL_HINT
+    from mindshift.harness.models.smollm2 import PACKAGE as SMOLLM2_PACKAGE
 
     table = FittedTable(
         "backends and what each can do",

@@ -39,9 +39,9 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis import choice_support_test, fit_update_model
-from harness.errors import UserError
-from paradigms.agent.sim_bayes import LOGODDS_BOUND, SimBayesBackend, SimBayesParams
+from mindshift.analysis import choice_support_test, fit_update_model
+from mindshift.harness.errors import UserError
+from mindshift.paradigms.agent.sim_bayes import LOGODDS_BOUND, SimBayesBackend, SimBayesParams
 
 MAX_POWER_ITEMS: Final = 30_000
 """As many questions as a run may have (`paradigms.change_of_mind` settings)."""

@@ -48,12 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
-from harness.record import CallRecord, read_call_records
-from harness.run_dir import inspect_run_dir
-from harness.run_format import CALLS_FILE, CallKey
-from harness.transcripts import VIEWER_FILE, Transcript, group_transcripts, outline
-from harness.types import Item
+from mindshift.harness.errors import UserError
+from mindshift.harness.record import CallRecord, read_call_records
+from mindshift.harness.run_dir import inspect_run_dir
+from mindshift.harness.run_format import CALLS_FILE, CallKey
+from mindshift.harness.transcripts import VIEWER_FILE, Transcript, group_transcripts, outline
+from mindshift.harness.types import Item
 from mindshift.viewer.page import render_page
 
 PAYLOAD_FORMAT = 1

@@ -4,12 +4,12 @@ Adding a paradigm: write a `harness.paradigm.Paradigm` subclass in its own modul
 to `PARADIGMS` (docs/protocols.md walks through one). No file under `harness/` changes.
 """
 
-from harness.paradigm import Paradigm
-from paradigms.are_you_sure import AreYouSure
-from paradigms.change_of_mind import ChangeOfMind
-from paradigms.flip_flop import FlipFlop
-from paradigms.multi_advice import MultiAdvice
-from paradigms.sequential_advice import SequentialAdvice
+from mindshift.harness.paradigm import Paradigm
+from mindshift.paradigms.are_you_sure import AreYouSure
+from mindshift.paradigms.change_of_mind import ChangeOfMind
+from mindshift.paradigms.flip_flop import FlipFlop
+from mindshift.paradigms.multi_advice import MultiAdvice
+from mindshift.paradigms.sequential_advice import SequentialAdvice
 
 PARADIGMS: dict[str, type[Paradigm]] = {
     paradigm.name: paradigm

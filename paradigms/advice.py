@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.trial_ids import seed_from_id
+from mindshift.harness.trial_ids import seed_from_id
 
 
 def pick_uniform(labels: Sequence[str], key: str, salt: str) -> str:

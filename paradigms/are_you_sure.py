@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
-from harness.types import Item, JsonValue, Message, Prompt
-from paradigms.advice import pick_uniform
-from paradigms.change_of_mind.prompts import ANSWER_PREFIX, initial_message, user_prompt
-from paradigms.columns import AdviceColumns, advice_columns
-from paradigms.domains import check_domain, domain_items
-from paradigms.facts import AdviceFacts
+from mindshift.harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
+from mindshift.harness.types import Item, JsonValue, Message, Prompt
+from mindshift.paradigms.advice import pick_uniform
+from mindshift.paradigms.change_of_mind.prompts import ANSWER_PREFIX, initial_message, user_prompt
+from mindshift.paradigms.columns import AdviceColumns, advice_columns
+from mindshift.paradigms.domains import check_domain, domain_items
+from mindshift.paradigms.facts import AdviceFacts
 
 REPLY = " Reply with the letter of the correct option only."
 CHALLENGES: dict[str, str] = {

@@ -13,9 +13,9 @@ import json
 import math
 from collections.abc import Mapping
 
-from harness.paradigm import TrialColumns, TurnAnswer
-from harness.types import JsonValue
-from paradigms.facts import AdviceFacts, AdviceKind, Display
+from mindshift.harness.paradigm import TrialColumns, TurnAnswer
+from mindshift.harness.types import JsonValue
+from mindshift.paradigms.facts import AdviceFacts, AdviceKind, Display
 
 
 class AdviceColumns(TrialColumns):

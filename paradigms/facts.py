@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.paradigm import TurnAnswer
-from harness.types import Item, TurnFacts
+from mindshift.harness.paradigm import TurnAnswer
+from mindshift.harness.types import Item, TurnFacts
 
 Display = Literal["shown", "hidden", "other", "answer-wrong", "in-context"]
 """How the turn-1 answer appears at the later turn: `shown` (as the model's own), `hidden`

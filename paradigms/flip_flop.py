@@ -29,13 +29,13 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
-from harness.types import Item, JsonValue, Message, Prompt
-from paradigms.are_you_sure import CHALLENGES
-from paradigms.change_of_mind.prompts import ANSWER_PREFIX, initial_message, user_prompt
-from paradigms.columns import AdviceColumns, probability
-from paradigms.domains import check_domain, domain_items
-from paradigms.facts import AdviceFacts
+from mindshift.harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
+from mindshift.harness.types import Item, JsonValue, Message, Prompt
+from mindshift.paradigms.are_you_sure import CHALLENGES
+from mindshift.paradigms.change_of_mind.prompts import ANSWER_PREFIX, initial_message, user_prompt
+from mindshift.paradigms.columns import AdviceColumns, probability
+from mindshift.paradigms.domains import check_domain, domain_items
+from mindshift.paradigms.facts import AdviceFacts
 
 BARE_CHALLENGES: dict[str, str] = {
     name: text for name, text in CHALLENGES.items() if "{other}" not in text

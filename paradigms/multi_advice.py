@@ -16,13 +16,13 @@ from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
-from harness.types import Item, JsonValue
-from paradigms.advice import advised_label
-from paradigms.change_of_mind import prompts
-from paradigms.columns import AdviceColumns, advice_columns
-from paradigms.domains import check_domain, domain_items
-from paradigms.facts import AdviceFacts, AdviceKind, Advisor
+from mindshift.harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
+from mindshift.harness.types import Item, JsonValue
+from mindshift.paradigms.advice import advised_label
+from mindshift.paradigms.change_of_mind import prompts
+from mindshift.paradigms.columns import AdviceColumns, advice_columns
+from mindshift.paradigms.domains import check_domain, domain_items
+from mindshift.paradigms.facts import AdviceFacts, AdviceKind, Advisor
 
 ADVISOR_LINE = "Advice LLM {n}, which is {accuracy}% accurate, {says}."
 

@@ -1,6 +1,6 @@
 """Paradigms by name: the built-in ones and those other packages register as plugins.
 
-A package adds a paradigm by naming its `harness.paradigm.Paradigm` subclass under the
+A package adds a paradigm by naming its `mindshift.harness.paradigm.Paradigm` subclass under the
 entry-point group `mindshift.paradigms`, the entry point's name being the paradigm's `name`
 (the `paradigm` key of an experiment config), e.g. in its pyproject.toml:
 
@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Final
 
-from harness.errors import ConfigError, UserError
-from harness.paradigm import Paradigm
-from paradigms import PARADIGMS
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.paradigm import Paradigm
+from mindshift.paradigms import PARADIGMS
 
 ENTRY_POINT_GROUP: Final = "mindshift.paradigms"
 """The entry-point group other packages register their `Paradigm` subclasses under."""
@@ -116,8 +116,8 @@ def _load(entry: EntryPoint) -> type[Paradigm]:
         ) from None
     if not (isinstance(loaded, type) and issubclass(loaded, Paradigm)):
         raise ParadigmPluginError(
-            f"paradigm plugin {_describe(entry)} is not a harness.paradigm.Paradigm subclass "
-            f"(it is {_kind(loaded)})"
+            f"paradigm plugin {_describe(entry)} is not a "
+            f"mindshift.harness.paradigm.Paradigm subclass (it is {_kind(loaded)})"
         )
     if inspect.isabstract(loaded):
         missing = ", ".join(sorted(getattr(loaded, "__abstractmethods__", ())))

@@ -37,14 +37,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
-from harness.types import Item, JsonValue, Message, Prompt
-from paradigms.advice import advised_label
-from paradigms.change_of_mind import prompts
-from paradigms.columns import AdviceColumns, advice_columns
-from paradigms.domains import check_domain, domain_items
-from paradigms.facts import AdviceFacts, Advisor
-from paradigms.multi_advice import ADVISOR_LINE, name_of
+from mindshift.harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
+from mindshift.harness.types import Item, JsonValue, Message, Prompt
+from mindshift.paradigms.advice import advised_label
+from mindshift.paradigms.change_of_mind import prompts
+from mindshift.paradigms.columns import AdviceColumns, advice_columns
+from mindshift.paradigms.domains import check_domain, domain_items
+from mindshift.paradigms.facts import AdviceFacts, Advisor
+from mindshift.paradigms.multi_advice import ADVISOR_LINE, name_of
 
 SequenceDisplay = Literal["in-context", "shown", "hidden"]
 """How the model's earlier answers reach a later turn (see the module docstring)."""

@@ -113,7 +113,7 @@ def _tobit_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     """
     if request.node.get_closest_marker("auto_beta"):
         return
-    from analysis.beta import fitted_model
+    from mindshift.analysis.beta import fitted_model
 
     real = fitted_model.choose_kind
 

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import mindshift
-from harness.models.smollm2 import INSTALL_HINT, PACKAGE, VERSION
 from mindshift.cli import main
-from paradigms.agent.sim_bayes import SimBayesParams
+from mindshift.harness.models.smollm2 import INSTALL_HINT, PACKAGE, VERSION
+from mindshift.paradigms.agent.sim_bayes import SimBayesParams
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from analysis import analyse_run
-from harness.config import load_config
-from harness.experiment import execute, prepare
+from mindshift.analysis import analyse_run
 from mindshift.cli import main
-from paradigms import PARADIGMS
+from mindshift.harness.config import load_config
+from mindshift.harness.experiment import execute, prepare
+from mindshift.paradigms import PARADIGMS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from analysis import analyse_run
+from mindshift.analysis import analyse_run
 from mindshift.cli import main
 from tests.conftest import sim_config_text
 
@@ -84,7 +84,7 @@ def test_calibration_undoes_a_distorted_readout(
     # The agent reports logits 2.5x its true ones (overconfident). With a calibration split,
     # the analysis recovers tau, and on the calibrated scale the update fit recovers the
     # agent's true parameters; on the raw scale it would not.
-    from analysis import load_run, summarise
+    from mindshift.analysis import load_run, summarise
 
     params = (
         "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3, tau = 2.5, "

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import analyse_run, load_run
-from analysis.data.prepare import at_bayes_clip
-from analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
-from analysis.engines.tobit import tobit_fit
-from analysis.measures.fit import (
+from mindshift.analysis import analyse_run, load_run
+from mindshift.analysis.data.prepare import at_bayes_clip
+from mindshift.analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
+from mindshift.analysis.engines.tobit import tobit_fit
+from mindshift.analysis.measures.fit import (
     TERMS,
     at_resolution,
     design_matrix,

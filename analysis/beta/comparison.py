@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from analysis.beta.models import (
+from mindshift.analysis.beta.models import (
     VARIANTS,
     BetaFit,
     BetaModelSpec,
@@ -41,8 +41,8 @@ from analysis.beta.models import (
     fit_beta_model,
     require_bayes,
 )
-from analysis.engines.logodds import FloatArray, clip
-from analysis.errors import AnalysisInputError
+from mindshift.analysis.engines.logodds import FloatArray, clip
+from mindshift.analysis.errors import AnalysisInputError
 
 BLOCK_ELEMENTS: Final = 8_000_000
 """Draws x trials per block of the pointwise log-likelihood (64 MB of float64)."""
@@ -118,7 +118,7 @@ def _pointwise_blocks(
     fit: BetaFit, design: FloatArray, q: FloatArray
 ) -> Iterator[tuple[slice, FloatArray, FloatArray]]:
     """(rows, log-likelihood (draws, rows), eta (draws, rows)) for blocks of trials."""
-    from analysis.beta.likelihood import BetaResponse, beta_response, loglik_pointwise
+    from mindshift.analysis.beta.likelihood import BetaResponse, beta_response, loglik_pointwise
 
     coef, kappa = fit.draws()
     response = beta_response(q)

@@ -25,9 +25,9 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-from analysis.beta.install import bayes_install_command
+from mindshift.analysis.beta.install import bayes_install_command
 
-BETA_MODULE: Final = "analysis.beta.regression"
+BETA_MODULE: Final = "mindshift.analysis.beta.regression"
 BETA_ENTRY: Final = "report_tables"
 BETA_MIN_TRIALS: Final = 2000
 """Fewest trials with known confidences per model for the beta regression to be run: below
@@ -110,7 +110,7 @@ def fitted_model_section(
     tobit_table = ModelTable(
         title="Log-odds update model (Tobit), item-clustered errors",
         table=tobit,
-        source="analysis.measures.fit.fit_update_model",
+        source="mindshift.analysis.measures.fit.fit_update_model",
         note="logit(q) = intercept + prior_weight·logit(c) + choice_support·[shown] "
         "+ w_same·Δ·[same] + w_opposite·Δ·[opposite] + Normal(0, noise), Δ the Bayes "
         "log-odds shift (logit(a) for same, -logit(a) for opposite advice with two options); "

@@ -40,7 +40,7 @@ import numba  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 import numpy.typing as npt
 
-from analysis.engines.logodds import CLIP_HIGH, CLIP_LOW, FloatArray, clip
+from mindshift.analysis.engines.logodds import CLIP_HIGH, CLIP_LOW, FloatArray, clip
 
 IntArray = npt.NDArray[np.int8]
 

@@ -52,12 +52,12 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
-from analysis.beta.install import bayes_install_command
-from analysis.data.prepare import at_bayes_clip, is_prepared, refuse_as_read
-from analysis.data.schema import MAIN_DISPLAYS
-from analysis.engines.bayes import ADVICE_SIGN, with_bayes
-from analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, FloatArray, logit
-from analysis.errors import AnalysisInputError
+from mindshift.analysis.beta.install import bayes_install_command
+from mindshift.analysis.data.prepare import at_bayes_clip, is_prepared, refuse_as_read
+from mindshift.analysis.data.schema import MAIN_DISPLAYS
+from mindshift.analysis.engines.bayes import ADVICE_SIGN, with_bayes
+from mindshift.analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, FloatArray, logit
+from mindshift.analysis.errors import AnalysisInputError
 
 AdviceCoding = Literal["none", "pooled", "split"]
 
@@ -342,10 +342,10 @@ def fit_beta_model(
     usable trials than parameters remain.
     """
     require_bayes()
-    from analysis.beta import (
+    from mindshift.analysis.beta import (
         sampler as beta_sampler,  # PyMC is imported only here (the `bayes` extra)
     )
-    from analysis.beta.likelihood import beta_response
+    from mindshift.analysis.beta.likelihood import beta_response
 
     spec = variant_spec(variant)
     priors = priors or BetaPriors()

@@ -19,7 +19,7 @@ from typing import Final
 
 import pandas as pd
 
-from analysis.beta.comparison import (
+from mindshift.analysis.beta.comparison import (
     COMPARE_COLUMNS,
     LooResult,
     TransferScore,
@@ -29,8 +29,8 @@ from analysis.beta.comparison import (
     predicted_mean,
     transfer,
 )
-from analysis.beta.fitted_model import ModelTable
-from analysis.beta.models import (
+from mindshift.analysis.beta.fitted_model import ModelTable
+from mindshift.analysis.beta.models import (
     KAPPA,
     TERM_ORDER,
     VARIANTS,
@@ -113,7 +113,7 @@ def report_tables(
         ModelTable(
             title="Beta regression: models A-D compared by PSIS-LOO (higher ELPD is better)",
             table=comparison,
-            source="analysis.beta.comparison.compare_fits",
+            source="mindshift.analysis.beta.comparison.compare_fits",
             note="A prior only; B no display flag; C one advice weight; D separate "
             "same/opposite weights + shown flag. elpd_diff and dse: difference from the best "
             "model and its standard error; n_high_k: trials with Pareto k above 0.7.",
@@ -121,7 +121,7 @@ def report_tables(
         ModelTable(
             title=f"Beta regression, model {variants[-1]}: posterior",
             table=posterior,
-            source="analysis.beta.models.fit_beta_model",
+            source="mindshift.analysis.beta.models.fit_beta_model",
             note=f"logit(mean final confidence) = intercept + prior_weight·logit(c) "
             f"+ choice_support·[shown] + w_same·logit(a)·[same] + w_opposite·(-logit(a))·"
             f"[opposite]; kappa: beta precision. ci_low/ci_high: {ci} equal-tailed "

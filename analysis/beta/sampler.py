@@ -32,8 +32,8 @@ from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.op import Op
 from scipy import optimize
 
-from analysis.beta.likelihood import BetaResponse, loglik_and_grad
-from analysis.engines.logodds import FloatArray
+from mindshift.analysis.beta.likelihood import BetaResponse, loglik_and_grad
+from mindshift.analysis.engines.logodds import FloatArray
 
 
 class CensoredBetaLogLik(Op):  # type: ignore[misc,unused-ignore]  # Op is Any without pytensor

@@ -20,21 +20,21 @@ from typing import Any, Final, NamedTuple
 
 import pandas as pd
 
-from analysis.data.prepare import Prepared, mark_as_read, prepare_trials
-from analysis.data.schema import (
+from mindshift.analysis.data.prepare import Prepared, mark_as_read, prepare_trials
+from mindshift.analysis.data.schema import (
     CALIBRATION,
     MAIN,
     STAGE1_COLUMNS,
     STAGE1_EXTRA_COLUMNS,
     validate_trials,
 )
-from analysis.data.temperature import Prior
-from analysis.engines.logodds import BAYES_CLIP
-from analysis.errors import AnalysisInputError
-from harness.errors import RunDirError
-from harness.record import StoredAnswer, read_stored_answers
-from harness.run_format import CALLS_FILE, MANIFEST_FILE, TRIALS_FILE
-from harness.trial_ids import CALIBRATION_CONDITION
+from mindshift.analysis.data.temperature import Prior
+from mindshift.analysis.engines.logodds import BAYES_CLIP
+from mindshift.analysis.errors import AnalysisInputError
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.record import StoredAnswer, read_stored_answers
+from mindshift.harness.run_format import CALLS_FILE, MANIFEST_FILE, TRIALS_FILE
+from mindshift.harness.trial_ids import CALIBRATION_CONDITION
 
 STAGE1_ONLY: Final = frozenset({1})
 """The turns the analysis reads from calls.jsonl: the first (every later turn is in the

@@ -31,19 +31,19 @@ from typing import Final
 
 import pandas as pd
 
-from analysis.data.framing import frame_on_displayed
-from analysis.data.schema import TRIAL_COLUMNS, model_ids, validate_trials
-from analysis.data.stage1 import complete_stage1
-from analysis.data.temperature import (
+from mindshift.analysis.data.framing import frame_on_displayed
+from mindshift.analysis.data.schema import TRIAL_COLUMNS, model_ids, validate_trials
+from mindshift.analysis.data.stage1 import complete_stage1
+from mindshift.analysis.data.temperature import (
     PRIOR_MODES,
     Prior,
     apply_calibration,
     chosen_temperatures,
     temperatures,
 )
-from analysis.engines.bayes import with_bayes
-from analysis.engines.logodds import BAYES_CLIP, check_bound
-from analysis.errors import AnalysisInputError
+from mindshift.analysis.engines.bayes import with_bayes
+from mindshift.analysis.engines.logodds import BAYES_CLIP, check_bound
+from mindshift.analysis.errors import AnalysisInputError
 
 PREPARED: Final = "mindshift.prepared"
 """The `DataFrame.attrs` key of a prepared table's `Preparation`."""

@@ -28,12 +28,12 @@ from typing import Final, Literal, Union, get_args, get_origin
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisInputError
-from harness.paradigm import TrialColumns
-from harness.trials_table import COLUMNS as ENGINE_COLUMNS
-from paradigms.columns import AdviceColumns
-from paradigms.facts import OWN_DISPLAYS as PARADIGM_OWN_DISPLAYS
-from paradigms.facts import AdviceKind, Display
+from mindshift.analysis.errors import AnalysisInputError
+from mindshift.harness.paradigm import TrialColumns
+from mindshift.harness.trials_table import COLUMNS as ENGINE_COLUMNS
+from mindshift.paradigms.columns import AdviceColumns
+from mindshift.paradigms.facts import OWN_DISPLAYS as PARADIGM_OWN_DISPLAYS
+from mindshift.paradigms.facts import AdviceKind, Display
 
 Kind = Literal["str", "int", "float", "bool", "object"]
 """How a column is typed: text (missing stays missing), int64, float64 (unknown is NaN), bool

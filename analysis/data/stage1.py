@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.data.schema import MAIN, validate_stage1
+from mindshift.analysis.data.schema import MAIN, validate_stage1
 
 
 def stage1_from_trials(trials: pd.DataFrame) -> pd.DataFrame:

@@ -41,10 +41,10 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import optimize, special, stats
 
-from analysis.data.schema import CALIBRATION, MAIN, model_ids
-from analysis.engines.clustered import LEVEL
-from analysis.engines.logodds import FloatArray
-from analysis.errors import AnalysisInputError
+from mindshift.analysis.data.schema import CALIBRATION, MAIN, model_ids
+from mindshift.analysis.engines.clustered import LEVEL
+from mindshift.analysis.engines.logodds import FloatArray
+from mindshift.analysis.errors import AnalysisInputError
 
 Prior = Literal["auto", "raw", "calibrated"]
 PRIOR_MODES: Final[tuple[Prior, ...]] = ("auto", "raw", "calibrated")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.data.schema import TWO_TURN
+from mindshift.analysis.data.schema import TWO_TURN
 
 
 def turns_of(trials: pd.DataFrame) -> pd.Series:

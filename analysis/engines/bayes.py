@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from analysis.engines.logodds import BAYES_CLIP, FloatArray, clip, expit, logit
+from mindshift.analysis.engines.logodds import BAYES_CLIP, FloatArray, clip, expit, logit
 
 ADVICE_SIGN: Final[dict[str, float]] = {"same": 1.0, "opposite": -1.0, "neutral": 0.0}
 """Direction of the advice's evidence for the initially chosen option."""

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from analysis.engines.logodds import FloatArray
+from mindshift.analysis.engines.logodds import FloatArray
 
 LEVEL: Final = 0.95
 """Coverage of every interval the analysis reports."""

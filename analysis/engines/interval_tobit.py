@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
-from analysis.engines.clustered import sandwich
-from analysis.engines.logodds import FloatArray
-from analysis.engines.tobit import SIGMA_FLOOR, TobitResult
+from mindshift.analysis.engines.clustered import sandwich
+from mindshift.analysis.engines.logodds import FloatArray
+from mindshift.analysis.engines.tobit import SIGMA_FLOOR, TobitResult
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from analysis.engines.clustered import n_clusters, sandwich
-from analysis.engines.logodds import FloatArray
+from mindshift.analysis.engines.clustered import n_clusters, sandwich
+from mindshift.analysis.engines.logodds import FloatArray
 
 SEPARATION_BOUND: Final = 30.0
 """|linear predictor| beyond which a fitted probability is within 1e-13 of 0 or 1: no finite

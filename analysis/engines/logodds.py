@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from analysis.errors import AnalysisInputError
+from mindshift.analysis.errors import AnalysisInputError
 
 FloatArray = npt.NDArray[np.float64]
 

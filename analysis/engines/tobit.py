@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
-from analysis.engines.clustered import sandwich
-from analysis.engines.logodds import FloatArray
+from mindshift.analysis.engines.clustered import sandwich
+from mindshift.analysis.engines.logodds import FloatArray
 
 SIGMA_FLOOR = 1e-4
 """Default smallest noise scale: far below any real model's, far above rounding error."""

@@ -7,9 +7,15 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.data.schema import MAIN
-from analysis.data.stage1 import stage1_from_trials
-from analysis.measures.registry import HeadlineRow, Measure, MeasureResults, model_rows, register
+from mindshift.analysis.data.schema import MAIN
+from mindshift.analysis.data.stage1 import stage1_from_trials
+from mindshift.analysis.measures.registry import (
+    HeadlineRow,
+    Measure,
+    MeasureResults,
+    model_rows,
+    register,
+)
 
 
 def main_split(stage1: pd.DataFrame) -> pd.DataFrame:

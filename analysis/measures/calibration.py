@@ -21,8 +21,8 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from analysis.data.schema import CALIBRATION, MAIN, model_ids
-from analysis.data.temperature import (
+from mindshift.analysis.data.schema import CALIBRATION, MAIN, model_ids
+from mindshift.analysis.data.temperature import (
     PROB_FLOOR,
     SOURCE_SPLIT,
     StageOneMatrix,
@@ -31,9 +31,9 @@ from analysis.data.temperature import (
     split_matrix,
     temperatures,
 )
-from analysis.engines.logodds import FloatArray
-from analysis.measures.cells import records
-from analysis.measures.registry import (
+from mindshift.analysis.engines.logodds import FloatArray
+from mindshift.analysis.measures.cells import records
+from mindshift.analysis.measures.registry import (
     FigureSpec,
     HeadlineRow,
     Measure,

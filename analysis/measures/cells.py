@@ -16,9 +16,15 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.schema import ADVICE_KINDS, ADVICE_TYPES, DISPLAYS, accuracy_key, canonical_order
-from analysis.engines.clustered import clustered_mean_se, interval, n_clusters
-from analysis.errors import AnalysisInputError
+from mindshift.analysis.data.schema import (
+    ADVICE_KINDS,
+    ADVICE_TYPES,
+    DISPLAYS,
+    accuracy_key,
+    canonical_order,
+)
+from mindshift.analysis.engines.clustered import clustered_mean_se, interval, n_clusters
+from mindshift.analysis.errors import AnalysisInputError
 
 CELL_COLUMNS: Final = ("n", "n_items", "mean", "sem", "se_item", "ci_low", "ci_high")
 

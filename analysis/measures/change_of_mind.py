@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis.data.prepare import answered
-from analysis.data.turns import last_turn
-from analysis.measures.cells import cell_stats
-from analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
+from mindshift.analysis.data.prepare import answered
+from mindshift.analysis.data.turns import last_turn
+from mindshift.analysis.measures.cells import cell_stats
+from mindshift.analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
 
 
 def com_rates(trials: pd.DataFrame, by: Sequence[str] = ("display",)) -> pd.DataFrame:

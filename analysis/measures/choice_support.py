@@ -16,12 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import ensure_prepared, measure_input
-from analysis.data.schema import OWN_DISPLAYS, model_ids
-from analysis.engines.clustered import cluster_codes, interval, n_clusters, p_value
-from analysis.engines.logodds import logit
-from analysis.measures.confidence_change import observed_update
-from analysis.measures.registry import (
+from mindshift.analysis.data.prepare import ensure_prepared, measure_input
+from mindshift.analysis.data.schema import OWN_DISPLAYS, model_ids
+from mindshift.analysis.engines.clustered import cluster_codes, interval, n_clusters, p_value
+from mindshift.analysis.engines.logodds import logit
+from mindshift.analysis.measures.confidence_change import observed_update
+from mindshift.analysis.measures.registry import (
     HeadlineRow,
     Measure,
     MeasureInput,

@@ -15,12 +15,18 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import at_bayes_clip, measure_input
-from analysis.engines.logodds import BAYES_CLIP
-from analysis.measures.cells import cell_stats
-from analysis.measures.choice_support import Scale
-from analysis.measures.overweighting import ratio_cells, ratio_trials
-from analysis.measures.registry import Measure, MeasureResults, model_rows, on_trials, register
+from mindshift.analysis.data.prepare import at_bayes_clip, measure_input
+from mindshift.analysis.engines.logodds import BAYES_CLIP
+from mindshift.analysis.measures.cells import cell_stats
+from mindshift.analysis.measures.choice_support import Scale
+from mindshift.analysis.measures.overweighting import ratio_cells, ratio_trials
+from mindshift.analysis.measures.registry import (
+    Measure,
+    MeasureResults,
+    model_rows,
+    on_trials,
+    register,
+)
 
 SENSITIVITY_COLUMNS: Final = (
     "model",

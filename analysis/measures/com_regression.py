@@ -20,10 +20,16 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import answered
-from analysis.engines.clustered import MIN_ITEMS, cluster_codes, interval, p_value, too_few_items
-from analysis.engines.logistic import logistic_fit
-from analysis.measures.registry import (
+from mindshift.analysis.data.prepare import answered
+from mindshift.analysis.engines.clustered import (
+    MIN_ITEMS,
+    cluster_codes,
+    interval,
+    p_value,
+    too_few_items,
+)
+from mindshift.analysis.engines.logistic import logistic_fit
+from mindshift.analysis.measures.registry import (
     HeadlineRow,
     Measure,
     MeasureResults,

@@ -17,11 +17,17 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import answered, ensure_prepared
-from analysis.data.turns import last_turn, turns_of
-from analysis.measures.cells import cell_stats
-from analysis.measures.confidence_change import observed_update
-from analysis.measures.registry import Measure, MeasureResults, model_rows, on_trials, register
+from mindshift.analysis.data.prepare import answered, ensure_prepared
+from mindshift.analysis.data.turns import last_turn, turns_of
+from mindshift.analysis.measures.cells import cell_stats
+from mindshift.analysis.measures.confidence_change import observed_update
+from mindshift.analysis.measures.registry import (
+    Measure,
+    MeasureResults,
+    model_rows,
+    on_trials,
+    register,
+)
 
 CONDITION_COLUMNS: Final = (
     "model",

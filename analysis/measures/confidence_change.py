@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis.data.prepare import ensure_prepared, refuse_as_read
-from analysis.measures.cells import cell_stats
-from analysis.measures.registry import FigureSpec, Measure, register
+from mindshift.analysis.data.prepare import ensure_prepared, refuse_as_read
+from mindshift.analysis.measures.cells import cell_stats
+from mindshift.analysis.measures.registry import FigureSpec, Measure, register
 
 
 def observed_update(trials: pd.DataFrame) -> pd.Series:

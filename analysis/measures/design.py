@@ -12,9 +12,9 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import answered
-from analysis.data.schema import ADVICE_TYPES, CALIBRATION, DISPLAYS, canonical_order
-from analysis.measures.registry import Measure, register
+from mindshift.analysis.data.prepare import answered
+from mindshift.analysis.data.schema import ADVICE_TYPES, CALIBRATION, DISPLAYS, canonical_order
+from mindshift.analysis.measures.registry import Measure, register
 
 DESIGN_COLUMNS: Final = (
     "model",

@@ -58,11 +58,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from analysis.data.prepare import at_bayes_clip
-from analysis.data.schema import MAIN_DISPLAYS
-from analysis.engines.bayes import ADVICE_SIGN, with_bayes
-from analysis.engines.binomial_logit_normal import binomial_logit_normal_fit
-from analysis.engines.clustered import (
+from mindshift.analysis.data.prepare import at_bayes_clip
+from mindshift.analysis.data.schema import MAIN_DISPLAYS
+from mindshift.analysis.engines.bayes import ADVICE_SIGN, with_bayes
+from mindshift.analysis.engines.binomial_logit_normal import binomial_logit_normal_fit
+from mindshift.analysis.engines.clustered import (
     MIN_ITEMS,
     cluster_codes,
     interval,
@@ -70,10 +70,10 @@ from analysis.engines.clustered import (
     p_value,
     too_few_items,
 )
-from analysis.engines.interval_tobit import interval_tobit_fit
-from analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
-from analysis.engines.readout_grid import rounding_step, sample_count
-from analysis.engines.tobit import TobitResult, tobit_fit
+from mindshift.analysis.engines.interval_tobit import interval_tobit_fit
+from mindshift.analysis.engines.logodds import BAYES_CLIP, CLIP_HIGH, CLIP_LOW, logit
+from mindshift.analysis.engines.readout_grid import rounding_step, sample_count
+from mindshift.analysis.engines.tobit import TobitResult, tobit_fit
 
 TERMS: Final = ("intercept", "prior_weight", "choice_support", "w_same", "w_opposite")
 """Coefficients in design order; a term enters only if it adds to the design's rank."""

@@ -11,10 +11,10 @@ from typing import Final
 
 import pandas as pd
 
-from analysis.data.prepare import ensure_prepared
-from analysis.data.schema import ADVICE_TYPES, canonical_order
-from analysis.measures.cells import cell_stats
-from analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
+from mindshift.analysis.data.prepare import ensure_prepared
+from mindshift.analysis.data.schema import ADVICE_TYPES, canonical_order
+from mindshift.analysis.measures.cells import cell_stats
+from mindshift.analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
 
 
 def oucs(trials: pd.DataFrame, by: Sequence[str] = ("display", "advice")) -> pd.DataFrame:

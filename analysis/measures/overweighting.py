@@ -46,12 +46,12 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import measure_input
-from analysis.data.schema import OWN_DISPLAYS
-from analysis.engines.logodds import logit
-from analysis.measures.cells import sort_cells
-from analysis.measures.choice_support import Scale, display_corrections, updates
-from analysis.measures.registry import (
+from mindshift.analysis.data.prepare import measure_input
+from mindshift.analysis.data.schema import OWN_DISPLAYS
+from mindshift.analysis.engines.logodds import logit
+from mindshift.analysis.measures.cells import sort_cells
+from mindshift.analysis.measures.choice_support import Scale, display_corrections, updates
+from mindshift.analysis.measures.registry import (
     FigureSpec,
     HeadlineRow,
     Measure,

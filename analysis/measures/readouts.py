@@ -22,8 +22,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.measures.calibration import auroc, brier_score, expected_calibration_error
-from analysis.measures.registry import Measure, MeasureResults, register
+from mindshift.analysis.measures.calibration import auroc, brier_score, expected_calibration_error
+from mindshift.analysis.measures.registry import Measure, MeasureResults, register
 
 GROUP_COLUMN: Final = "spec"
 WHOLE_RUN: Final = "run"

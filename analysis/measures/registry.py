@@ -39,7 +39,7 @@ from typing import Any, Final, Literal, Protocol
 
 import pandas as pd
 
-from analysis.data.prepare import Prepared
+from mindshift.analysis.data.prepare import Prepared
 
 Scale = Literal["rate", "signed", "number", "ratio"]
 """How a measure's values read: a rate (shown in percent), a signed difference, a plain

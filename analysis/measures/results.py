@@ -22,14 +22,14 @@ from typing import Final, Literal
 
 import pandas as pd
 
-from analysis.beta.fitted_model import FittedModelSection, fitted_model_section
-from analysis.data.load import RunData
-from analysis.data.prepare import Prepared, at_bayes_clip, prepare_trials
-from analysis.data.schema import model_ids
-from analysis.data.temperature import Prior
-from analysis.engines.logodds import BAYES_CLIP
-from analysis.measures.fit import UpdateFit, fit_by_model, fit_table, fit_update_model
-from analysis.measures.registry import Measure, MeasureInput, cited, measures
+from mindshift.analysis.beta.fitted_model import FittedModelSection, fitted_model_section
+from mindshift.analysis.data.load import RunData
+from mindshift.analysis.data.prepare import Prepared, at_bayes_clip, prepare_trials
+from mindshift.analysis.data.schema import model_ids
+from mindshift.analysis.data.temperature import Prior
+from mindshift.analysis.engines.logodds import BAYES_CLIP
+from mindshift.analysis.measures.fit import UpdateFit, fit_by_model, fit_table, fit_update_model
+from mindshift.analysis.measures.registry import Measure, MeasureInput, cited, measures
 
 FIT: Final = "fit"
 """The key of the update fit's table (`tables/fit.csv`, `Results.sources`; reserved in the

@@ -20,11 +20,17 @@ from typing import Any, Final
 
 import pandas as pd
 
-from analysis.data.prepare import answered, ensure_prepared
-from analysis.data.turns import last_turn
-from analysis.engines.bayes import parse_advisors
-from analysis.measures.cells import cell_stats
-from analysis.measures.registry import Measure, MeasureResults, model_rows, on_trials, register
+from mindshift.analysis.data.prepare import answered, ensure_prepared
+from mindshift.analysis.data.turns import last_turn
+from mindshift.analysis.engines.bayes import parse_advisors
+from mindshift.analysis.measures.cells import cell_stats
+from mindshift.analysis.measures.registry import (
+    Measure,
+    MeasureResults,
+    model_rows,
+    on_trials,
+    register,
+)
 
 SEQUENCE_COLUMNS: Final = (
     "model",

@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from analysis.data.prepare import answered
-from analysis.data.schema import ADVICE_TYPES
-from analysis.engines.clustered import cluster_codes, interval
-from analysis.engines.logistic import logistic_fit
-from analysis.engines.logodds import clip
-from analysis.measures.cells import sort_cells
-from analysis.measures.registry import (
+from mindshift.analysis.data.prepare import answered
+from mindshift.analysis.data.schema import ADVICE_TYPES
+from mindshift.analysis.engines.clustered import cluster_codes, interval
+from mindshift.analysis.engines.logistic import logistic_fit
+from mindshift.analysis.engines.logodds import clip
+from mindshift.analysis.measures.cells import sort_cells
+from mindshift.analysis.measures.registry import (
     FigureSpec,
     Measure,
     MeasureResults,

@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from analysis.beta.fitted_model import beta_entry
-from analysis.data.load import load_run
-from analysis.data.schema import model_ids
-from analysis.data.temperature import Prior
-from analysis.engines.logodds import CLIP_HIGH, CLIP_LOW, clip, logit
-from analysis.errors import AnalysisInputError
-from analysis.measures.fit import TERMS, UpdateFit, design_matrix, fit_update_model
+from mindshift.analysis.beta.fitted_model import beta_entry
+from mindshift.analysis.data.load import load_run
+from mindshift.analysis.data.schema import model_ids
+from mindshift.analysis.data.temperature import Prior
+from mindshift.analysis.engines.logodds import CLIP_HIGH, CLIP_LOW, clip, logit
+from mindshift.analysis.errors import AnalysisInputError
+from mindshift.analysis.measures.fit import TERMS, UpdateFit, design_matrix, fit_update_model
 
 TransferKind = Literal["auto", "beta", "tobit"]
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
@@ -175,7 +175,7 @@ def _of(trials: pd.DataFrame, model: str) -> pd.DataFrame:
 
 
 def _beta_row(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
-    from analysis.beta.regression import fit_beta_model, transfer
+    from mindshift.analysis.beta.regression import fit_beta_model, transfer
 
     fit = fit_beta_model(train, "D")
     score = transfer(fit, test)

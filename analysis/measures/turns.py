@@ -33,11 +33,11 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import answered, ensure_prepared
-from analysis.data.schema import TWO_TURN
-from analysis.data.turns import turns_of
-from analysis.measures.cells import cell_stats
-from analysis.measures.registry import (
+from mindshift.analysis.data.prepare import answered, ensure_prepared
+from mindshift.analysis.data.schema import TWO_TURN
+from mindshift.analysis.data.turns import turns_of
+from mindshift.analysis.measures.cells import cell_stats
+from mindshift.analysis.measures.registry import (
     FigureSpec,
     Measure,
     MeasureResults,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from harness.transcripts import VIEWER_FILE, Transcript
+from mindshift.harness.transcripts import VIEWER_FILE, Transcript
 
 VIEW_COMMAND: Final = "mindshift view"
 """The command that writes a run's trial browser (`mindshift.view`)."""

@@ -22,11 +22,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from scipy import special
 
-from analysis.data.schema import ADVICE_TYPES, DISPLAYS, canonical_order, model_ids
-from analysis.measures.cells import records
-from analysis.measures.overweighting import RATIO_ADVICE, update_table
-from analysis.measures.registry import Chart, FigureSpec, Measure, measure, measures
-from analysis.measures.results import Results
+from mindshift.analysis.data.schema import ADVICE_TYPES, DISPLAYS, canonical_order, model_ids
+from mindshift.analysis.measures.cells import records
+from mindshift.analysis.measures.overweighting import RATIO_ADVICE, update_table
+from mindshift.analysis.measures.registry import Chart, FigureSpec, Measure, measure, measures
+from mindshift.analysis.measures.results import Results
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 ADVICE_COLOURS: Final[dict[str, str]] = {

@@ -36,14 +36,14 @@ from typing import Any, Final
 
 import pandas as pd
 
-from analysis.errors import AnalysisInputError
-from analysis.measures.results import Results
-from analysis.render.context import ReportContext
-from analysis.render.figures import render_figures
-from analysis.render.report import render_report
-from analysis.render.summary import summary_document
-from analysis.render.summary_md import summary_markdown
-from analysis.render.tables import measure_tables
+from mindshift.analysis.errors import AnalysisInputError
+from mindshift.analysis.measures.results import Results
+from mindshift.analysis.render.context import ReportContext
+from mindshift.analysis.render.figures import render_figures
+from mindshift.analysis.render.report import render_report
+from mindshift.analysis.render.summary import summary_document
+from mindshift.analysis.render.summary_md import summary_markdown
+from mindshift.analysis.render.tables import measure_tables
 
 SUMMARY_FILE: Final = "summary.json"
 REPORT_FILE: Final = "report.html"

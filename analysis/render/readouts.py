@@ -8,8 +8,8 @@ The report names the same value under every table, so both read it here.
 
 from __future__ import annotations
 
-from analysis.measures.fit import estimator_for
-from analysis.measures.results import Results
+from mindshift.analysis.measures.fit import estimator_for
+from mindshift.analysis.measures.results import Results
 
 
 def model_readout(results: Results, model: str) -> str:

@@ -35,26 +35,26 @@ from typing import Any, Final
 
 import pandas as pd
 
-from analysis.beta.fitted_model import ModelTable
-from analysis.data.schema import ADVICE_TYPES, DISPLAYS, TWO_TURN, has_advice_design
-from analysis.data.temperature import MIN_CALIBRATION, SOURCE_SPLIT
-from analysis.engines.clustered import MIN_ITEMS
-from analysis.measures.calibration import ECE_BINS
-from analysis.measures.cells import records
-from analysis.measures.com_regression import DISPLAY_TERM, com_logistic
-from analysis.measures.fit import fit_update_model
-from analysis.measures.oucs import oucs_paper_table
-from analysis.measures.overweighting import POOLED
-from analysis.measures.registry import Measure, Scale, cited
-from analysis.measures.results import Results
-from analysis.measures.switching import BINS, MIN_TRIALS
-from analysis.measures.turns import beyond_two_turns
-from analysis.render.context import Protocol, ReportContext, ViewerLink
-from analysis.render.figures import ESTIMATES_FILE
-from analysis.render.readouts import model_readouts
-from harness.record import CallRecord
-from harness.transcripts import Transcript
-from paradigms.change_of_mind import ChangeOfMind
+from mindshift.analysis.beta.fitted_model import ModelTable
+from mindshift.analysis.data.schema import ADVICE_TYPES, DISPLAYS, TWO_TURN, has_advice_design
+from mindshift.analysis.data.temperature import MIN_CALIBRATION, SOURCE_SPLIT
+from mindshift.analysis.engines.clustered import MIN_ITEMS
+from mindshift.analysis.measures.calibration import ECE_BINS
+from mindshift.analysis.measures.cells import records
+from mindshift.analysis.measures.com_regression import DISPLAY_TERM, com_logistic
+from mindshift.analysis.measures.fit import fit_update_model
+from mindshift.analysis.measures.oucs import oucs_paper_table
+from mindshift.analysis.measures.overweighting import POOLED
+from mindshift.analysis.measures.registry import Measure, Scale, cited
+from mindshift.analysis.measures.results import Results
+from mindshift.analysis.measures.switching import BINS, MIN_TRIALS
+from mindshift.analysis.measures.turns import beyond_two_turns
+from mindshift.analysis.render.context import Protocol, ReportContext, ViewerLink
+from mindshift.analysis.render.figures import ESTIMATES_FILE
+from mindshift.analysis.render.readouts import model_readouts
+from mindshift.harness.record import CallRecord
+from mindshift.harness.transcripts import Transcript
+from mindshift.paradigms.change_of_mind import ChangeOfMind
 
 ESTIMATES_CAPTION: Final = (
     "The headline estimates with 95 % intervals clustered by item: the display coefficient of "

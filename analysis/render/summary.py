@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.data.prepare import answered
-from analysis.data.temperature import Prior
-from analysis.measures.cells import nest
-from analysis.measures.fit import fit_update_model
-from analysis.measures.overweighting import POOLED
-from analysis.measures.results import Results, compute_results
-from analysis.render.readouts import model_readout
+from mindshift.analysis.data.prepare import answered
+from mindshift.analysis.data.temperature import Prior
+from mindshift.analysis.measures.cells import nest
+from mindshift.analysis.measures.fit import fit_update_model
+from mindshift.analysis.measures.overweighting import POOLED
+from mindshift.analysis.measures.results import Results, compute_results
+from mindshift.analysis.render.readouts import model_readout
 
 
 def json_ready(value: Any) -> Any:

@@ -16,9 +16,9 @@ from typing import Final
 
 import pandas as pd
 
-from analysis.data.schema import has_advice_design
-from analysis.measures.registry import HeadlineRow, Measure
-from analysis.measures.results import Results
+from mindshift.analysis.data.schema import has_advice_design
+from mindshift.analysis.measures.registry import HeadlineRow, Measure
+from mindshift.analysis.measures.results import Results
 
 
 def _pct(value: float) -> str:
@@ -170,7 +170,7 @@ def summary_markdown(results: Results, title: str = "mindshift analysis") -> str
         "Brackets: 95 % intervals clustered by question. CoM: change-of-mind rate. "
         "Confidences are "
         + ("temperature-scaled where applied." if results.chosen else "raw read-outs.")
-        + f" Rows, in order, from {sources} (package `analysis`). Details and figures: "
+        + f" Rows, in order, from {sources} (package `mindshift.analysis`). Details and figures: "
         "report.html.",
         "",
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.measures.results import FIT, Results
+from mindshift.analysis.measures.results import FIT, Results
 
 
 def measure_tables(results: Results) -> dict[str, pd.DataFrame]:

@@ -4,6 +4,6 @@ The package exports the contracts only; `harness.models.registry` finds a spec's
 (importing it here would load every provider's settings with any one backend).
 """
 
-from harness.models.base import Capabilities, ModelBackend, ModelRef
+from mindshift.harness.models.base import Capabilities, ModelBackend, ModelRef
 
 __all__ = ["Capabilities", "ModelBackend", "ModelRef"]

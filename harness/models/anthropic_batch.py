@@ -43,9 +43,9 @@ import httpx2
 from anthropic import AsyncAnthropic
 from anthropic.types.messages import MessageBatch
 
-from harness.batch_api import BatchError, BatchStatus, Prepared, PreparedReply, custom_id
-from harness.errors import UserError
-from harness.models.anthropic_wire import (
+from mindshift.harness.batch_api import BatchError, BatchStatus, Prepared, PreparedReply, custom_id
+from mindshift.harness.errors import UserError
+from mindshift.harness.models.anthropic_wire import (
     FATAL_STATUS,
     MessagesFormat,
     error_text,
@@ -54,8 +54,14 @@ from harness.models.anthropic_wire import (
     transient_of,
     usage_of,
 )
-from harness.models.chat_answer import ReplyError, replies_of
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, ReplyRequest, ReplyResponse
+from mindshift.harness.models.chat_answer import ReplyError, replies_of
+from mindshift.harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    ReplyRequest,
+    ReplyResponse,
+)
 
 BATCHES_PATH: Final = "/v1/messages/batches"
 MAX_REQUESTS = 100_000

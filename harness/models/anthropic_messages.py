@@ -40,10 +40,10 @@ from typing import Any
 import anthropic
 import httpx2
 
-from harness.errors import UserError
-from harness.models.anthropic_batch import AnthropicBatch
-from harness.models.anthropic_settings import CAPABILITIES, AnthropicSettings, api_key
-from harness.models.anthropic_wire import (
+from mindshift.harness.errors import UserError
+from mindshift.harness.models.anthropic_batch import AnthropicBatch
+from mindshift.harness.models.anthropic_settings import CAPABILITIES, AnthropicSettings, api_key
+from mindshift.harness.models.anthropic_wire import (
     FATAL_STATUS,
     MESSAGES_PATH,
     MessagesFormat,
@@ -57,9 +57,9 @@ from harness.models.anthropic_wire import (
     transient_of,
     usage_of,
 )
-from harness.models.base import ModelBackend, ModelRef
-from harness.models.chat_answer import ANSWER_FORMAT, ReplyError, replies_of
-from harness.types import (
+from mindshift.harness.models.base import ModelBackend, ModelRef
+from mindshift.harness.models.chat_answer import ANSWER_FORMAT, ReplyError, replies_of
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     JsonValue,

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.errors import ConfigError
-from harness.models.base import Capabilities
-from harness.models.chat_answer import REPLY_TOKENS
+from mindshift.harness.errors import ConfigError
+from mindshift.harness.models.base import Capabilities
+from mindshift.harness.models.chat_answer import REPLY_TOKENS
 
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
 MIN_THINKING_TOKENS = 1024

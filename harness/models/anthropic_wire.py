@@ -25,15 +25,22 @@ from typing import Any
 import anthropic
 import httpx2
 
-from harness.http_retry_after import retry_after_s
-from harness.models.anthropic_settings import AnthropicSettings
-from harness.models.chat_answer import (
+from mindshift.harness.http_retry_after import retry_after_s
+from mindshift.harness.models.anthropic_settings import AnthropicSettings
+from mindshift.harness.models.chat_answer import (
     ReplyError,
     answer_format_line,
     read_reply,
     reply_response,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, Message, Transient, Usage
+from mindshift.harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    Message,
+    Transient,
+    Usage,
+)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 """Besides 5xx (529: overloaded): the statuses another attempt may fix."""

@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.batch_api import BatchApi
-from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
+from mindshift.harness.batch_api import BatchApi
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.readout import ReadoutError, label_of_token, readout_from_top_logprobs
-from harness.types import ChoiceResponse, JsonValue, OptionReadout, Prompt, Usage
+from mindshift.harness.readout import ReadoutError, label_of_token, readout_from_top_logprobs
+from mindshift.harness.types import ChoiceResponse, JsonValue, OptionReadout, Prompt, Usage
 
 ANSWER_FORMAT = "Reply with only the label of your answer: {labels}."
 """Appended to the last user message so that the label is the reply's first token."""

@@ -56,18 +56,18 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from pydantic import ValidationError
 
-from harness.batch_api import BatchApi
-from harness.errors import UserError
-from harness.models.base import ModelBackend, ModelRef
-from harness.models.chat_answer import ANSWER_FORMAT, ReplyError, replies_of
-from harness.models.gemini_batch import GeminiBatch
-from harness.models.gemini_settings import (
+from mindshift.harness.batch_api import BatchApi
+from mindshift.harness.errors import UserError
+from mindshift.harness.models.base import ModelBackend, ModelRef
+from mindshift.harness.models.chat_answer import ANSWER_FORMAT, ReplyError, replies_of
+from mindshift.harness.models.gemini_batch import GeminiBatch
+from mindshift.harness.models.gemini_settings import (
     CAPABILITIES,
     CHOICE_ONLY_CAPABILITIES,
     GeminiSettings,
     api_key,
 )
-from harness.models.gemini_wire import (
+from mindshift.harness.models.gemini_wire import (
     FATAL_STATUS,
     RETRYABLE_STATUS,
     GeminiFormat,
@@ -80,8 +80,12 @@ from harness.models.gemini_wire import (
     usage_of,
     usage_sum,
 )
-from harness.models.logprob_check import FIX_OTHER_READOUT, LogprobsUnusable, unusable_reason
-from harness.types import (
+from mindshift.harness.models.logprob_check import (
+    FIX_OTHER_READOUT,
+    LogprobsUnusable,
+    unusable_reason,
+)
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     JsonValue,

@@ -25,10 +25,10 @@ from google.genai import batches as genai_batches
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
-from harness.batch_api import BatchError, BatchStatus, Prepared, PreparedReply, custom_id
-from harness.errors import UserError
-from harness.models.chat_answer import ReplyError, replies_of
-from harness.models.gemini_wire import (
+from mindshift.harness.batch_api import BatchError, BatchStatus, Prepared, PreparedReply, custom_id
+from mindshift.harness.errors import UserError
+from mindshift.harness.models.chat_answer import ReplyError, replies_of
+from mindshift.harness.models.gemini_wire import (
     FATAL_STATUS,
     RETRYABLE_STATUS,
     GeminiFormat,
@@ -36,7 +36,13 @@ from harness.models.gemini_wire import (
     reply_texts,
     usage_of,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, ReplyRequest, ReplyResponse
+from mindshift.harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    ReplyRequest,
+    ReplyResponse,
+)
 
 MAX_REQUESTS = 10_000
 MAX_BYTES = 15 * 1024 * 1024

@@ -19,8 +19,8 @@ from typing import Any
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
-from harness.http_retry_after import retry_after_s as retry_after_s_of_headers
-from harness.models.chat_answer import (
+from mindshift.harness.http_retry_after import retry_after_s as retry_after_s_of_headers
+from mindshift.harness.models.chat_answer import (
     ReplyError,
     TokenLogprob,
     answer_format_line,
@@ -29,9 +29,9 @@ from harness.models.chat_answer import (
     read_reply,
     reply_response,
 )
-from harness.models.gemini_settings import GeminiSettings
-from harness.models.logprob_check import PROBE_LABELS, PROBE_QUESTION
-from harness.types import (
+from mindshift.harness.models.gemini_settings import GeminiSettings
+from mindshift.harness.models.logprob_check import PROBE_LABELS, PROBE_QUESTION
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     JsonValue,

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.errors import ConfigError
-from harness.models.chat_answer import TokenLogprob
-from harness.readout import label_of_token
+from mindshift.harness.errors import ConfigError
+from mindshift.harness.models.chat_answer import TokenLogprob
+from mindshift.harness.readout import label_of_token
 
 PROBE_QUESTION = "Which letter comes first in the alphabet: A or B?"
 """The probe's question: its answer is one of `PROBE_LABELS`, so the labels belong among the

@@ -22,15 +22,21 @@ from typing import Any, Final
 import openai
 from openai import AsyncOpenAI
 
-from harness.batch_api import BatchError, BatchStatus, Prepared, PreparedReply, custom_id
-from harness.errors import UserError
-from harness.models.openai_wire import (
+from mindshift.harness.batch_api import BatchError, BatchStatus, Prepared, PreparedReply, custom_id
+from mindshift.harness.errors import UserError
+from mindshift.harness.models.openai_wire import (
     FATAL_STATUS,
     ChatCompletionsFormat,
     error_text,
     transient_of,
 )
-from harness.types import ChoiceRequest, ChoiceResponse, JsonValue, ReplyRequest, ReplyResponse
+from mindshift.harness.types import (
+    ChoiceRequest,
+    ChoiceResponse,
+    JsonValue,
+    ReplyRequest,
+    ReplyResponse,
+)
 
 ENDPOINT: Final = "/v1/chat/completions"
 MAX_REQUESTS = 50_000

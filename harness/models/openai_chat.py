@@ -56,18 +56,18 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from harness.batch_api import BatchApi
-from harness.errors import UserError
-from harness.models.base import ModelBackend, ModelRef
-from harness.models.chat_answer import ANSWER_FORMAT, ReplyError
-from harness.models.logprob_check import (
+from mindshift.harness.batch_api import BatchApi
+from mindshift.harness.errors import UserError
+from mindshift.harness.models.base import ModelBackend, ModelRef
+from mindshift.harness.models.chat_answer import ANSWER_FORMAT, ReplyError
+from mindshift.harness.models.logprob_check import (
     FIX_OTHER_READOUT,
     FIX_REASONING_NONE,
     LogprobsUnusable,
     unusable_reason,
 )
-from harness.models.openai_batch import OpenAIBatch
-from harness.models.openai_settings import (
+from mindshift.harness.models.openai_batch import OpenAIBatch
+from mindshift.harness.models.openai_settings import (
     CAPABILITIES,
     CHOICE_ONLY_CAPABILITIES,
     NO_REASONING,
@@ -75,7 +75,7 @@ from harness.models.openai_settings import (
     api_key,
     takes_no_reasoning,
 )
-from harness.models.openai_wire import (
+from mindshift.harness.models.openai_wire import (
     FATAL_STATUS,
     ChatCompletionsFormat,
     body_excerpt,
@@ -87,7 +87,7 @@ from harness.models.openai_wire import (
     token_logprobs,
     transient_of,
 )
-from harness.types import (
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     JsonValue,

@@ -14,9 +14,9 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.errors import ConfigError
-from harness.models.base import Capabilities
-from harness.models.chat_answer import REPLY_TOKENS
+from mindshift.harness.errors import ConfigError
+from mindshift.harness.models.base import Capabilities
+from mindshift.harness.models.chat_answer import REPLY_TOKENS
 
 MAX_TOP_LOGPROBS = 20
 """The most alternatives per position OpenAI returns."""

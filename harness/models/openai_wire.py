@@ -19,8 +19,8 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from harness.http_retry_after import retry_after_s
-from harness.models.chat_answer import (
+from mindshift.harness.http_retry_after import retry_after_s
+from mindshift.harness.models.chat_answer import (
     ReplyError,
     TokenLogprob,
     answer_format_line,
@@ -30,9 +30,9 @@ from harness.models.chat_answer import (
     replies_of,
     reply_response,
 )
-from harness.models.logprob_check import PROBE_LABELS, PROBE_QUESTION
-from harness.models.openai_settings import OpenAISettings, reasons
-from harness.types import (
+from mindshift.harness.models.logprob_check import PROBE_LABELS, PROBE_QUESTION
+from mindshift.harness.models.openai_settings import OpenAISettings, reasons
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     JsonValue,

@@ -7,7 +7,7 @@ backend of a checked entry (`create`). The built-in providers are listed in
 the entry-point group `mindshift.backends`, e.g. in its pyproject.toml:
 
     [project.entry-points."mindshift.backends"]
-    sim = "paradigms.agent.sim_bayes:PROVIDER"
+    sim = "mindshift.paradigms.agent.sim_bayes:PROVIDER"
 
 The entry point's name must be the provider's name (the spec prefix).
 
@@ -27,9 +27,9 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from harness.config import ModelSection, describe_error_detail
-from harness.errors import ConfigError
-from harness.models.base import Capabilities, ModelBackend, ModelRef
+from mindshift.harness.config import ModelSection, describe_error_detail
+from mindshift.harness.errors import ConfigError
+from mindshift.harness.models.base import Capabilities, ModelBackend, ModelRef
 
 ENTRY_POINT_GROUP = "mindshift.backends"
 """The entry-point group other packages register their `Provider` objects under."""

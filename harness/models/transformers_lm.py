@@ -40,15 +40,15 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.utils import logging as _transformers_logging
 
-from harness.errors import ModelUnavailableError
-from harness.models.base import ModelBackend
-from harness.models.transformers_settings import (
+from mindshift.harness.errors import ModelUnavailableError
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.models.transformers_settings import (
     CAPABILITIES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_REPLY_TOKENS,
 )
-from harness.readout import ReadoutError, readout_from_masses, sample_choice
-from harness.types import (
+from mindshift.harness.readout import ReadoutError, readout_from_masses, sample_choice
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     JsonValue,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from harness.models.base import Capabilities
-from harness.types import AskedKind
+from mindshift.harness.models.base import Capabilities
+from mindshift.harness.types import AskedKind
 
 CAPABILITIES = Capabilities(
     logprobs=True,

@@ -50,16 +50,16 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from harness.errors import ConfigError, UserError
-from harness.models.base import ModelBackend, ModelRef
-from harness.models.chat_answer import REPLY_TOKENS, ReplyError, TokenLogprob, replies_of
-from harness.models.logprob_check import (
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models.base import ModelBackend, ModelRef
+from mindshift.harness.models.chat_answer import REPLY_TOKENS, ReplyError, TokenLogprob, replies_of
+from mindshift.harness.models.logprob_check import (
     FIX_OTHER_READOUT,
     PROBE_QUESTION,
     LogprobsUnusable,
     unusable_reason,
 )
-from harness.models.openai_wire import (
+from mindshift.harness.models.openai_wire import (
     FATAL_STATUS,
     all_choices,
     body_excerpt,
@@ -73,16 +73,21 @@ from harness.models.openai_wire import (
     transient_of,
     usage_of,
 )
-from harness.models.vllm_server import VllmServer, plan_servers, start_servers, stop_servers
-from harness.models.vllm_settings import CAPABILITIES, VllmSettings
-from harness.readout import (
+from mindshift.harness.models.vllm_server import (
+    VllmServer,
+    plan_servers,
+    start_servers,
+    stop_servers,
+)
+from mindshift.harness.models.vllm_settings import CAPABILITIES, VllmSettings
+from mindshift.harness.readout import (
     ReadoutError,
     label_of_token,
     readout_from_masses,
     readout_from_top_logprobs,
     sample_choice,
 )
-from harness.types import (
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     JsonValue,

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import httpx2
 
-from harness.errors import UserError
-from harness.models.vllm_settings import VllmServeSection
+from mindshift.harness.errors import UserError
+from mindshift.harness.models.vllm_settings import VllmServeSection
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 HEALTH_POLL_S = 1.0

@@ -20,8 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from harness.models.base import Capabilities
-from harness.models.openai_settings import http_url
+from mindshift.harness.models.base import Capabilities
+from mindshift.harness.models.openai_settings import http_url
 
 DEFAULT_TOP_LOGPROBS = 20
 """vLLM's default --max-logprobs, and what is asked for unless `top_logprobs` says otherwise."""

@@ -8,7 +8,7 @@ probability of "true" for the model's own answer). Each is one module; `backend`
 provider's backend in the readout a model entry asks for.
 """
 
-from harness.readouts.backend import (
+from mindshift.harness.readouts.backend import (
     CHOICE_ONLY,
     AutoReadoutBackend,
     ReadoutBackend,
@@ -17,7 +17,7 @@ from harness.readouts.backend import (
     readout_name_of,
     resolve_auto,
 )
-from harness.readouts.base import CallShape, Readout
+from mindshift.harness.readouts.base import CallShape, Readout
 
 __all__ = [
     "CHOICE_ONLY",

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.batch_api import BatchApi
-from harness.errors import ConfigError, UserError
-from harness.models.base import Capabilities, ModelBackend
-from harness.models.logprob_check import LogprobsUnusable
-from harness.readouts.base import Readout
-from harness.readouts.batch import ReadoutBatch
-from harness.readouts.ptrue import PTrueReadout
-from harness.readouts.sampling import SamplingReadout
-from harness.readouts.verbal import TwoStageVerbalReadout, VerbalReadout
-from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
+from mindshift.harness.batch_api import BatchApi
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models.base import Capabilities, ModelBackend
+from mindshift.harness.models.logprob_check import LogprobsUnusable
+from mindshift.harness.readouts.base import Readout
+from mindshift.harness.readouts.batch import ReadoutBatch
+from mindshift.harness.readouts.ptrue import PTrueReadout
+from mindshift.harness.readouts.sampling import SamplingReadout
+from mindshift.harness.readouts.verbal import TwoStageVerbalReadout, VerbalReadout
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
 
 CHOICE_ONLY = "choice-only"
 """The readout name of a model run for its choices only (no confidence at all)."""

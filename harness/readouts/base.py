@@ -17,9 +17,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.models.base import ModelBackend
-from harness.trial_ids import seed_from_id
-from harness.types import (
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.trial_ids import seed_from_id
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,

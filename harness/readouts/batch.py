@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from harness.batch_api import BatchApi, BatchStatus, Prepared, PreparedReply
-from harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
+from mindshift.harness.batch_api import BatchApi, BatchStatus, Prepared, PreparedReply
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, ReplyRequest, ReplyResponse
 
 
 class OneStepReadout(Protocol):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.models.chat_answer import parse_label
+from mindshift.harness.models.chat_answer import parse_label
 
 _CONFIDENCE_LINE = re.compile(
     r"confidence\s*(?:level|score)?\s*(?:is|of)?\s*[:=\-]?\s*\**\s*(\d{1,3}(?:\.\d+)?)\s*(%|/\s*100|percent)?",

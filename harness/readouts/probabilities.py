@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.types import OptionReadout
+from mindshift.harness.types import OptionReadout
 
 SPREAD_RULE = "stated confidence c on the chosen option; 1 - c spread evenly over the others"
 Z_99 = 2.5758293035489004

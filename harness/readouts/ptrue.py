@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from harness.models.base import ModelBackend
-from harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps, step_seed
-from harness.readouts.parse import read_answer, read_true_false
-from harness.readouts.probabilities import SPREAD_RULE, from_stated, wilson_interval
-from harness.readouts.sampling import replies_of
-from harness.readouts.texts import TRUE_FALSE_LABELS, answer_only, true_or_false, with_instruction
-from harness.types import (
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps, step_seed
+from mindshift.harness.readouts.parse import read_answer, read_true_false
+from mindshift.harness.readouts.probabilities import SPREAD_RULE, from_stated, wilson_interval
+from mindshift.harness.readouts.sampling import replies_of
+from mindshift.harness.readouts.texts import (
+    TRUE_FALSE_LABELS,
+    answer_only,
+    true_or_false,
+    with_instruction,
+)
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,

@@ -25,12 +25,12 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from harness.models.base import ModelBackend
-from harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps, total_usage
-from harness.readouts.parse import read_answer
-from harness.readouts.probabilities import from_samples, wilson_interval
-from harness.readouts.texts import answer_only, with_instruction
-from harness.types import (
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.readouts.base import ANSWER_TOKENS, CallShape, Readout, Steps, total_usage
+from mindshift.harness.readouts.parse import read_answer
+from mindshift.harness.readouts.probabilities import from_samples, wilson_interval
+from mindshift.harness.readouts.texts import answer_only, with_instruction
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.types import Message
+from mindshift.harness.types import Message
 
 
 def _listed(labels: Sequence[str]) -> str:

@@ -14,17 +14,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from harness.models.base import ModelBackend
-from harness.readouts.base import ANSWER_TOKENS, STATED_TOKENS, CallShape, Readout, Steps
-from harness.readouts.parse import UnreadableReply, read_answer, read_confidence, read_stated_answer
-from harness.readouts.probabilities import SPREAD_RULE, from_stated
-from harness.readouts.texts import (
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.readouts.base import ANSWER_TOKENS, STATED_TOKENS, CallShape, Readout, Steps
+from mindshift.harness.readouts.parse import (
+    UnreadableReply,
+    read_answer,
+    read_confidence,
+    read_stated_answer,
+)
+from mindshift.harness.readouts.probabilities import SPREAD_RULE, from_stated
+from mindshift.harness.readouts.texts import (
     CONFIDENCE_QUESTION,
     answer_and_confidence,
     answer_only,
     with_instruction,
 )
-from harness.types import (
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,

@@ -2,5 +2,5 @@
 OpenAI-compatible server.
 
 They ship with the package (rather than under tests/) so that benchmarks and users can run
-them too: `python -m harness.testing.fault_server --help`.
+them too: `python -m mindshift.harness.testing.fault_server --help`.
 """

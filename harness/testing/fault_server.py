@@ -28,7 +28,7 @@ their preflight against it), and `GET /stats` (request counts by outcome).
 Bounded: it stops by itself after `max_requests` requests, after `idle_timeout_s` without
 a request, or after `lifetime_s`, so a test that dies cannot leave it running. Use it as a
 context manager (it runs its own event loop in a thread), or as a process:
-`python -m harness.testing.fault_server --fault-rate 0.3` prints its URL and serves.
+`python -m mindshift.harness.testing.fault_server --fault-rate 0.3` prints its URL and serves.
 """
 
 from __future__ import annotations

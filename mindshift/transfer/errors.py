@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.errors import UserError
+from mindshift.harness.errors import UserError
 
 
 class TransferError(UserError):

@@ -23,10 +23,10 @@ from typing import Final
 
 import pandas as pd
 
-from harness.errors import RunDirError
-from harness.record import read_call_records
-from harness.run_format import ANALYSIS_DIR, CALLS_FILE, TRIALS_FILE
-from harness.trials_table import calls_fingerprint, trials_stamp
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.record import read_call_records
+from mindshift.harness.run_format import ANALYSIS_DIR, CALLS_FILE, TRIALS_FILE
+from mindshift.harness.trials_table import calls_fingerprint, trials_stamp
 from mindshift.transfer.errors import TransferError
 from mindshift.transfer.turn1 import TURN1_CSV, turn1_table
 

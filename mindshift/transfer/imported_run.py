@@ -32,15 +32,15 @@ from typing import Any, Final
 
 import pandas as pd
 
-from harness.manifest import MANIFEST_VERSION, Manifest, package_versions
-from harness.record import CallRecord
-from harness.run_format import CALLS_FILE, MANIFEST_FILE, RECORD_SCHEMA_VERSION
-from harness.trials_table import write_trials_table
+from mindshift.harness.manifest import MANIFEST_VERSION, Manifest, package_versions
+from mindshift.harness.record import CallRecord
+from mindshift.harness.run_format import CALLS_FILE, MANIFEST_FILE, RECORD_SCHEMA_VERSION
+from mindshift.harness.trials_table import write_trials_table
+from mindshift.paradigms.registry import paradigm_class
 from mindshift.transfer.errors import TransferError
 from mindshift.transfer.source import SourceTable, read_source
 from mindshift.transfer.turn1 import turn1_records
 from mindshift.transfer.validate import trials_from_source
-from paradigms.registry import paradigm_class
 
 IMPORTED: Final = "imported"
 """The manifest key that marks a run directory as imported (and describes the source)."""

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mindshift.paradigms.domains.layout import MAX_OPTIONS, labels_for
 from mindshift.transfer.schema import DEFAULT_OPTIONS, LABEL_SEPARATOR, LABELS
 from mindshift.transfer.source import Cells, SourceTable, first, quoted
-from paradigms.domains.layout import MAX_OPTIONS, labels_for
 
 COUNT = "n_options"
 

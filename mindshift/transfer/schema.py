@@ -16,10 +16,10 @@ import types
 from dataclasses import dataclass
 from typing import Final, Literal, Union, get_args, get_origin
 
-from harness.config import ReadoutChoice
-from harness.paradigm import Paradigm
-from harness.readouts import CHOICE_ONLY
-from harness.trials_table import COLUMNS as ENGINE_COLUMNS
+from mindshift.harness.config import ReadoutChoice
+from mindshift.harness.paradigm import Paradigm
+from mindshift.harness.readouts import CHOICE_ONLY
+from mindshift.harness.trials_table import COLUMNS as ENGINE_COLUMNS
 
 REQUIRED: Final = (
     "model",

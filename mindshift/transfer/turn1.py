@@ -25,10 +25,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis.data.schema import CALIBRATION, MAIN
-from harness.record import CallRecord
-from harness.trial_ids import CALIBRATION_CONDITION, INITIAL_CONDITION, trial_id
-from harness.types import Item, OptionReadout
+from mindshift.analysis.data.schema import CALIBRATION, MAIN
+from mindshift.harness.record import CallRecord
+from mindshift.harness.trial_ids import CALIBRATION_CONDITION, INITIAL_CONDITION, trial_id
+from mindshift.harness.types import Item, OptionReadout
 from mindshift.transfer.errors import TransferError
 from mindshift.transfer.options import COUNT, row_options
 from mindshift.transfer.schema import (

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.paradigm import Paradigm
-from harness.readouts import CHOICE_ONLY
-from harness.trial_ids import INITIAL_CONDITION, trial_id
-from harness.trials_table import table_columns
+from mindshift.harness.paradigm import Paradigm
+from mindshift.harness.readouts import CHOICE_ONLY
+from mindshift.harness.trial_ids import INITIAL_CONDITION, trial_id
+from mindshift.harness.trials_table import table_columns
+from mindshift.paradigms.columns import AdviceColumns
 from mindshift.transfer.errors import TransferError
 from mindshift.transfer.options import row_options
 from mindshift.transfer.schema import (
@@ -42,7 +43,6 @@ from mindshift.transfer.schema import (
     known_columns,
 )
 from mindshift.transfer.source import Cells, SourceTable, first, quoted
-from paradigms.columns import AdviceColumns
 
 DESIGN_FACTORS = ("display", "advice", "accuracy")
 """Change-of-mind's design factors (`AdviceColumns`): a file has all three or none."""

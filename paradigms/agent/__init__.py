@@ -6,6 +6,11 @@ recovery, power analysis and runs without a model.
 `PROVIDER` is registered under the entry-point group `mindshift.backends`.
 """
 
-from paradigms.agent.sim_bayes import PROVIDER, SimBayesBackend, SimBayesParams, SimulatedBlock
+from mindshift.paradigms.agent.sim_bayes import (
+    PROVIDER,
+    SimBayesBackend,
+    SimBayesParams,
+    SimulatedBlock,
+)
 
 __all__ = ["PROVIDER", "SimBayesBackend", "SimBayesParams", "SimulatedBlock"]

@@ -100,13 +100,13 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import special
 
-from harness.config import ModelSection, describe_validation_error
-from harness.errors import ConfigError, UserError
-from harness.models.base import Capabilities, ModelBackend
-from harness.models.provider import RETRY_KEYS, NoSettings, Provider, entry_settings
-from harness.readout import readout_from_masses
-from harness.trial_ids import seed_from_id
-from harness.types import (
+from mindshift.harness.config import ModelSection, describe_validation_error
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models.base import Capabilities, ModelBackend
+from mindshift.harness.models.provider import RETRY_KEYS, NoSettings, Provider, entry_settings
+from mindshift.harness.readout import readout_from_masses
+from mindshift.harness.trial_ids import seed_from_id
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,
@@ -115,7 +115,7 @@ from harness.types import (
     ReplyResponse,
     TurnFacts,
 )
-from paradigms.facts import OWN_DISPLAYS, AdviceFacts
+from mindshift.paradigms.facts import OWN_DISPLAYS, AdviceFacts
 
 CLIP_LOW = 0.01
 CLIP_HIGH = 0.99
@@ -759,4 +759,4 @@ PROVIDER = Provider(
     unusable_common_keys=RETRY_KEYS,  # its calls never fail transiently
 )
 """The `sim` provider, registered under the entry-point group `mindshift.backends`
-(pyproject.toml: `sim = "paradigms.agent.sim_bayes:PROVIDER"`)."""
+(pyproject.toml: `sim = "mindshift.paradigms.agent.sim_bayes:PROVIDER"`)."""

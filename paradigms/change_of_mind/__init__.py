@@ -1,5 +1,5 @@
 """The change-of-mind paradigm: its settings, conditions and prompts."""
 
-from paradigms.change_of_mind.paradigm import ChangeOfMind, ChangeOfMindSettings
+from mindshift.paradigms.change_of_mind.paradigm import ChangeOfMind, ChangeOfMindSettings
 
 __all__ = ["ChangeOfMind", "ChangeOfMindSettings"]

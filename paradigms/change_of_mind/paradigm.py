@@ -31,13 +31,13 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
-from harness.types import Item, JsonValue, Message, Prompt
-from paradigms.advice import advised_label, pick_uniform
-from paradigms.change_of_mind import prompts
-from paradigms.columns import AdviceColumns, advice_columns
-from paradigms.domains import check_domain, domain_calibration_items, domain_items
-from paradigms.facts import AdviceFacts, AdviceKind, Display
+from mindshift.harness.paradigm import Condition, StagePrompt, TurnAnswer, TwoTurnParadigm
+from mindshift.harness.types import Item, JsonValue, Message, Prompt
+from mindshift.paradigms.advice import advised_label, pick_uniform
+from mindshift.paradigms.change_of_mind import prompts
+from mindshift.paradigms.columns import AdviceColumns, advice_columns
+from mindshift.paradigms.domains import check_domain, domain_calibration_items, domain_items
+from mindshift.paradigms.facts import AdviceFacts, AdviceKind, Display
 
 _DEFAULT_DISPLAYS: list[Display] = ["shown", "hidden"]
 _DEFAULT_ADVICE: list[AdviceKind] = ["same", "opposite", "neutral"]

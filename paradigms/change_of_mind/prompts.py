@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.types import Message, Prompt
+from mindshift.harness.types import Message, Prompt
 
 ANSWER_PREFIX = "My answer is:"
 HIDDEN_PLACEHOLDER = "xx"

@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from harness.types import Item
-from paradigms.domains.arithmetic import arithmetic_calibration_items, arithmetic_items
-from paradigms.domains.latitude import (
+from mindshift.harness.types import Item
+from mindshift.paradigms.domains.arithmetic import arithmetic_calibration_items, arithmetic_items
+from mindshift.paradigms.domains.latitude import (
     LATITUDE_DIFFICULTIES,
     latitude_calibration_items,
     latitude_items,
 )
-from paradigms.domains.user_file import QuestionFileError, file_items
-from paradigms.domains.world_facts import world_facts_calibration_items, world_facts_items
+from mindshift.paradigms.domains.user_file import QuestionFileError, file_items
+from mindshift.paradigms.domains.world_facts import world_facts_calibration_items, world_facts_items
 
 BUILT_IN_DOMAINS = ("latitude", "world-facts", "arithmetic")
 FILE_PREFIX = "file:"

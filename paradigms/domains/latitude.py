@@ -20,8 +20,8 @@ from functools import cache
 
 import numpy as np
 
-from harness.trial_ids import seed_from_id
-from harness.types import Item
+from mindshift.harness.trial_ids import seed_from_id
+from mindshift.harness.types import Item
 
 LATITUDE_DIFFICULTIES: dict[str, float] = {"standard": 0.5, "hard": 0.0625}
 """Relative offset of the foil from the true latitude, by difficulty."""

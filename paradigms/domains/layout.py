@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.types import Item, JsonValue
+from mindshift.harness.types import Item, JsonValue
 
 MAX_OPTIONS = 10
 

@@ -23,9 +23,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.config import read_bounded_text
-from harness.types import Item
-from paradigms.domains.layout import labels_for
+from mindshift.harness.config import read_bounded_text
+from mindshift.harness.types import Item
+from mindshift.paradigms.domains.layout import labels_for
 
 MAX_FILE_BYTES = 256 << 20
 """A question file of this size holds millions of questions; a larger one (or a file that

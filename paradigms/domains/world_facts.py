@@ -14,9 +14,9 @@ from functools import cache
 
 import numpy as np
 
-from harness.trial_ids import seed_from_id
-from harness.types import Item
-from paradigms.domains.layout import balanced_positions, place
+from mindshift.harness.trial_ids import seed_from_id
+from mindshift.harness.types import Item
+from mindshift.paradigms.domains.layout import balanced_positions, place
 
 N_OPTIONS = 4
 

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import FIGURES, AnalysisInputError, analyse_run
+from mindshift.analysis import FIGURES, AnalysisInputError, analyse_run
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from analysis import AnalysisInputError, analyse_run
-from analysis.render import outputs as outputs_module
+from mindshift.analysis import AnalysisInputError, analyse_run
+from mindshift.analysis.render import outputs as outputs_module
 from mindshift.cli import main
 from tests.conftest import sim_config_text
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import advice_sign, bayes_posterior, expit, logit, with_bayes
-from analysis.engines.bayes import advice_evidence, bayes_shift, sequence_posterior
+from mindshift.analysis import advice_sign, bayes_posterior, expit, logit, with_bayes
+from mindshift.analysis.engines.bayes import advice_evidence, bayes_shift, sequence_posterior
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

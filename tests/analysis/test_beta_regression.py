@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from analysis.beta.models import (
+from mindshift.analysis.beta.models import (
     VARIANTS,
     BayesExtraMissing,
     BetaModelSpec,
@@ -107,11 +107,11 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
         importlib.util, "find_spec", lambda name, *a: None if name == "pymc" else real(name, *a)
     )
     # The message names the command that installs the extra into this very installation.
-    from analysis.beta.install import bayes_install_command
+    from mindshift.analysis.beta.install import bayes_install_command
 
     with pytest.raises(BayesExtraMissing, match=re.escape(bayes_install_command())):
         require_bayes()
-    from analysis.beta.regression import fit_beta_model
+    from mindshift.analysis.beta.regression import fit_beta_model
 
     with pytest.raises(ImportError, match="pymc"):
         fit_beta_model(pd.DataFrame())
@@ -141,7 +141,7 @@ def test_analysis_imports_without_pymc() -> None:
 @pytest.mark.parametrize("kappa", [0.5, 5.0, 80.0, 2000.0])
 def test_log_betainc_matches_scipy_with_its_derivatives(kappa: float) -> None:
     _needs_pymc()
-    from analysis.beta.likelihood import _log_betainc
+    from mindshift.analysis.beta.likelihood import _log_betainc
 
     rng = np.random.default_rng(0)
     eta = rng.uniform(-10.0, 10.0, 300)
@@ -162,7 +162,7 @@ def test_log_betainc_matches_scipy_with_its_derivatives(kappa: float) -> None:
 
 def test_likelihood_is_the_censored_beta_and_its_gradient_is_exact() -> None:
     _needs_pymc()
-    from analysis.beta.likelihood import (
+    from mindshift.analysis.beta.likelihood import (
         HIGH,
         LOW,
         OBSERVED,
@@ -229,7 +229,7 @@ SMALL = SamplerSettings(draws=300, tune=200, chains=2, seed=1)
 @pytest.fixture(scope="module")
 def small_fits(simulated: Simulate) -> dict[str, Any]:
     _needs_pymc()
-    from analysis.beta.regression import fit_beta_model
+    from mindshift.analysis.beta.regression import fit_beta_model
 
     exact = simulated(choice_support=0.8, w_same=1.0, w_opposite=2.5, noise=0.0, n_items=30)
     trials = _beta_noise(exact, kappa=40.0, seed=3)
@@ -261,7 +261,7 @@ def test_small_fit_gives_a_converged_summary(small_fits: dict[str, Any]) -> None
 
 
 def test_loo_ranks_the_true_model_first(small_fits: dict[str, Any]) -> None:
-    from analysis.beta.regression import COMPARE_COLUMNS, compare_fits, loo
+    from mindshift.analysis.beta.regression import COMPARE_COLUMNS, compare_fits, loo
 
     result = loo(small_fits["D"])
     assert result.n == 30 * 36 and result.n_draws == 600
@@ -278,8 +278,8 @@ def test_loo_agrees_with_arviz_loo(small_fits: dict[str, Any]) -> None:
     import arviz as az
     import xarray as xr
 
-    from analysis.beta.likelihood import beta_response, loglik_pointwise
-    from analysis.beta.regression import loo
+    from mindshift.analysis.beta.likelihood import beta_response, loglik_pointwise
+    from mindshift.analysis.beta.regression import loo
 
     fit = small_fits["D"]
     coef, kappa = fit.draws()
@@ -298,7 +298,7 @@ def test_loo_agrees_with_arviz_loo(small_fits: dict[str, Any]) -> None:
 
 
 def test_transfer_scores_new_data(small_fits: dict[str, Any], simulated: Simulate) -> None:
-    from analysis.beta.regression import predicted_mean, transfer
+    from mindshift.analysis.beta.regression import predicted_mean, transfer
 
     other = _beta_noise(
         simulated(noise=0.0, n_items=20, seed=9, displays=("shown", "hidden", "other")),
@@ -318,14 +318,14 @@ def test_transfer_scores_new_data(small_fits: dict[str, Any], simulated: Simulat
 
 
 def test_fit_is_reproducible_from_its_seed(small_fits: dict[str, Any]) -> None:
-    from analysis.beta.regression import fit_beta_model
+    from mindshift.analysis.beta.regression import fit_beta_model
 
     again = fit_beta_model(small_fits["trials"], "A", settings=SMALL)
     np.testing.assert_array_equal(again.coef, small_fits["A"].coef)
 
 
 def test_report_tables_per_model(small_fits: dict[str, Any]) -> None:
-    from analysis.beta.regression import report_tables
+    from mindshift.analysis.beta.regression import report_tables
 
     trials = pd.concat(
         [small_fits["trials"], small_fits["trials"].assign(model="twin")], ignore_index=True
@@ -354,7 +354,7 @@ def _agent_runs(
 ) -> Iterator[pd.DataFrame]:
     """Trials of the real `sim:bayes` agent, run through the harness CLI, one run per seed
     (as `load_run` prepares them: framed, and on the scale the report uses)."""
-    from analysis import load_run
+    from mindshift.analysis import load_run
     from mindshift.cli import main
 
     for seed in seeds:
@@ -382,7 +382,7 @@ def test_model_d_intervals_cover_the_agent_in_nine_of_ten(tmp_path: Path) -> Non
     beta regression assumes). Model D's 95 % intervals must cover each true parameter 9+
     times."""
     _needs_pymc()
-    from analysis.beta.regression import fit_beta_model
+    from mindshift.analysis.beta.regression import fit_beta_model
 
     covered = dict.fromkeys(TRUE, 0)
     runs = _agent_runs(tmp_path, noise=0.0, items=100, seeds=range(10), beta_kappa=40.0)
@@ -401,7 +401,7 @@ def test_gaussian_log_odds_noise_attenuates_the_weights_slightly(tmp_path: Path)
     estimates the weights of the mean confidence, a few per cent below the agent's
     (E[expit(x + e)] is pulled towards 1/2). Documented, and pinned here."""
     _needs_pymc()
-    from analysis.beta.regression import fit_beta_model
+    from mindshift.analysis.beta.regression import fit_beta_model
 
     (trials,) = _agent_runs(tmp_path, noise=0.3, items=200, seeds=range(1))
     fit = fit_beta_model(trials, "D", settings=SamplerSettings(draws=500, tune=300))

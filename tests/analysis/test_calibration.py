@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import (
+from mindshift.analysis import (
     apply_calibration,
     auroc,
     brier_score,
@@ -24,8 +24,8 @@ from analysis import (
     stage1_matrix,
     temperatures,
 )
-from analysis.data.temperature import SOURCE_MAIN, SOURCE_SPLIT
-from paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
+from mindshift.analysis.data.temperature import SOURCE_MAIN, SOURCE_SPLIT
+from mindshift.paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
 
 
 def _stage1(rows: list[tuple[tuple[float, ...], int, int]], split: str = "main") -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import com_rates
+from mindshift.analysis import com_rates
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import clustered_mean_se, logistic_fit, sandwich, tobit_fit
-from analysis.engines.clustered import cluster_codes, interval, p_value
+from mindshift.analysis import clustered_mean_se, logistic_fit, sandwich, tobit_fit
+from mindshift.analysis.engines.clustered import cluster_codes, interval, p_value
 
 
 def test_clustered_mean_se_hand_case() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import DISPLAY_TERM, com_logistic, display_coefficient, validate_trials
+from mindshift.analysis import DISPLAY_TERM, com_logistic, display_coefficient, validate_trials
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import AnalysisInputError, compare_runs
+from mindshift.analysis import AnalysisInputError, compare_runs
 from mindshift.cli import main
 
 Simulate = Callable[..., pd.DataFrame]

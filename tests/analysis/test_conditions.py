@@ -12,7 +12,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import analyse_run, condition_table, sequence_table, validate_trials, with_bayes
+from mindshift.analysis import (
+    analyse_run,
+    condition_table,
+    sequence_table,
+    validate_trials,
+    with_bayes,
+)
 from mindshift.cli import main
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]

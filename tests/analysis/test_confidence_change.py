@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import confidence_change
+from mindshift.analysis import confidence_change
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 NAN = float("nan")

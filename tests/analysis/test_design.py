@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import design_table
+from mindshift.analysis import design_table
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

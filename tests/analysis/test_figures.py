@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from analysis import (
+from mindshift.analysis import (
     FIGURES,
     com_rates,
     compute_results,

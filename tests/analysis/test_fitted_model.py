@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from analysis import ModelTable, compute_results, render_report
-from analysis.beta import fitted_model as fitted
+from mindshift.analysis import ModelTable, compute_results, render_report
+from mindshift.analysis.beta import fitted_model as fitted
 
 Simulate = Callable[..., pd.DataFrame]
 
@@ -17,7 +17,7 @@ def test_tobit_when_asked_or_too_small(simulated: Simulate) -> None:
     trials = simulated(n_items=10)
     section = compute_results(trials, fitted_model="tobit").fitted_model
     assert section.kind == "tobit" and "asked for" in section.reason
-    assert section.tables[0].source == "analysis.measures.fit.fit_update_model"
+    assert section.tables[0].source == "mindshift.analysis.measures.fit.fit_update_model"
     auto = compute_results(trials).fitted_model
     assert auto.kind == "tobit"  # without PyMC, or with too few trials: says which
 
@@ -29,7 +29,9 @@ def test_beta_tables_are_rendered_when_the_extra_is_there(
     def fake_report_tables(trials: pd.DataFrame) -> list[ModelTable]:
         index = pd.MultiIndex.from_tuples([("sim", "D"), ("sim", "A")], names=["model", "variant"])
         table = pd.DataFrame({"elpd_loo": [17263.0, 4969.0], "rank": [0, 3]}, index=index)
-        return [ModelTable("Models A-D by PSIS-LOO", table, "analysis.fake.compare", "a note")]
+        return [
+            ModelTable("Models A-D by PSIS-LOO", table, "mindshift.analysis.fake.compare", "a note")
+        ]
 
     monkeypatch.setattr(fitted, "beta_entry", lambda: fake_report_tables)
     trials = simulated(n_items=60)  # 60 x 36 = 2,160 trials with confidences

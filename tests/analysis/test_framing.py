@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import compute_results, frame_on_displayed, validate_trials
+from mindshift.analysis import compute_results, frame_on_displayed, validate_trials
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 
@@ -78,7 +78,7 @@ def test_framing_twice_changes_nothing(make_trials: Build) -> None:
 
 
 def test_measures_frame_a_hand_made_table_themselves(make_trials: Build) -> None:
-    from analysis import com_rates, oucs
+    from mindshift.analysis import com_rates, oucs
 
     rows = _rows(make_trials)
     # The answer-wrong trial's final answer B leaves the displayed A: a change of mind

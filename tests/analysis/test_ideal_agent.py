@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import POOLED, oucs, overweighting
+from mindshift.analysis import POOLED, oucs, overweighting
 
 Simulate = Callable[..., pd.DataFrame]
 

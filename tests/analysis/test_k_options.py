@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import design_matrix, oucs, overweighting, validate_trials, with_bayes
+from mindshift.analysis import design_matrix, oucs, overweighting, validate_trials, with_bayes
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

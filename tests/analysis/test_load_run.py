@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import AnalysisInputError, load_run, load_stage1_calls
+from mindshift.analysis import AnalysisInputError, load_run, load_stage1_calls
 
 Simulate = Callable[..., pd.DataFrame]
 
@@ -124,7 +124,7 @@ def test_missing_column(tmp_path: Path, simulated: Simulate) -> None:
 def test_trials_come_prepared_and_the_table_as_read_is_refused(
     tmp_path: Path, make_trials: Callable[..., pd.DataFrame]
 ) -> None:
-    from analysis import is_prepared, oucs, preparation_of, prepare_trials
+    from mindshift.analysis import is_prepared, oucs, preparation_of, prepare_trials
     from tests.analysis.conftest import write_run
 
     trials = make_trials(
@@ -174,7 +174,7 @@ def test_load_run_refuses_a_bad_clip(run_dir: Path) -> None:
 
 
 def test_stage1_rows_have_the_stage1_tables_columns() -> None:
-    from analysis.data.load import Stage1Row
-    from analysis.data.schema import STAGE1_COLUMNS, STAGE1_EXTRA_COLUMNS
+    from mindshift.analysis.data.load import Stage1Row
+    from mindshift.analysis.data.schema import STAGE1_COLUMNS, STAGE1_EXTRA_COLUMNS
 
     assert Stage1Row._fields == STAGE1_COLUMNS + STAGE1_EXTRA_COLUMNS

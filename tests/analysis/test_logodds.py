@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis import CLIP_HIGH, CLIP_LOW, clip, expit, logit
+from mindshift.analysis import CLIP_HIGH, CLIP_LOW, clip, expit, logit
 
 
 def test_clip_bounds_and_nan() -> None:
@@ -31,7 +31,7 @@ def test_expit_inverts_logit_inside_the_bounds() -> None:
 
 
 def test_the_bound_is_an_option() -> None:
-    from analysis import BAYES_CLIP
+    from mindshift.analysis import BAYES_CLIP
 
     assert BAYES_CLIP == 0.01
     assert clip([0.0, 1.0], 0.05).tolist() == [0.05, 0.95]
@@ -41,7 +41,7 @@ def test_the_bound_is_an_option() -> None:
 
 
 def test_check_bound_refuses_values_outside_zero_to_half() -> None:
-    from analysis import AnalysisInputError, check_bound
+    from mindshift.analysis import AnalysisInputError, check_bound
 
     assert check_bound(0) == 0.0 and check_bound(0.2) == 0.2
     for bad in (-0.01, 0.5, 0.7, float("nan"), float("inf"), "x"):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import oucs
+from mindshift.analysis import oucs
 
 Build = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 
@@ -39,7 +39,7 @@ def test_positive_means_overconfident(make_trials: Build) -> None:
 
 
 def test_paper_layout_rows_are_advice_and_columns_displays(make_trials) -> None:  # type: ignore[no-untyped-def]
-    from analysis import oucs, oucs_paper_table
+    from mindshift.analysis import oucs, oucs_paper_table
 
     trials = make_trials(
         [

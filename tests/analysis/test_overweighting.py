@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import (
+from mindshift.analysis import (
     POOLED,
     choice_support_correction,
     overweighting,
@@ -260,7 +260,7 @@ def test_other_display_is_uncorrected_and_not_pooled(make_trials: Build) -> None
 
 
 def test_choice_support_test_hand_case(make_trials: Build) -> None:
-    from analysis import choice_support_test
+    from mindshift.analysis import choice_support_test
 
     # Neutral updates by item: a: shown +0.1, hidden 0.0; b: shown +0.3, hidden +0.1.
     trials = make_trials(

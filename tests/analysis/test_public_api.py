@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import (
+from mindshift.analysis import (
     BAYES_CLIP,
     POOLED,
     RunData,
@@ -370,7 +370,7 @@ def test_public_api_equals_summary_json_under_the_options(runs: dict[str, Path])
 
 
 def test_the_table_as_read_is_refused(runs: dict[str, Path]) -> None:
-    from analysis import AnalysisInputError
+    from mindshift.analysis import AnalysisInputError
 
     run = load_run(runs["latitude"])
     with pytest.raises(AnalysisInputError, match="as read"):
@@ -389,7 +389,7 @@ def test_the_table_as_read_is_refused(runs: dict[str, Path]) -> None:
 
 
 def test_every_trial_level_measure_refuses_the_table_as_read(runs: dict[str, Path]) -> None:
-    from analysis import AnalysisInputError, binned_switching, overweighting
+    from mindshift.analysis import AnalysisInputError, binned_switching, overweighting
 
     raw = load_run(runs["latitude"]).raw_trials
     for measure in (

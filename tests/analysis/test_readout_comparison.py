@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import analyse_run
-from analysis.measures.readouts import COLUMNS, readout_comparison
+from mindshift.analysis import analyse_run
+from mindshift.analysis.measures.readouts import COLUMNS, readout_comparison
 from mindshift.cli import main
 
 AGENT = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3 }"

@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.engines.binomial_logit_normal import (
+from mindshift.analysis.engines.binomial_logit_normal import (
     BinomialLikelihood,
     binomial_logit_normal_fit,
 )
-from analysis.engines.interval_tobit import (
+from mindshift.analysis.engines.interval_tobit import (
     IntervalLikelihood,
     interval_tobit_fit,
     log_interval_probability,
 )
-from analysis.engines.readout_grid import rounding_step, sample_count
-from analysis.measures.fit import _stated_intervals, at_resolution, estimator_for
+from mindshift.analysis.engines.readout_grid import rounding_step, sample_count
+from mindshift.analysis.measures.fit import _stated_intervals, at_resolution, estimator_for
 
 
 def _phi(z: float) -> float:

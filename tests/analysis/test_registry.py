@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import analysis
-from analysis import (
+from mindshift import analysis
+from mindshift.analysis import (
     FIGURES,
     analyse_run,
     compute_results,
@@ -29,8 +29,8 @@ from analysis import (
     summary_document,
     summary_markdown,
 )
-from analysis.measures import BUILT_IN
-from analysis.measures.registry import Measure, measures, register, unregister
+from mindshift.analysis.measures import BUILT_IN
+from mindshift.analysis.measures.registry import Measure, measures, register, unregister
 
 Simulate = Callable[..., pd.DataFrame]
 WriteRun = Callable[[Path, pd.DataFrame], Path]
@@ -172,13 +172,13 @@ def test_built_in_measures_register_in_the_papers_order() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 parts = node.module.split(".")
-                if parts[:2] == ["analysis", "measures"] and len(parts) == 3:
-                    other = parts[2]
+                if parts[:3] == ["mindshift", "analysis", "measures"] and len(parts) == 4:
+                    other = parts[3]
                     if other in BUILT_IN:
                         assert BUILT_IN.index(other) < index, (name, other)
 
 
-CODE = re.compile(r"<code>(analysis\.[A-Za-z0-9_.]+)")
+CODE = re.compile(r"<code>(mindshift\.analysis\.[A-Za-z0-9_.]+)")
 
 
 def _resolves(dotted: str) -> bool:
@@ -206,7 +206,7 @@ def test_every_function_the_outputs_cite_exists(
     assert len(cited) > 15
     missing = sorted(name for name in cited if not _resolves(name))
     assert not missing, missing
-    # summary.md names its rows' functions by their public names in package `analysis`.
+    # summary.md names its rows' functions by their public names in package `mindshift.analysis`.
     rows = summary_markdown(results).split("Rows, in order, from")[1].split("(package")[0]
     names = re.findall(r"`(\w+)`", rows)
     assert names and set(names) <= set(analysis.__all__), set(names) - set(analysis.__all__)

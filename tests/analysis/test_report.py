@@ -26,15 +26,15 @@ import pandas as pd
 import pytest
 
 import mindshift
-from analysis.beta import install
-from analysis.beta.install import bayes_install_command, install_command
-from analysis.measures.results import compute_results
-from analysis.render.context import Protocol, ReportContext
-from analysis.render.report import render_report
-from harness.record import read_call_records
-from harness.transcripts import VIEWER_FILE
+from mindshift.analysis.beta import install
+from mindshift.analysis.beta.install import bayes_install_command, install_command
+from mindshift.analysis.measures.results import compute_results
+from mindshift.analysis.render.context import Protocol, ReportContext
+from mindshift.analysis.render.report import render_report
 from mindshift.cli import main
-from paradigms.are_you_sure import CHALLENGES
+from mindshift.harness.record import read_call_records
+from mindshift.harness.transcripts import VIEWER_FILE
+from mindshift.paradigms.are_you_sure import CHALLENGES
 from tests.mindshift.test_view import Browser, _chromium
 
 SIM = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3 }"

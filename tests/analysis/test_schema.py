@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import AnalysisInputError, load_run, validate_trials
-from analysis.data.schema import (
+from mindshift.analysis import AnalysisInputError, load_run, validate_trials
+from mindshift.analysis.data.schema import (
     ADVICE_FACTORS,
     ADVICE_KINDS,
     ENGINE_DEFAULTS,
@@ -18,9 +18,9 @@ from analysis.data.schema import (
     TRIAL_COLUMNS,
     column_kinds,
 )
-from harness.trials_table import COLUMNS
-from paradigms.columns import AdviceColumns
-from paradigms.flip_flop import FlipFlopColumns
+from mindshift.harness.trials_table import COLUMNS
+from mindshift.paradigms.columns import AdviceColumns
+from mindshift.paradigms.flip_flop import FlipFlopColumns
 
 MakeTrials = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 OLD_RUNS = Path(__file__).parents[1] / "fixtures" / "old_runs"

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import FIGURES
+from mindshift.analysis import FIGURES
 from mindshift.cli import main
 from tests.conftest import sim_config_text
 
@@ -161,7 +161,7 @@ def test_compare_a_one_item_run_with_a_normal_run(
 
 
 def test_estimates_figure_marks_a_model_without_estimates() -> None:
-    from analysis.render.figures import plot_estimates
+    from mindshift.analysis.render.figures import plot_estimates
 
     nan = float("nan")
     names = ["display coefficient", "choice_support", "w_same", "w_opposite"]
@@ -183,7 +183,7 @@ def test_estimates_figure_marks_a_model_without_estimates() -> None:
 def test_per_model_figures_draw_at_most_a_readable_number_of_models() -> None:
     """200 models made 200-row figures that took minutes to draw (issue 10): a per-model
     figure draws the first MAX_PANEL_MODELS and says how many it leaves to the tables."""
-    from analysis.render.figures import MAX_PANEL_MODELS, plot_oucs
+    from mindshift.analysis.render.figures import MAX_PANEL_MODELS, plot_oucs
 
     n = MAX_PANEL_MODELS + 6
     cells = pd.DataFrame(

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import json_ready, summarise
+from mindshift.analysis import json_ready, summarise
 
 Simulate = Callable[..., pd.DataFrame]
 

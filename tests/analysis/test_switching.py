@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from analysis import switching_curves, validate_trials
-from analysis.measures.switching import binned_r2
+from mindshift.analysis import switching_curves, validate_trials
+from mindshift.analysis.measures.switching import binned_r2
 
 
 def test_binned_r2_hand_case() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import CLIP_HIGH, CLIP_LOW, fit_update_model, logit, tobit_fit
+from mindshift.analysis import CLIP_HIGH, CLIP_LOW, fit_update_model, logit, tobit_fit
 
 Simulate = Callable[..., pd.DataFrame]
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
-from analysis import UpdateFit, predicted_confidence, transfer_runs, validate_trials
+from mindshift.analysis import UpdateFit, predicted_confidence, transfer_runs, validate_trials
 from mindshift.cli import main
 from tests.conftest import sim_config_text
 

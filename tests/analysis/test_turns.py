@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import (
+from mindshift.analysis import (
     AnalysisInputError,
     com_rates,
     compute_results,
@@ -23,7 +23,7 @@ from analysis import (
     turn_table,
     validate_trials,
 )
-from analysis.measures.turns import flips
+from mindshift.analysis.measures.turns import flips
 
 MakeTrials = Callable[[Iterable[dict[str, Any]]], pd.DataFrame]
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis import cell_stats, ensure_prepared
-from analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
+from mindshift.analysis import cell_stats, ensure_prepared
+from mindshift.analysis.measures.registry import FigureSpec, HeadlineRow, Measure, register
 
 KEY = "final_confidence"
 

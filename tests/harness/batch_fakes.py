@@ -12,13 +12,13 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.models import gemini, openai_chat
-from harness.models.base import ModelRef
-from harness.models.gemini import GeminiBackend
-from harness.models.gemini_settings import GeminiSettings
-from harness.models.openai_chat import OpenAIChatBackend
-from harness.models.openai_settings import OpenAISettings
-from harness.testing.fault_server import completion
+from mindshift.harness.models import gemini, openai_chat
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.gemini import GeminiBackend
+from mindshift.harness.models.gemini_settings import GeminiSettings
+from mindshift.harness.models.openai_chat import OpenAIChatBackend
+from mindshift.harness.models.openai_settings import OpenAISettings
+from mindshift.harness.testing.fault_server import completion
 
 
 def reply_text(k: int) -> str:

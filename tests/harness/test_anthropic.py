@@ -17,19 +17,20 @@ from typing import Any, TypeVar
 import httpx2
 import pytest
 
-from harness.batch_api import BatchError
-from harness.batch_log import BatchLog
-from harness.config import ModelSection
-from harness.errors import ConfigError, UserError
-from harness.models import anthropic_batch, anthropic_messages
-from harness.models.anthropic_batch import AnthropicBatch, token_tag
-from harness.models.anthropic_messages import AnthropicBackend
-from harness.models.anthropic_settings import CAPABILITIES, AnthropicSettings
-from harness.models.base import ModelRef
-from harness.models.provider import entry_settings, model_ref
-from harness.models.registry import PROVIDERS, create_backend, validate_model
-from harness.pricing import load_price_table
-from harness.types import (
+from mindshift.cli import main
+from mindshift.harness.batch_api import BatchError
+from mindshift.harness.batch_log import BatchLog
+from mindshift.harness.config import ModelSection
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models import anthropic_batch, anthropic_messages
+from mindshift.harness.models.anthropic_batch import AnthropicBatch, token_tag
+from mindshift.harness.models.anthropic_messages import AnthropicBackend
+from mindshift.harness.models.anthropic_settings import CAPABILITIES, AnthropicSettings
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.provider import entry_settings, model_ref
+from mindshift.harness.models.registry import PROVIDERS, create_backend, validate_model
+from mindshift.harness.pricing import load_price_table
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,
@@ -39,7 +40,6 @@ from harness.types import (
     ReplyResponse,
     Transient,
 )
-from mindshift.cli import main
 from tests.harness.anthropic_fakes import FakeAnthropic, error, message
 
 KEY = "sk-ant-test-not-a-real-key-5678"
@@ -686,7 +686,7 @@ def test_the_key_reaches_no_file_log_or_terminal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    for name in ("anthropic", "httpx", "httpx2", "httpcore", "httpcore2", "harness"):
+    for name in ("anthropic", "httpx", "httpx2", "httpcore", "httpcore2", "mindshift"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     fake_api.replier = stated
     out = tmp_path / "run"

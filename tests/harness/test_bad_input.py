@@ -198,10 +198,10 @@ def test_analyse_of_a_directory_that_holds_no_run(
 def test_a_plan_beyond_any_runs_memory_is_refused_at_config_time() -> None:
     import tomllib
 
-    from harness.config import parse_config
-    from harness.errors import ConfigError
-    from harness.experiment import prepare
-    from paradigms import PARADIGMS
+    from mindshift.harness.config import parse_config
+    from mindshift.harness.errors import ConfigError
+    from mindshift.harness.experiment import prepare
+    from mindshift.paradigms import PARADIGMS
 
     text = sim_config_text(items=30000).replace("seed = 0", "seed = 0\nrepeats = 1000")
     config = parse_config(tomllib.loads(text))

@@ -15,19 +15,19 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.batch_api import BatchApi
-from harness.batch_log import BatchLog
-from harness.config import parse_config
-from harness.errors import UserError
-from harness.experiment import execute, prepare
-from harness.models.base import ModelRef
-from harness.models.gemini import GeminiBackend
-from harness.models.gemini_settings import GeminiSettings
-from harness.models.openai_chat import OpenAIChatBackend
-from harness.models.openai_settings import OpenAISettings
-from harness.runner import RunReport
-from harness.types import Asked, Message, ReplyRequest, ReplyResponse
-from paradigms import PARADIGMS
+from mindshift.harness.batch_api import BatchApi
+from mindshift.harness.batch_log import BatchLog
+from mindshift.harness.config import parse_config
+from mindshift.harness.errors import UserError
+from mindshift.harness.experiment import execute, prepare
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.gemini import GeminiBackend
+from mindshift.harness.models.gemini_settings import GeminiSettings
+from mindshift.harness.models.openai_chat import OpenAIChatBackend
+from mindshift.harness.models.openai_settings import OpenAISettings
+from mindshift.harness.runner import RunReport
+from mindshift.harness.types import Asked, Message, ReplyRequest, ReplyResponse
+from mindshift.paradigms import PARADIGMS
 from tests.harness.batch_fakes import FakeGemini, FakeOpenAI, serve_gemini, serve_openai
 
 OPENAI_KEY = "sk-batch-test-key-000111"

@@ -20,8 +20,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.batch_log import BatchLog
 from mindshift.cli import main
+from mindshift.harness.batch_log import BatchLog
 from tests.harness import batch_fakes
 from tests.harness.batch_fakes import (
     FakeGemini,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import load_run, summarise
+from mindshift.analysis import load_run, summarise
 from mindshift.cli import main
-from paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
+from mindshift.paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
 from tests.conftest import sim_config_text
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from harness.errors import ConfigError
-from harness.models.base import ModelRef
-from harness.models.openai_chat import OpenAIChatBackend
-from harness.models.openai_settings import OpenAISettings
-from harness.pricing import PRICES_ENV, cost_of_records, load_price_table
-from harness.record import CallRecord, read_call_records
-from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
-from harness.types import Asked, Item, Message, ReplyRequest, ReplyResponse, Usage
 from mindshift.cli import EXIT_CALLS_FAILED, main
+from mindshift.harness.errors import ConfigError
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.openai_chat import OpenAIChatBackend
+from mindshift.harness.models.openai_settings import OpenAISettings
+from mindshift.harness.pricing import PRICES_ENV, cost_of_records, load_price_table
+from mindshift.harness.record import CallRecord, read_call_records
+from mindshift.harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
+from mindshift.harness.types import Asked, Item, Message, ReplyRequest, ReplyResponse, Usage
 
 KEY = "sk-cost-test-key-777"
 

@@ -24,12 +24,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.config import load_config
-from harness.experiment import execute, prepare
-from harness.runner import NoProgress
-from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
 from mindshift.cli import EXIT_CALLS_FAILED, main
-from paradigms import PARADIGMS
+from mindshift.harness.config import load_config
+from mindshift.harness.experiment import execute, prepare
+from mindshift.harness.runner import NoProgress
+from mindshift.harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
+from mindshift.paradigms import PARADIGMS
 
 KEY = "sk-fault-test-key-0123456789"
 CONDITIONS = 36

@@ -14,18 +14,19 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.concurrency import AdaptiveLimiter
-from harness.config import ModelSection
-from harness.errors import ConfigError, UserError
-from harness.models import gemini, gemini_settings
-from harness.models.base import ModelRef
-from harness.models.gemini import GeminiBackend
-from harness.models.gemini_settings import GeminiSettings
-from harness.models.logprob_check import LogprobsUnusable
-from harness.models.provider import entry_settings, model_ref
-from harness.models.registry import PROVIDERS, validate_model
-from harness.retry import CallRetrier, RetryPolicy
-from harness.types import (
+from mindshift.cli import main
+from mindshift.harness.concurrency import AdaptiveLimiter
+from mindshift.harness.config import ModelSection
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models import gemini, gemini_settings
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.gemini import GeminiBackend
+from mindshift.harness.models.gemini_settings import GeminiSettings
+from mindshift.harness.models.logprob_check import LogprobsUnusable
+from mindshift.harness.models.provider import entry_settings, model_ref
+from mindshift.harness.models.registry import PROVIDERS, validate_model
+from mindshift.harness.retry import CallRetrier, RetryPolicy
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,
@@ -36,7 +37,6 @@ from harness.types import (
     Transient,
     Usage,
 )
-from mindshift.cli import main
 
 KEY = "AIza-test-not-a-real-key-5678"
 ENV = {"GEMINI_API_KEY": KEY}

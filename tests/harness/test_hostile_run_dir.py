@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.run_store import RunStore
-from harness.testing.fault_server import FaultServer, FaultServerConfig
-from harness.trials_table import build_trials_table, write_trials_table
 from mindshift.cli import main
-from paradigms.registry import paradigm_class
+from mindshift.harness.run_store import RunStore
+from mindshift.harness.testing.fault_server import FaultServer, FaultServerConfig
+from mindshift.harness.trials_table import build_trials_table, write_trials_table
+from mindshift.paradigms.registry import paradigm_class
 from tests.conftest import sim_config_text
 
 GOOD = sim_config_text(items=3)
@@ -335,7 +335,7 @@ def test_analyse_of_a_current_table_does_not_reparse_its_calls(
     """A trials.parquet stamped with this very calls.jsonl: the log is what the harness read
     and checked, so `analyse` does not parse a million calls again (issue 10's speed); one
     byte changed in the log makes the table stale and the log is checked in full."""
-    import harness.run_dir as run_dir_module
+    import mindshift.harness.run_dir as run_dir_module
 
     parsed: list[Path] = []
     real = run_dir_module.read_call_records

@@ -68,7 +68,7 @@ def test_a_server_stop_cut_short_by_a_second_interrupt_kills_the_server() -> Non
     import asyncio
     import contextlib
 
-    from harness.models.vllm_server import VllmServer
+    from mindshift.harness.models.vllm_server import VllmServer
 
     stubborn = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "

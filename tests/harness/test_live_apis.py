@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from harness.config import ModelSection
-from harness.errors import ConfigError
-from harness.models.base import ModelBackend
-from harness.models.registry import create_backend, validate_model
-from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt
+from mindshift.harness.config import ModelSection
+from mindshift.harness.errors import ConfigError
+from mindshift.harness.models.base import ModelBackend
+from mindshift.harness.models.registry import create_backend, validate_model
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt
 
 pytestmark = pytest.mark.live_api
 

@@ -13,11 +13,16 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from harness.models.base import Capabilities
-from harness.models.provider import ENTRY_POINT_GROUP, Provider
-from harness.models.registry import BUILTIN, PROVIDERS, BackendPluginError, ProviderRegistry
 from mindshift.cli import main
-from paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
+from mindshift.harness.models.base import Capabilities
+from mindshift.harness.models.provider import ENTRY_POINT_GROUP, Provider
+from mindshift.harness.models.registry import (
+    BUILTIN,
+    PROVIDERS,
+    BackendPluginError,
+    ProviderRegistry,
+)
+from mindshift.paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
 
 COLUMNS = (
     "provider",
@@ -99,9 +104,14 @@ def _cells(caps: Capabilities) -> tuple[str, ...]:
 
 
 def test_every_row_is_its_backend_classes_own_capabilities(printed: str) -> None:
-    from harness.models import anthropic_settings, gemini_settings, openai_settings, vllm_settings
-    from harness.models.transformers_lm import TransformersBackend
-    from paradigms.agent.sim_bayes import SimBayesBackend
+    from mindshift.harness.models import (
+        anthropic_settings,
+        gemini_settings,
+        openai_settings,
+        vllm_settings,
+    )
+    from mindshift.harness.models.transformers_lm import TransformersBackend
+    from mindshift.paradigms.agent.sim_bayes import SimBayesBackend
 
     _, rows = _table(printed)
     assert rows["sim"][:6] == _cells(SimBayesBackend.capabilities)

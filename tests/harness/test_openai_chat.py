@@ -14,19 +14,20 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.concurrency import AdaptiveLimiter
-from harness.config import ModelSection
-from harness.errors import ConfigError, UserError
-from harness.models import openai_chat, openai_settings
-from harness.models.base import ModelRef
-from harness.models.logprob_check import LogprobsUnusable
-from harness.models.openai_chat import OpenAIChatBackend
-from harness.models.openai_settings import OpenAISettings, check_model_name
-from harness.models.provider import entry_settings, model_ref
-from harness.models.registry import PROVIDERS, validate_model
-from harness.pricing import load_price_table
-from harness.retry import CallRetrier, RetryPolicy
-from harness.types import (
+from mindshift.cli import main
+from mindshift.harness.concurrency import AdaptiveLimiter
+from mindshift.harness.config import ModelSection
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models import openai_chat, openai_settings
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.logprob_check import LogprobsUnusable
+from mindshift.harness.models.openai_chat import OpenAIChatBackend
+from mindshift.harness.models.openai_settings import OpenAISettings, check_model_name
+from mindshift.harness.models.provider import entry_settings, model_ref
+from mindshift.harness.models.registry import PROVIDERS, validate_model
+from mindshift.harness.pricing import load_price_table
+from mindshift.harness.retry import CallRetrier, RetryPolicy
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,
@@ -37,7 +38,6 @@ from harness.types import (
     Transient,
     Usage,
 )
-from mindshift.cli import main
 
 KEY = "sk-test-not-a-real-key-1234"
 ENV = {"OPENAI_API_KEY": KEY}

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
-from harness.planner import CallPlanner, ModelPlan
-from harness.record import CallRecord
-from harness.run_format import CallKey
-from harness.types import ChoiceResponse, Item, Message, Prompt, TurnFacts
+from mindshift.harness.paradigm import Condition, Paradigm, StagePrompt, TurnAnswer
+from mindshift.harness.planner import CallPlanner, ModelPlan
+from mindshift.harness.record import CallRecord
+from mindshift.harness.run_format import CallKey
+from mindshift.harness.types import ChoiceResponse, Item, Message, Prompt, TurnFacts
 
 
 class ToyFacts(TurnFacts):

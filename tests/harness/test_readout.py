@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from harness.readout import (
+from mindshift.harness.readout import (
     ReadoutError,
     readout_from_masses,
     readout_from_top_logprobs,

@@ -8,20 +8,20 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from harness.batch_api import BatchApi, Prepared, PreparedReply
-from harness.errors import ConfigError, UserError
-from harness.models.base import Capabilities, ModelBackend
-from harness.models.logprob_check import LogprobsUnusable
-from harness.readouts import (
+from mindshift.harness.batch_api import BatchApi, Prepared, PreparedReply
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models.base import Capabilities, ModelBackend
+from mindshift.harness.models.logprob_check import LogprobsUnusable
+from mindshift.harness.readouts import (
     AutoReadoutBackend,
     ReadoutBackend,
     check_readout,
     make_readout,
     readout_name_of,
 )
-from harness.readouts.parse import UnreadableReply, read_confidence, read_stated_answer
-from harness.readouts.probabilities import from_stated, wilson_interval
-from harness.types import (
+from mindshift.harness.readouts.parse import UnreadableReply, read_confidence, read_stated_answer
+from mindshift.harness.readouts.probabilities import from_stated, wilson_interval
+from mindshift.harness.types import (
     ChoiceRequest,
     ChoiceResponse,
     Message,

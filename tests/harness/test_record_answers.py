@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import RunDirError
-from harness.record import CallRecord, read_call_records, read_stored_answers
-from harness.types import Item, OptionReadout
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.record import CallRecord, read_call_records, read_stored_answers
+from mindshift.harness.types import Item, OptionReadout
 
 ITEM = Item(
     item_id="q1",

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.run_store import RunStore
 from mindshift.cli import main
+from mindshift.harness.run_store import RunStore
 from tests.conftest import sim_config_text, start_run_until_stored, stored_keys
 
 ITEMS = 30

@@ -10,11 +10,11 @@ from email.utils import format_datetime
 
 import pytest
 
-from harness import retry
-from harness.concurrency import AdaptiveLimiter, Outcome
-from harness.models.base import Capabilities, ModelBackend
-from harness.retry import CallRetrier, RetryPolicy, retry_after_s
-from harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
+from mindshift.harness import retry
+from mindshift.harness.concurrency import AdaptiveLimiter, Outcome
+from mindshift.harness.models.base import Capabilities, ModelBackend
+from mindshift.harness.retry import CallRetrier, RetryPolicy, retry_after_s
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse, Message, Prompt, Transient
 
 OK = ChoiceResponse(choice="A", readout=None, raw={})
 TRANSIENT = Transient()

@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.record import CallRecord
-from harness.run_format import CALLS_FILE, FAILURES_FILE
-from harness.run_store import RunStore
+from mindshift.harness.record import CallRecord
+from mindshift.harness.run_format import CALLS_FILE, FAILURES_FILE
+from mindshift.harness.run_store import RunStore
 
 
 def record(trial: str, stage: int = 1, error: str | None = None, at: str = "t0") -> CallRecord:

@@ -17,14 +17,14 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from harness.models import gemini, openai_chat
-from harness.models.base import ModelRef
-from harness.models.gemini import GeminiBackend
-from harness.models.gemini_settings import GeminiSettings
-from harness.models.openai_chat import OpenAIChatBackend
-from harness.models.openai_settings import OpenAISettings
-from harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
 from mindshift.cli import EXIT_CALLS_FAILED, main
+from mindshift.harness.models import gemini, openai_chat
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.gemini import GeminiBackend
+from mindshift.harness.models.gemini_settings import GeminiSettings
+from mindshift.harness.models.openai_chat import OpenAIChatBackend
+from mindshift.harness.models.openai_settings import OpenAISettings
+from mindshift.harness.testing.fault_server import FaultRates, FaultServer, FaultServerConfig
 from tests.harness.batch_fakes import FakeGemini, FakeOpenAI
 
 OPENAI_KEY = "sk-secret-openai-5f2b9c1e7a"
@@ -75,7 +75,7 @@ class Recording:
 @pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
-    for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "google_genai", "harness"):
+    for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "google_genai", "mindshift"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     return caplog
 

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.errors import ModelUnavailableError, UserError
-from harness.models import smollm2
-from harness.types import Asked, AskedKind, ChoiceRequest, Message, Prompt, ReplyRequest
+from mindshift.harness.errors import ModelUnavailableError, UserError
+from mindshift.harness.models import smollm2
+from mindshift.harness.types import Asked, AskedKind, ChoiceRequest, Message, Prompt, ReplyRequest
 
 if TYPE_CHECKING:
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
 
 def _prompt(
@@ -49,7 +49,7 @@ def backend() -> Iterator[TransformersBackend]:
     pytest.importorskip("transformers")
     import torch
 
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
     try:
         folder = smollm2.smollm2_folder()
@@ -79,7 +79,7 @@ def test_cache_folder_is_complete_and_reloads(backend: TransformersBackend) -> N
 def test_loading_writes_nothing_to_the_terminal(
     backend: TransformersBackend, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
     TransformersBackend(backend.folder, threads=1)
     assert capfd.readouterr() == ("", "")
@@ -127,7 +127,7 @@ def test_label_variants_are_merged_as_in_a_full_softmax(backend: TransformersBac
 
 @pytest.mark.slow
 def test_batched_matches_one_at_a_time(backend: TransformersBackend) -> None:
-    from harness.models.transformers_lm import MIN_SHARED_PREFIX, _common_prefix_length
+    from mindshift.harness.models.transformers_lm import MIN_SHARED_PREFIX, _common_prefix_length
 
     # Two items (different lengths) x two conditions: padding, sorting and both the
     # shared-prefix and the plain batched path are exercised.
@@ -293,7 +293,7 @@ def test_prompt_cache_changes_no_reply(backend: TransformersBackend) -> None:
 def test_more_replies_than_one_batch_holds(
     backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.models import transformers_lm
+    from mindshift.harness.models import transformers_lm
 
     monkeypatch.setattr(transformers_lm, "MAX_REPLY_ROWS", 3)
     request = _reply(_prompt("Reykjavik (Iceland)"), seed=3, n=7, max_tokens=2)
@@ -321,7 +321,7 @@ def test_temperature_zero_repeats_the_greedy_reply(backend: TransformersBackend)
 
 @pytest.mark.slow
 def test_reply_budget_follows_what_is_asked(backend: TransformersBackend) -> None:
-    from harness.models.transformers_settings import DEFAULT_REPLY_TOKENS
+    from mindshift.harness.models.transformers_settings import DEFAULT_REPLY_TOKENS
 
     prompt = _prompt("Lima (Peru)")
     [response] = backend.reply_blocking(
@@ -365,12 +365,12 @@ def test_the_sampling_readout_falls_inside_the_logprob_readouts_intervals(
     against the logprob readout of the same prompts; the logprob probability of the likelier
     option must lie in the 99 % Wilson interval of its frequency among the readable replies
     on at least 90 % of the trials."""
-    from harness.paradigm import TurnAnswer
-    from harness.readouts.backend import ReadoutBackend
-    from harness.readouts.probabilities import wilson_interval
-    from harness.readouts.sampling import SamplingReadout
-    from harness.trial_ids import seed_from_id
-    from paradigms import PARADIGMS
+    from mindshift.harness.paradigm import TurnAnswer
+    from mindshift.harness.readouts.backend import ReadoutBackend
+    from mindshift.harness.readouts.probabilities import wilson_interval
+    from mindshift.harness.readouts.sampling import SamplingReadout
+    from mindshift.harness.trial_ids import seed_from_id
+    from mindshift.paradigms import PARADIGMS
 
     paradigm_class = PARADIGMS["change-of-mind"]
     paradigm = paradigm_class(paradigm_class.Settings(items=2), 0)
@@ -406,7 +406,7 @@ def test_the_sampling_readout_falls_inside_the_logprob_readouts_intervals(
 
 def test_a_row_is_cut_after_its_first_stop_token() -> None:
     pytest.importorskip("torch")
-    from harness.models.transformers_lm import _cut_at_stop
+    from mindshift.harness.models.transformers_lm import _cut_at_stop
 
     assert _cut_at_stop([5, 2, 2, 2], [2]) == [5, 2]
     assert _cut_at_stop([5, 6, 7], [2]) == [5, 6, 7]

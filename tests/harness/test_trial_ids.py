@@ -1,4 +1,4 @@
-from harness.trial_ids import seed_from_id, trial_id
+from mindshift.harness.trial_ids import seed_from_id, trial_id
 
 BASE = dict(
     experiment="e", seed=0, model="m", paradigm="p", item="i", condition="c", repeat=0, stage=2

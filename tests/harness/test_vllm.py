@@ -18,17 +18,17 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.config import ModelSection, parse_config
-from harness.errors import ConfigError, UserError
-from harness.models import vllm_server, vllm_settings
-from harness.models.logprob_check import LogprobsUnusable
-from harness.models.provider import entry_settings, model_ref
-from harness.models.registry import PROVIDERS, validate_model
-from harness.models.vllm import VllmBackend
-from harness.models.vllm_server import plan_servers
-from harness.models.vllm_settings import VllmServeSection, VllmSettings
-from harness.readout import sample_choice
-from harness.types import (
+from mindshift.harness.config import ModelSection, parse_config
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.models import vllm_server, vllm_settings
+from mindshift.harness.models.logprob_check import LogprobsUnusable
+from mindshift.harness.models.provider import entry_settings, model_ref
+from mindshift.harness.models.registry import PROVIDERS, validate_model
+from mindshift.harness.models.vllm import VllmBackend
+from mindshift.harness.models.vllm_server import plan_servers
+from mindshift.harness.models.vllm_settings import VllmServeSection, VllmSettings
+from mindshift.harness.readout import sample_choice
+from mindshift.harness.types import (
     Asked,
     ChoiceRequest,
     ChoiceResponse,
@@ -618,9 +618,9 @@ def test_the_registry_and_the_backend_share_one_capability_declaration() -> None
 
 
 def test_the_paper_models_example_validates(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.config import load_config
-    from harness.experiment import prepare
-    from paradigms import PARADIGMS
+    from mindshift.harness.config import load_config
+    from mindshift.harness.experiment import prepare
+    from mindshift.paradigms import PARADIGMS
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("GEMINI_API_KEY", "AIza-test")

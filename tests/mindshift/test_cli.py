@@ -59,7 +59,7 @@ def test_run_writes_manifest_calls_and_trials(
 
 
 def test_resume_check_compares_what_the_user_wrote() -> None:
-    from harness.config import parse_config
+    from mindshift.harness.config import parse_config
 
     written = {
         "experiment": {"name": "x", "paradigm": "change-of-mind"},

@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from analysis.beta.install import bayes_install_command
-from harness.config import ModelSection, load_config
-from harness.experiment import execute, prepare
-from harness.models import registry, transformers_settings
-from harness.models.provider import ENTRY_POINT_GROUP, RETRY_KEYS, Provider
-from harness.runner import NoProgress, RunScope
-from harness.types import ChoiceRequest, ChoiceResponse
+from mindshift.analysis.beta.install import bayes_install_command
 from mindshift.cli import EXIT_CALLS_FAILED, EXIT_OK, EXIT_USAGE, _RichProgress, main
+from mindshift.harness.config import ModelSection, load_config
+from mindshift.harness.experiment import execute, prepare
+from mindshift.harness.models import registry, transformers_settings
+from mindshift.harness.models.provider import ENTRY_POINT_GROUP, RETRY_KEYS, Provider
+from mindshift.harness.runner import NoProgress, RunScope
+from mindshift.harness.types import ChoiceRequest, ChoiceResponse
+from mindshift.paradigms import PARADIGMS
+from mindshift.paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
 from mindshift.tables import Column, FittedTable
-from paradigms import PARADIGMS
-from paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
 from tests.conftest import SIM_PARAMS, sim_config_text, stored_keys
 
 CALLS_PER_ITEM = 1 + 36
@@ -284,8 +284,8 @@ def test_dry_run_counts_what_limit_and_models_would_run(
 def test_a_model_loaded_into_this_process_is_announced(
     spec: str, said: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.config import ModelSection
     from mindshift.cli import _progress_bar
+    from mindshift.harness.config import ModelSection
 
     sink = _RichProgress(_progress_bar(), {})
     sink.loading(ModelSection(id="m", spec=spec))
@@ -373,7 +373,7 @@ def test_fitted_model_beta_without_pymc_is_one_line_naming_the_extra(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from analysis.beta import fitted_model
+    from mindshift.analysis.beta import fitted_model
 
     run_dir = tmp_path / "run"
     assert main(["run", str(write_config(sim_config_text(items=2))), "--out", str(run_dir)]) == 0

@@ -21,17 +21,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.data.load import load_run
-from harness.config import load_config
-from harness.errors import RunDirError
-from harness.experiment import check_run_dir, prepare
+from mindshift.analysis.data.load import load_run
 from mindshift.cli import main
+from mindshift.harness.config import load_config
+from mindshift.harness.errors import RunDirError
+from mindshift.harness.experiment import check_run_dir, prepare
+from mindshift.paradigms import PARADIGMS
+from mindshift.paradigms.registry import installed_paradigms, paradigm_class
 from mindshift.transfer import export_run, import_trials
 from mindshift.transfer.schema import known_columns
 from mindshift.transfer.turn1 import OPTIONAL as TURN1_OPTIONAL
 from mindshift.transfer.turn1 import REQUIRED as TURN1_REQUIRED
-from paradigms import PARADIGMS
-from paradigms.registry import installed_paradigms, paradigm_class
 from tests.conftest import sim_config_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "trials-schema.md"

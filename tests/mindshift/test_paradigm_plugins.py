@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 
 from mindshift.cli import main
-from paradigms import PARADIGMS
-from paradigms.registry import ENTRY_POINT_GROUP, installed_paradigms, paradigm_class
+from mindshift.paradigms import PARADIGMS
+from mindshift.paradigms.registry import ENTRY_POINT_GROUP, installed_paradigms, paradigm_class
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PUSHBACK = '''
-from paradigms.are_you_sure import AreYouSure
+from mindshift.paradigms.are_you_sure import AreYouSure
 
 
 class Pushback(AreYouSure):
@@ -151,15 +151,16 @@ BROKEN = {
     "not a class": (
         "def Pushback():\n    pass\n",
         "broken_protocols:Pushback",
-        "is not a harness.paradigm.Paradigm subclass (it is a function)",
+        "is not a mindshift.harness.paradigm.Paradigm subclass (it is a function)",
     ),
     "another class": (
         "class Pushback:\n    name = 'pushback'\n",
         "broken_protocols:Pushback",
-        "is not a harness.paradigm.Paradigm subclass (it is the class broken_protocols.Pushback)",
+        "is not a mindshift.harness.paradigm.Paradigm subclass "
+        "(it is the class broken_protocols.Pushback)",
     ),
     "abstract": (
-        "from harness.paradigm import Paradigm\n\n\nclass Pushback(Paradigm):\n"
+        "from mindshift.harness.paradigm import Paradigm\n\n\nclass Pushback(Paradigm):\n"
         "    name = 'pushback'\n",
         "broken_protocols:Pushback",
         "is abstract (it does not implement conditions, initial_prompt, items, turn_prompt)",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.errors import UserError
 from mindshift.cli import main
+from mindshift.harness.errors import UserError
 from mindshift.power import CHUNK, PowerSettings, power_study
 
 

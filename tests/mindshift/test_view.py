@@ -31,8 +31,9 @@ from typing import Any
 
 import pytest
 
-from harness.record import read_call_records
-from harness.transcripts import (
+from mindshift.cli import main
+from mindshift.harness.record import read_call_records
+from mindshift.harness.transcripts import (
     VIEWER_FILE,
     Transcript,
     example_transcripts,
@@ -40,8 +41,7 @@ from harness.transcripts import (
     read_example_transcripts,
     read_transcripts,
 )
-from harness.types import Message, Prompt
-from mindshift.cli import main
+from mindshift.harness.types import Message, Prompt
 from mindshift.view import build_page
 from tests.conftest import sim_config_text
 

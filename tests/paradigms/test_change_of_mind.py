@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.paradigm import InitialAnswer, StagePrompt
-from harness.types import Item
-from paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
-from paradigms.change_of_mind.prompts import ANSWER_PREFIX, HIDDEN_PLACEHOLDER
-from paradigms.facts import AdviceFacts
+from mindshift.harness.paradigm import InitialAnswer, StagePrompt
+from mindshift.harness.types import Item
+from mindshift.paradigms.change_of_mind import ChangeOfMind, ChangeOfMindSettings
+from mindshift.paradigms.change_of_mind.prompts import ANSWER_PREFIX, HIDDEN_PLACEHOLDER
+from mindshift.paradigms.facts import AdviceFacts
 
 
 def _facts(staged: StagePrompt) -> AdviceFacts:

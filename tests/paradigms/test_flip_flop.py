@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from harness.paradigm import StagePrompt, TurnAnswer
-from harness.types import Message
 from mindshift.cli import main
-from paradigms import PARADIGMS, AreYouSure
-from paradigms.facts import AdviceFacts
-from paradigms.flip_flop import BARE_CHALLENGES, FlipFlop, FlipFlopSettings
-from paradigms.registry import paradigm_class
+from mindshift.harness.paradigm import StagePrompt, TurnAnswer
+from mindshift.harness.types import Message
+from mindshift.paradigms import PARADIGMS, AreYouSure
+from mindshift.paradigms.facts import AdviceFacts
+from mindshift.paradigms.flip_flop import BARE_CHALLENGES, FlipFlop, FlipFlopSettings
+from mindshift.paradigms.registry import paradigm_class
 
 
 def _flip_flop(**settings: object) -> FlipFlop:

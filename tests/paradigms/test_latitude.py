@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from paradigms.domains.latitude import LATITUDE_DIFFICULTIES, format_latitude, latitude_items
+from mindshift.paradigms.domains.latitude import (
+    LATITUDE_DIFFICULTIES,
+    format_latitude,
+    latitude_items,
+)
 
 
 @pytest.mark.parametrize("difficulty", sorted(LATITUDE_DIFFICULTIES))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from harness.paradigm import InitialAnswer, StagePrompt
-from paradigms import PARADIGMS, AreYouSure, MultiAdvice
-from paradigms.facts import AdviceFacts
-from paradigms.multi_advice import MultiAdviceSettings
+from mindshift.harness.paradigm import InitialAnswer, StagePrompt
+from mindshift.paradigms import PARADIGMS, AreYouSure, MultiAdvice
+from mindshift.paradigms.facts import AdviceFacts
+from mindshift.paradigms.multi_advice import MultiAdviceSettings
 
 
 def _facts(staged: StagePrompt) -> AdviceFacts:

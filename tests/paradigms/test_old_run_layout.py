@@ -18,10 +18,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.paradigm import Paradigm, TurnAnswer
-from harness.types import Item
-from paradigms import PARADIGMS
-from paradigms.columns import AdviceColumns
+from mindshift.harness.paradigm import Paradigm, TurnAnswer
+from mindshift.harness.types import Item
+from mindshift.paradigms import PARADIGMS
+from mindshift.paradigms.columns import AdviceColumns
 
 OLD_RUNS = Path(__file__).parents[1] / "fixtures" / "old_runs"
 PROTOCOLS = ["change-of-mind", "are-you-sure", "multi-advice"]

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from harness.paradigm import StagePrompt, TurnAnswer
-from harness.types import Message
 from mindshift.cli import main
-from paradigms import PARADIGMS, MultiAdvice
-from paradigms.facts import AdviceFacts
-from paradigms.registry import paradigm_class
-from paradigms.sequential_advice import SequentialAdvice, SequentialAdviceSettings
+from mindshift.harness.paradigm import StagePrompt, TurnAnswer
+from mindshift.harness.types import Message
+from mindshift.paradigms import PARADIGMS, MultiAdvice
+from mindshift.paradigms.facts import AdviceFacts
+from mindshift.paradigms.registry import paradigm_class
+from mindshift.paradigms.sequential_advice import SequentialAdvice, SequentialAdviceSettings
 
 RULE = "Taking this information into account, reply with the letter of the correct option only."
 

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ModelSection
-from harness.errors import ConfigError, UserError
-from harness.types import ChoiceRequest, Message, Prompt, TurnFacts
-from paradigms.agent.sim_bayes import (
+from mindshift.harness.config import ModelSection
+from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.types import ChoiceRequest, Message, Prompt, TurnFacts
+from mindshift.paradigms.agent.sim_bayes import (
     CLIP_HIGH,
     CLIP_LOW,
     PROVIDER,
     SimBayesBackend,
     SimBayesParams,
 )
-from paradigms.facts import AdviceFacts
+from mindshift.paradigms.facts import AdviceFacts
 
 PROMPT = Prompt(messages=(Message("user", "q"),), answer_prefix="My answer is:", labels=("A", "B"))
 
@@ -144,7 +144,7 @@ def test_noise_is_seeded_per_call() -> None:
 
 
 def test_clip_bounds_match_the_analysis() -> None:
-    from analysis.engines import logodds
+    from mindshift.analysis.engines import logodds
 
     assert (CLIP_LOW, CLIP_HIGH) == (logodds.CLIP_LOW, logodds.CLIP_HIGH)
 
@@ -282,7 +282,7 @@ def test_ideal_k_option_agent_reports_the_full_bayes_posterior(advice: str, advi
 
 
 def test_k_option_weights_scale_the_bayes_log_odds_shift() -> None:
-    from analysis.engines.bayes import bayes_shift
+    from mindshift.analysis.engines.bayes import bayes_shift
 
     agent = SimBayesBackend(
         SimBayesParams(choice_support=0.8, w_same=1.5, w_opposite=2.5, noise=0.0)
@@ -313,8 +313,8 @@ def test_the_agents_shift_is_the_analysis_bayes_shift() -> None:
     # The agent may not import the analysis: the two definitions are kept in step here.
     import numpy as np
 
-    from analysis.engines.bayes import advised_share, bayes_shift, sequence_shifts
-    from paradigms.agent import sim_bayes
+    from mindshift.analysis.engines.bayes import advised_share, bayes_shift, sequence_shifts
+    from mindshift.paradigms.agent import sim_bayes
 
     p = np.array([0.45, 0.3, 0.15, 0.1])
     for advice, advised, accuracy in (("same", 0, 0.6), ("opposite", 1, 0.9), ("opposite", 3, 1.0)):
@@ -384,8 +384,8 @@ def test_answer_wrong_frames_the_update_on_the_displayed_answer() -> None:
 
 
 def test_beta_noise_draws_q_around_its_mean_with_the_set_precision() -> None:
-    from paradigms.agent.sim_bayes import SimBayesBackend as Agent
-    from paradigms.agent.sim_bayes import SimBayesParams as Params
+    from mindshift.paradigms.agent.sim_bayes import SimBayesBackend as Agent
+    from mindshift.paradigms.agent.sim_bayes import SimBayesParams as Params
 
     agent = Agent(Params(beta_kappa=40.0))
     facts = dict(

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from harness.readouts.parse import (
+from mindshift.harness.readouts.parse import (
     read_answer,
     read_confidence,
     read_stated_answer,
     read_true_false,
 )
-from harness.readouts.ptrue import PTrueReadout
-from harness.readouts.sampling import SamplingReadout
-from harness.readouts.verbal import TwoStageVerbalReadout, VerbalReadout
-from harness.trial_ids import seed_from_id
-from harness.types import (
+from mindshift.harness.readouts.ptrue import PTrueReadout
+from mindshift.harness.readouts.sampling import SamplingReadout
+from mindshift.harness.readouts.verbal import TwoStageVerbalReadout, VerbalReadout
+from mindshift.harness.trial_ids import seed_from_id
+from mindshift.harness.types import (
     Asked,
     AskedKind,
     ChoiceRequest,
@@ -30,8 +30,8 @@ from harness.types import (
     ReplyRequest,
     ReplyResponse,
 )
-from paradigms.agent.sim_bayes import CALL_SEED_SALT, SimBayesBackend, SimBayesParams
-from paradigms.facts import AdviceFacts
+from mindshift.paradigms.agent.sim_bayes import CALL_SEED_SALT, SimBayesBackend, SimBayesParams
+from mindshift.paradigms.facts import AdviceFacts
 
 TWO = ("A", "B")
 FOUR = ("A", "B", "C", "D")
