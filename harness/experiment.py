@@ -158,6 +158,8 @@ def execute(
                     if on_load is not None:
                         on_load(model)
                     backends[model.id] = _with_readout(model, create_backend(model))
+                if batch:
+                    _check_batchable(backends)
                 runner = ExperimentRunner(
                     config,
                     prepared.paradigm,
@@ -200,6 +202,15 @@ def _with_readout(model: ModelSection, backend: ModelBackend) -> ModelBackend:
         return AutoReadoutBackend(backend, model.samples)
     readout = make_readout(model.readout, model.samples, backend.capabilities)
     return backend if readout is None else ReadoutBackend(backend, readout)
+
+
+def _check_batchable(backends: Mapping[str, ModelBackend]) -> None:
+    """UserError for a readout the batch API cannot carry (one that asks twice per call,
+    or samples one request at a time): said before any preflight request is sent or the
+    manifest is written. `auto` chooses its readout at the preflight and is checked then."""
+    for backend in backends.values():
+        if isinstance(backend, ReadoutBackend):
+            backend.batch_api()
 
 
 def _write_trials(run_dir: Path, store: RunStore, paradigm: Paradigm) -> None:

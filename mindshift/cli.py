@@ -164,21 +164,22 @@ def _run(
     check_run_dir(prepared, run_dir)  # before any output: a refused run prints one line
     scope = scope or RunScope()
     models = scope.selected(config.models)
-    if batch:
-        batched = [m.id for m in models if m.spec.startswith(BATCH_PROVIDERS)]
-        others = [m.id for m in models if m.id not in batched]
-        _err.print(
-            f"batch mode: {', '.join(batched) or 'no model'} as batch waves"
-            + (f"; {', '.join(others)} call by call (no batch API)" if others else ""),
-            markup=False,
-        )
     concurrency = {model.id: model.concurrency for model in models}
     bar = _progress_bar()
     sink = _RichProgress(bar, concurrency)
 
     def begin() -> None:
-        # Only once every check passed, and only on a terminal (elsewhere a live bar prints
-        # nothing until its end): a refused run prints its one line and nothing else.
+        # Only once every check passed (a refused run prints its one line and nothing
+        # else), and the bar only on a terminal (elsewhere a live bar prints nothing until
+        # its end).
+        if batch:
+            batched = [m.id for m in models if m.spec.startswith(BATCH_PROVIDERS)]
+            others = [m.id for m in models if m.id not in batched]
+            _err.print(
+                f"batch mode: {', '.join(batched) or 'no model'} as batch waves"
+                + (f"; {', '.join(others)} call by call (no batch API)" if others else ""),
+                markup=False,
+            )
         if _err.is_terminal:
             bar.start()
 

@@ -410,3 +410,22 @@ def test_auto_readout_on_a_model_without_logprobs_runs_as_batch_jobs(
     assert fake_gemini.generate_calls < CALLS, "trial calls went singly, not in batch jobs"
     for record in records:
         assert record["error"] is None and record["readout_method"] == "sampling"
+
+
+@pytest.mark.parametrize("readout", ["verbal-2stage", "ptrue"])
+def test_a_readout_that_asks_twice_is_refused_under_batch_before_any_request(
+    readout: str, fake_openai: FakeO4Mini, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A readout that asks twice per call cannot ride in a batch: one line and exit 2, said
+    before the preflight sends anything and before the run directory is made."""
+    config = write_config(
+        tmp_path, "openai:o4-mini", f'readout = "{readout}"', 'reasoning_effort = "low"'
+    )
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert main(batch_run(config, out)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"readout {readout!r} cannot run under --batch (it asks twice per call)" in err
+    assert fake_openai.chat_calls == 0 and not fake_openai.batches and not fake_openai.files
+    assert not out.exists()
