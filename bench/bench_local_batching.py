@@ -1,12 +1,12 @@
 """How much batching speeds up `local:smollm2` on the change-of-mind paradigm's stage-2 prompts.
 
-The prompts are the paradigm's own, built as the runner builds them: the change-of-mind
-paradigm (`paradigms.change_of_mind`, default settings: latitude questions, seed
-`--seed`) makes each item's stage-1 prompt; the model answers it (one call at a time, the
-same in every mode, untimed); the paradigm then makes the item's 36 stage-2 prompts
-(display {shown, hidden} x advice {same, opposite, neutral} x accuracy {0.5 .. 1.0}) from
-that answer, with the seeds the runner would use (`seed_from_id` of each trial id). Those
-36 prompts per item are answered three ways:
+The requests are the ones a run would send, made by the runner's own call planner
+(`harness.planner.CallPlanner`) for the change-of-mind paradigm (`paradigms.change_of_mind`,
+default settings: latitude questions, seed `--seed`): each item's turn-1 call; the model
+answers it (one call at a time, the same in every mode, untimed); the planner then makes,
+from the record of that answer, the item's 36 stage-2 calls (display {shown, hidden} x
+advice {same, opposite, neutral} x accuracy {0.5 .. 1.0}), with their trial ids, seeds and
+stated facts. Those 36 requests per item are answered three ways:
 
 - sequential: one call at a time (what a backend without batching does);
 - batched: all 36 in one right-padded forward pass, LM head at the last token only;
@@ -14,7 +14,7 @@ that answer, with the seeds the runner would use (`seed_from_id` of each trial i
   key/value cache repeated across the batch.
 
 Each way runs in its own child process, so its peak resident memory (ru_maxrss) is its own;
-the parent checks that every child answered the very same prompts. The agreement column is
+the parent checks that every child answered the very same requests. The agreement column is
 the largest difference in option probability from sequential. CPU time per call (all
 threads) is printed beside wall-clock rates because on a shared machine the latter move with
 the load.
@@ -43,11 +43,15 @@ MODEL_ID = "smollm2"
 
 def paradigm_requests(backend: Any, items: int, seed: int) -> tuple[list[list[ChoiceRequest]], str]:
     """Per item, the 36 stage-2 requests the runner would send for `local:smollm2`, and a
-    digest of their prompts (the parent checks that every mode got the same ones)."""
+    digest of them (the parent checks that every mode got the same ones).
+
+    The runner's own planner makes them: its turn-1 call of each item, the record of the
+    model's answer, and the turn-2 calls that record unlocks (`CallPlanner.after`), so the
+    trial ids, seeds, prompts and facts are the ones a run would send."""
     from mindshift.harness.config import parse_config
     from mindshift.harness.experiment import prepare
-    from mindshift.harness.paradigm import InitialAnswer
-    from mindshift.harness.trial_ids import seed_from_id, trial_id
+    from mindshift.harness.planner import CallPlanner, ModelPlan
+    from mindshift.harness.readouts.backend import readout_name_of
     from mindshift.paradigms import PARADIGMS
 
     config = parse_config(
@@ -59,43 +63,27 @@ def paradigm_requests(backend: Any, items: int, seed: int) -> tuple[list[list[Ch
     )
     paradigm = prepare(config, PARADIGMS).paradigm
     model = config.models[0]
-
-    def request(item_id: str, condition: str, stage: int, staged: Any) -> ChoiceRequest:
-        tid = trial_id(
-            experiment=config.experiment.name,
-            seed=seed,
-            model=MODEL_ID,
-            paradigm=paradigm.name,
-            item=item_id,
-            condition=condition,
-            repeat=0,
-            stage=stage,
-        )
-        return ChoiceRequest(
-            tid,
-            stage,
-            staged.prompt,
-            model.temperature,
-            seed_from_id(tid, "sample"),
-            situation=staged.situation,
-        )
+    planner = CallPlanner(
+        experiment=config.experiment.name,
+        seed=config.experiment.seed,
+        repeats=1,
+        paradigm=paradigm,
+        model=ModelPlan(model.id, model.spec, model.temperature, readout_name_of(backend)),
+    )
 
     groups = []
     digest = hashlib.sha256()
-    for item in paradigm.items():
-        first = request(item.item_id, "initial", 1, paradigm.initial_prompt(item))
-        (answer,) = backend.answer_blocking([first])
+    for item in planner.items:
+        first = planner.first_call(item, repeat=0)
+        (answer,) = backend.answer_blocking([first.request])
         assert answer.choice is not None, answer.error
-        probs = None if answer.readout is None else answer.readout.probs
-        initial = InitialAnswer(choice=answer.choice, probs=probs)
-        group = [
-            request(
-                item.item_id, condition.name, 2, paradigm.followup_prompt(item, condition, initial)
-            )
-            for condition in paradigm.conditions()
-        ]
-        for call in group:
-            digest.update(json.dumps(call.prompt.to_json(), sort_keys=True).encode())
+        record = planner.record(first, answer, elapsed=answer.latency_s or 0.0, batch_size=1)
+        later, not_run = planner.after(record, item, stored={})
+        assert not not_run and all(call.turn == 2 for call in later)
+        group = [call.request for call in later]
+        for request in group:
+            sent = [request.trial_id, request.seed, request.prompt.to_json()]
+            digest.update(json.dumps([*sent, request.situation_json()], sort_keys=True).encode())
         groups.append(group)
     return groups, digest.hexdigest()
 
@@ -162,7 +150,7 @@ def main() -> None:
 
     base = results["sequential"]
     if len({row["prompts_digest"] for row in results.values()}) != 1:
-        raise SystemExit("the modes did not answer the same prompts")
+        raise SystemExit("the modes did not answer the same requests")
     print(
         f"local:smollm2, {args.items} change-of-mind items x 36 stage-2 prompts (the "
         f"paradigm's, seed {args.seed}), "
