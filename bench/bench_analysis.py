@@ -3,12 +3,15 @@
     python bench/bench_analysis.py [--trials 1000000] [--models 2] [--dir DIR] [--keep]
 
 Goal (issue 4): under 30 s and under 4 GiB. The run directory is synthesised once, in the
-run store's own formats: trials.parquet with every column the harness writes, and a
-calls.jsonl with every stage-1 call (calibration split included) *and* one realistic line per
-stage-2 call (about 1.8 KB each, like the runner's records), since the analysis must read past
-a million of them. The trials come from the simulated agent (`SimBayesBackend.simulate`,
-biased and with a miscalibrated readout, tau = 2), so the calibration, the fits and the figures
-all do real work.
+run store's own formats: trials.parquet with every column the harness writes for the
+change-of-mind paradigm (`harness.trials_table.table_columns`), and a calls.jsonl with a
+record of every stage-1 call (calibration split included) *and* of every stage-2 call, each
+line laid out by the harness's own `CallRecord.to_line` (current record schema, the turn's
+facts under `request.situation`; a stage-2 line is about 1.6 KB, like the runner's), since
+the analysis reads past a million of them (the stage-1 table skips them by their first bytes;
+the report's example trials parse every record). The trials come from the simulated agent
+(`SimBayesBackend.simulate`, biased and with a miscalibrated readout, tau = 2), so the
+calibration, the fits and the figures all do real work.
 
 The analysis then runs in a fresh child process (`mindshift analyse RUN_DIR --fitted-model
 tobit`, the CLI a user would run), so its wall time and peak resident memory (the child's
@@ -28,23 +31,37 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mindshift.harness.trials_table import write_trials_table
+from mindshift.harness.paradigm import TurnAnswer
+from mindshift.harness.record import CallRecord, StoredRequest, record_problem
+from mindshift.harness.run_format import CALLS_FILE, MANIFEST_FILE
+from mindshift.harness.trial_ids import seed_from_id
+from mindshift.harness.trials_table import table_columns, write_trials_table
+from mindshift.harness.types import Item, Message, OptionReadout, Prompt, Usage
+from mindshift.paradigms import ChangeOfMind
 from mindshift.paradigms.agent.sim_bayes import SimBayesBackend, SimBayesParams
+from mindshift.paradigms.facts import AdviceFacts
 
 DISPLAYS = ("shown", "hidden")
 ADVICE = ("same", "opposite", "neutral")
 ACCURACIES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 CALIBRATION_ITEMS = 5000
-PROMPT = (
-    "Answer the following multiple-choice question.\\n\\nWhat is the latitude of {city}?\\n"
-    "A. 49.78° N\\nB. 74.67° N\\n\\nYour initial answer was: A\\nAn advice LLM that is 70% "
-    "accurate recommends answer B.\\n\\nTaking this information into account, reply with the "
-    "letter of the correct option only."
+OPTIONS = ("49.78° N", "74.67° N")
+QUESTION = "What is the latitude of {item_id}?"
+STAGE1_PROMPT = (
+    "Answer the following multiple-choice question.\n\n{question}\nA. 49.78° N\nB. 74.67° N"
+    "\n\nReply with the letter of the correct option only."
 )
+STAGE2_PROMPT = (
+    "Answer the following multiple-choice question.\n\n{question}\nA. 49.78° N\nB. 74.67° N"
+    "\n\nYour initial answer was: A\nAn advice LLM that is 70% accurate recommends answer B."
+    "\n\nTaking this information into account, reply with the letter of the correct option only."
+)
+FINISHED_AT = "2026-11-26T21:43:19.617+00:00"
 
 
 def _ids(prefix: str, n: int) -> np.ndarray:
@@ -81,6 +98,16 @@ def _model_trials(
         np.where(advice == "opposite", np.where(initial_t == "A", "B", "A"), None),
     )
     q = block.final_prob_initial
+    display = np.tile(np.array([c[0] for c in conditions], dtype=object), n_items)
+    initial_confidence = np.repeat(block.initial_confidence, k)
+    shown = display == "shown"
+    # Two options: the advised option is the initial answer (same) or the other one
+    # (opposite); neutral advice advises none. A hidden display shows no answer.
+    prob_advised = np.where(
+        advice == "same",
+        initial_confidence,
+        np.where(advice == "opposite", 1.0 - initial_confidence, np.nan),
+    )
     trials = pd.DataFrame(
         {
             "trial_id": _ids(f"{model}|s2", n_items * k),
@@ -93,12 +120,19 @@ def _model_trials(
             "condition": np.tile(
                 np.array([f"{d}/{a}/{acc:.2f}" for d, a, acc in conditions], dtype=object), n_items
             ),
-            "display": np.tile(np.array([c[0] for c in conditions], dtype=object), n_items),
+            "turn": 2,
+            "readout": "logprobs",
+            "display": display,
             "advice": advice,
             "accuracy": np.tile(np.array([c[2] for c in conditions]), n_items),
             "advised": advised,
+            "initial_prob_advised": prob_advised,
+            "displayed_choice": np.where(shown, initial_t, None),
+            "initial_prob_displayed": np.where(shown, initial_confidence, np.nan),
+            "final_prob_displayed": np.where(shown, q, np.nan),
+            "advisors": None,
             "initial_choice": initial_t,
-            "initial_confidence": np.repeat(block.initial_confidence, k),
+            "initial_confidence": initial_confidence,
             "initial_correct": np.repeat(block.initial_correct, k),
             "initial_censored": False,
             "initial_outside_mass": 0.0,
@@ -111,6 +145,9 @@ def _model_trials(
             "final_outside_mass": 0.0,
         }
     )
+    # Every column, in the order, of the table the harness writes for this paradigm: a
+    # column the harness adds (or drops) stops the benchmark here rather than skewing it.
+    trials = trials[table_columns(ChangeOfMind)]
     stage1 = pd.DataFrame(
         {
             "trial_id": stage1_ids,
@@ -123,26 +160,125 @@ def _model_trials(
     return trials, stage1.to_numpy()
 
 
-def _stage1_line(model: str, row: np.ndarray, condition: str) -> str:
-    trial_id, item_id, correct, choice, confidence = row
-    p_choice = float(confidence)
+def _item(item_id: str, correct: str) -> Item:
+    return Item(
+        item_id=item_id,
+        question=QUESTION.format(item_id=item_id),
+        labels=("A", "B"),
+        options=OPTIONS,
+        correct=correct,
+    )
+
+
+def _prompt(template: str, item: Item) -> Prompt:
+    content = template.format(question=item.question)
+    return Prompt((Message(role="user", content=content),), "My answer is:", item.labels)
+
+
+def _stage1_line(model: str, row: np.ndarray, condition: str) -> bytes:
+    """A stage-1 call's record, as the run store writes it (`CallRecord.to_line`)."""
+    trial_id, item_id, correct, choice, confidence = (str(value) for value in row)
+    item = _item(item_id, correct)
     other = "B" if choice == "A" else "A"
-    probs = {choice: p_choice, other: 1.0 - p_choice}
-    record = {
-        "trial_id": trial_id,
-        "stage": 1,
-        "model": model,
-        "spec": "sim:bayes",
-        "paradigm": "change-of-mind",
-        "item": {"id": item_id, "labels": ["A", "B"], "options": ["x", "y"], "correct": correct},
-        "condition": condition,
-        "factors": {},
-        "repeat": 0,
-        "choice": choice,
-        "readout": {"mass": probs, "probs": dict(sorted(probs.items())), "censored": False},
-        "error": None,
-    }
-    return json.dumps(record, separators=(",", ":"))
+    probs = {choice: float(confidence), other: 1.0 - float(confidence)}
+    request = StoredRequest(
+        prompt=_prompt(STAGE1_PROMPT, item),
+        temperature=1.0,
+        seed=seed_from_id(trial_id, "sample"),
+        situation=AdviceFacts.initial(item).to_json(),
+    )
+    record = CallRecord(
+        trial_id=trial_id,
+        stage=1,
+        model=model,
+        item=item,
+        condition=condition,
+        repeat=0,
+        spec="sim:bayes",
+        paradigm="change-of-mind",
+        request=request,
+        response={"latent_logodds": 1.0},
+        choice=choice,
+        readout=OptionReadout(
+            mass=dict(probs), probs=dict(sorted(probs.items())), outside_mass=0.0, censored=False
+        ),
+        usage=Usage(),
+        latency_s=0.001,
+        batch_size=1,
+        attempts=1,
+        finished_at=FINISHED_AT,
+        readout_method="logprobs",
+    )
+    return record.to_line()
+
+
+STAGE2_FIELDS = ("trial_id", "item_id", "correct", "condition", "initial_trial_id", "choice")
+"""The text fields of a stage-2 line that differ from trial to trial (`_stage2_template`)."""
+STAGE2_NUMBERS = ("prob_a", "prob_b")
+"""Its number fields: the final probabilities of A and B."""
+
+
+def _stage2_template(model: str) -> str:
+    """A stage-2 call's record as the run store writes it (`CallRecord.to_line`), made once
+    per model as a `str.format` template of the fields that differ from trial to trial: a
+    million records built one by one would take minutes. The rest (the advice in the prompt
+    and in its facts) is the same on every line; only the lines' layout and length matter,
+    since the analysis reads them only to pick the report's example trials."""
+    item = _item("@item_id@", "@correct@")
+    initial = TurnAnswer(choice="A", probs={"A": 0.7379826421322149, "B": 0.2620173578677851})
+    facts = AdviceFacts.followup(
+        item,
+        initial,
+        display="shown",
+        advice="opposite",
+        accuracy=0.7,
+        advised="B",
+        displayed="A",
+    )
+    # Placeholders where the numbers go: the quotes around them are dropped below.
+    probs: dict[str, Any] = {"A": "@prob_a@", "B": "@prob_b@"}
+    record = CallRecord(
+        trial_id="@trial_id@",
+        stage=2,
+        model=model,
+        item=item,
+        condition="@condition@",
+        repeat=0,
+        spec="sim:bayes",
+        paradigm="change-of-mind",
+        factors={"display": "shown", "advice": "opposite", "accuracy": 0.7},
+        initial_trial_id="@initial_trial_id@",
+        request=StoredRequest(
+            prompt=_prompt(STAGE2_PROMPT, item),
+            temperature=1.0,
+            seed=613664151058703693,
+            situation=facts.to_json(),
+        ),
+        response={"logodds_initial": 0.123456789},
+        choice="@choice@",
+        readout=OptionReadout(mass=probs, probs=probs, outside_mass=0.0, censored=False),
+        usage=Usage(),
+        latency_s=0.001,
+        batch_size=36,
+        attempts=1,
+        finished_at=FINISHED_AT,
+        readout_method="logprobs",
+    )
+    template = record.to_line().decode("utf-8").replace("{", "{{").replace("}", "}}")
+    for name in STAGE2_NUMBERS:
+        template = template.replace(f'"@{name}@"', f"{{{name}}}")
+    for name in STAGE2_FIELDS:
+        template = template.replace(f"@{name}@", f"{{{name}}}")
+    return template
+
+
+def _check_line(line: bytes) -> None:
+    """Stop unless `line` is a call record the run store reads back as written (the report's
+    example trials swallow an unreadable log, which would only make the analysis look fast)."""
+    decoded = json.loads(line)
+    problem = record_problem(decoded)
+    if problem is not None or CallRecord.from_json(decoded).to_line() != line:
+        raise SystemExit(f"a synthesised record is not the run store's: {problem or 'layout'}")
 
 
 def write_run(run_dir: Path, n_trials: int, n_models: int) -> None:
@@ -155,47 +291,41 @@ def write_run(run_dir: Path, n_trials: int, n_models: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     frames = []
     models = [f"model{m}" for m in range(n_models)]
-    with (run_dir / "calls.jsonl").open("w", encoding="utf-8") as calls:
+    with (run_dir / CALLS_FILE).open("wb") as calls:
         for m, model in enumerate(models):
             params = biased if m % 2 == 0 else ideal
             trials, stage1 = _model_trials(model, params, per_model, seed=m)
             frames.append(trials)
-            calls.writelines(_stage1_line(model, row, "initial") + "\n" for row in stage1)
+            lines = [_stage1_line(model, row, "initial") for row in stage1]
             _, calibration = _model_trials(f"{model}-cal", params, CALIBRATION_ITEMS, seed=100 + m)
-            calls.writelines(_stage1_line(model, row, "calibration") + "\n" for row in calibration)
-            # The stage-2 records, of realistic length, that the analysis has to skip.
-            prompt = json.dumps(PROMPT)[1:-1]
-            head = '{"trial_id":"'
-            for trial_id, item_id, condition, choice, q in zip(
-                trials["trial_id"],
-                trials["item_id"],
-                trials["condition"],
-                trials["final_choice"],
+            lines += [_stage1_line(model, row, "calibration") for row in calibration]
+            _check_line(lines[0])
+            calls.writelines(lines)
+            # The stage-2 records, a million in a large run, that the analysis reads past.
+            template = _stage2_template(model)
+            prob_a = np.where(
+                trials["initial_choice"] == "A",
                 trials["final_prob_initial"],
-                strict=True,
-            ):
-                calls.write(
-                    f'{head}{trial_id}","stage":2,"model":"{model}","spec":"sim:bayes",'
-                    f'"paradigm":"change-of-mind","item":{{"id":"{item_id}","question":'
-                    f'"What is the latitude of {item_id}?","labels":["A","B"],"options":'
-                    f'["49.78° N","74.67° N"],"correct":"A"}},"condition":"{condition}",'
-                    f'"request":{{"messages":[{{"role":"user","content":"{prompt}"}}],'
-                    f'"answer_prefix":"My answer is:","labels":["A","B"],"temperature":1.0,'
-                    f'"seed":613664151058703693,"situation":{{"stage":2,"item_id":"{item_id}",'
-                    f'"correct":"A","display":"shown","advice":"opposite","accuracy":0.7,'
-                    f'"advised":"B","initial_choice":"A","initial_confidence":0.7379826421322149}}}},'
-                    f'"response":{{"logodds_initial":0.123456789}},"factors":{{"display":"shown",'
-                    f'"advice":"opposite","accuracy":0.7}},"repeat":0,"initial_trial_id":'
-                    f'"a8749b6dc5625dc9560d","finished_at":"2026-11-26T21:43:19.617+00:00",'
-                    f'"choice":"{choice}","readout":{{"probs":{{"A":{q},"B":{1 - q}}},'
-                    f'"outside_mass":0.0,"censored":false}},"usage":{{"input_tokens":0,'
-                    f'"output_tokens":0}},"latency_s":0.001,"attempts":1,"error":null}}\n'
-                )
+                1.0 - trials["final_prob_initial"],
+            )
+            columns = [trials[name] for name in ("trial_id", "item_id", "correct", "condition")]
+            columns += [trials["initial_trial_id"], trials["final_choice"], prob_a, 1.0 - prob_a]
+            for number, values in enumerate(zip(*columns, strict=True)):
+                fields = dict(zip((*STAGE2_FIELDS, *STAGE2_NUMBERS), values, strict=True))
+                line = template.format(**fields).encode("utf-8")
+                if number == 0:
+                    _check_line(line)
+                calls.write(line)
     # As the harness writes it: stamped with the fingerprint of the calls.jsonl it was built
     # from, which tells `analyse` the log is unchanged since the harness read it.
     write_trials_table(run_dir, pd.concat(frames, ignore_index=True))
-    manifest = {"config": {"experiment": {"name": "bench"}, "models": [{"id": m} for m in models]}}
-    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    manifest = {
+        "config": {
+            "experiment": {"name": "bench", "paradigm": "change-of-mind"},
+            "models": [{"id": m} for m in models],
+        }
+    }
+    (run_dir / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def main() -> int:
