@@ -84,7 +84,7 @@ def test_report_is_self_contained(analysed: tuple[Path, dict[str, Any]]) -> None
     # Every table says which analysis function computed it.
     tables = report.count('<div class="scroll"><table>')
     assert tables >= 10
-    assert report.count('class="src">Computed by <code>analysis.') >= tables - 2
+    assert report.count('class="src">Computed by <code>mindshift.analysis.') >= tables - 2
     # Models side by side: both are columns of the CoM tables.
     assert "<th>bayes</th><th>sim</th>" in report and "OUCS, <code>sim</code>" in report
     # Facts about the run come from its manifest.

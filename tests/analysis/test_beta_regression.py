@@ -122,7 +122,7 @@ def test_analysis_imports_without_pymc() -> None:
     code = (
         "import sys\n"
         "for name in ('pymc', 'arviz', 'numba', 'pytensor'): sys.modules[name] = None\n"
-        "import analysis, analysis.beta.regression as br\n"
+        "import mindshift.analysis.beta.regression as br\n"
         "try:\n"
         "    br.fit_beta_model(None)\n"
         "except br.BayesExtraMissing as error:\n"

@@ -39,6 +39,6 @@ def test_beta_tables_are_rendered_when_the_extra_is_there(
     assert results.fitted_model.kind == "beta"
     html = render_report(results, {})
     assert "Models A-D by PSIS-LOO" in html and "17263.000" in html
-    assert "<code>analysis.fake.compare</code>" in html
+    assert "<code>mindshift.analysis.fake.compare</code>" in html
     # The Tobit fit stays beside it, as the cross-check.
-    assert "<code>analysis.measures.fit.fit_update_model</code>" in html
+    assert "<code>mindshift.analysis.measures.fit.fit_update_model</code>" in html
