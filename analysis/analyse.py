@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from mindshift.analysis.data.examples import choose_examples
 from mindshift.analysis.data.load import RunData, load_run
 from mindshift.analysis.data.temperature import Prior
 from mindshift.analysis.engines.logodds import BAYES_CLIP
@@ -16,7 +17,7 @@ from mindshift.analysis.render.context import ReportContext, ViewerLink, protoco
 from mindshift.analysis.render.outputs import output_lock, write_outputs
 from mindshift.harness.errors import RunDirError, UserError
 from mindshift.harness.run_format import CALLS_FILE
-from mindshift.harness.transcripts import VIEWER_FILE, Transcript, read_example_transcripts
+from mindshift.harness.transcripts import VIEWER_FILE, Transcript, read_transcripts_of
 from mindshift.paradigms.registry import installed_paradigms
 
 OUTPUT_DIR: Final = "analysis"
@@ -87,10 +88,13 @@ def _report_context(run: RunData) -> ReportContext:
         protocol = protocol_of(name, paradigm)
     examples: dict[str, Transcript] = {}
     if (run.run_dir / CALLS_FILE).is_file():
+        choice = choose_examples(run.raw_trials)
         try:
-            examples = read_example_transcripts(run.run_dir, strict=False)
+            transcripts = read_transcripts_of(run.run_dir, choice.keys, strict=False)
         except (RunDirError, OSError):
-            examples = {}
+            transcripts = []
+        by_condition = {t.condition: t for t in transcripts if not t.failed}
+        examples = {c: by_condition[c] for c in choice.conditions if c in by_condition}
     viewer = ViewerLink(written=(run.run_dir / VIEWER_FILE).is_file(), run_dir=str(run.run_dir))
     return ReportContext(protocol=protocol, examples=examples, viewer=viewer)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mindshift.harness.errors import RunDirError
-from mindshift.harness.run_format import CallKey, encode_line, line_stage
+from mindshift.harness.run_format import CallKey, encode_line, line_key
 from mindshift.harness.types import (
     ChoiceRequest,
     Item,
@@ -463,17 +463,24 @@ def _complete_lines(path: Path) -> Iterator[bytes]:
 
 
 def read_call_records(
-    path: Path, *, strict: bool = True, stages: Collection[int] | None = None
+    path: Path,
+    *,
+    strict: bool = True,
+    stages: Collection[int] | None = None,
+    keys: Collection[CallKey] | None = None,
 ) -> Iterator[CallRecord]:
     """Records of a calls.jsonl (or failures.jsonl), skipping a torn final line (the call
     that was in flight).
 
     Any other line that is not a whole call record (undecodable, not JSON, JSON of another
     shape, a key missing or of the wrong type) raises RunDirError naming the file and line.
-    `stages`: read only records of these stages; lines of other stages written by the run
-    store are passed over without parsing (a large run holds a million later turns).
+    `stages`: read only records of these stages; `keys`: only records of these keys. Lines
+    the filters leave out that the run store wrote are passed over without parsing (a large
+    run holds a million later turns), so their damage goes unnoticed here.
     """
-    return map(CallRecord.from_json, _checked_records(path, strict=strict, stages=stages))
+    return map(
+        CallRecord.from_json, _checked_records(path, strict=strict, stages=stages, keys=keys)
+    )
 
 
 def read_stored_answers(
@@ -485,15 +492,22 @@ def read_stored_answers(
 
 
 def _checked_records(
-    path: Path, *, strict: bool, stages: Collection[int] | None
+    path: Path,
+    *,
+    strict: bool,
+    stages: Collection[int] | None,
+    keys: Collection[CallKey] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The decoded lines of `path` that `record_problem` accepts (see `read_call_records`)."""
     for number, line in enumerate(_complete_lines(path), start=1):
         if not line.strip():
             continue
-        if stages is not None:
-            stage = line_stage(line)
-            if stage is not None and stage not in stages:
+        if stages is not None or keys is not None:
+            key = line_key(line)
+            if key is not None and (
+                (stages is not None and key[1] not in stages)
+                or (keys is not None and key not in keys)
+            ):
                 continue
         if len(line) - 1 > MAX_LINE_BYTES:
             raise RunDirError(
@@ -512,5 +526,8 @@ def _checked_records(
         problem = record_problem(decoded, strict=strict)
         if problem is not None:
             raise RunDirError(f"{path}: line {number} {problem}; the log is damaged")
-        if stages is None or decoded["stage"] in stages:
-            yield decoded
+        if stages is not None and decoded["stage"] not in stages:
+            continue  # a line in another layout, filtered once parsed
+        if keys is not None and (decoded["trial_id"], decoded["stage"]) not in keys:
+            continue
+        yield decoded

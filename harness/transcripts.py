@@ -9,14 +9,15 @@ conditions) is what puts a branch together. A turn-1 call that opens no branch (
 item, a turn 1 that failed before any later turn was planned, a run stopped after its first
 wave) is a trial of its own.
 
-`mindshift view` renders every transcript of a run as an HTML trial browser; the analysis may
-show a few of them (`example_transcripts`) in its report. This module reads only the engine's
-contracts (`harness.record`, `harness.run_format`), so the analysis may import it.
+`mindshift view` renders every transcript of a run as an HTML trial browser; the analysis
+shows a few of them in its report (`read_transcripts_of` the calls it chose). This module
+reads only the engine's contracts (`harness.record`, `harness.run_format`), so the analysis
+may import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -191,38 +192,20 @@ def read_transcripts(run_dir: Path, *, strict: bool = True) -> list[Transcript]:
     return group_transcripts(read_call_records(run_dir / CALLS_FILE, strict=strict))
 
 
-def example_transcripts(
-    transcripts: Sequence[Transcript], *, model: str | None = None
-) -> dict[str, Transcript]:
-    """One trial per condition, in the order the conditions first appear: the first
-    answered trial of each (a failed one only where no trial of the condition succeeded).
-    `model`: only that model's trials."""
-    chosen: dict[str, Transcript] = {}
-    for transcript in transcripts:
-        if model is not None and transcript.model != model:
-            continue
-        held = chosen.get(transcript.condition)
-        if held is None or (held.failed and not transcript.failed):
-            chosen[transcript.condition] = transcript
-    return chosen
+def read_transcripts_of(
+    run_dir: Path, keys: Collection[CallKey], *, strict: bool = True
+) -> list[Transcript]:
+    """The transcripts made of the calls with these keys, with full records (the first
+    record of a key, as the run store keeps it), grouped as `group_transcripts` groups them.
 
-
-def read_example_transcripts(
-    run_dir: Path, *, strict: bool = True, model: str | None = None
-) -> dict[str, Transcript]:
-    """`example_transcripts` of a run directory, with full records, for the report: one
-    trial per condition. Reads calls.jsonl twice (outlines to choose, then the chosen
-    calls) so that a large log never sits in memory whole."""
-    path = run_dir / CALLS_FILE
-    chosen = example_transcripts(
-        group_transcripts(map(outline, read_call_records(path, strict=strict))), model=model
-    )
-    wanted = {turn.key for transcript in chosen.values() for turn in transcript.turns}
-    full: dict[CallKey, CallRecord] = {}
-    for record in read_call_records(path, strict=strict):
-        if record.key in wanted:
-            full.setdefault(record.key, record)
-    return {
-        condition: Transcript(tuple(full.get(turn.key, turn) for turn in transcript.turns))
-        for condition, transcript in chosen.items()
-    }
+    Reads only those lines of calls.jsonl (the others are passed over unparsed) and stops
+    once every key is found, so a few example trials cost little however long the log is.
+    A key the log lacks is left out."""
+    wanted = set(keys)
+    found: dict[CallKey, CallRecord] = {}
+    if wanted:
+        for record in read_call_records(run_dir / CALLS_FILE, strict=strict, keys=wanted):
+            found.setdefault(record.key, record)
+            if len(found) == len(wanted):
+                break
+    return group_transcripts(found.values())

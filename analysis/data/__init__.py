@@ -3,7 +3,8 @@
 The trials table's contract (`schema`: the engine's columns and the advice protocols'),
 reading a run directory (`load`), the stage-1 table (`stage1`), temperature scaling of the
 confidence readout (`temperature`), framing on the displayed answer (`framing`), the
-preparation every measure reads (`prepare`) and each condition's last turn (`turns`).
+preparation every measure reads (`prepare`), each condition's last turn (`turns`) and the
+report's example trials (`examples`).
 Nothing here computes a measure: it shapes the data the measures are computed from.
 
 May import: `analysis.errors`, `analysis.engines` and each other. Never `analysis.beta`,

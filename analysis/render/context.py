@@ -74,6 +74,6 @@ class ReportContext:
 
     protocol: Protocol | None = None
     examples: Mapping[str, Transcript] = field(default_factory=dict)
-    """One trial per condition (`harness.transcripts.read_example_transcripts`), in the
-    order the conditions first appear."""
+    """One answered trial per condition (`analysis.data.examples`), in the order the
+    conditions first appear."""
     viewer: ViewerLink | None = None

@@ -29,17 +29,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from mindshift.analysis.data.examples import choose_examples
 from mindshift.cli import main
+from mindshift.harness.errors import RunDirError
 from mindshift.harness.record import read_call_records
 from mindshift.harness.transcripts import (
     VIEWER_FILE,
     Transcript,
-    example_transcripts,
     group_transcripts,
-    read_example_transcripts,
     read_transcripts,
+    read_transcripts_of,
 )
 from mindshift.harness.types import Message, Prompt
 from mindshift.view import build_page
@@ -522,22 +524,31 @@ def test_a_turn_1_without_later_turns_is_a_trial_of_its_own(small_run: Path) -> 
         Transcript(())
 
 
-def test_example_transcripts_give_one_answered_trial_per_condition(small_run: Path) -> None:
-    transcripts = read_transcripts(small_run)
-    examples = example_transcripts(transcripts)
-    conditions = list(dict.fromkeys(t.condition for t in transcripts))
-    assert list(examples) == conditions and len(conditions) == 36
-    assert all(examples[c].condition == c and not examples[c].failed for c in conditions)
-    # read_example_transcripts gives the same trials, with every text of their records.
-    read = read_example_transcripts(small_run)
-    assert {c: t.trial_id for c, t in read.items()} == {c: t.trial_id for c, t in examples.items()}
-    assert all(read[c].turns == examples[c].turns for c in conditions)
-    assert example_transcripts(transcripts, model="other") == {}
-    # A failed trial is an example only where no trial of its condition was answered.
-    spoiled = [
-        Transcript((*t.turns[:-1], replace(t.last, choice=None, error="x")))
-        if t.trial_id == examples[conditions[0]].trial_id
-        else t
-        for t in transcripts
-    ]
-    assert example_transcripts(spoiled)[conditions[0]].failed
+def test_the_report_examples_are_one_answered_trial_per_condition_read_alone(
+    small_run: Path, tmp_path: Path
+) -> None:
+    transcripts = {t.trial_id: t for t in read_transcripts(small_run)}
+    trials = pd.read_parquet(small_run / "trials.parquet")
+    choice = choose_examples(trials)
+    conditions = list(dict.fromkeys(trials["condition"]))
+    assert list(choice.conditions) == conditions and len(conditions) == 36
+    # The first row of each condition, with its turn-1 call.
+    firsts = trials.drop_duplicates("condition")
+    assert choice.keys == {(t, 2) for t in firsts["trial_id"]} | {
+        (t, 1) for t in firsts["initial_trial_id"]
+    }
+    read = read_transcripts_of(small_run, choice.keys)
+    # One answered trial per condition, each with every text of its records: the same
+    # transcript the whole log grouped gives.
+    assert sorted(t.condition for t in read) == sorted(conditions)
+    assert all(not t.failed and t == transcripts[t.trial_id] for t in read)
+    # Only the chosen calls are read, and reading stops once they are found: a line that no
+    # reader could parse after them goes unread (the whole-log reader refuses it).
+    copy = tmp_path / "run"
+    shutil.copytree(small_run, copy)
+    with (copy / "calls.jsonl").open("a", encoding="utf-8") as log:
+        log.write("not a record\n{}\n")
+    assert read_transcripts_of(copy, choice.keys) == read
+    with pytest.raises(RunDirError, match="not valid JSON"):
+        read_transcripts(copy)
+    assert read_transcripts_of(small_run, ()) == []
