@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PHASES = ("import", "run", "analyse")
@@ -137,6 +138,51 @@ def _without_paths(document: object) -> object:
     return document
 
 
+@dataclass
+class SummaryComparison:
+    """Value by value: the entries both summaries hold, equal or not (numbers to 1e-9), and
+    those only one holds (a newer analysis adds entries; it should change none)."""
+
+    equal: int = 0
+    differing: list[str] = field(default_factory=list)
+    only_old: list[str] = field(default_factory=list)
+    only_new: list[str] = field(default_factory=list)
+
+    def walk(self, old: object, new: object, path: str = "") -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in old:
+                if key in new:
+                    self.walk(old[key], new[key], f"{path}.{key}")
+                else:
+                    self.only_old.append(f"{path}.{key}")
+            self.only_new += [f"{path}.{key}" for key in new if key not in old]
+        elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            for index, (one, other) in enumerate(zip(old, new, strict=True)):
+                self.walk(one, other, f"{path}[{index}]")
+        elif _number(old) and _number(new):
+            assert isinstance(old, int | float) and isinstance(new, int | float)
+            self._count(math.isclose(old, new, rel_tol=1e-9, abs_tol=1e-12), path)
+        else:
+            self._count(old == new, path)
+
+    def _count(self, same: bool, path: str) -> None:
+        if same:
+            self.equal += 1
+        else:
+            self.differing.append(path)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.equal} shared values equal, {len(self.differing)} differ"
+            + (f" ({', '.join(self.differing[:5])}, ...)" if self.differing else "")
+            + f"; {len(self.only_new)} entries only in new, {len(self.only_old)} only in old"
+        )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _median(runs: list[DemoTiming], phases: tuple[str, ...], kind: str) -> float:
     """The median over runs of the seconds (`kind`: wall or cpu) spent in `phases`."""
     return float(
@@ -178,8 +224,9 @@ def main() -> int:
         ow, nw = _median(old_runs, chosen, "wall"), _median(new_runs, chosen, "wall")
         oc, nc = _median(old_runs, chosen, "cpu"), _median(new_runs, chosen, "cpu")
         print(f"{phase:8} {ow:9.2f} {nw:9.2f} {nw / ow:6.3f}  {oc:8.2f} {nc:8.2f} {nc / oc:6.3f}")
-    same = _without_paths(old_runs[0].summary) == _without_paths(new_runs[0].summary)
-    print(f"\nsummary.json of old and new equal (paths aside): {same}")
+    comparison = SummaryComparison()
+    comparison.walk(_without_paths(old_runs[0].summary), _without_paths(new_runs[0].summary))
+    print(f"\nsummary.json, old against new (paths aside): {comparison}")
     return 0
 
 
