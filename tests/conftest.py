@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -93,6 +94,12 @@ def sim_config_text(
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Ctrl-C as a terminal delivers it. A shell that starts the suite in the background
+    # (`make test &`, a CI runner's detached step) hands it SIGINT ignored; Python then
+    # installs no KeyboardInterrupt handler, nor do the subprocesses the tests start, and
+    # the tests of what Ctrl-C does would fail for the launcher's reason, not the code's.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "auto_beta: keep the real size threshold at which `--fitted-model auto` picks the "
