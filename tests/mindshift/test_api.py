@@ -192,9 +192,7 @@ def test_an_interrupt_in_a_notebook_stops_the_run_cleanly_and_it_resumes(
 ) -> None:
     """Ctrl-C while a cell waits for a run: the worker stops, the directory is unlocked, and
     the same call resumes to every planned call, each stored once."""
-    # Slow enough that the interrupt lands mid-run even when a loaded machine starves the
-    # thread that sends it (at 10 ms a call, the run once finished first under CI's load).
-    slow = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3, latency_s = 0.05 }"
+    slow = "{ choice_support = 0.8, w_same = 1.0, w_opposite = 2.5, noise = 0.3, latency_s = 0.01 }"
     items = 8
     config = write_config(sim_config_text(items=items, params=slow))
     run_dir = tmp_path / "run"
