@@ -59,16 +59,10 @@ def encode_line(record_json: dict[str, Any]) -> bytes:
 
 def line_key(line: bytes) -> CallKey | None:
     """The key of a line written by `encode_line`, read from its first bytes without
-    parsing; None for a line in another layout (parse it to know its key)."""
+    parsing; None for a line in another layout (parse it to know its key). A reader that
+    needs only some stages or calls (the analysis reads the first turns and a few example
+    trials; a large run holds a million later turns) skips the others by this."""
     match = _KEY_PREFIX.match(line)
     if match is None:
         return None
     return (match.group(1).decode(), int(match.group(2)))
-
-
-def line_stage(line: bytes) -> int | None:
-    """The stage (turn) of a line written by `encode_line`, without parsing; None when the
-    line is in another layout. A reader that needs only some stages (the analysis reads the
-    first turns; a large run holds a million later ones) skips the others by this."""
-    key = line_key(line)
-    return None if key is None else key[1]

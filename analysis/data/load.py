@@ -192,7 +192,7 @@ def load_stage1_calls(path: Path) -> pd.DataFrame:
     call in flight when a run was killed) is skipped; any other line that is not a call
     record is an `AnalysisInputError` naming the file and the line. Only turn-1 records are
     parsed: the lines of later turns, a million in a large run, are recognised by their
-    first bytes (`harness.run_format.line_stage`) and passed over.
+    first bytes (`harness.run_format.line_key`) and passed over.
     """
     try:
         return stage1_table(read_stored_answers(path, strict=False, stages=STAGE1_ONLY))
