@@ -205,11 +205,16 @@ def _turn_entries(results: MeasureResults, model: str) -> dict[str, Any]:
     return {"turns": nested}
 
 
+def last_turn(results: MeasureResults) -> int:
+    """The highest turn of the results' trials (2 for a two-turn protocol, and for none)."""
+    turns = results.table("turns")
+    return int(turns["turn"].max()) if not turns.empty else TWO_TURN
+
+
 def beyond_two_turns(results: MeasureResults) -> bool:
     """Whether any answer of the results came after turn 2: the report draws the
     trajectories only then (a two-turn protocol's are its change-of-mind tables)."""
-    turns = results.table("turns")
-    return not turns.empty and int(turns["turn"].max()) > TWO_TURN
+    return last_turn(results) > TWO_TURN
 
 
 register(

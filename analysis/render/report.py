@@ -48,7 +48,7 @@ from mindshift.analysis.measures.overweighting import POOLED
 from mindshift.analysis.measures.registry import Measure, Scale, cited
 from mindshift.analysis.measures.results import Results
 from mindshift.analysis.measures.switching import BINS, MIN_TRIALS
-from mindshift.analysis.measures.turns import beyond_two_turns
+from mindshift.analysis.measures.turns import beyond_two_turns, last_turn
 from mindshift.analysis.render.context import Protocol, ReportContext, ViewerLink
 from mindshift.analysis.render.figures import ESTIMATES_FILE
 from mindshift.analysis.render.readouts import model_readouts
@@ -460,7 +460,7 @@ def _design_lead(results: Results, main_design: bool, protocol: Protocol | None)
             "neutral, from an advisor of stated accuracy (stage 2). Counts below are read back "
             "from the data.</p>"
         )
-    last = _last_turn(results)
+    last = last_turn(results)
     turns = (
         f"then asked again under every condition, turn after turn (up to turn {last}), each "
         "turn built from the answers before it"
@@ -482,12 +482,6 @@ def _design_lead(results: Results, main_design: bool, protocol: Protocol | None)
         "Counts below are read back from the data; trials are answered later turns. What "
         "each condition says to the model is in the example trials (one per condition).</p>"
     )
-
-
-def _last_turn(results: Results) -> int:
-    """The highest turn of the run's trials (2 for a two-turn protocol)."""
-    turns = results.table("turns")
-    return int(turns["turn"].max()) if not turns.empty else TWO_TURN
 
 
 def _wrapping(text: str) -> str:
