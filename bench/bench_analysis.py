@@ -175,6 +175,22 @@ def _prompt(template: str, item: Item) -> Prompt:
     return Prompt((Message(role="user", content=content),), "My answer is:", item.labels)
 
 
+def _sim_record(**fields: Any) -> CallRecord:
+    """A call record of the simulated agent with what every synthesised call shares (no
+    repeat, no usage, one attempt, read by logprobs at one fixed time); `fields` the rest."""
+    return CallRecord(
+        repeat=0,
+        spec="sim:bayes",
+        paradigm="change-of-mind",
+        usage=Usage(),
+        latency_s=0.001,
+        attempts=1,
+        finished_at=FINISHED_AT,
+        readout_method="logprobs",
+        **fields,
+    )
+
+
 def _stage1_line(model: str, row: np.ndarray, condition: str) -> bytes:
     """A stage-1 call's record, as the run store writes it (`CallRecord.to_line`)."""
     trial_id, item_id, correct, choice, confidence = (str(value) for value in row)
@@ -187,27 +203,19 @@ def _stage1_line(model: str, row: np.ndarray, condition: str) -> bytes:
         seed=seed_from_id(trial_id, "sample"),
         situation=AdviceFacts.initial(item).to_json(),
     )
-    record = CallRecord(
+    record = _sim_record(
         trial_id=trial_id,
         stage=1,
         model=model,
         item=item,
         condition=condition,
-        repeat=0,
-        spec="sim:bayes",
-        paradigm="change-of-mind",
         request=request,
         response={"latent_logodds": 1.0},
         choice=choice,
         readout=OptionReadout(
             mass=dict(probs), probs=dict(sorted(probs.items())), outside_mass=0.0, censored=False
         ),
-        usage=Usage(),
-        latency_s=0.001,
         batch_size=1,
-        attempts=1,
-        finished_at=FINISHED_AT,
-        readout_method="logprobs",
     )
     return record.to_line()
 
@@ -237,15 +245,12 @@ def _stage2_template(model: str) -> str:
     )
     # Placeholders where the numbers go: the quotes around them are dropped below.
     probs: dict[str, Any] = {"A": "@prob_a@", "B": "@prob_b@"}
-    record = CallRecord(
+    record = _sim_record(
         trial_id="@trial_id@",
         stage=2,
         model=model,
         item=item,
         condition="@condition@",
-        repeat=0,
-        spec="sim:bayes",
-        paradigm="change-of-mind",
         factors={"display": "shown", "advice": "opposite", "accuracy": 0.7},
         initial_trial_id="@initial_trial_id@",
         request=StoredRequest(
@@ -257,12 +262,7 @@ def _stage2_template(model: str) -> str:
         response={"logodds_initial": 0.123456789},
         choice="@choice@",
         readout=OptionReadout(mass=probs, probs=probs, outside_mass=0.0, censored=False),
-        usage=Usage(),
-        latency_s=0.001,
         batch_size=36,
-        attempts=1,
-        finished_at=FINISHED_AT,
-        readout_method="logprobs",
     )
     template = record.to_line().decode("utf-8").replace("{", "{{").replace("}", "}}")
     for name in STAGE2_NUMBERS:
